@@ -1,0 +1,35 @@
+// app_backend.c: --device / --threads handling shared by the subcommands.
+#include "apps/app_common.h"
+
+#include "apps/args.h"
+#include "core/dv_error.h"
+#include "core/dv_log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+dv_backend *dv_app_backend_init(const char *device, int n_threads) {
+    if (!device || !strcmp(device, "auto") || !strcmp(device, "cuda")) {
+        int st = 0;
+        dv_backend *be = dv_backend_cuda_init(0, &st);
+        if (be) return be;
+        if (device && !strcmp(device, "cuda")) {
+            dv_app_error();
+            return NULL;
+        }
+        DV_LOG_DEBUG("no CUDA backend (%s); using the CPU", dv_error_message());
+    } else if (strcmp(device, "cpu")) {
+        fprintf(stderr, "duovid: error: --device: '%s' is not one of auto, cpu, cuda\n", device);
+        return NULL;
+    }
+    dv_backend *be = dv_backend_cpu_init(n_threads);
+    if (!be) dv_app_error();
+    return be;
+}
+
+double dv_app_peak_rss_mib(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0;
+    return (double)ru.ru_maxrss / 1024.0; // ru_maxrss is in KiB on Linux
+}

@@ -1,0 +1,88 @@
+// args.c: strict option-value parsing and one-line error printing shared by the subcommands.
+#include "apps/args.h"
+
+#include "core/dv_error.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int dv_arg_i64(const char *flag, const char *val, long long lo, long long hi, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (errno || end == val || *end) {
+        fprintf(stderr, "duovid: error: %s: '%s' is not an integer\n", flag, val);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "duovid: error: %s: %lld is out of range [%lld, %lld]\n", flag, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int dv_arg_int(const char *flag, const char *val, long long lo, long long hi, int *out) {
+    int64_t v;
+    if (dv_arg_i64(flag, val, lo, hi, &v)) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int dv_arg_u64(const char *flag, const char *val, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (*val == '-') {
+        fprintf(stderr, "duovid: error: %s: '%s' must not be negative\n", flag, val);
+        return -1;
+    }
+    unsigned long long v = strtoull(val, &end, 10);
+    if (errno || end == val || *end) {
+        fprintf(stderr, "duovid: error: %s: '%s' is not a non-negative integer\n", flag, val);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int dv_arg_double(const char *flag, const char *val, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end || !isfinite(v)) {
+        fprintf(stderr, "duovid: error: %s: '%s' is not a number\n", flag, val);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "duovid: error: %s: %g is out of range [%g, %g]\n", flag, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int dv_arg_float(const char *flag, const char *val, double lo, double hi, float *out) {
+    double v;
+    if (dv_arg_double(flag, val, lo, hi, &v)) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+int dv_arg_threads(const char *val, int *out) { return dv_arg_int("--threads", val, 0, 1024, out); }
+
+void dv_app_error(void) {
+    const char *m = dv_error_message();
+    fprintf(stderr, "duovid: error: %s\n", m && *m ? m : "unknown error");
+}
+
+void dv_app_usage_error(const char *cmd, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "duovid: error: %s (see duovid %s --help)\n", msg, cmd);
+}

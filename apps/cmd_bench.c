@@ -1,0 +1,131 @@
+// cmd_bench.c: `duovid bench llm`: prefill and decode throughput and peak RSS of an LLM checkpoint
+// on random token ids (no tokenizer needed, so synthetic checkpoints work).
+#include "apps/app_common.h"
+#include "apps/args.h"
+#include "apps/cli.h"
+
+#include "core/dv_error.h"
+#include "core/dv_progress.h"
+#include "llm/dv_llm.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: duovid bench llm -m MODEL_DIR [options]\n\n"
+            "Measures prompt processing (prefill) and generation (decode) speed on random token ids,\n"
+            "and the peak resident memory. Results go to stdout (one line, or JSON with --json).\n\n"
+            "  -m, --model DIR     model folder (e.g. one written by `duovid synth-model`)\n"
+            "  --prompt-tokens N   prefill length (default 512)\n"
+            "  --gen-tokens N      decode steps (default 32)\n"
+            "  --batch N           prefill chunk size (default 256)\n"
+            "  --repeat N          repeat and keep the best run (default 1)\n"
+            "  -t, --threads N     CPU threads (default: all cores)\n"
+            "  --device D          auto | cpu | cuda (default auto)\n"
+            "  --json              print one JSON object\n"
+            "  -h, --help          this help\n");
+}
+
+static int bench_llm(int argc, char **argv) {
+    const char *model_dir = NULL, *device = "auto";
+    int n_prompt = 512, n_gen = 32, n_batch = 256, threads = 0, json = 0, repeat = 1;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"prompt-tokens", required_argument, 0, 1},
+        {"gen-tokens", required_argument, 0, 2}, {"batch", required_argument, 0, 3},
+        {"threads", required_argument, 0, 't'}, {"device", required_argument, 0, 4},
+        {"json", no_argument, 0, 5}, {"repeat", required_argument, 0, 6}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":m:t:h", opts, NULL)) != -1;) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model_dir = optarg; break;
+        case 1: bad = dv_arg_int("--prompt-tokens", optarg, 1, 1 << 24, &n_prompt); break;
+        case 2: bad = dv_arg_int("--gen-tokens", optarg, 0, 1 << 20, &n_gen); break;
+        case 3: bad = dv_arg_int("--batch", optarg, 1, 1 << 16, &n_batch); break;
+        case 't': bad = dv_arg_threads(optarg, &threads); break;
+        case 4: device = optarg; break;
+        case 5: json = 1; break;
+        case 6: bad = dv_arg_int("--repeat", optarg, 1, 100, &repeat); break;
+        case 'h': usage(stdout); return 0;
+        case ':': dv_app_usage_error("bench llm", "%s needs a value", argv[optind - 1]); return 1;
+        default: dv_app_usage_error("bench llm", "unknown option '%s'", argv[optind - 1]); return 1;
+        }
+        if (bad) return 1;
+    }
+    if (!model_dir || optind != argc) {
+        dv_app_usage_error("bench llm", "-m MODEL_DIR is required");
+        return 1;
+    }
+    int ret = 1;
+    dv_backend *be = NULL;
+    dv_llm *llm = NULL;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    if (!(be = dv_app_backend_init(device, threads))) goto done;
+    dv_llm_params lp = dv_llm_default_params();
+    lp.backend = be;
+    lp.n_ctx = n_prompt + n_gen;
+    lp.n_batch = n_batch;
+    if (dv_llm_open(model_dir, &lp, &llm)) goto fail_msg;
+    const dv_llm_config *cfg = dv_llm_get_config(llm);
+    ids = malloc((size_t)n_prompt * sizeof *ids);
+    logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
+    if (!ids || !logits) {
+        dv_error_set(DV_ENOMEM, "out of memory");
+        goto fail_msg;
+    }
+    uint64_t s = 12345;
+    for (int i = 0; i < n_prompt; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((s >> 33) % (uint64_t)cfg->vocab_size);
+    }
+    double best_pf = 1e30, best_dec = 1e30;
+    for (int r = 0; r < repeat; r++) {
+        if (dv_llm_rewind(llm, 0)) goto fail_msg;
+        double t0 = dv_time_now();
+        if (dv_llm_prefill(llm, ids, NULL, n_prompt, logits, 0)) goto fail_msg;
+        double t1 = dv_time_now();
+        for (int i = 0; i < n_gen; i++)
+            if (dv_llm_decode(llm, ids[i % n_prompt], logits)) goto fail_msg;
+        double t2 = dv_time_now();
+        if (t1 - t0 < best_pf) best_pf = t1 - t0;
+        if (t2 - t1 < best_dec) best_dec = t2 - t1;
+    }
+    double pf_tps = n_prompt / best_pf, dec_tps = n_gen > 0 ? n_gen / best_dec : 0;
+    if (json)
+        printf("{\"model\":\"%s\",\"parameters\":%lld,\"backend\":\"%s\",\"threads\":%d,\"prompt_tokens\":%d,"
+               "\"gen_tokens\":%d,\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"peak_rss_mib\":%.1f}\n",
+               model_dir, (long long)dv_llm_param_count(llm), be->ops->name, be->n_threads, n_prompt, n_gen, pf_tps,
+               dec_tps, dv_app_peak_rss_mib());
+    else
+        printf("%s: %.1fM params, %s x%d threads: prefill %d tok %.1f tok/s, decode %d tok %.2f tok/s "
+               "(%.1f ms/tok), peak RSS %.0f MiB\n",
+               model_dir, (double)dv_llm_param_count(llm) / 1e6, be->ops->name, be->n_threads, n_prompt, pf_tps,
+               n_gen, dec_tps, dec_tps > 0 ? 1000.0 / dec_tps : 0, dv_app_peak_rss_mib());
+    ret = 0;
+    goto done;
+fail_msg:
+    dv_app_error();
+done:
+    free(ids);
+    free(logits);
+    dv_llm_free(llm);
+    dv_backend_free(be);
+    return ret;
+}
+
+int dv_cmd_bench(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "llm")) return bench_llm(argc - 1, argv + 1);
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: duovid bench WHAT [options]\n\n  llm   prefill/decode tokens per second and peak RSS "
+               "(duovid bench llm --help)\n");
+        return 0;
+    }
+    dv_app_usage_error("bench", "expected a benchmark name: llm");
+    return 1;
+}

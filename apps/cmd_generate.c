@@ -1,0 +1,221 @@
+// cmd_generate.c: `duovid generate`: stream a text continuation of a prompt with an LLM checkpoint.
+#include "apps/app_common.h"
+#include "apps/args.h"
+#include "apps/cli.h"
+
+#include "core/dv_error.h"
+#include "core/dv_log.h"
+#include "core/dv_progress.h"
+#include "llm/dv_llm.h"
+#include "llm/dv_sampler.h"
+#include "llm/dv_tokenizer.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: duovid generate -m MODEL_DIR -p PROMPT [options]\n\n"
+            "Streams a continuation of PROMPT to stdout; timings go to stderr.\n\n"
+            "  -m, --model DIR        Hugging Face Llama/Mistral folder (config.json, *.safetensors,\n"
+            "                         tokenizer.model)\n"
+            "  -p, --prompt TEXT      the prompt (use -f to read it from a file)\n"
+            "  -f, --file FILE        read the prompt from FILE ('-' = stdin)\n"
+            "  -n, --n-predict N      tokens to generate (default 128; stops early at end-of-sequence)\n"
+            "      --temp T           sampling temperature; 0 = greedy (default 0.8)\n"
+            "      --top-k K          keep the K most likely tokens; 0 = all (default 40)\n"
+            "      --top-p P          nucleus sampling mass in (0, 1] (default 0.95)\n"
+            "      --repeat-penalty R penalty for tokens among the last 64 (default 1.0 = off)\n"
+            "      --seed S           random seed (default: from the clock)\n"
+            "      --ignore-eos       keep generating past end-of-sequence\n"
+            "      --no-bos           do not prepend the BOS token\n"
+            "      --ctx N            KV cache size in tokens (default min(model max, 4096))\n"
+            "      --batch N          prompt tokens per forward chunk (default 256)\n"
+            "  -t, --threads N        CPU threads (default: all cores)\n"
+            "      --device D         auto | cpu | cuda (default auto)\n"
+            "  -v, --verbose          print the model summary and KV cache size\n"
+            "  -h, --help             this help\n");
+}
+
+static char *read_all(const char *path) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        dv_error_set(DV_ENOTFOUND, "%s: cannot open the prompt file", path);
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t r; buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+        n += r;
+        if (n + 1 == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+    }
+    if (f != stdin) fclose(f);
+    if (!buf) dv_error_set(DV_ENOMEM, "%s: out of memory reading the prompt", path);
+    else buf[n] = 0;
+    return buf;
+}
+
+int dv_cmd_generate(int argc, char **argv) {
+    const char *model_dir = NULL, *prompt = NULL, *prompt_file = NULL, *device = "auto";
+    int n_predict = 128, threads = 0, n_ctx = 0, n_batch = 0, verbose = 0, ignore_eos = 0, add_bos = 1;
+    dv_sampler_params sp = dv_sampler_default_params();
+    sp.temperature = 0.8f;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},  {"prompt", required_argument, 0, 'p'},
+        {"file", required_argument, 0, 'f'},   {"n-predict", required_argument, 0, 'n'},
+        {"temp", required_argument, 0, 1},     {"top-k", required_argument, 0, 2},
+        {"top-p", required_argument, 0, 3},    {"repeat-penalty", required_argument, 0, 4},
+        {"seed", required_argument, 0, 5},     {"ignore-eos", no_argument, 0, 6},
+        {"no-bos", no_argument, 0, 7},         {"ctx", required_argument, 0, 8},
+        {"batch", required_argument, 0, 9},    {"threads", required_argument, 0, 't'},
+        {"device", required_argument, 0, 10},  {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":m:p:f:n:t:vh", opts, NULL)) != -1;) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model_dir = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'f': prompt_file = optarg; break;
+        case 'n': bad = dv_arg_int("--n-predict", optarg, 0, 1 << 24, &n_predict); break;
+        case 1: bad = dv_arg_float("--temp", optarg, 0, 100, &sp.temperature); break;
+        case 2: bad = dv_arg_int("--top-k", optarg, 0, 1 << 30, &sp.top_k); break;
+        case 3: bad = dv_arg_float("--top-p", optarg, 1e-6, 1, &sp.top_p); break;
+        case 4: bad = dv_arg_float("--repeat-penalty", optarg, 1e-3, 100, &sp.repetition_penalty); break;
+        case 5: bad = dv_arg_u64("--seed", optarg, &sp.seed); break;
+        case 6: ignore_eos = 1; break;
+        case 7: add_bos = 0; break;
+        case 8: bad = dv_arg_int("--ctx", optarg, 1, 1 << 30, &n_ctx); break;
+        case 9: bad = dv_arg_int("--batch", optarg, 1, 1 << 16, &n_batch); break;
+        case 't': bad = dv_arg_threads(optarg, &threads); break;
+        case 10: device = optarg; break;
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        case ':': dv_app_usage_error("generate", "%s needs a value", argv[optind - 1]); return 1;
+        default: dv_app_usage_error("generate", "unknown option '%s'", argv[optind - 1]); return 1;
+        }
+        if (bad) return 1;
+    }
+    if (optind < argc) {
+        dv_app_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+        return 1;
+    }
+    if (!model_dir) {
+        dv_app_usage_error("generate", "-m MODEL_DIR is required");
+        return 1;
+    }
+    if (!prompt == !prompt_file) {
+        dv_app_usage_error("generate", "give the prompt with exactly one of -p TEXT or -f FILE");
+        return 1;
+    }
+
+    int ret = 1, rc;
+    char *prompt_buf = NULL;
+    dv_backend *be = NULL;
+    dv_tokenizer *tok = NULL;
+    dv_tokenizer_stream *stream = NULL;
+    dv_llm *llm = NULL;
+    dv_sampler *smp = NULL;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+
+    if (prompt_file && !(prompt = prompt_buf = read_all(prompt_file))) goto fail_msg;
+    if (!(be = dv_app_backend_init(device, threads))) goto done;
+    if ((rc = dv_tokenizer_open(model_dir, &tok))) goto fail_msg;
+    dv_llm_params lp = dv_llm_default_params();
+    lp.backend = be;
+    lp.n_ctx = n_ctx;
+    if (n_batch) lp.n_batch = n_batch;
+    double t0 = dv_time_now();
+    if ((rc = dv_llm_open(model_dir, &lp, &llm))) goto fail_msg;
+    const dv_llm_config *cfg = dv_llm_get_config(llm);
+    if (dv_tokenizer_vocab_size(tok) > cfg->vocab_size) {
+        dv_error_set(DV_EFORMAT, "%s: the tokenizer has %d tokens but the model only %d", model_dir,
+                     dv_tokenizer_vocab_size(tok), cfg->vocab_size);
+        goto fail_msg;
+    }
+    if (verbose)
+        fprintf(stderr,
+                "duovid: %s: %s, %.1fM parameters, %d layers, hidden %d, heads %d (kv %d), vocab %d\n"
+                "duovid: context %d tokens, KV cache %.1f MiB, backend %s (%d threads), loaded in %.2f s\n",
+                model_dir, cfg->arch_name, (double)dv_llm_param_count(llm) / 1e6, cfg->n_layers, cfg->hidden_size,
+                cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size, dv_llm_n_ctx(llm),
+                (double)dv_llm_kv_bytes(llm) / (1 << 20), be->ops->name, be->n_threads, dv_time_now() - t0);
+
+    // ---- tokenize ----
+    int n_ctx_eff = dv_llm_n_ctx(llm), n_ids = 0;
+    ids = malloc((size_t)n_ctx_eff * sizeof *ids);
+    logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
+    if (!ids || !logits) {
+        dv_error_set(DV_ENOMEM, "out of memory");
+        goto fail_msg;
+    }
+    if ((rc = dv_tokenizer_encode(tok, prompt, add_bos, ids, n_ctx_eff, &n_ids))) {
+        dv_error_prefix(rc, "prompt (%d tokens) does not fit the context of %d tokens", n_ids, n_ctx_eff);
+        goto fail_msg;
+    }
+    if (n_ids == 0) {
+        dv_error_set(DV_EINVAL, "the prompt is empty (and --no-bos was given)");
+        goto fail_msg;
+    }
+    if (n_ids + n_predict > n_ctx_eff) {
+        int fit = n_ctx_eff - n_ids;
+        DV_LOG_WARN("prompt %d + %d new tokens exceed the context (%d); generating at most %d", n_ids, n_predict,
+                    n_ctx_eff, fit);
+        n_predict = fit;
+    }
+    if ((rc = dv_sampler_init(&sp, cfg->vocab_size, &smp))) goto fail_msg;
+    if (!(stream = dv_tokenizer_stream_init(tok, 0))) goto fail_msg;
+
+    // ---- prefill the prompt ----
+    double tp = dv_time_now();
+    if ((rc = dv_llm_prefill(llm, ids, NULL, n_ids, logits, 0))) goto fail_msg;
+    double t_prefill = dv_time_now() - tp;
+
+    // ---- decode ----
+    fputs(prompt, stdout);
+    fflush(stdout);
+    double td = dv_time_now();
+    int n_gen = 0;
+    for (; n_gen < n_predict; n_gen++) {
+        int32_t next = dv_sampler_sample(smp, logits, ids, n_ids);
+        if (!ignore_eos && dv_llm_config_is_eos(cfg, next)) break;
+        if (!ignore_eos && next == dv_tokenizer_eos(tok)) break;
+        ids[n_ids++] = next;
+        const char *piece = dv_tokenizer_stream_push(stream, next);
+        if (piece && *piece) {
+            fputs(piece, stdout);
+            fflush(stdout);
+        }
+        if (n_gen + 1 < n_predict && (rc = dv_llm_decode(llm, next, logits))) goto fail_msg;
+    }
+    const char *tail = dv_tokenizer_stream_flush(stream);
+    if (tail) fputs(tail, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    double t_dec = dv_time_now() - td;
+    fprintf(stderr, "duovid: prompt %d tok in %.2f s (%.1f tok/s), generated %d tok in %.2f s (%.1f tok/s), peak RSS %.0f MiB\n",
+            n_ids - n_gen, t_prefill, t_prefill > 0 ? (n_ids - n_gen) / t_prefill : 0, n_gen, t_dec,
+            t_dec > 0 ? n_gen / t_dec : 0, dv_app_peak_rss_mib());
+    ret = 0;
+    goto done;
+fail_msg:
+    dv_app_error();
+done:
+    free(ids);
+    free(logits);
+    free(prompt_buf);
+    dv_sampler_free(smp);
+    dv_tokenizer_stream_free(stream);
+    dv_llm_free(llm);
+    dv_tokenizer_free(tok);
+    dv_backend_free(be);
+    return ret;
+}

@@ -1,0 +1,88 @@
+// cmd_info.c: `duovid info MODEL_DIR`: architecture, parameter count, dtypes, context length.
+#include "apps/args.h"
+#include "apps/cli.h"
+
+#include "core/dv_error.h"
+#include "core/dv_safetensors.h"
+#include "llm/dv_llm_config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: duovid info MODEL_DIR [--json]\n\n"
+               "Describes a Hugging Face model folder: architecture, parameters, tensor dtypes, context length.\n"
+               "Every tensor is validated (offsets, sizes) but no weights are read.\n\n"
+               "  --json     one JSON object on stdout instead of aligned lines\n"
+               "  -h, --help this help\n");
+}
+
+int dv_cmd_info_model(int argc, char **argv) {
+    int json = 0;
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+        if (c == 'j') json = 1;
+        else if (c == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            dv_app_usage_error("info", "unknown option '%s'", argv[optind - 1]);
+            return 1;
+        }
+    }
+    if (optind != argc - 1) {
+        dv_app_usage_error("info", "expected one MODEL_DIR");
+        return 1;
+    }
+    const char *dir = argv[optind];
+    dv_llm_config cfg;
+    dv_safetensors *st = NULL;
+    if (dv_llm_config_load(dir, &cfg) || dv_safetensors_open(dir, &st)) {
+        dv_app_error();
+        return 1;
+    }
+    int64_t n_params = 0, by_dtype[DV_DTYPE_COUNT] = {0};
+    for (int i = 0; i < dv_safetensors_count(st); i++) {
+        const dv_st_tensor *t = dv_safetensors_at(st, i);
+        int64_t n = 1;
+        for (int d = 0; d < t->n_dims; d++) n *= t->shape[d];
+        n_params += n;
+        by_dtype[t->dtype] += n;
+    }
+    char dtypes[128] = "";
+    for (int d = 0; d < DV_DTYPE_COUNT; d++)
+        if (by_dtype[d])
+            snprintf(dtypes + strlen(dtypes), sizeof dtypes - strlen(dtypes), "%s%s", dtypes[0] ? "+" : "",
+                     dv_dtype_name((dv_dtype)d));
+    double gib = (double)dv_safetensors_total_bytes(st) / (1024.0 * 1024 * 1024);
+    if (json) {
+        printf("{\"architecture\":\"%s\",\"parameters\":%lld,\"dtype\":\"%s\",\"weights_gib\":%.4f,"
+               "\"context_length\":%d,\"layers\":%d,\"hidden_size\":%d,\"intermediate_size\":%d,"
+               "\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,\"vocab_size\":%d,\"rope_theta\":%g,"
+               "\"rope_type\":\"%s\",\"tied_embeddings\":%s,\"tensors\":%d}\n",
+               cfg.arch_name, (long long)n_params, dtypes, gib, cfg.max_position_embeddings, cfg.n_layers,
+               cfg.hidden_size, cfg.intermediate_size, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.vocab_size,
+               cfg.rope_theta, cfg.rope_type, cfg.tie_word_embeddings ? "true" : "false", dv_safetensors_count(st));
+    } else {
+        printf("model:          %s\n", dir);
+        printf("architecture:   %s\n", cfg.arch_name);
+        printf("parameters:     %lld (%.2fB)\n", (long long)n_params, (double)n_params / 1e9);
+        printf("dtype:          %s (%.2f GiB of weights in %d tensors)\n", dtypes, gib, dv_safetensors_count(st));
+        printf("context length: %d\n", cfg.max_position_embeddings);
+        printf("layers:         %d\n", cfg.n_layers);
+        printf("hidden size:    %d (intermediate %d)\n", cfg.hidden_size, cfg.intermediate_size);
+        printf("attention:      %d heads, %d KV heads (%s), head dim %d\n", cfg.n_heads, cfg.n_kv_heads,
+               cfg.n_kv_heads == cfg.n_heads ? "MHA" : "GQA", cfg.head_dim);
+        printf("vocabulary:     %d%s\n", cfg.vocab_size, cfg.tie_word_embeddings ? " (tied embeddings)" : "");
+        printf("rope:           theta %g, %s", cfg.rope_theta, cfg.rope_type);
+        if (strcmp(cfg.rope_type, "default")) printf(" (factor %g)", cfg.rope_scaling.factor);
+        printf("\n");
+    }
+    dv_safetensors_free(st);
+    return 0;
+}
+
+int dv_cmd_info(int argc, char **argv) { return dv_cmd_info_model(argc, argv); }

@@ -1,0 +1,47 @@
+// main.c: the duovid command-line entry point: dispatches to one subcommand per file (cmd_*.c).
+#include "apps/cli.h"
+
+#include "core/dv_log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct dv_cmd {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} dv_cmds[] = {
+    {"generate", dv_cmd_generate, "generate text from a prompt with an LLM checkpoint"},
+    {"info", dv_cmd_info, "describe a model folder (architecture, parameters, dtype, context)"},
+    {"bench", dv_cmd_bench, "benchmarks: `bench llm` (prefill/decode tok/s, peak RSS)"},
+    {"synth-model", dv_cmd_synth_model, "write a random-weight checkpoint of a named shape (for benchmarks)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "duovid %s: answer questions about hours-long videos (FFmpeg + ViT + DuoAttention LLM)\n\n"
+               "usage: duovid COMMAND [options]   (duovid COMMAND --help for details)\n\ncommands:\n",
+            DUOVID_VERSION);
+    for (size_t i = 0; i < sizeof dv_cmds / sizeof dv_cmds[0]; i++)
+        fprintf(f, "  %-10s %s\n", dv_cmds[i].name, dv_cmds[i].help);
+    fprintf(f, "\nenvironment: DUOVID_LOG=debug|info|warn|error sets the log level (stderr).\n");
+}
+
+int main(int argc, char **argv) {
+    dv_log_init_from_env();
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("duovid %s\n", DUOVID_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof dv_cmds / sizeof dv_cmds[0]; i++)
+        if (!strcmp(argv[1], dv_cmds[i].name)) return dv_cmds[i].run(argc - 1, argv + 1) ? 1 : 0;
+    fprintf(stderr, "duovid: error: unknown command '%s' (see duovid --help)\n", argv[1]);
+    return 1;
+}

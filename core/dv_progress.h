@@ -1,0 +1,32 @@
+// dv_progress.h: a progress bar on stderr for long work (count, rate, ETA).
+// On a TTY it redraws one line at most ~10 times a second; otherwise (CI, pipes, log files) it prints
+// a plain line every few seconds, so logs stay readable. Nothing is printed when the log level is
+// above info (DUOVID_LOG=warn) or for work that finishes in under half a second.
+#ifndef DV_PROGRESS_H
+#define DV_PROGRESS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dv_progress dv_progress;
+
+// total <= 0 means unknown (no percentage or ETA). `unit` names what is counted ("tok", "frames").
+// Returns NULL only when out of memory; every function accepts NULL and then does nothing.
+dv_progress *dv_progress_init(const char *label, int64_t total, const char *unit);
+void dv_progress_update(dv_progress *p, int64_t done);
+void dv_progress_add(dv_progress *p, int64_t delta);
+// Prints the final line (count, elapsed, average rate) and frees.
+void dv_progress_finish(dv_progress *p);
+// Frees without a final line (on errors).
+void dv_progress_free(dv_progress *p);
+
+// Monotonic seconds, for timings.
+double dv_time_now(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

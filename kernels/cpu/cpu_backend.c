@@ -1,0 +1,87 @@
+// cpu_backend.c: the CPU backend: host memory, OpenMP threads, OpenBLAS, and the op table.
+#include "kernels/cpu/cpu_ops.h"
+
+#include "core/dv_error.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+void openblas_set_num_threads(int n);
+
+static void *cpu_alloc(dv_backend *be, size_t n) {
+    (void)be;
+    void *p = NULL;
+    // 64-byte alignment for vector loads; posix_memalign needs a non-zero size
+    if (posix_memalign(&p, 64, n ? n : 64)) {
+        dv_error_set(DV_ENOMEM, "out of memory allocating %zu bytes", n);
+        return NULL;
+    }
+    return p;
+}
+
+static void cpu_free(dv_backend *be, void *p) {
+    (void)be;
+    free(p);
+}
+
+static int cpu_copy(dv_backend *be, void *dst, const void *src, size_t n) {
+    (void)be;
+    if (n && dst != src) memcpy(dst, src, n);
+    return 0;
+}
+
+static int cpu_sync(dv_backend *be) {
+    (void)be;
+    return 0;
+}
+
+static void cpu_destroy(dv_backend *be) {
+    dv_cpu_ctx *c = be->ctx;
+    if (c) free(c->scratch);
+    free(c);
+    free(be);
+}
+
+static const dv_backend_ops dv_cpu_ops = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .synchronize = cpu_sync,
+    .destroy = cpu_destroy,
+    .matmul = dv_cpu_matmul,
+    .rms_norm = dv_cpu_rms_norm,
+    .layer_norm = dv_cpu_layer_norm,
+    .rope = dv_cpu_rope,
+    .act = dv_cpu_act,
+    .swiglu = dv_cpu_swiglu,
+    .softmax = dv_cpu_softmax,
+    .attention = dv_cpu_attention,
+    .embed = dv_cpu_embed,
+    .add = dv_cpu_add,
+    .mul = dv_cpu_mul,
+    .scale = dv_cpu_scale,
+    .convert = dv_cpu_convert,
+};
+
+dv_backend *dv_backend_cpu_init(int n_threads) {
+    dv_backend *be = calloc(1, sizeof *be);
+    dv_cpu_ctx *c = calloc(1, sizeof *c);
+    if (!be || !c) {
+        free(be);
+        free(c);
+        dv_error_set(DV_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (n_threads <= 0) n_threads = dv_cpu_count();
+    // One thread count for our OpenMP loops and OpenBLAS (they never run at the same time).
+    omp_set_num_threads(n_threads);
+    openblas_set_num_threads(n_threads);
+    be->ops = &dv_cpu_ops;
+    be->device = DV_DEVICE_CPU;
+    be->n_threads = n_threads;
+    be->ctx = c;
+    return be;
+}

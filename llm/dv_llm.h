@@ -1,0 +1,62 @@
+// dv_llm.h: a decoder-only LLM (Llama/Mistral family) with a KV cache: open a Hugging Face model
+// folder, prefill tokens or embeddings, decode one token at a time.
+//
+//   dv_llm *m; dv_llm_params p = dv_llm_default_params(); p.backend = be;
+//   if (dv_llm_open("assets/models/tiny-llama", &p, &m)) fail(dv_error_message());
+//   dv_llm_prefill(m, ids, NULL, n, logits, 0);         // logits (V) of the last token
+//   while (...) { tok = sample(logits); dv_llm_decode(m, tok, logits); }
+//   dv_llm_free(m);
+//
+// Weights stay in their file dtype inside the memory-mapped safetensors (a 7B bf16 model needs
+// ~13.5 GB of page cache, never an fp32 copy). Activations are allocated once at open for up to
+// n_batch tokens per forward; the KV cache once for n_ctx positions.
+#ifndef DV_LLM_H
+#define DV_LLM_H
+
+#include "kernels/dv_backend.h"
+#include "llm/dv_llm_config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dv_llm dv_llm;
+
+typedef struct dv_llm_params {
+    dv_backend *backend; // not owned; required
+    int n_ctx;           // KV cache capacity in tokens; 0 = min(max_position_embeddings, 4096)
+    int n_batch;         // tokens per forward chunk (prefill is split into chunks); 0 = 256
+} dv_llm_params;
+
+dv_llm_params dv_llm_default_params(void);
+
+// Opens MODEL_DIR (config.json + model.safetensors or a sharded index). Validates every tensor's
+// presence and shape. Returns 0 or <0 with a message naming the file and the problem.
+int dv_llm_open(const char *model_dir, const dv_llm_params *params, dv_llm **out);
+void dv_llm_free(dv_llm *m);
+
+const dv_llm_config *dv_llm_get_config(const dv_llm *m);
+int dv_llm_n_ctx(const dv_llm *m);
+int dv_llm_n_past(const dv_llm *m); // tokens in the KV cache
+// Forgets cached positions >= n_past (n_past <= current); 0 clears the cache.
+int dv_llm_rewind(dv_llm *m, int n_past);
+// Bytes held by the KV cache (allocated) and by the weights (file bytes).
+size_t dv_llm_kv_bytes(const dv_llm *m);
+size_t dv_llm_weight_bytes(const dv_llm *m);
+int64_t dv_llm_param_count(const dv_llm *m);
+
+// Appends n tokens to the context, given as token ids (ids != NULL) or as input embeddings
+// (embd (n, hidden), F32, host memory), in chunks of n_batch. logits (host, F32) may be NULL; else
+// it receives the last token's logits (V) or, with all_logits, every token's (n, V).
+// Errors: out-of-range ids, context full (DV_EINVAL naming n_ctx).
+int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, float *logits, int all_logits);
+// One token: append it and write its logits (V).
+int dv_llm_decode(dv_llm *m, int32_t id, float *logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,28 @@
+// dv_llm_synth.h: synthetic checkpoints: a Hugging Face-layout Llama folder (config.json +
+// model.safetensors) with random weights of any shape, for benchmarks and the GPU work (7B-shaped
+// models without downloading anything). Weights are streamed to disk; memory use stays small.
+#ifndef DV_LLM_SYNTH_H
+#define DV_LLM_SYNTH_H
+
+#include "core/dv_dtype.h"
+#include "llm/dv_llm_config.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Named shapes: "tiny" (~1M), "100m" (~125M), "llama2-7b", "vicuna-7b" (llama2-7b shape),
+// "llama3-8b", "mistral-7b". Returns DV_EINVAL listing the names for an unknown one.
+int dv_llm_synth_preset(const char *name, dv_llm_config *cfg);
+// Writes DIR/config.json and DIR/model.safetensors (creating DIR). Weights ~ U(-a, a) with
+// std 0.02 (norm weights 1), deterministic for a seed. dtype: F32, F16 or BF16.
+int dv_llm_synth_write(const char *dir, const dv_llm_config *cfg, dv_dtype dtype, uint64_t seed);
+// The names listed in --help.
+const char *dv_llm_synth_preset_names(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

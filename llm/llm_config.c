@@ -1,0 +1,174 @@
+// llm_config.c: parse and validate a Hugging Face Llama/Mistral config.json into dv_llm_config.
+#include "llm/dv_llm_config.h"
+
+#include "core/dv_error.h"
+#include "core/dv_json.h"
+#include "core/dv_log.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+// Token ids may be an int, a list of ints, or null.
+static int read_ids(const cJSON *j, const char *key, int *ids, int max, int *n) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    *n = 0;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (cJSON_IsNumber(v)) {
+        ids[(*n)++] = (int)v->valuedouble;
+        return 0;
+    }
+    if (!cJSON_IsArray(v)) return -1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v) {
+        if (!cJSON_IsNumber(e)) return -1;
+        if (*n < max) ids[(*n)++] = (int)e->valuedouble;
+    }
+    return 0;
+}
+
+static int get_pos_int(const cJSON *j, const char *key, const char *what, int64_t lo, int64_t hi, int *out) {
+    int64_t v;
+    int rc = dv_json_get_int(j, key, what, &v);
+    if (rc) return rc;
+    if (v < lo || v > hi)
+        return dv_error_set(DV_EFORMAT, "%s: '%s' = %lld is out of range [%lld, %lld]", what, key, (long long)v,
+                            (long long)lo, (long long)hi);
+    *out = (int)v;
+    return 0;
+}
+
+int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg) {
+    int rc;
+    memset(cfg, 0, sizeof *cfg);
+    if (!cJSON_IsObject(j)) return dv_error_set(DV_EFORMAT, "%s: not a JSON object", what);
+
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(j, "architectures");
+    const char *model_type = dv_json_get_string(j, "model_type");
+    const char *arch = NULL;
+    if (cJSON_IsArray(archs) && cJSON_GetArraySize(archs) > 0 && cJSON_IsString(cJSON_GetArrayItem(archs, 0)))
+        arch = cJSON_GetArrayItem(archs, 0)->valuestring;
+    if (arch ? !strcmp(arch, "LlamaForCausalLM") : (model_type && !strcmp(model_type, "llama"))) {
+        cfg->arch = DV_LLM_ARCH_LLAMA;
+    } else if (arch ? !strcmp(arch, "MistralForCausalLM") : (model_type && !strcmp(model_type, "mistral"))) {
+        cfg->arch = DV_LLM_ARCH_MISTRAL;
+    } else {
+        return dv_error_set(DV_EUNSUPPORTED,
+                            "%s: architecture '%s' is not supported (supported: LlamaForCausalLM, MistralForCausalLM)",
+                            what, arch ? arch : (model_type ? model_type : "(none)"));
+    }
+    snprintf(cfg->arch_name, sizeof cfg->arch_name, "%s",
+             arch ? arch : (cfg->arch == DV_LLM_ARCH_LLAMA ? "LlamaForCausalLM" : "MistralForCausalLM"));
+
+    if ((rc = get_pos_int(j, "vocab_size", what, 1, INT_MAX / 2, &cfg->vocab_size)) ||
+        (rc = get_pos_int(j, "hidden_size", what, 1, 1 << 17, &cfg->hidden_size)) ||
+        (rc = get_pos_int(j, "intermediate_size", what, 1, 1 << 20, &cfg->intermediate_size)) ||
+        (rc = get_pos_int(j, "num_hidden_layers", what, 1, 4096, &cfg->n_layers)) ||
+        (rc = get_pos_int(j, "num_attention_heads", what, 1, 4096, &cfg->n_heads)))
+        return rc;
+
+    int64_t v = cfg->n_heads;
+    if ((rc = dv_json_get_int_opt(j, "num_key_value_heads", what, &v))) return rc;
+    if (v < 1 || v > cfg->n_heads || cfg->n_heads % v)
+        return dv_error_set(DV_EFORMAT, "%s: num_key_value_heads = %lld must divide num_attention_heads = %d", what,
+                            (long long)v, cfg->n_heads);
+    cfg->n_kv_heads = (int)v;
+
+    const cJSON *hd = cJSON_GetObjectItemCaseSensitive(j, "head_dim");
+    if (hd && !cJSON_IsNull(hd)) {
+        if ((rc = get_pos_int(j, "head_dim", what, 2, 2 * DV_ROPE_MAX_HALF, &cfg->head_dim))) return rc;
+    } else {
+        if (cfg->hidden_size % cfg->n_heads)
+            return dv_error_set(DV_EFORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", what,
+                                cfg->hidden_size, cfg->n_heads);
+        cfg->head_dim = cfg->hidden_size / cfg->n_heads;
+    }
+    if (cfg->head_dim % 2 || cfg->head_dim > 2 * DV_ROPE_MAX_HALF)
+        return dv_error_set(DV_EFORMAT, "%s: head_dim %d must be even and <= %d", what, cfg->head_dim,
+                            2 * DV_ROPE_MAX_HALF);
+
+    v = 2048;
+    if ((rc = dv_json_get_int_opt(j, "max_position_embeddings", what, &v))) return rc;
+    if (v < 1 || v > (1ll << 30))
+        return dv_error_set(DV_EFORMAT, "%s: max_position_embeddings = %lld is out of range", what, (long long)v);
+    cfg->max_position_embeddings = (int)v;
+
+    cfg->rms_norm_eps = 1e-6;
+    if ((rc = dv_json_get_double_opt(j, "rms_norm_eps", what, &cfg->rms_norm_eps))) return rc;
+    if (!(cfg->rms_norm_eps > 0 && cfg->rms_norm_eps < 1))
+        return dv_error_set(DV_EFORMAT, "%s: rms_norm_eps = %g is out of range (0, 1)", what, cfg->rms_norm_eps);
+
+    // RoPE: classic configs have rope_theta + rope_scaling at the top level; newer transformers
+    // write one "rope_parameters" object holding rope_type, rope_theta and the scaling fields.
+    cfg->rope_theta = 10000.0;
+    if ((rc = dv_json_get_double_opt(j, "rope_theta", what, &cfg->rope_theta))) return rc;
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
+    if (cJSON_IsObject(rp)) {
+        if ((rc = dv_json_get_double_opt(rp, "rope_theta", what, &cfg->rope_theta))) return rc;
+        if (!rs || cJSON_IsNull(rs)) rs = rp;
+    }
+    snprintf(cfg->rope_type, sizeof cfg->rope_type, "default");
+    cfg->rope_scaling.factor = 1.0;
+    if (rs && !cJSON_IsNull(rs)) {
+        if (!cJSON_IsObject(rs)) return dv_error_set(DV_EFORMAT, "%s: rope_scaling is not an object", what);
+        const char *t = dv_json_get_string(rs, "rope_type");
+        if (!t) t = dv_json_get_string(rs, "type");
+        if (t) snprintf(cfg->rope_type, sizeof cfg->rope_type, "%s", t);
+        if ((rc = dv_json_get_double_opt(rs, "factor", what, &cfg->rope_scaling.factor)) ||
+            (rc = dv_json_get_double_opt(rs, "low_freq_factor", what, &cfg->rope_scaling.low_freq_factor)) ||
+            (rc = dv_json_get_double_opt(rs, "high_freq_factor", what, &cfg->rope_scaling.high_freq_factor)) ||
+            (rc = dv_json_get_double_opt(rs, "original_max_position_embeddings", what,
+                                         &cfg->rope_scaling.original_max_position_embeddings)))
+            return rc;
+    }
+    if (!(cfg->rope_theta > 0)) return dv_error_set(DV_EFORMAT, "%s: rope_theta must be > 0", what);
+    dv_rope probe;
+    if ((rc = dv_llm_config_rope(cfg, &probe))) return dv_error_prefix(rc, "%s", what);
+
+    cfg->tie_word_embeddings = 0; // HF default for Llama and Mistral
+    if ((rc = dv_json_get_bool_opt(j, "tie_word_embeddings", what, &cfg->tie_word_embeddings)) ||
+        (rc = dv_json_get_bool_opt(j, "attention_bias", what, &cfg->attention_bias)) ||
+        (rc = dv_json_get_bool_opt(j, "mlp_bias", what, &cfg->mlp_bias)))
+        return rc;
+
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "sliding_window");
+    if (cJSON_IsNumber(sw) && sw->valuedouble > 0) cfg->sliding_window = (int)sw->valuedouble;
+
+    int n;
+    cfg->bos_token_id = -1;
+    if (read_ids(j, "bos_token_id", &cfg->bos_token_id, 1, &n))
+        return dv_error_set(DV_EFORMAT, "%s: bos_token_id is not an integer", what);
+    if (read_ids(j, "eos_token_id", cfg->eos_token_ids, DV_LLM_MAX_EOS, &cfg->n_eos))
+        return dv_error_set(DV_EFORMAT, "%s: eos_token_id is not an integer or a list of integers", what);
+
+    const char *dt = dv_json_get_string(j, "torch_dtype");
+    if (!dt) dt = dv_json_get_string(j, "dtype");
+    cfg->dtype = DV_DTYPE_F32;
+    if (dt && (!strcmp(dt, "bfloat16"))) cfg->dtype = DV_DTYPE_BF16;
+    if (dt && (!strcmp(dt, "float16"))) cfg->dtype = DV_DTYPE_F16;
+    return 0;
+}
+
+int dv_llm_config_load(const char *model_dir, dv_llm_config *cfg) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", model_dir);
+    cJSON *j = NULL;
+    int rc = dv_json_load(path, &j);
+    if (rc) return rc;
+    rc = dv_llm_config_from_json(j, path, cfg);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int dv_llm_config_rope(const dv_llm_config *cfg, dv_rope *rope) {
+    dv_rope_scaling sc = cfg->rope_scaling;
+    sc.type = cfg->rope_type; // set here, not stored: a stored pointer would dangle in struct copies
+    return dv_rope_init(rope, cfg->head_dim, cfg->rope_theta, &sc);
+}
+
+int dv_llm_config_is_eos(const dv_llm_config *cfg, int token) {
+    for (int i = 0; i < cfg->n_eos; i++)
+        if (cfg->eos_token_ids[i] == token) return 1;
+    return 0;
+}

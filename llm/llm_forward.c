@@ -1,0 +1,124 @@
+// llm_forward.c: the Llama/Mistral forward pass over a chunk of tokens, top to bottom.
+//
+// For a chunk of T tokens at positions p0 .. p0+T-1 (T <= n_batch):
+//   x = embed(ids)                                   (or the caller's embeddings)
+//   for each layer:
+//     xb = rms_norm(x) ; q = xb Wq ; k, v = xb Wk, xb Wv  -> written straight into the cache rows
+//     rope(q), rope(k) at their absolute positions
+//     att = causal GQA attention of q over cache rows [0, p0+T)
+//     x += att Wo
+//     xb = rms_norm(x) ; x += (silu(xb Wgate) * (xb Wup)) Wdown
+//   logits = rms_norm(x) lm_head                     (last row, or every row)
+#include "core/dv_error.h"
+#include "llm/llm_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+// A view of `n` rows of width `w` starting at row `r` of a row-major F32 buffer.
+static dv_tensor rows_f32(float *buf, int64_t r, int64_t n, int64_t w) {
+    return dv_tensor_2d(DV_DTYPE_F32, buf + r * w, n, w);
+}
+
+static int forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T, float *logits_out, int all_logits) {
+    const dv_llm_config *c = &m->cfg;
+    dv_backend *be = m->be;
+    const dv_backend_ops *op = be->ops;
+    const int64_t H = c->hidden_size, F = c->intermediate_size, D = c->head_dim, Hq = c->n_heads,
+                  Hkv = c->n_kv_heads, V = c->vocab_size;
+    const int64_t p0 = m->n_past;
+    int rc;
+
+    // ---- inputs: positions and token ids / embeddings ----
+    for (int t = 0; t < T; t++) m->pos_host[t] = (int32_t)(p0 + t);
+    if ((rc = op->upload(be, m->pos, m->pos_host, (size_t)T * sizeof(int32_t)))) return rc;
+    dv_tensor pos = dv_tensor_1d(DV_DTYPE_I32, m->pos, T);
+    dv_tensor x = rows_f32(m->x, 0, T, H);   // (T, H) residual stream
+    dv_tensor xb = rows_f32(m->xb, 0, T, H); // (T, H)
+    if (ids) {
+        memcpy(m->ids_host, ids, (size_t)T * sizeof(int32_t));
+        if ((rc = op->upload(be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t)))) return rc;
+        dv_tensor idt = dv_tensor_1d(DV_DTYPE_I32, m->ids, T);
+        op->embed(be, &x, &m->tok_embd, &idt);
+    } else {
+        if ((rc = op->upload(be, m->x, embd, (size_t)T * (size_t)H * sizeof(float)))) return rc;
+    }
+
+    dv_tensor q = dv_tensor_3d(DV_DTYPE_F32, m->q, T, Hq, D);     // (T, Hq, D)
+    dv_tensor q2 = dv_tensor_2d(DV_DTYPE_F32, m->q, T, Hq * D);   // same memory, as (T, Hq*D)
+    dv_tensor att = dv_tensor_3d(DV_DTYPE_F32, m->att, T, Hq, D); // (T, Hq, D)
+    dv_tensor att2 = dv_tensor_2d(DV_DTYPE_F32, m->att, T, Hq * D);
+    dv_tensor gate = dv_tensor_2d(DV_DTYPE_F32, m->gate, T, F); // (T, F)
+    dv_tensor up = dv_tensor_2d(DV_DTYPE_F32, m->up, T, F);     // (T, F)
+    dv_attn_params ap = {.scale = 1.0f / sqrtf((float)D), .causal = 1, .q_pos0 = p0};
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const dv_llm_layer *w = &m->layers[l];
+        // this layer's cache: (n_ctx, Hkv, D)
+        float *kc = m->k_cache + (size_t)l * (size_t)m->n_ctx * (size_t)(Hkv * D);
+        float *vc = m->v_cache + (size_t)l * (size_t)m->n_ctx * (size_t)(Hkv * D);
+
+        // ---- attention ----
+        op->rms_norm(be, &xb, &x, &w->attn_norm, (float)c->rms_norm_eps);
+        dv_tensor k_new = rows_f32(kc, p0, T, Hkv * D); // cache rows [p0, p0+T) as (T, Hkv*D)
+        dv_tensor v_new = rows_f32(vc, p0, T, Hkv * D);
+        op->matmul(be, &q2, &xb, &w->wq, w->bq.data ? &w->bq : NULL);
+        op->matmul(be, &k_new, &xb, &w->wk, w->bk.data ? &w->bk : NULL);
+        op->matmul(be, &v_new, &xb, &w->wv, w->bv.data ? &w->bv : NULL);
+        dv_tensor k_rot = dv_tensor_3d(DV_DTYPE_F32, kc + p0 * Hkv * D, T, Hkv, D);
+        op->rope(be, &q, &pos, &m->rope);
+        op->rope(be, &k_rot, &pos, &m->rope);
+        dv_tensor k_all = dv_tensor_3d(DV_DTYPE_F32, kc, p0 + T, Hkv, D); // keys [0, p0+T)
+        dv_tensor v_all = dv_tensor_3d(DV_DTYPE_F32, vc, p0 + T, Hkv, D);
+        op->attention(be, &att, &q, &k_all, &v_all, &ap);
+        op->matmul(be, &xb, &att2, &w->wo, w->bo.data ? &w->bo : NULL);
+        op->add(be, &x, &x, &xb);
+
+        // ---- MLP (SwiGLU) ----
+        op->rms_norm(be, &xb, &x, &w->ffn_norm, (float)c->rms_norm_eps);
+        op->matmul(be, &gate, &xb, &w->w_gate, w->b_gate.data ? &w->b_gate : NULL);
+        op->matmul(be, &up, &xb, &w->w_up, w->b_up.data ? &w->b_up : NULL);
+        op->swiglu(be, &gate, &gate, &up);
+        op->matmul(be, &xb, &gate, &w->w_down, w->b_down.data ? &w->b_down : NULL);
+        op->add(be, &x, &x, &xb);
+    }
+
+    // ---- head: only the rows whose logits were asked for ----
+    if (logits_out) {
+        int64_t r0 = all_logits ? 0 : T - 1, nr = all_logits ? T : 1;
+        dv_tensor xr = rows_f32(m->x, r0, nr, H), xbr = rows_f32(m->xb, 0, nr, H);
+        dv_tensor lg = rows_f32(m->logits, 0, nr, V);
+        op->rms_norm(be, &xbr, &xr, &m->out_norm, (float)c->rms_norm_eps);
+        op->matmul(be, &lg, &xbr, &m->lm_head, NULL);
+        if ((rc = op->download(be, logits_out, m->logits, (size_t)(nr * V) * sizeof(float)))) return rc;
+    }
+    if ((rc = op->synchronize(be))) return rc;
+    m->n_past += T;
+    return 0;
+}
+
+int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, float *logits, int all_logits) {
+    DV_ASSERT((ids == NULL) != (embd == NULL) && n >= 0);
+    if (n == 0) return 0;
+    if ((int64_t)m->n_past + n > m->n_ctx)
+        return dv_error_set(DV_EINVAL, "context full: %d cached + %d new tokens exceed the context size %d (raise --ctx)",
+                            m->n_past, n, m->n_ctx);
+    if (ids)
+        for (int i = 0; i < n; i++)
+            if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
+                return dv_error_set(DV_EINVAL, "token id %d at position %d is outside the vocabulary [0, %d)", ids[i],
+                                    i, m->cfg.vocab_size);
+    const int64_t V = m->cfg.vocab_size, H = m->cfg.hidden_size;
+    for (int i = 0; i < n; i += m->n_batch) {
+        int T = n - i < m->n_batch ? n - i : m->n_batch;
+        int last = i + T == n;
+        float *lg = NULL;
+        if (logits && all_logits) lg = logits + (size_t)i * (size_t)V;
+        else if (logits && last) lg = logits;
+        int rc = forward_chunk(m, ids ? ids + i : NULL, embd ? embd + (size_t)i * (size_t)H : NULL, T, lg, all_logits);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int dv_llm_decode(dv_llm *m, int32_t id, float *logits) { return dv_llm_prefill(m, &id, NULL, 1, logits, 0); }

@@ -1,0 +1,49 @@
+// llm_internal.h: the dv_llm struct, shared by llm_model.c (loading) and llm_forward.c (the pass).
+#ifndef DV_LLM_INTERNAL_H
+#define DV_LLM_INTERNAL_H
+
+#include "core/dv_safetensors.h"
+#include "llm/dv_llm.h"
+
+// One transformer block's weights: views into the mapped checkpoint (file dtype). Biases have
+// data == NULL when the config has none.
+typedef struct dv_llm_layer {
+    dv_tensor attn_norm;              // (H)
+    dv_tensor wq, wk, wv, wo;         // (Hq*D, H), (Hkv*D, H), (Hkv*D, H), (H, Hq*D)
+    dv_tensor bq, bk, bv, bo;         // (Hq*D), (Hkv*D), (Hkv*D), (H)  [attention_bias]
+    dv_tensor ffn_norm;               // (H)
+    dv_tensor w_gate, w_up, w_down;   // (F, H), (F, H), (H, F)
+    dv_tensor b_gate, b_up, b_down;   // (F), (F), (H)                  [mlp_bias]
+} dv_llm_layer;
+
+struct dv_llm {
+    dv_llm_config cfg;
+    dv_backend *be;      // not owned
+    dv_safetensors *st;  // owned: the mapped checkpoint the weight views point into
+    dv_rope rope;
+
+    dv_tensor tok_embd;  // (V, H)
+    dv_tensor out_norm;  // (H)
+    dv_tensor lm_head;   // (V, H); the same view as tok_embd when tied
+    dv_llm_layer *layers; // (L), owned
+
+    int n_ctx, n_batch, n_past;
+    int64_t n_params;
+
+    // KV cache, post-RoPE keys: (L, n_ctx, Hkv, D) F32 each, backend memory, owned
+    float *k_cache, *v_cache;
+
+    // activations for one chunk of up to n_batch tokens, backend memory, owned
+    float *x;       // (B, H) residual stream
+    float *xb;      // (B, H) normed input / projection output
+    float *q;       // (B, Hq*D)
+    float *att;     // (B, Hq*D) attention output
+    float *gate;    // (B, F)
+    float *up;      // (B, F)
+    float *logits;  // (B, V)
+    int32_t *pos;   // (B) absolute positions
+    int32_t *ids;   // (B) token ids
+    int32_t *pos_host, *ids_host; // (B) host staging, owned
+};
+
+#endif

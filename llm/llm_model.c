@@ -1,0 +1,203 @@
+// llm_model.c: open a Llama/Mistral checkpoint folder: read config.json, map the safetensors,
+// bind and shape-check every weight, and allocate the KV cache and activation buffers once.
+#include "core/dv_error.h"
+#include "core/dv_log.h"
+#include "llm/llm_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+dv_llm_params dv_llm_default_params(void) {
+    dv_llm_params p = {.backend = NULL, .n_ctx = 0, .n_batch = 256};
+    return p;
+}
+
+// Tensor-name prefixes: plain HF causal LMs ("model.layers.0...", "lm_head"), and the language
+// model inside LLaVA-style checkpoints (old and new transformers layouts).
+static const struct { const char *body, *head; } dv_prefixes[] = {
+    {"model.", "lm_head."},
+    {"language_model.model.", "language_model.lm_head."},
+    {"model.language_model.", "lm_head."},
+};
+
+typedef struct binder {
+    const dv_safetensors *st;
+    const char *body, *head;
+    int64_t n_params;
+} binder;
+
+// Looks up `prefix + name`, checks the shape (n0[, n1]) and the dtype, and makes a view.
+static int bind(binder *b, dv_tensor *t, const char *prefix, const char *name, int64_t n0, int64_t n1) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    int64_t shape[2] = {n0, n1};
+    const dv_st_tensor *st;
+    int rc = dv_safetensors_get(b->st, full, n1 ? 2 : 1, shape, &st);
+    if (rc) return rc;
+    if (st->dtype != DV_DTYPE_F32 && st->dtype != DV_DTYPE_F16 && st->dtype != DV_DTYPE_BF16)
+        return dv_error_set(DV_EUNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", st->file,
+                            full, dv_dtype_name(st->dtype));
+    *t = dv_tensor_make(st->dtype, (void *)st->data, st->n_dims, st->shape);
+    t->name = st->name;
+    b->n_params += dv_tensor_nelem(t);
+    return 0;
+}
+
+static int bind_layer(binder *b, const dv_llm_config *c, int i, dv_llm_layer *l) {
+    char p[96];
+    snprintf(p, sizeof p, "%slayers.%d.", b->body, i);
+    const int64_t H = c->hidden_size, F = c->intermediate_size, QD = (int64_t)c->n_heads * c->head_dim,
+                  KD = (int64_t)c->n_kv_heads * c->head_dim;
+    int rc;
+    if ((rc = bind(b, &l->attn_norm, p, "input_layernorm.weight", H, 0)) ||
+        (rc = bind(b, &l->wq, p, "self_attn.q_proj.weight", QD, H)) ||
+        (rc = bind(b, &l->wk, p, "self_attn.k_proj.weight", KD, H)) ||
+        (rc = bind(b, &l->wv, p, "self_attn.v_proj.weight", KD, H)) ||
+        (rc = bind(b, &l->wo, p, "self_attn.o_proj.weight", H, QD)) ||
+        (rc = bind(b, &l->ffn_norm, p, "post_attention_layernorm.weight", H, 0)) ||
+        (rc = bind(b, &l->w_gate, p, "mlp.gate_proj.weight", F, H)) ||
+        (rc = bind(b, &l->w_up, p, "mlp.up_proj.weight", F, H)) ||
+        (rc = bind(b, &l->w_down, p, "mlp.down_proj.weight", H, F)))
+        return rc;
+    if (c->attention_bias &&
+        ((rc = bind(b, &l->bq, p, "self_attn.q_proj.bias", QD, 0)) ||
+         (rc = bind(b, &l->bk, p, "self_attn.k_proj.bias", KD, 0)) ||
+         (rc = bind(b, &l->bv, p, "self_attn.v_proj.bias", KD, 0)) ||
+         (rc = bind(b, &l->bo, p, "self_attn.o_proj.bias", H, 0))))
+        return rc;
+    if (c->mlp_bias &&
+        ((rc = bind(b, &l->b_gate, p, "mlp.gate_proj.bias", F, 0)) ||
+         (rc = bind(b, &l->b_up, p, "mlp.up_proj.bias", F, 0)) ||
+         (rc = bind(b, &l->b_down, p, "mlp.down_proj.bias", H, 0))))
+        return rc;
+    return 0;
+}
+
+static void *be_alloc(dv_llm *m, size_t n, int *rc) {
+    if (*rc) return NULL;
+    void *p = m->be->ops->alloc(m->be, n);
+    if (!p) *rc = dv_error_prefix(DV_ENOMEM, "allocating %.1f MiB of model buffers", (double)n / (1 << 20));
+    return p;
+}
+
+int dv_llm_open(const char *model_dir, const dv_llm_params *params, dv_llm **out) {
+    *out = NULL;
+    DV_ASSERT(params && params->backend);
+    int rc;
+    dv_llm *m = calloc(1, sizeof *m);
+    if (!m) return dv_error_set(DV_ENOMEM, "out of memory");
+    m->be = params->backend;
+    if (m->be->device != DV_DEVICE_CPU) {
+        rc = dv_error_set(DV_EUNSUPPORTED, "%s: the LLM runs on the CPU backend only in this version", model_dir);
+        goto fail;
+    }
+    if ((rc = dv_llm_config_load(model_dir, &m->cfg))) goto fail;
+    const dv_llm_config *c = &m->cfg;
+    if ((rc = dv_llm_config_rope(c, &m->rope))) goto fail;
+    if ((rc = dv_safetensors_open(model_dir, &m->st))) goto fail;
+
+    // ---- weights ----
+    binder b = {.st = m->st};
+    for (size_t i = 0; i < sizeof dv_prefixes / sizeof dv_prefixes[0] && !b.body; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "%sembed_tokens.weight", dv_prefixes[i].body);
+        if (dv_safetensors_find(m->st, name)) {
+            b.body = dv_prefixes[i].body;
+            b.head = dv_prefixes[i].head;
+        }
+    }
+    if (!b.body) {
+        rc = dv_error_set(DV_ENOTFOUND, "%s: missing tensor 'model.embed_tokens.weight' (not a Llama/Mistral checkpoint?)",
+                          model_dir);
+        goto fail;
+    }
+    const int64_t V = c->vocab_size, H = c->hidden_size;
+    if ((rc = bind(&b, &m->tok_embd, b.body, "embed_tokens.weight", V, H)) ||
+        (rc = bind(&b, &m->out_norm, b.body, "norm.weight", H, 0)))
+        goto fail;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers) {
+        rc = dv_error_set(DV_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < c->n_layers; i++)
+        if ((rc = bind_layer(&b, c, i, &m->layers[i]))) goto fail;
+    char head_name[128];
+    snprintf(head_name, sizeof head_name, "%sweight", b.head);
+    if (!c->tie_word_embeddings || dv_safetensors_find(m->st, head_name)) {
+        // Some tied checkpoints still store lm_head; use it when present (same values).
+        if ((rc = bind(&b, &m->lm_head, b.head, "weight", V, H))) goto fail;
+    } else {
+        m->lm_head = m->tok_embd;
+    }
+    m->n_params = b.n_params;
+    if (c->sliding_window > 0)
+        DV_LOG_WARN("%s: config sets sliding_window=%d; duovid attends to the whole context (sliding window ignored)",
+                    model_dir, c->sliding_window);
+
+    // ---- buffers, allocated once ----
+    m->n_ctx = params->n_ctx > 0 ? params->n_ctx
+                                 : (c->max_position_embeddings < 4096 ? c->max_position_embeddings : 4096);
+    m->n_batch = params->n_batch > 0 ? params->n_batch : 256;
+    if (m->n_batch > m->n_ctx) m->n_batch = m->n_ctx;
+    const size_t L = (size_t)c->n_layers, KD = (size_t)c->n_kv_heads * c->head_dim,
+                 QD = (size_t)c->n_heads * c->head_dim, B = (size_t)m->n_batch, F = (size_t)c->intermediate_size;
+    rc = 0;
+    m->k_cache = be_alloc(m, L * (size_t)m->n_ctx * KD * sizeof(float), &rc);
+    m->v_cache = be_alloc(m, L * (size_t)m->n_ctx * KD * sizeof(float), &rc);
+    m->x = be_alloc(m, B * (size_t)H * sizeof(float), &rc);
+    m->xb = be_alloc(m, B * (size_t)H * sizeof(float), &rc);
+    m->q = be_alloc(m, B * QD * sizeof(float), &rc);
+    m->att = be_alloc(m, B * QD * sizeof(float), &rc);
+    m->gate = be_alloc(m, B * F * sizeof(float), &rc);
+    m->up = be_alloc(m, B * F * sizeof(float), &rc);
+    m->logits = be_alloc(m, B * (size_t)V * sizeof(float), &rc);
+    m->pos = be_alloc(m, B * sizeof(int32_t), &rc);
+    m->ids = be_alloc(m, B * sizeof(int32_t), &rc);
+    if (rc) goto fail;
+    m->pos_host = malloc(B * sizeof(int32_t));
+    m->ids_host = malloc(B * sizeof(int32_t));
+    if (!m->pos_host || !m->ids_host) {
+        rc = dv_error_set(DV_ENOMEM, "out of memory");
+        goto fail;
+    }
+    DV_LOG_DEBUG("%s: %s, %d layers, hidden %d, heads %d/%d, ctx %d, batch %d, KV %.1f MiB", model_dir,
+                 c->arch_name, c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, m->n_ctx, m->n_batch,
+                 (double)dv_llm_kv_bytes(m) / (1 << 20));
+    *out = m;
+    return 0;
+fail:
+    dv_llm_free(m);
+    return rc;
+}
+
+void dv_llm_free(dv_llm *m) {
+    if (!m) return;
+    void *bufs[] = {m->k_cache, m->v_cache, m->x, m->xb, m->q, m->att, m->gate, m->up, m->logits, m->pos, m->ids};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) m->be->ops->free(m->be, bufs[i]);
+    free(m->pos_host);
+    free(m->ids_host);
+    free(m->layers);
+    dv_safetensors_free(m->st);
+    free(m);
+}
+
+const dv_llm_config *dv_llm_get_config(const dv_llm *m) { return &m->cfg; }
+int dv_llm_n_ctx(const dv_llm *m) { return m->n_ctx; }
+int dv_llm_n_past(const dv_llm *m) { return m->n_past; }
+int64_t dv_llm_param_count(const dv_llm *m) { return m->n_params; }
+size_t dv_llm_weight_bytes(const dv_llm *m) { return dv_safetensors_total_bytes(m->st); }
+
+size_t dv_llm_kv_bytes(const dv_llm *m) {
+    return 2 * (size_t)m->cfg.n_layers * (size_t)m->n_ctx * (size_t)m->cfg.n_kv_heads * (size_t)m->cfg.head_dim *
+           sizeof(float);
+}
+
+int dv_llm_rewind(dv_llm *m, int n_past) {
+    if (n_past < 0 || n_past > m->n_past)
+        return dv_error_set(DV_EINVAL, "cannot rewind the context to %d tokens (it holds %d)", n_past, m->n_past);
+    m->n_past = n_past; // later positions are overwritten before they are read again
+    return 0;
+}

@@ -1,0 +1,184 @@
+// llm_synth.c: write random-weight Llama checkpoints in the Hugging Face layout (streamed).
+#include "llm/dv_llm_synth.h"
+
+#include "core/dv_error.h"
+#include "core/dv_safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const struct {
+    const char *name;
+    int V, H, F, L, Hq, Hkv, ctx;
+    double theta;
+    const char *arch;
+} presets[] = {
+    {"tiny", 514, 64, 176, 2, 4, 2, 2048, 10000, "LlamaForCausalLM"},
+    {"100m", 32000, 768, 2048, 12, 12, 4, 4096, 10000, "LlamaForCausalLM"},
+    {"llama2-7b", 32000, 4096, 11008, 32, 32, 32, 4096, 10000, "LlamaForCausalLM"},
+    {"vicuna-7b", 32000, 4096, 11008, 32, 32, 32, 4096, 10000, "LlamaForCausalLM"},
+    {"llama3-8b", 128256, 4096, 14336, 32, 32, 8, 8192, 500000, "LlamaForCausalLM"},
+    {"mistral-7b", 32000, 4096, 14336, 32, 32, 8, 32768, 1000000, "MistralForCausalLM"},
+};
+
+const char *dv_llm_synth_preset_names(void) { return "tiny, 100m, llama2-7b, vicuna-7b, llama3-8b, mistral-7b"; }
+
+int dv_llm_synth_preset(const char *name, dv_llm_config *c) {
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+        if (strcmp(name, presets[i].name)) continue;
+        memset(c, 0, sizeof *c);
+        c->arch = strcmp(presets[i].arch, "MistralForCausalLM") ? DV_LLM_ARCH_LLAMA : DV_LLM_ARCH_MISTRAL;
+        snprintf(c->arch_name, sizeof c->arch_name, "%s", presets[i].arch);
+        c->vocab_size = presets[i].V;
+        c->hidden_size = presets[i].H;
+        c->intermediate_size = presets[i].F;
+        c->n_layers = presets[i].L;
+        c->n_heads = presets[i].Hq;
+        c->n_kv_heads = presets[i].Hkv;
+        c->head_dim = presets[i].H / presets[i].Hq;
+        c->max_position_embeddings = presets[i].ctx;
+        c->rms_norm_eps = 1e-5;
+        c->rope_theta = presets[i].theta;
+        snprintf(c->rope_type, sizeof c->rope_type, "default");
+        c->bos_token_id = 1;
+        c->eos_token_ids[0] = 2;
+        c->n_eos = 1;
+        return 0;
+    }
+    return dv_error_set(DV_EINVAL, "unknown model shape '%s' (known: %s)", name, dv_llm_synth_preset_names());
+}
+
+// Counter-based generator: element i of tensor `id` is a pure function of (seed, id, i), so any chunk
+// can be filled independently while streaming.
+typedef struct fill_ctx {
+    dv_dtype dtype;
+    uint64_t key;
+    float amp;   // uniform half-width; 0 -> constant `value`
+    float value;
+} fill_ctx;
+
+static inline uint64_t splitmix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void fill(void *buf, size_t n, size_t first, void *vctx) {
+    const fill_ctx *c = vctx;
+    for (size_t i = 0; i < n; i++) {
+        float v = c->value;
+        if (c->amp > 0) {
+            uint64_t r = splitmix(c->key ^ (first + i) * 0x2545f4914f6cdd1dull);
+            v = c->amp * (2.0f * (float)((r >> 40) * (1.0 / 16777216.0)) - 1.0f);
+        }
+        switch (c->dtype) {
+        case DV_DTYPE_F32: ((float *)buf)[i] = v; break;
+        case DV_DTYPE_F16: ((uint16_t *)buf)[i] = dv_f32_to_f16(v); break;
+        default: ((uint16_t *)buf)[i] = dv_f32_to_bf16(v); break;
+        }
+    }
+}
+
+static int write_config(const char *dir, const dv_llm_config *c, dv_dtype dtype) {
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    cJSON *j = cJSON_CreateObject();
+    cJSON *a = cJSON_AddArrayToObject(j, "architectures");
+    cJSON_AddItemToArray(a, cJSON_CreateString(c->arch_name));
+    cJSON_AddStringToObject(j, "model_type", c->arch == DV_LLM_ARCH_MISTRAL ? "mistral" : "llama");
+    cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(j, "hidden_size", c->hidden_size);
+    cJSON_AddNumberToObject(j, "intermediate_size", c->intermediate_size);
+    cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
+    cJSON_AddNumberToObject(j, "num_attention_heads", c->n_heads);
+    cJSON_AddNumberToObject(j, "num_key_value_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_position_embeddings);
+    cJSON_AddNumberToObject(j, "rms_norm_eps", c->rms_norm_eps);
+    cJSON_AddNumberToObject(j, "rope_theta", c->rope_theta);
+    cJSON_AddNullToObject(j, "rope_scaling");
+    cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tie_word_embeddings);
+    cJSON_AddNumberToObject(j, "bos_token_id", c->bos_token_id);
+    cJSON_AddNumberToObject(j, "eos_token_id", c->n_eos ? c->eos_token_ids[0] : 2);
+    cJSON_AddStringToObject(j, "hidden_act", "silu");
+    cJSON_AddStringToObject(j, "torch_dtype",
+                            dtype == DV_DTYPE_BF16 ? "bfloat16" : dtype == DV_DTYPE_F16 ? "float16" : "float32");
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) return dv_error_set(DV_ENOMEM, "out of memory");
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f)) ok = 0;
+    free(text);
+    if (!ok || rename(tmp, path)) {
+        remove(tmp);
+        return dv_error_set(DV_EIO, "%s: cannot write (%s)", path, strerror(errno));
+    }
+    return 0;
+}
+
+int dv_llm_synth_write(const char *dir, const dv_llm_config *c, dv_dtype dtype, uint64_t seed) {
+    if (dtype != DV_DTYPE_F32 && dtype != DV_DTYPE_F16 && dtype != DV_DTYPE_BF16)
+        return dv_error_set(DV_EINVAL, "synthetic weights must be F32, F16 or BF16");
+    if (mkdir(dir, 0777) && errno != EEXIST) return dv_error_set(DV_EIO, "%s: cannot create (%s)", dir, strerror(errno));
+    const int L = c->n_layers, n_max = 3 + 9 * L;
+    const int64_t V = c->vocab_size, H = c->hidden_size, F = c->intermediate_size,
+                  QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
+    dv_st_write_tensor *ts = calloc((size_t)n_max, sizeof *ts);
+    fill_ctx *fc = calloc((size_t)n_max, sizeof *fc);
+    char(*names)[96] = calloc((size_t)n_max, sizeof *names);
+    int rc = 0, n = 0;
+    if (!ts || !fc || !names) {
+        rc = dv_error_set(DV_ENOMEM, "out of memory");
+        goto done;
+    }
+#define ADD(nm, d0, d1, is_norm)                                                                     \
+    do {                                                                                             \
+        snprintf(names[n], sizeof names[n], "%s", nm);                                               \
+        fc[n] = (fill_ctx){dtype, splitmix(seed * 1000003u + (uint64_t)n), (is_norm) ? 0 : 0.0346f, \
+                           1.0f};                                                                    \
+        ts[n] = (dv_st_write_tensor){.name = names[n], .dtype = dtype, .n_dims = (d1) ? 2 : 1,       \
+                                     .shape = {(d0), (d1)}, .fill = fill, .fill_ctx = &fc[n]};       \
+        n++;                                                                                         \
+    } while (0)
+    // 0.0346 = sqrt(3) * 0.02: a uniform distribution with std 0.02, like HF's initializer_range.
+    ADD("model.embed_tokens.weight", V, H, 0);
+    for (int l = 0; l < L; l++) {
+        char p[64];
+        snprintf(p, sizeof p, "model.layers.%d.", l);
+        char nm[96];
+#define LADD(suffix, d0, d1, is_norm)                         \
+    do {                                                      \
+        snprintf(nm, sizeof nm, "%s%s", p, suffix);           \
+        ADD(nm, d0, d1, is_norm);                             \
+    } while (0)
+        LADD("input_layernorm.weight", H, 0, 1);
+        LADD("self_attn.q_proj.weight", QD, H, 0);
+        LADD("self_attn.k_proj.weight", KD, H, 0);
+        LADD("self_attn.v_proj.weight", KD, H, 0);
+        LADD("self_attn.o_proj.weight", H, QD, 0);
+        LADD("post_attention_layernorm.weight", H, 0, 1);
+        LADD("mlp.gate_proj.weight", F, H, 0);
+        LADD("mlp.up_proj.weight", F, H, 0);
+        LADD("mlp.down_proj.weight", H, F, 0);
+#undef LADD
+    }
+    ADD("model.norm.weight", H, 0, 1);
+    if (!c->tie_word_embeddings) ADD("lm_head.weight", V, H, 0);
+#undef ADD
+    if ((rc = write_config(dir, c, dtype))) goto done;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    const char *mk[] = {"format"}, *mv[] = {"pt"};
+    rc = dv_safetensors_write(path, ts, n, mk, mv, 1);
+done:
+    free(ts);
+    free(fc);
+    free(names);
+    return rc;
+}

@@ -1,0 +1,141 @@
+// sampler.c: greedy / temperature / top-k / top-p sampling with a CTRL-style repetition penalty and
+// a seeded xoshiro256** generator. Scratch is allocated once at init; sampling allocates nothing.
+#include "llm/dv_sampler.h"
+
+#include "core/dv_error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct cand {
+    float logit;
+    int32_t id;
+} cand;
+
+struct dv_sampler {
+    dv_sampler_params p;
+    int vocab;
+    cand *c;          // (vocab) candidates, owned
+    uint8_t *seen;    // (vocab) penalty marks, owned
+    uint64_t rng[4];  // xoshiro256** state
+};
+
+dv_sampler_params dv_sampler_default_params(void) {
+    dv_sampler_params p = {.temperature = 0.0f, .top_k = 40, .top_p = 0.95f, .repetition_penalty = 1.0f,
+                           .repeat_last_n = 64, .seed = 0};
+    return p;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t next_u64(uint64_t *s) {
+    const uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return r;
+}
+
+int dv_sampler_init(const dv_sampler_params *p, int vocab, dv_sampler **out) {
+    *out = NULL;
+    if (!(p->temperature >= 0)) return dv_error_set(DV_EINVAL, "--temp must be >= 0 (got %g)", p->temperature);
+    if (p->top_k < 0) return dv_error_set(DV_EINVAL, "--top-k must be >= 0 (got %d)", p->top_k);
+    if (!(p->top_p > 0 && p->top_p <= 1)) return dv_error_set(DV_EINVAL, "--top-p must be in (0, 1] (got %g)", p->top_p);
+    if (!(p->repetition_penalty > 0))
+        return dv_error_set(DV_EINVAL, "--repeat-penalty must be > 0 (got %g)", p->repetition_penalty);
+    if (p->repeat_last_n < 0) return dv_error_set(DV_EINVAL, "repeat_last_n must be >= 0");
+    if (vocab <= 0) return dv_error_set(DV_EINVAL, "sampler: empty vocabulary");
+    dv_sampler *s = calloc(1, sizeof *s);
+    if (!s || !(s->c = malloc((size_t)vocab * sizeof *s->c)) || !(s->seen = calloc((size_t)vocab, 1))) {
+        dv_sampler_free(s);
+        return dv_error_set(DV_ENOMEM, "out of memory");
+    }
+    s->p = *p;
+    s->vocab = vocab;
+    uint64_t seed = p->seed ? p->seed : (uint64_t)time(NULL) ^ (uint64_t)clock();
+    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&seed);
+    *out = s;
+    return 0;
+}
+
+void dv_sampler_free(dv_sampler *s) {
+    if (!s) return;
+    free(s->c);
+    free(s->seen);
+    free(s);
+}
+
+static int cmp_cand(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+int32_t dv_sampler_sample(dv_sampler *s, float *logits, const int32_t *recent, int n_recent) {
+    const int V = s->vocab;
+    // repetition penalty: each distinct recent token once (HF's RepetitionPenaltyLogitsProcessor)
+    if (s->p.repetition_penalty != 1.0f && recent) {
+        int first = n_recent - s->p.repeat_last_n > 0 ? n_recent - s->p.repeat_last_n : 0;
+        for (int i = first; i < n_recent; i++) {
+            int32_t id = recent[i];
+            if (id < 0 || id >= V || s->seen[id]) continue;
+            s->seen[id] = 1;
+            logits[id] = logits[id] > 0 ? logits[id] / s->p.repetition_penalty : logits[id] * s->p.repetition_penalty;
+        }
+        for (int i = first; i < n_recent; i++)
+            if (recent[i] >= 0 && recent[i] < V) s->seen[recent[i]] = 0;
+    }
+    if (s->p.temperature <= 0) {
+        int32_t best = 0;
+        for (int i = 1; i < V; i++)
+            if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+    // candidates, highest first (partial order would do; a full sort keeps it simple and exact)
+    for (int i = 0; i < V; i++) s->c[i] = (cand){logits[i] / s->p.temperature, i};
+    int n = V;
+    if (s->p.top_k > 0 && s->p.top_k < n) {
+        qsort(s->c, (size_t)n, sizeof *s->c, cmp_cand);
+        n = s->p.top_k;
+    } else {
+        qsort(s->c, (size_t)n, sizeof *s->c, cmp_cand);
+    }
+    // softmax over the survivors, in double
+    const double mx = s->c[0].logit;
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += exp((double)s->c[i].logit - mx);
+    // top-p: the smallest prefix whose mass reaches top_p (at least one token)
+    if (s->p.top_p < 1.0f) {
+        double cum = 0;
+        int keep = n;
+        for (int i = 0; i < n; i++) {
+            cum += exp((double)s->c[i].logit - mx) / sum;
+            if (cum >= s->p.top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        n = keep;
+        sum = 0;
+        for (int i = 0; i < n; i++) sum += exp((double)s->c[i].logit - mx);
+    }
+    const double u = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * sum;
+    double acc = 0;
+    for (int i = 0; i < n; i++) {
+        acc += exp((double)s->c[i].logit - mx);
+        if (u < acc) return s->c[i].id;
+    }
+    return s->c[n - 1].id;
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# test.sh: set up (scripts/setup.sh), build, and run every test with ctest:
+#   1. the Release build (CUDA code compiled too when nvcc is present; CUDA tests skip without a GPU),
+#   2. the libFuzzer targets for a short fixed time (when clang is available),
+#   3. an AddressSanitizer + UBSan build running the unit tests.
+#   scripts/test.sh            # everything (what CI runs)
+#   scripts/test.sh --quick    # step 1 only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+for a in "$@"; do
+  case "$a" in
+    --quick) quick=1 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown option '$a' (see --help)" >&2; exit 1 ;;
+  esac
+done
+jobs=$(nproc 2>/dev/null || echo 2)
+
+if ((quick)); then
+  scripts/setup.sh
+else
+  scripts/setup.sh --with-fuzz
+fi
+echo "== tests (Release build) ==" >&2
+ctest --test-dir build -j"$jobs" --output-on-failure
+((quick)) && exit 0
+
+if [ -x tests/fuzz/run.sh ]; then
+  echo "== fuzzing (short fixed time) ==" >&2
+  tests/fuzz/run.sh
+fi
+
+echo "== tests (AddressSanitizer + UBSan build) ==" >&2
+scripts/setup.sh --sanitize
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan -L unit -j"$jobs" --output-on-failure
