@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 dv_backend *dv_app_backend_init(const char *device, int n_threads) {
     if (!device || !strcmp(device, "auto") || !strcmp(device, "cuda")) {
@@ -32,4 +33,11 @@ double dv_app_peak_rss_mib(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru)) return 0;
     return (double)ru.ru_maxrss / 1024.0; // ru_maxrss is in KiB on Linux
+}
+
+int dv_app_check_model_dir(const char *dir) {
+    struct stat sb;
+    if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return 0;
+    fprintf(stderr, "duovid: error: %s: no such model folder (expected a Hugging Face model folder)\n", dir);
+    return -1;
 }

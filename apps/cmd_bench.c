@@ -61,6 +61,7 @@ static int bench_llm(int argc, char **argv) {
         dv_app_usage_error("bench llm", "-m MODEL_DIR is required");
         return 1;
     }
+    if (dv_app_check_model_dir(model_dir)) return 1;
     int ret = 1;
     dv_backend *be = NULL;
     dv_llm *llm = NULL;

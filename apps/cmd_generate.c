@@ -116,6 +116,7 @@ int dv_cmd_generate(int argc, char **argv) {
         return 1;
     }
 
+    if (dv_app_check_model_dir(model_dir)) return 1;
     int ret = 1, rc;
     char *prompt_buf = NULL;
     dv_backend *be = NULL;

@@ -1,4 +1,5 @@
 // cmd_info.c: `duovid info MODEL_DIR`: architecture, parameter count, dtypes, context length.
+#include "apps/app_common.h"
 #include "apps/args.h"
 #include "apps/cli.h"
 
@@ -38,6 +39,7 @@ int dv_cmd_info_model(int argc, char **argv) {
         return 1;
     }
     const char *dir = argv[optind];
+    if (dv_app_check_model_dir(dir)) return 1;
     dv_llm_config cfg;
     dv_safetensors *st = NULL;
     if (dv_llm_config_load(dir, &cfg) || dv_safetensors_open(dir, &st)) {

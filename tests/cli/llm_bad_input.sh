@@ -16,7 +16,7 @@ expect() {
   "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
   local rc=$? lines
   lines=$(wc -l <"$tmp/err")
-  if [ "$rc" = 1 ] && [ "$lines" = 1 ] && grep -Eq "$pattern" "$tmp/err"; then
+  if [ "$rc" = 1 ] && [ "$lines" = 1 ] && grep -Eq -- "$pattern" "$tmp/err"; then
     pass=$((pass + 1)); echo "ok   $label: $(cat "$tmp/err")"
   else
     fail=$((fail + 1)); echo "FAIL $label: exit $rc, $lines stderr lines:"; cat "$tmp/err"
@@ -44,15 +44,15 @@ expect "header length past the end" "model.safetensors.*header" -- "${gen[@]}"
 fresh; : >"$st"
 expect "empty safetensors" "model.safetensors" -- "${gen[@]}"
 fresh; edit_header 's/"model\.norm\.weight"/"model.norX.weight"/'
-expect "missing tensor" "model.safetensors.*model\.norm\.weight" -- "${gen[@]}"
+expect "missing tensor" "m(/model.safetensors)?: missing tensor .model\.norm\.weight" -- "${gen[@]}"
 fresh; edit_header 's/"shape":\[64\]/"shape":[65]/'
 expect "byte length != shape" "model.safetensors.*(bytes|size|length)" -- "${gen[@]}"
 fresh; rm "$tmp/m/tokenizer.model"
 expect "missing tokenizer" "tokenizer.model" -- "${gen[@]}"
-expect "missing model folder" "nonexistent" -- generate -m "$tmp/nonexistent" -p hi
+expect "missing model folder" "nonexistent: no such model folder" -- generate -m "$tmp/nonexistent" -p hi
 expect "bad flag value" "--n-predict" -- generate -m "$src" -p hi -n -5
 expect "unknown flag" "unknown option" -- generate -m "$src" -p hi --bogus
-expect "info on a missing folder" "nonexistent" -- info "$tmp/nonexistent"
+expect "info on a missing folder" "nonexistent: no such model folder" -- info "$tmp/nonexistent"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
