@@ -76,9 +76,10 @@ dv_backend *dv_backend_cpu_init(int n_threads) {
         return NULL;
     }
     if (n_threads <= 0) n_threads = dv_cpu_count();
-    // One thread count for our OpenMP loops and OpenBLAS (they never run at the same time).
+    // One pool: our OpenMP threads. OpenBLAS runs single-threaded inside them (matmul.c splits the
+    // work), so two pools never spin against each other on the same cores.
     omp_set_num_threads(n_threads);
-    openblas_set_num_threads(n_threads);
+    openblas_set_num_threads(1);
     be->ops = &dv_cpu_ops;
     be->device = DV_DEVICE_CPU;
     be->n_threads = n_threads;
