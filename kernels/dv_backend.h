@@ -44,6 +44,24 @@ typedef struct dv_attn_params {
     int64_t q_pos0;
 } dv_attn_params;
 
+// A run of cached keys/values of ONE kv head at consecutive positions pos0 .. pos0+n-1: row i at
+// k + i * stride (floats), D floats each. A KV cache hands attention_kv a list of these per kv head
+// (pages of a retrieval head; sink + ring pieces of a streaming head).
+typedef struct dv_kv_seg {
+    const float *k, *v;
+    int64_t pos0, n;
+    int64_t stride;
+} dv_kv_seg;
+
+// What one kv head sees: its cached segments (all at positions < q_pos0), then the chunk's own new
+// keys causally. window > 0 adds the streaming mask: a key at position j is visible to the query at
+// position p only if j < sink or p - j <= window (the `window` keys before p, and p itself).
+typedef struct dv_kv_head_view {
+    const dv_kv_seg *segs;
+    int n_segs;
+    int64_t sink, window;
+} dv_kv_head_view;
+
 typedef struct dv_backend dv_backend;
 
 typedef struct dv_backend_ops {
@@ -53,6 +71,7 @@ typedef struct dv_backend_ops {
     void (*free)(dv_backend *be, void *ptr);
     int (*upload)(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
     int (*download)(dv_backend *be, void *dst_host, const void *src_dev, size_t nbytes);
+    int (*copy)(dv_backend *be, void *dst_dev, const void *src_dev, size_t nbytes); // device to device
     int (*synchronize)(dv_backend *be); // waits for queued work; returns a sticky device error
     void (*destroy)(dv_backend *be);
 
@@ -77,6 +96,12 @@ typedef struct dv_backend_ops {
     // head h reads kv head h / (Hq / Hkv).
     void (*attention)(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k,
                       const dv_tensor *v, const dv_attn_params *p);
+    // Attention of a chunk over a KV cache: out (T, Hq, D) for queries q (T, Hq, D) at positions
+    // q_pos0 .. q_pos0+T-1; k_new, v_new (T, Hkv, D) are the chunk's own keys/values (causal);
+    // views (Hkv) give each kv head's cached segments and mask. Keys a query cannot see are never
+    // scored. p->causal is ignored (always causal).
+    void (*attention_kv)(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k_new,
+                         const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p);
     // y (T, D) F32 = table (V, D)[ids (T) I32]; ids must be in [0, V).
     void (*embed)(dv_backend *be, dv_tensor *y, const dv_tensor *table, const dv_tensor *ids);
     // Elementwise, same shapes, y may alias a: y = a + b, y = a * b, y = a * s.

@@ -9,11 +9,14 @@
 //
 // Weights stay in their file dtype inside the memory-mapped safetensors (a 7B bf16 model needs
 // ~13.5 GB of page cache, never an fp32 copy). Activations are allocated once at open for up to
-// n_batch tokens per forward; the KV cache once for n_ctx positions.
+// n_batch tokens per forward; the KV cache (llm/dv_kv_cache.h: DuoAttention retrieval pages +
+// streaming sink/ring) grows in pages as the context does.
 #ifndef DV_LLM_H
 #define DV_LLM_H
 
 #include "kernels/dv_backend.h"
+#include "llm/dv_duo_pattern.h"
+#include "llm/dv_kv_cache.h"
 #include "llm/dv_llm_config.h"
 
 #include <stddef.h>
@@ -26,9 +29,12 @@ extern "C" {
 typedef struct dv_llm dv_llm;
 
 typedef struct dv_llm_params {
-    dv_backend *backend; // not owned; required
-    int n_ctx;           // KV cache capacity in tokens; 0 = min(max_position_embeddings, 4096)
-    int n_batch;         // tokens per forward chunk (prefill is split into chunks); 0 = 256
+    dv_backend *backend;           // not owned; required
+    int n_ctx;                     // context capacity in tokens; 0 = max_position_embeddings. KV pages
+                                   // are allocated as the context grows, not up front
+    int n_batch;                   // tokens per forward chunk (prefill is split into chunks); 0 = 256
+    const dv_duo_pattern *pattern; // DuoAttention heads (binarized); NULL = full attention. Copied.
+    dv_duo_prefill duo_prefill;    // streaming-head semantics inside a chunk
 } dv_llm_params;
 
 dv_llm_params dv_llm_default_params(void);
@@ -45,6 +51,7 @@ int dv_llm_n_past(const dv_llm *m); // tokens in the KV cache
 int dv_llm_rewind(dv_llm *m, int n_past);
 // Bytes held by the KV cache (allocated) and by the weights (file bytes).
 size_t dv_llm_kv_bytes(const dv_llm *m);
+const dv_kv_cache *dv_llm_kv_cache(const dv_llm *m);
 size_t dv_llm_weight_bytes(const dv_llm *m);
 int64_t dv_llm_param_count(const dv_llm *m);
 

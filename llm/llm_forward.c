@@ -3,9 +3,10 @@
 // For a chunk of T tokens at positions p0 .. p0+T-1 (T <= n_batch):
 //   x = embed(ids)                                   (or the caller's embeddings)
 //   for each layer:
-//     xb = rms_norm(x) ; q = xb Wq ; k, v = xb Wk, xb Wv  -> written straight into the cache rows
+//     xb = rms_norm(x) ; q, k, v = xb Wq, xb Wk, xb Wv
 //     rope(q), rope(k) at their absolute positions
-//     att = causal GQA attention of q over cache rows [0, p0+T)
+//     att = attention of q over what each KV head's cache holds (all tokens for retrieval heads,
+//           sink + recent for DuoAttention streaming heads) plus the chunk itself; append k, v
 //     x += att Wo
 //     xb = rms_norm(x) ; x += (silu(xb Wgate) * (xb Wup)) Wdown
 //   logits = rms_norm(x) lm_head                     (last row, or every row)
@@ -28,6 +29,7 @@ static int forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
                   Hkv = c->n_kv_heads, V = c->vocab_size;
     const int64_t p0 = m->n_past;
     int rc;
+    if ((rc = dv_kv_cache_reserve(m->kv, T))) return rc; // retrieval pages for the new tokens
 
     // ---- inputs: positions and token ids / embeddings ----
     for (int t = 0; t < T; t++) m->pos_host[t] = (int32_t)(p0 + t);
@@ -50,27 +52,23 @@ static int forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
     dv_tensor att2 = dv_tensor_2d(DV_DTYPE_F32, m->att, T, Hq * D);
     dv_tensor gate = dv_tensor_2d(DV_DTYPE_F32, m->gate, T, F); // (T, F)
     dv_tensor up = dv_tensor_2d(DV_DTYPE_F32, m->up, T, F);     // (T, F)
+    dv_tensor k_new = dv_tensor_3d(DV_DTYPE_F32, m->k_new, T, Hkv, D); // (T, Hkv, D)
+    dv_tensor v_new = dv_tensor_3d(DV_DTYPE_F32, m->v_new, T, Hkv, D);
+    dv_tensor k2 = dv_tensor_2d(DV_DTYPE_F32, m->k_new, T, Hkv * D);   // same memory, as (T, Hkv*D)
+    dv_tensor v2 = dv_tensor_2d(DV_DTYPE_F32, m->v_new, T, Hkv * D);
     dv_attn_params ap = {.scale = 1.0f / sqrtf((float)D), .causal = 1, .q_pos0 = p0};
 
     for (int l = 0; l < c->n_layers; l++) {
         const dv_llm_layer *w = &m->layers[l];
-        // this layer's cache: (n_ctx, Hkv, D)
-        float *kc = m->k_cache + (size_t)l * (size_t)m->n_ctx * (size_t)(Hkv * D);
-        float *vc = m->v_cache + (size_t)l * (size_t)m->n_ctx * (size_t)(Hkv * D);
-
         // ---- attention ----
         op->rms_norm(be, &xb, &x, &w->attn_norm, (float)c->rms_norm_eps);
-        dv_tensor k_new = rows_f32(kc, p0, T, Hkv * D); // cache rows [p0, p0+T) as (T, Hkv*D)
-        dv_tensor v_new = rows_f32(vc, p0, T, Hkv * D);
         op->matmul(be, &q2, &xb, &w->wq, w->bq.data ? &w->bq : NULL);
-        op->matmul(be, &k_new, &xb, &w->wk, w->bk.data ? &w->bk : NULL);
-        op->matmul(be, &v_new, &xb, &w->wv, w->bv.data ? &w->bv : NULL);
-        dv_tensor k_rot = dv_tensor_3d(DV_DTYPE_F32, kc + p0 * Hkv * D, T, Hkv, D);
+        op->matmul(be, &k2, &xb, &w->wk, w->bk.data ? &w->bk : NULL);
+        op->matmul(be, &v2, &xb, &w->wv, w->bv.data ? &w->bv : NULL);
         op->rope(be, &q, &pos, &m->rope);
-        op->rope(be, &k_rot, &pos, &m->rope);
-        dv_tensor k_all = dv_tensor_3d(DV_DTYPE_F32, kc, p0 + T, Hkv, D); // keys [0, p0+T)
-        dv_tensor v_all = dv_tensor_3d(DV_DTYPE_F32, vc, p0 + T, Hkv, D);
-        op->attention(be, &att, &q, &k_all, &v_all, &ap);
+        op->rope(be, &k_new, &pos, &m->rope);
+        op->attention_kv(be, &att, &q, &k_new, &v_new, dv_kv_cache_views(m->kv, l), &ap);
+        if ((rc = dv_kv_cache_append(m->kv, l, &k_new, &v_new))) return rc;
         op->matmul(be, &xb, &att2, &w->wo, w->bo.data ? &w->bo : NULL);
         op->add(be, &x, &x, &xb);
 
@@ -93,6 +91,7 @@ static int forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
         if ((rc = op->download(be, logits_out, m->logits, (size_t)(nr * V) * sizeof(float)))) return rc;
     }
     if ((rc = op->synchronize(be))) return rc;
+    dv_kv_cache_commit(m->kv, T);
     m->n_past += T;
     return 0;
 }

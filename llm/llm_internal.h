@@ -30,13 +30,14 @@ struct dv_llm {
     int n_ctx, n_batch, n_past;
     int64_t n_params;
 
-    // KV cache, post-RoPE keys: (L, n_ctx, Hkv, D) F32 each, backend memory, owned
-    float *k_cache, *v_cache;
+    dv_kv_cache *kv;     // owned: post-RoPE keys/values (paged retrieval heads, sink+ring streaming heads)
 
     // activations for one chunk of up to n_batch tokens, backend memory, owned
     float *x;       // (B, H) residual stream
     float *xb;      // (B, H) normed input / projection output
     float *q;       // (B, Hq*D)
+    float *k_new;   // (B, Hkv*D) this chunk's keys (after RoPE), appended to the cache after attention
+    float *v_new;   // (B, Hkv*D)
     float *att;     // (B, Hq*D) attention output
     float *gate;    // (B, F)
     float *up;      // (B, F)

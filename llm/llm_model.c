@@ -137,15 +137,22 @@ int dv_llm_open(const char *model_dir, const dv_llm_params *params, dv_llm **out
                     model_dir, c->sliding_window);
 
     // ---- buffers, allocated once ----
-    m->n_ctx = params->n_ctx > 0 ? params->n_ctx
-                                 : (c->max_position_embeddings < 4096 ? c->max_position_embeddings : 4096);
+    m->n_ctx = params->n_ctx > 0 ? params->n_ctx : c->max_position_embeddings;
     m->n_batch = params->n_batch > 0 ? params->n_batch : 256;
     if (m->n_batch > m->n_ctx) m->n_batch = m->n_ctx;
     const size_t L = (size_t)c->n_layers, KD = (size_t)c->n_kv_heads * c->head_dim,
                  QD = (size_t)c->n_heads * c->head_dim, B = (size_t)m->n_batch, F = (size_t)c->intermediate_size;
     rc = 0;
-    m->k_cache = be_alloc(m, L * (size_t)m->n_ctx * KD * sizeof(float), &rc);
-    m->v_cache = be_alloc(m, L * (size_t)m->n_ctx * KD * sizeof(float), &rc);
+    (void)L;
+    dv_kv_cache_params kp = {.backend = m->be, .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads,
+                             .head_dim = c->head_dim, .n_ctx = m->n_ctx, .pattern = params->pattern,
+                             .prefill = params->duo_prefill};
+    if ((rc = dv_kv_cache_init(&kp, &m->kv))) {
+        dv_error_prefix(rc, "%s", model_dir);
+        goto fail;
+    }
+    m->k_new = be_alloc(m, B * KD * sizeof(float), &rc);
+    m->v_new = be_alloc(m, B * KD * sizeof(float), &rc);
     m->x = be_alloc(m, B * (size_t)H * sizeof(float), &rc);
     m->xb = be_alloc(m, B * (size_t)H * sizeof(float), &rc);
     m->q = be_alloc(m, B * QD * sizeof(float), &rc);
@@ -162,9 +169,8 @@ int dv_llm_open(const char *model_dir, const dv_llm_params *params, dv_llm **out
         rc = dv_error_set(DV_ENOMEM, "out of memory");
         goto fail;
     }
-    DV_LOG_DEBUG("%s: %s, %d layers, hidden %d, heads %d/%d, ctx %d, batch %d, KV %.1f MiB", model_dir,
-                 c->arch_name, c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, m->n_ctx, m->n_batch,
-                 (double)dv_llm_kv_bytes(m) / (1 << 20));
+    DV_LOG_DEBUG("%s: %s, %d layers, hidden %d, heads %d/%d, ctx %d, batch %d", model_dir, c->arch_name,
+                 c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, m->n_ctx, m->n_batch);
     *out = m;
     return 0;
 fail:
@@ -174,7 +180,8 @@ fail:
 
 void dv_llm_free(dv_llm *m) {
     if (!m) return;
-    void *bufs[] = {m->k_cache, m->v_cache, m->x, m->xb, m->q, m->att, m->gate, m->up, m->logits, m->pos, m->ids};
+    dv_kv_cache_free(m->kv);
+    void *bufs[] = {m->k_new, m->v_new, m->x, m->xb, m->q, m->att, m->gate, m->up, m->logits, m->pos, m->ids};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) m->be->ops->free(m->be, bufs[i]);
     free(m->pos_host);
@@ -191,13 +198,15 @@ int64_t dv_llm_param_count(const dv_llm *m) { return m->n_params; }
 size_t dv_llm_weight_bytes(const dv_llm *m) { return dv_safetensors_total_bytes(m->st); }
 
 size_t dv_llm_kv_bytes(const dv_llm *m) {
-    return 2 * (size_t)m->cfg.n_layers * (size_t)m->n_ctx * (size_t)m->cfg.n_kv_heads * (size_t)m->cfg.head_dim *
-           sizeof(float);
+    dv_kv_memory mem;
+    dv_kv_cache_memory(m->kv, &mem);
+    return mem.total_bytes;
 }
 
+const dv_kv_cache *dv_llm_kv_cache(const dv_llm *m) { return m->kv; }
+
 int dv_llm_rewind(dv_llm *m, int n_past) {
-    if (n_past < 0 || n_past > m->n_past)
-        return dv_error_set(DV_EINVAL, "cannot rewind the context to %d tokens (it holds %d)", n_past, m->n_past);
-    m->n_past = n_past; // later positions are overwritten before they are read again
-    return 0;
+    int rc = dv_kv_cache_rewind(m->kv, n_past); // later positions are overwritten before they are read
+    if (!rc) m->n_past = n_past;
+    return rc;
 }

@@ -38,6 +38,8 @@ void dv_cpu_swiglu(dv_backend *be, dv_tensor *y, const dv_tensor *gate, const dv
 void dv_cpu_softmax(dv_backend *be, dv_tensor *y, const dv_tensor *x);
 void dv_cpu_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
                       const dv_attn_params *p);
+void dv_cpu_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k_new,
+                         const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p);
 void dv_cpu_embed(dv_backend *be, dv_tensor *y, const dv_tensor *table, const dv_tensor *ids);
 void dv_cpu_add(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
 void dv_cpu_mul(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);

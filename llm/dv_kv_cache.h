@@ -1,0 +1,72 @@
+// dv_kv_cache.h: the DuoAttention hybrid KV cache.
+//
+// Per layer, each KV head is either a retrieval head or a streaming head (from a dv_duo_pattern; no
+// pattern = all retrieval = plain full attention):
+//  - retrieval heads keep every token, in pages of page_size tokens allocated as the context grows
+//    (a million-token context never needs one contiguous reallocation);
+//  - streaming heads keep only the first `sink` tokens and a ring of the last `recent` tokens:
+//    constant memory, whatever the context length.
+// Keys are stored after RoPE at their absolute positions (no re-indexing), as the reference does.
+// The cache hands attention per-head views (dv_kv_head_view) of what each head may see, and appends
+// a chunk's new keys/values after its attention ran.
+#ifndef DV_KV_CACHE_H
+#define DV_KV_CACHE_H
+
+#include "kernels/dv_backend.h"
+#include "llm/dv_duo_pattern.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dv_duo_prefill {
+    DV_DUO_PREFILL_REFERENCE = 0, // chunk tokens see each other causally; cache = sink + recent (reference)
+    DV_DUO_PREFILL_STRICT,        // every streaming query sees only sink + its `recent` predecessors
+} dv_duo_prefill;
+
+typedef struct dv_kv_cache dv_kv_cache;
+
+typedef struct dv_kv_cache_params {
+    dv_backend *backend;            // not owned
+    int n_layers, n_kv_heads, head_dim;
+    int64_t n_ctx;                  // capacity in tokens
+    int page_size;                  // tokens per retrieval page (0 = 256)
+    const dv_duo_pattern *pattern;  // NULL: every head is a retrieval head; copied, not kept
+    dv_duo_prefill prefill;
+} dv_kv_cache_params;
+
+// Memory report: bytes actually allocated, by kind and per layer.
+typedef struct dv_kv_memory {
+    size_t retrieval_bytes, streaming_bytes, total_bytes;
+    int n_retrieval_heads, n_streaming_heads; // over all layers
+    int64_t n_tokens;
+} dv_kv_memory;
+
+int dv_kv_cache_init(const dv_kv_cache_params *p, dv_kv_cache **out);
+void dv_kv_cache_free(dv_kv_cache *c);
+
+int64_t dv_kv_cache_n_tokens(const dv_kv_cache *c);
+// Views of layer `l` for a chunk starting at the current length: one per kv head (Hkv entries),
+// valid until the next append. Host memory owned by the cache.
+const dv_kv_head_view *dv_kv_cache_views(dv_kv_cache *c, int l);
+// Appends the chunk's keys/values of layer l: k_new, v_new (T, Hkv, D). Call once per layer, then
+// dv_kv_cache_commit(T) after the last layer. Errors: context full, out of memory (pages).
+int dv_kv_cache_append(dv_kv_cache *c, int l, const dv_tensor *k_new, const dv_tensor *v_new);
+void dv_kv_cache_commit(dv_kv_cache *c, int64_t T);
+// Makes room for T more tokens (allocates retrieval pages); DV_EINVAL when n_ctx would overflow.
+int dv_kv_cache_reserve(dv_kv_cache *c, int64_t T);
+// Forgets tokens at positions >= n (n <= length). Streaming heads can only rewind within their
+// window: rewinding past what a ring still holds returns DV_EINVAL (clear with n = 0 instead).
+int dv_kv_cache_rewind(dv_kv_cache *c, int64_t n);
+void dv_kv_cache_memory(const dv_kv_cache *c, dv_kv_memory *m);
+// Per-layer report lines ("layer  3: 2 retrieval (1.0 MiB), 6 streaming (0.6 MiB)") to `f`.
+void dv_kv_cache_print_report(const dv_kv_cache *c, void *file);
+int dv_kv_cache_is_retrieval(const dv_kv_cache *c, int l, int kv_head);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

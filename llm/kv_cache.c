@@ -1,0 +1,253 @@
+// kv_cache.c: DuoAttention hybrid KV cache: paged retrieval heads, sink + ring streaming heads.
+#include "llm/dv_kv_cache.h"
+
+#include "core/dv_error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct kv_layer {
+    int n_ret, n_str;   // kv heads of each kind in this layer
+    int *slot;          // (Hkv) index of the head among its kind, owned
+    uint8_t *is_ret;    // (Hkv), owned
+    // retrieval pages: page i holds K and V of tokens [i*P, (i+1)*P) as (n_ret, P, D) each
+    float **k_pages, **v_pages; // (max_pages), backend memory, owned
+    int n_pages;
+    // streaming: (n_str, sink + recent, D) each; slots [0, sink) sink, [sink, sink+recent) ring
+    float *k_str, *v_str;       // backend memory, owned
+    dv_kv_head_view *views;     // (Hkv) host, owned
+    dv_kv_seg *segs;            // (Hkv, max_pages + 3) host, owned
+} kv_layer;
+
+struct dv_kv_cache {
+    dv_backend *be;
+    int L, Hkv, D, P;
+    int64_t n_ctx, len, sink, recent;
+    int max_pages;
+    dv_duo_prefill prefill;
+    kv_layer *layers;
+};
+
+static size_t page_bytes(const dv_kv_cache *c, const kv_layer *ly) {
+    return (size_t)ly->n_ret * (size_t)c->P * (size_t)c->D * sizeof(float);
+}
+
+int dv_kv_cache_init(const dv_kv_cache_params *p, dv_kv_cache **out) {
+    *out = NULL;
+    DV_ASSERT(p->backend && p->n_layers > 0 && p->n_kv_heads > 0 && p->head_dim > 0 && p->n_ctx > 0);
+    if (p->pattern && (p->pattern->n_layers != p->n_layers || p->pattern->n_kv_heads != p->n_kv_heads))
+        return dv_error_set(DV_ESHAPE, "DuoAttention pattern has %d layers x %d KV heads, the model has %d x %d",
+                            p->pattern->n_layers, p->pattern->n_kv_heads, p->n_layers, p->n_kv_heads);
+    dv_kv_cache *c = calloc(1, sizeof *c);
+    if (!c) return dv_error_set(DV_ENOMEM, "out of memory");
+    c->be = p->backend;
+    c->L = p->n_layers;
+    c->Hkv = p->n_kv_heads;
+    c->D = p->head_dim;
+    c->P = p->page_size > 0 ? p->page_size : 256;
+    c->n_ctx = p->n_ctx;
+    c->max_pages = (int)((p->n_ctx + c->P - 1) / c->P);
+    c->prefill = p->prefill;
+    c->sink = p->pattern ? p->pattern->sink : 0;
+    c->recent = p->pattern ? p->pattern->recent : 0;
+    int rc = 0;
+    if (!(c->layers = calloc((size_t)c->L, sizeof *c->layers))) {
+        rc = dv_error_set(DV_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int l = 0; l < c->L; l++) {
+        kv_layer *ly = &c->layers[l];
+        ly->slot = calloc((size_t)c->Hkv, sizeof *ly->slot);
+        ly->is_ret = calloc((size_t)c->Hkv, 1);
+        ly->k_pages = calloc((size_t)c->max_pages, sizeof *ly->k_pages);
+        ly->v_pages = calloc((size_t)c->max_pages, sizeof *ly->v_pages);
+        ly->views = calloc((size_t)c->Hkv, sizeof *ly->views);
+        ly->segs = calloc((size_t)c->Hkv * (size_t)(c->max_pages + 3), sizeof *ly->segs);
+        if (!ly->slot || !ly->is_ret || !ly->k_pages || !ly->v_pages || !ly->views || !ly->segs) {
+            rc = dv_error_set(DV_ENOMEM, "out of memory");
+            goto fail;
+        }
+        for (int h = 0; h < c->Hkv; h++) {
+            ly->is_ret[h] = !p->pattern || dv_duo_pattern_is_retrieval(p->pattern, l, h);
+            ly->slot[h] = ly->is_ret[h] ? ly->n_ret++ : ly->n_str++;
+        }
+        if (ly->n_str) {
+            size_t n = (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D * sizeof(float);
+            ly->k_str = c->be->ops->alloc(c->be, n);
+            ly->v_str = c->be->ops->alloc(c->be, n);
+            if (!ly->k_str || !ly->v_str) {
+                rc = dv_error_prefix(DV_ENOMEM, "streaming KV cache of layer %d", l);
+                goto fail;
+            }
+        }
+    }
+    *out = c;
+    return 0;
+fail:
+    dv_kv_cache_free(c);
+    return rc;
+}
+
+void dv_kv_cache_free(dv_kv_cache *c) {
+    if (!c) return;
+    for (int l = 0; c->layers && l < c->L; l++) {
+        kv_layer *ly = &c->layers[l];
+        for (int i = 0; i < ly->n_pages; i++) {
+            c->be->ops->free(c->be, ly->k_pages[i]);
+            c->be->ops->free(c->be, ly->v_pages[i]);
+        }
+        if (ly->k_str) c->be->ops->free(c->be, ly->k_str);
+        if (ly->v_str) c->be->ops->free(c->be, ly->v_str);
+        free(ly->slot);
+        free(ly->is_ret);
+        free(ly->k_pages);
+        free(ly->v_pages);
+        free(ly->views);
+        free(ly->segs);
+    }
+    free(c->layers);
+    free(c);
+}
+
+int64_t dv_kv_cache_n_tokens(const dv_kv_cache *c) { return c->len; }
+
+int dv_kv_cache_is_retrieval(const dv_kv_cache *c, int l, int h) { return c->layers[l].is_ret[h]; }
+
+int dv_kv_cache_reserve(dv_kv_cache *c, int64_t T) {
+    if (c->len + T > c->n_ctx)
+        return dv_error_set(DV_EINVAL, "context full: %lld cached + %lld new tokens exceed the context size %lld",
+                            (long long)c->len, (long long)T, (long long)c->n_ctx);
+    const int need = (int)((c->len + T + c->P - 1) / c->P);
+    for (int l = 0; l < c->L; l++) {
+        kv_layer *ly = &c->layers[l];
+        if (!ly->n_ret) continue;
+        while (ly->n_pages < need) {
+            // pages are allocated once and kept (rewind reuses them): never per token
+            float *k = c->be->ops->alloc(c->be, page_bytes(c, ly)), *v = k ? c->be->ops->alloc(c->be, page_bytes(c, ly)) : NULL;
+            if (!k || !v) {
+                if (k) c->be->ops->free(c->be, k);
+                return dv_error_prefix(DV_ENOMEM, "KV cache page %d of layer %d", ly->n_pages, l);
+            }
+            ly->k_pages[ly->n_pages] = k;
+            ly->v_pages[ly->n_pages] = v;
+            ly->n_pages++;
+        }
+    }
+    return 0;
+}
+
+const dv_kv_head_view *dv_kv_cache_views(dv_kv_cache *c, int l) {
+    kv_layer *ly = &c->layers[l];
+    const int64_t P = c->P, D = c->D, S = c->sink, R = c->recent, W = S + R, len = c->len;
+    for (int h = 0; h < c->Hkv; h++) {
+        dv_kv_seg *sg = ly->segs + (size_t)h * (size_t)(c->max_pages + 3);
+        dv_kv_head_view *v = &ly->views[h];
+        int n = 0;
+        const int64_t s = ly->slot[h];
+        if (ly->is_ret[h]) {
+            for (int64_t i = 0; i * P < len; i++) {
+                const int64_t off = s * P * D, cnt = len - i * P < P ? len - i * P : P;
+                sg[n++] = (dv_kv_seg){ly->k_pages[i] + off, ly->v_pages[i] + off, i * P, cnt, D};
+            }
+            v->sink = 0;
+            v->window = 0;
+        } else {
+            const float *kb = ly->k_str + s * W * D, *vb = ly->v_str + s * W * D;
+            const int64_t ns = len < S ? len : S;
+            if (ns) sg[n++] = (dv_kv_seg){kb, vb, 0, ns, D};
+            // the ring holds positions [a, len), position q at slot S + (q - S) % R
+            const int64_t a = len - R > S ? len - R : S;
+            if (len > a) {
+                const int64_t i0 = (a - S) % R, first = len - a < R - i0 ? len - a : R - i0;
+                sg[n++] = (dv_kv_seg){kb + (S + i0) * D, vb + (S + i0) * D, a, first, D};
+                if (len - a > first) sg[n++] = (dv_kv_seg){kb + S * D, vb + S * D, a + first, len - a - first, D};
+            }
+            v->sink = S;
+            // reference: the chunk's own tokens are all visible (causally), the cache being sink + recent;
+            // strict: every query sees only the sink and its `recent` predecessors
+            v->window = c->prefill == DV_DUO_PREFILL_STRICT ? R : 0;
+        }
+        v->segs = sg;
+        v->n_segs = n;
+    }
+    return ly->views;
+}
+
+int dv_kv_cache_append(dv_kv_cache *c, int l, const dv_tensor *k_new, const dv_tensor *v_new) {
+    kv_layer *ly = &c->layers[l];
+    const int64_t T = k_new->ne[0], D = c->D, P = c->P, S = c->sink, R = c->recent, W = S + R;
+    DV_ASSERT(k_new->ne[1] == c->Hkv && k_new->ne[2] == D && dv_tensor_is_contiguous(k_new));
+    DV_ASSERT(v_new->ne[0] == T && dv_tensor_is_contiguous(v_new));
+    DV_ASSERT(c->len + T <= (int64_t)ly->n_pages * P || !ly->n_ret); // reserve() ran
+    const dv_backend_ops *op = c->be->ops;
+    const float *kn = k_new->data, *vn = v_new->data;
+    const size_t row = (size_t)D * sizeof(float);
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t pos = c->len + t;
+        for (int h = 0; h < c->Hkv; h++) {
+            const int64_t s = ly->slot[h];
+            const float *ks = kn + (t * c->Hkv + h) * D, *vs = vn + (t * c->Hkv + h) * D;
+            float *kd, *vd;
+            if (ly->is_ret[h]) {
+                const int64_t off = (s * P + pos % P) * D;
+                kd = ly->k_pages[pos / P] + off;
+                vd = ly->v_pages[pos / P] + off;
+            } else {
+                if (pos >= S && pos < c->len + T - R) continue; // overwritten later in this chunk
+                const int64_t slot = pos < S ? pos : S + (pos - S) % R;
+                kd = ly->k_str + (s * W + slot) * D;
+                vd = ly->v_str + (s * W + slot) * D;
+            }
+            int rc = op->copy(c->be, kd, ks, row);
+            if (!rc) rc = op->copy(c->be, vd, vs, row);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+void dv_kv_cache_commit(dv_kv_cache *c, int64_t T) { c->len += T; }
+
+int dv_kv_cache_rewind(dv_kv_cache *c, int64_t n) {
+    if (n < 0 || n > c->len) return dv_error_set(DV_EINVAL, "cannot rewind the KV cache to %lld tokens (it holds %lld)",
+                                                 (long long)n, (long long)c->len);
+    int has_str = 0;
+    for (int l = 0; l < c->L; l++) has_str |= c->layers[l].n_str > 0;
+    // a streaming ring has already dropped what a rewind into the window would need again
+    if (has_str && n > c->sink && n < c->len)
+        return dv_error_set(DV_EINVAL, "cannot rewind a DuoAttention cache to %lld tokens: streaming heads keep only "
+                                       "the last %lld", (long long)n, (long long)c->recent);
+    c->len = n;
+    return 0;
+}
+
+void dv_kv_cache_memory(const dv_kv_cache *c, dv_kv_memory *m) {
+    memset(m, 0, sizeof *m);
+    m->n_tokens = c->len;
+    for (int l = 0; l < c->L; l++) {
+        const kv_layer *ly = &c->layers[l];
+        m->retrieval_bytes += 2 * (size_t)ly->n_pages * page_bytes(c, ly);
+        m->streaming_bytes += 2 * (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D * sizeof(float);
+        m->n_retrieval_heads += ly->n_ret;
+        m->n_streaming_heads += ly->n_str;
+    }
+    m->total_bytes = m->retrieval_bytes + m->streaming_bytes;
+}
+
+void dv_kv_cache_print_report(const dv_kv_cache *c, void *file) {
+    FILE *f = file;
+    dv_kv_memory m;
+    dv_kv_cache_memory(c, &m);
+    fprintf(f, "duovid: KV cache: %lld tokens, %d retrieval + %d streaming KV heads (sink %lld, recent %lld), "
+               "%.2f MiB retrieval + %.2f MiB streaming = %.2f MiB\n",
+            (long long)m.n_tokens, m.n_retrieval_heads, m.n_streaming_heads, (long long)c->sink, (long long)c->recent,
+            (double)m.retrieval_bytes / (1 << 20), (double)m.streaming_bytes / (1 << 20),
+            (double)m.total_bytes / (1 << 20));
+    for (int l = 0; l < c->L; l++) {
+        const kv_layer *ly = &c->layers[l];
+        fprintf(f, "duovid:   layer %3d: %2d retrieval (%.2f MiB), %2d streaming (%.2f MiB)\n", l, ly->n_ret,
+                2.0 * (double)ly->n_pages * (double)page_bytes(c, ly) / (1 << 20), ly->n_str,
+                2.0 * (double)ly->n_str * (double)(c->sink + c->recent) * c->D * sizeof(float) / (1 << 20));
+    }
+}
