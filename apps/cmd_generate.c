@@ -1,6 +1,7 @@
 // cmd_generate.c: `duovid generate`: stream a text continuation of a prompt with an LLM checkpoint.
 #include "apps/app_common.h"
 #include "apps/args.h"
+#include "apps/duo_args.h"
 #include "apps/cli.h"
 
 #include "core/dv_error.h"
@@ -31,12 +32,14 @@ static void usage(FILE *f) {
             "      --seed S           random seed (default: from the clock)\n"
             "      --ignore-eos       keep generating past end-of-sequence\n"
             "      --no-bos           do not prepend the BOS token\n"
-            "      --ctx N            KV cache size in tokens (default min(model max, 4096))\n"
-            "      --batch N          prompt tokens per forward chunk (default 256)\n"
+            "      --ctx N            context limit in tokens (default: the model's maximum; KV memory\n"
+            "                         grows with the context actually used)\n"
+            "      --chunk N          prompt tokens per forward chunk (default 256)\n"
             "  -t, --threads N        CPU threads (default: all cores)\n"
             "      --device D         auto | cpu | cuda (default auto)\n"
             "  -v, --verbose          print the model summary and KV cache size\n"
-            "  -h, --help             this help\n");
+            "  -h, --help             this help\n\n");
+    dv_duo_args_help(f);
 }
 
 static char *read_all(const char *path) {
@@ -66,6 +69,8 @@ int dv_cmd_generate(int argc, char **argv) {
     int n_predict = 128, threads = 0, n_ctx = 0, n_batch = 0, verbose = 0, ignore_eos = 0, add_bos = 1;
     dv_sampler_params sp = dv_sampler_default_params();
     sp.temperature = 0.8f;
+    dv_duo_args duo;
+    dv_duo_args_init(&duo);
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},  {"prompt", required_argument, 0, 'p'},
         {"file", required_argument, 0, 'f'},   {"n-predict", required_argument, 0, 'n'},
@@ -73,7 +78,8 @@ int dv_cmd_generate(int argc, char **argv) {
         {"top-p", required_argument, 0, 3},    {"repeat-penalty", required_argument, 0, 4},
         {"seed", required_argument, 0, 5},     {"ignore-eos", no_argument, 0, 6},
         {"no-bos", no_argument, 0, 7},         {"ctx", required_argument, 0, 8},
-        {"batch", required_argument, 0, 9},    {"threads", required_argument, 0, 't'},
+        {"chunk", required_argument, 0, 9},    {"batch", required_argument, 0, 9},
+        {"threads", required_argument, 0, 't'}, DV_DUO_LONG_OPTIONS,
         {"device", required_argument, 0, 10},  {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     optind = 1;
@@ -93,13 +99,20 @@ int dv_cmd_generate(int argc, char **argv) {
         case 6: ignore_eos = 1; break;
         case 7: add_bos = 0; break;
         case 8: bad = dv_arg_int("--ctx", optarg, 1, 1 << 30, &n_ctx); break;
-        case 9: bad = dv_arg_int("--batch", optarg, 1, 1 << 16, &n_batch); break;
+        case 9: bad = dv_arg_int("--chunk", optarg, 1, 1 << 20, &n_batch); break;
         case 't': bad = dv_arg_threads(optarg, &threads); break;
         case 10: device = optarg; break;
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("generate", "%s needs a value", argv[optind - 1]); return 1;
-        default: dv_app_usage_error("generate", "unknown option '%s'", argv[optind - 1]); return 1;
+        default: {
+            int d = dv_duo_args_parse(&duo, c, optarg);
+            if (d == 0) {
+                dv_app_usage_error("generate", "unknown option '%s'", argv[optind - 1]);
+                return 1;
+            }
+            bad = d < 0;
+        }
         }
         if (bad) return 1;
     }
@@ -124,15 +137,21 @@ int dv_cmd_generate(int argc, char **argv) {
     dv_tokenizer_stream *stream = NULL;
     dv_llm *llm = NULL;
     dv_sampler *smp = NULL;
+    dv_duo_pattern *pattern = NULL;
     int32_t *ids = NULL;
     float *logits = NULL;
 
     if (prompt_file && !(prompt = prompt_buf = read_all(prompt_file))) goto fail_msg;
     if (!(be = dv_app_backend_init(device, threads))) goto done;
     if ((rc = dv_tokenizer_open(model_dir, &tok))) goto fail_msg;
+    dv_llm_config mcfg;
+    if ((rc = dv_llm_config_load(model_dir, &mcfg))) goto fail_msg;
+    if (dv_duo_args_load(&duo, &mcfg, &pattern)) goto done;
     dv_llm_params lp = dv_llm_default_params();
     lp.backend = be;
     lp.n_ctx = n_ctx;
+    lp.pattern = pattern;
+    lp.duo_prefill = duo.prefill;
     if (n_batch) lp.n_batch = n_batch;
     double t0 = dv_time_now();
     if ((rc = dv_llm_open(model_dir, &lp, &llm))) goto fail_msg;
@@ -145,10 +164,10 @@ int dv_cmd_generate(int argc, char **argv) {
     if (verbose)
         fprintf(stderr,
                 "duovid: %s: %s, %.1fM parameters, %d layers, hidden %d, heads %d (kv %d), vocab %d\n"
-                "duovid: context %d tokens, KV cache %.1f MiB, backend %s (%d threads), loaded in %.2f s\n",
+                "duovid: context up to %d tokens, backend %s (%d threads), loaded in %.2f s\n",
                 model_dir, cfg->arch_name, (double)dv_llm_param_count(llm) / 1e6, cfg->n_layers, cfg->hidden_size,
-                cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size, dv_llm_n_ctx(llm),
-                (double)dv_llm_kv_bytes(llm) / (1 << 20), be->ops->name, be->n_threads, dv_time_now() - t0);
+                cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size, dv_llm_n_ctx(llm), be->ops->name, be->n_threads,
+                dv_time_now() - t0);
 
     // ---- tokenize ----
     int n_ctx_eff = dv_llm_n_ctx(llm), n_ids = 0;
@@ -205,6 +224,7 @@ int dv_cmd_generate(int argc, char **argv) {
     fprintf(stderr, "duovid: prompt %d tok in %.2f s (%.1f tok/s), generated %d tok in %.2f s (%.1f tok/s), peak RSS %.0f MiB\n",
             n_ids - n_gen, t_prefill, t_prefill > 0 ? (n_ids - n_gen) / t_prefill : 0, n_gen, t_dec,
             t_dec > 0 ? n_gen / t_dec : 0, dv_app_peak_rss_mib());
+    if (verbose) dv_kv_cache_print_report(dv_llm_kv_cache(llm), stderr);
     ret = 0;
     goto done;
 fail_msg:
@@ -214,6 +234,7 @@ done:
     free(logits);
     free(prompt_buf);
     dv_sampler_free(smp);
+    dv_duo_pattern_free(pattern);
     dv_tokenizer_stream_free(stream);
     dv_llm_free(llm);
     dv_tokenizer_free(tok);

@@ -131,7 +131,7 @@ int dv_duo_pattern_load(const char *path, dv_duo_pattern **out) {
         snprintf(cfg, sizeof cfg, "%s/config.json", path);
         cJSON *j = NULL;
         if (stat(cfg, &sb) == 0) {
-            int64_t sink = p->sink, recent = p->recent;
+            int64_t sink = 0, recent = 1;
             if ((rc = dv_json_load(cfg, &j)) || (rc = dv_json_get_int_opt(j, "sink_size", cfg, &sink)) ||
                 (rc = dv_json_get_int_opt(j, "recent_size", cfg, &recent)))
                 goto fail;
@@ -140,8 +140,8 @@ int dv_duo_pattern_load(const char *path, dv_duo_pattern **out) {
                                   (long long)sink, (long long)recent);
                 goto fail;
             }
-            p->sink = (int)sink;
-            p->recent = (int)recent;
+            p->cfg_sink = (int)sink;
+            p->cfg_recent = (int)recent;
         }
     fail:
         cJSON_Delete(j);

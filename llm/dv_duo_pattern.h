@@ -21,7 +21,9 @@ typedef struct dv_duo_pattern {
     int n_layers, n_kv_heads;
     double *alpha;       // (n_layers, n_kv_heads) gates clipped to [0, 1], owned
     uint8_t *retrieval;  // (n_layers, n_kv_heads) 1 = retrieval (full KV) head, owned
-    int sink, recent;    // tokens kept by streaming heads (config.json, else 64 / 256)
+    int sink, recent;    // tokens kept by streaming heads: the reference's deployed 64 / 256 unless set
+    int cfg_sink, cfg_recent; // sink_size / recent_size of the folder's config.json (the values the
+                              // gates were trained with; the reference deploys 64 / 256), 0 if absent
     double threshold;    // the gate threshold of the last binarization
     int n_retrieval;     // retrieval heads in total
 } dv_duo_pattern;

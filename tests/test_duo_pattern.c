@@ -77,7 +77,7 @@ static void bad_inputs(void) {
     write_file(cfg, "{\"sink_size\": 128, \"recent_size\": 512, \"lr\": 0.02}");
     DV_CHECK(dv_duo_pattern_load(dir, &p) == 0);
     if (p) {
-        DV_CHECK(p->sink == 128 && p->recent == 512);
+        DV_CHECK(p->cfg_sink == 128 && p->cfg_recent == 512 && p->sink == 64 && p->recent == 256);
         DV_CHECK(p->alpha[4] == 0.0 && p->alpha[5] == 1.0); // clipped
         DV_CHECK(p->n_retrieval == 3);                      // default threshold 0.5: 1, 0.5, 2->1
         DV_CHECK(dv_duo_pattern_check(p, "pat", 3, 2) == 0);

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# duo_flags.sh: the DuoAttention flags of `generate`: a pattern runs and reports its KV memory,
+# sparsity 0 equals no pattern, bad patterns/flags give one error line and exit 1.
+#   bash tests/cli/duo_flags.sh build/duovid
+set -u
+bin=${1:?usage: duo_flags.sh path/to/duovid}
+model=assets/models/tiny-llama
+[ -f "$model/model.safetensors" ] || { echo "SKIPPED: $model missing"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+check() { if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi; }
+one_error() { # LABEL PATTERN -- ARGS: exit 1 and exactly one matching stderr line
+  local label=$1 pat=$2; shift 3
+  "$bin" "$@" >/dev/null 2>"$tmp/e"; local rc=$?
+  [ $rc = 1 ] && [ "$(wc -l <"$tmp/e")" = 1 ] && grep -Eq -- "$pat" "$tmp/e"; check "$label" $?
+  [ $? = 0 ] || cat "$tmp/e"
+}
+mkdir -p "$tmp/pat"
+printf '0.9\t0.1\n0.2\t0.8\n' >"$tmp/pat/full_attention_heads.tsv"
+echo '{"sink_size": 128, "recent_size": 256}' >"$tmp/pat/config.json"
+gen=(generate -m $model -p "Once upon a time there was" -n 12 --temp 0)
+
+"${bin}" "${gen[@]}" >"$tmp/full" 2>/dev/null
+"${bin}" "${gen[@]}" --duo "$tmp/pat" --duo-sparsity 0 >"$tmp/s0" 2>/dev/null
+cmp -s "$tmp/full" "$tmp/s0"; check "sparsity 0 generates exactly what full attention does" $?
+for mode in reference strict; do
+  "$bin" "${gen[@]}" --duo "$tmp/pat" --sink 1 --recent 2 --duo-prefill $mode -v >"$tmp/o" 2>"$tmp/e"; rc=$?
+  [ $rc = 0 ] && grep -q "2 retrieval + 2 streaming KV heads (sink 1, recent 2)" "$tmp/e"
+  check "--duo-prefill $mode runs and reports the KV split" $?
+done
+"$bin" "${gen[@]}" --duo "$tmp/pat/full_attention_heads.tsv" --duo-threshold 0.85 -v >/dev/null 2>"$tmp/e"
+grep -q "1 retrieval + 3 streaming" "$tmp/e"; check "--duo-threshold on a bare .tsv" $?
+
+official=../shared/duo_patterns/Mistral-7B-Instruct-v0.2.tsv
+if [ -f "$official" ]; then
+  one_error "official pattern of another model" "32 layers x 8 KV heads, the model has 2 x 2" -- "${gen[@]}" --duo "$official"
+else
+  echo "skipped: official pattern check ($official is absent)"
+fi
+printf '0.9\t0.1\t0.5\n' >"$tmp/wide.tsv"
+one_error "pattern of another shape" "1 layers x 3 KV heads, the model has 2 x 2" -- "${gen[@]}" --duo "$tmp/wide.tsv"
+one_error "missing pattern" "nope: no such pattern" -- "${gen[@]}" --duo "$tmp/nope"
+printf '0.9\tx\n' >"$tmp/bad.tsv"
+one_error "malformed pattern" "bad.tsv: line 1, value 2 is not a number" -- "${gen[@]}" --duo "$tmp/bad.tsv"
+one_error "sparsity without --duo" "need --duo" -- "${gen[@]}" --duo-sparsity 0.5
+one_error "sparsity out of range" "--duo-sparsity: 1.5 is out of range" -- "${gen[@]}" --duo "$tmp/pat" --duo-sparsity 1.5
+one_error "both sparsity and threshold" "not both" -- "${gen[@]}" --duo "$tmp/pat" --duo-sparsity 0.5 --duo-threshold 0.5
+one_error "bad prefill mode" "not one of reference, strict" -- "${gen[@]}" --duo "$tmp/pat" --duo-prefill fast
+"$bin" generate --help | grep -q -- "--duo-prefill"; check "generate --help documents the duo flags" $?
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
