@@ -9,5 +9,7 @@ int dv_cmd_info(int argc, char **argv);
 int dv_cmd_info_model(int argc, char **argv);
 int dv_cmd_bench(int argc, char **argv);
 int dv_cmd_synth_model(int argc, char **argv);
+int dv_bench_duo(int argc, char **argv);
+int dv_cmd_identify(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static void usage(FILE *f) {
             "  --dtype T      weight dtype (default bf16)\n"
             "  --layers N     override the number of layers (quick small variants of big shapes)\n"
             "  --seed S       random seed (default 1)\n"
+            "  --std X        weight standard deviation (default 0.02, HF's initializer_range)\n"
             "  -h, --help     this help\n",
             dv_llm_synth_preset_names());
 }
@@ -29,9 +30,11 @@ int dv_cmd_synth_model(int argc, char **argv) {
     const char *shape = NULL, *out = NULL, *dtype_s = "bf16";
     uint64_t seed = 1;
     int layers = 0;
+    double std = 0.02;
     static const struct option opts[] = {{"shape", required_argument, 0, 's'}, {"output", required_argument, 0, 'o'},
                                          {"dtype", required_argument, 0, 'd'}, {"seed", required_argument, 0, 'r'},
-                                         {"layers", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'},
+                                         {"layers", required_argument, 0, 'l'}, {"std", required_argument, 0, 'x'},
+                                         {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -42,6 +45,7 @@ int dv_cmd_synth_model(int argc, char **argv) {
         case 'd': dtype_s = optarg; break;
         case 'r': if (dv_arg_u64("--seed", optarg, &seed)) return 1; break;
         case 'l': if (dv_arg_int("--layers", optarg, 1, 4096, &layers)) return 1; break;
+        case 'x': if (dv_arg_double("--std", optarg, 0, 10, &std)) return 1; break;
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("synth-model", "%s needs a value", argv[optind - 1]); return 1;
         default: dv_app_usage_error("synth-model", "unknown option '%s'", argv[optind - 1]); return 1;
@@ -66,7 +70,7 @@ int dv_cmd_synth_model(int argc, char **argv) {
     }
     if (layers) cfg.n_layers = layers;
     double t0 = dv_time_now();
-    if (dv_llm_synth_write(out, &cfg, dt, seed)) {
+    if (dv_llm_synth_write(out, &cfg, dt, seed, std)) {
         dv_app_error();
         return 1;
     }

@@ -14,6 +14,7 @@ static const struct dv_cmd {
     {"generate", dv_cmd_generate, "generate text from a prompt with an LLM checkpoint"},
     {"info", dv_cmd_info, "describe a model folder (architecture, parameters, dtype, context)"},
     {"bench", dv_cmd_bench, "benchmarks: `bench llm` (prefill/decode tok/s, peak RSS)"},
+    {"identify", dv_cmd_identify, "find a model's DuoAttention retrieval heads, write a pattern folder"},
     {"synth-model", dv_cmd_synth_model, "write a random-weight checkpoint of a named shape (for benchmarks)"},
 };
 

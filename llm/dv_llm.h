@@ -62,6 +62,12 @@ int64_t dv_llm_param_count(const dv_llm *m);
 int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, float *logits, int all_logits);
 // One token: append it and write its logits (V).
 int dv_llm_decode(dv_llm *m, int32_t id, float *logits);
+// Like dv_llm_prefill from token ids, but writes the final (normed) hidden states (n, hidden) of
+// every token instead of logits: what DuoAttention head identification compares.
+int dv_llm_prefill_hidden(dv_llm *m, const int32_t *ids, int n, float *hidden);
+// Replaces the DuoAttention pattern and prefill semantics (NULL = full attention). Clears the
+// context: the new cache starts empty.
+int dv_llm_set_duo(dv_llm *m, const dv_duo_pattern *pattern, dv_duo_prefill prefill);
 
 #ifdef __cplusplus
 }

@@ -13,12 +13,13 @@
 extern "C" {
 #endif
 
-// Named shapes: "tiny" (~1M), "100m" (~125M), "llama2-7b", "vicuna-7b" (llama2-7b shape),
+// Named shapes: "tiny" (~0.2M), "100m" (~125M), "duo-bench" (small GQA, 256K context), "llama2-7b", "vicuna-7b" (llama2-7b shape),
 // "llama3-8b", "mistral-7b". Returns DV_EINVAL listing the names for an unknown one.
 int dv_llm_synth_preset(const char *name, dv_llm_config *cfg);
-// Writes DIR/config.json and DIR/model.safetensors (creating DIR). Weights ~ U(-a, a) with
-// std 0.02 (norm weights 1), deterministic for a seed. dtype: F32, F16 or BF16.
-int dv_llm_synth_write(const char *dir, const dv_llm_config *cfg, dv_dtype dtype, uint64_t seed);
+// Writes DIR/config.json and DIR/model.safetensors (creating DIR). Weights ~ U(-a, a) with the
+// given std (HF's initializer_range is 0.02; larger values give peakier attention), norm weights 1,
+// deterministic for a seed. dtype: F32, F16 or BF16.
+int dv_llm_synth_write(const char *dir, const dv_llm_config *cfg, dv_dtype dtype, uint64_t seed, double std);
 // The names listed in --help.
 const char *dv_llm_synth_preset_names(void);
 

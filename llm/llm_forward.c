@@ -21,7 +21,8 @@ static dv_tensor rows_f32(float *buf, int64_t r, int64_t n, int64_t w) {
     return dv_tensor_2d(DV_DTYPE_F32, buf + r * w, n, w);
 }
 
-static int forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T, float *logits_out, int all_logits) {
+int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T, float *logits_out, int all_logits,
+                         float *hidden_out) {
     const dv_llm_config *c = &m->cfg;
     dv_backend *be = m->be;
     const dv_backend_ops *op = be->ops;
@@ -67,7 +68,9 @@ static int forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
         op->matmul(be, &v2, &xb, &w->wv, w->bv.data ? &w->bv : NULL);
         op->rope(be, &q, &pos, &m->rope);
         op->rope(be, &k_new, &pos, &m->rope);
-        op->attention_kv(be, &att, &q, &k_new, &v_new, dv_kv_cache_views(m->kv, l), &ap);
+        const dv_kv_head_view *views = dv_kv_cache_views(m->kv, l);
+        if (m->observer) m->observer(m->observer_ctx, l, &q, &k_new, views, p0);
+        op->attention_kv(be, &att, &q, &k_new, &v_new, views, &ap);
         if ((rc = dv_kv_cache_append(m->kv, l, &k_new, &v_new))) return rc;
         op->matmul(be, &xb, &att2, &w->wo, w->bo.data ? &w->bo : NULL);
         op->add(be, &x, &x, &xb);
@@ -82,6 +85,11 @@ static int forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
     }
 
     // ---- head: only the rows whose logits were asked for ----
+    if (hidden_out) { // final normed hidden states of every row
+        dv_tensor xr = rows_f32(m->x, 0, T, H), xbr = rows_f32(m->xb, 0, T, H);
+        op->rms_norm(be, &xbr, &xr, &m->out_norm, (float)c->rms_norm_eps);
+        if ((rc = op->download(be, hidden_out, m->xb, (size_t)(T * H) * sizeof(float)))) return rc;
+    }
     if (logits_out) {
         int64_t r0 = all_logits ? 0 : T - 1, nr = all_logits ? T : 1;
         dv_tensor xr = rows_f32(m->x, r0, nr, H), xbr = rows_f32(m->xb, 0, nr, H);
@@ -114,10 +122,28 @@ int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, floa
         float *lg = NULL;
         if (logits && all_logits) lg = logits + (size_t)i * (size_t)V;
         else if (logits && last) lg = logits;
-        int rc = forward_chunk(m, ids ? ids + i : NULL, embd ? embd + (size_t)i * (size_t)H : NULL, T, lg, all_logits);
+        int rc = dv_llm_forward_chunk(m, ids ? ids + i : NULL, embd ? embd + (size_t)i * (size_t)H : NULL, T, lg,
+                                      all_logits, NULL);
         if (rc) return rc;
     }
     return 0;
 }
 
 int dv_llm_decode(dv_llm *m, int32_t id, float *logits) { return dv_llm_prefill(m, &id, NULL, 1, logits, 0); }
+
+int dv_llm_prefill_hidden(dv_llm *m, const int32_t *ids, int n, float *hidden) {
+    DV_ASSERT(ids && hidden && n >= 0);
+    if ((int64_t)m->n_past + n > m->n_ctx)
+        return dv_error_set(DV_EINVAL, "context full: %d cached + %d new tokens exceed the context size %d", m->n_past,
+                            n, m->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
+            return dv_error_set(DV_EINVAL, "token id %d at position %d is outside the vocabulary [0, %d)", ids[i], i,
+                                m->cfg.vocab_size);
+    for (int i = 0; i < n; i += m->n_batch) {
+        int T = n - i < m->n_batch ? n - i : m->n_batch;
+        int rc = dv_llm_forward_chunk(m, ids + i, NULL, T, NULL, 0, hidden + (size_t)i * (size_t)m->cfg.hidden_size);
+        if (rc) return rc;
+    }
+    return 0;
+}

@@ -16,6 +16,12 @@ typedef struct dv_llm_layer {
     dv_tensor b_gate, b_up, b_down;   // (F), (F), (H)                  [mlp_bias]
 } dv_llm_layer;
 
+// Called in every layer after RoPE, before attention, with the chunk's queries (T, Hq, D), new keys
+// (T, Hkv, D) and the cache views (Hkv): lets analysis code (head identification) look at attention
+// without a second implementation of the model.
+typedef void (*dv_llm_observer)(void *ctx, int layer, const dv_tensor *q, const dv_tensor *k_new,
+                                const dv_kv_head_view *views, int64_t q_pos0);
+
 struct dv_llm {
     dv_llm_config cfg;
     dv_backend *be;      // not owned
@@ -28,6 +34,8 @@ struct dv_llm {
     dv_llm_layer *layers; // (L), owned
 
     int n_ctx, n_batch, n_past;
+    dv_llm_observer observer; // NULL normally
+    void *observer_ctx;
     int64_t n_params;
 
     dv_kv_cache *kv;     // owned: post-RoPE keys/values (paged retrieval heads, sink+ring streaming heads)
@@ -46,5 +54,9 @@ struct dv_llm {
     int32_t *ids;   // (B) token ids
     int32_t *pos_host, *ids_host; // (B) host staging, owned
 };
+
+// Forward of up to n_batch tokens (llm_forward.c); logits_out / hidden_out (host) may be NULL.
+int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T, float *logits_out, int all_logits,
+                         float *hidden_out);
 
 #endif

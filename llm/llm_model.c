@@ -210,3 +210,16 @@ int dv_llm_rewind(dv_llm *m, int n_past) {
     if (!rc) m->n_past = n_past;
     return rc;
 }
+
+int dv_llm_set_duo(dv_llm *m, const dv_duo_pattern *pattern, dv_duo_prefill prefill) {
+    const dv_llm_config *c = &m->cfg;
+    dv_kv_cache_params kp = {.backend = m->be, .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads,
+                             .head_dim = c->head_dim, .n_ctx = m->n_ctx, .pattern = pattern, .prefill = prefill};
+    dv_kv_cache *kv = NULL;
+    int rc = dv_kv_cache_init(&kp, &kv);
+    if (rc) return rc;
+    dv_kv_cache_free(m->kv);
+    m->kv = kv;
+    m->n_past = 0;
+    return 0;
+}

@@ -23,9 +23,11 @@ static const struct {
     {"vicuna-7b", 32000, 4096, 11008, 32, 32, 32, 4096, 10000, "LlamaForCausalLM"},
     {"llama3-8b", 128256, 4096, 14336, 32, 32, 8, 8192, 500000, "LlamaForCausalLM"},
     {"mistral-7b", 32000, 4096, 14336, 32, 32, 8, 32768, 1000000, "MistralForCausalLM"},
+    // small GQA model with a long context, for `duovid bench duo` on the CPU
+    {"duo-bench", 514, 128, 352, 2, 4, 2, 262144, 1000000, "LlamaForCausalLM"},
 };
 
-const char *dv_llm_synth_preset_names(void) { return "tiny, 100m, llama2-7b, vicuna-7b, llama3-8b, mistral-7b"; }
+const char *dv_llm_synth_preset_names(void) { return "tiny, 100m, duo-bench, llama2-7b, vicuna-7b, llama3-8b, mistral-7b"; }
 
 int dv_llm_synth_preset(const char *name, dv_llm_config *c) {
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
@@ -122,7 +124,9 @@ static int write_config(const char *dir, const dv_llm_config *c, dv_dtype dtype)
     return 0;
 }
 
-int dv_llm_synth_write(const char *dir, const dv_llm_config *c, dv_dtype dtype, uint64_t seed) {
+int dv_llm_synth_write(const char *dir, const dv_llm_config *c, dv_dtype dtype, uint64_t seed, double std) {
+    const float amp = (float)(std * 1.7320508075688772); // a uniform distribution with this std
+    if (!(std >= 0 && std < 100)) return dv_error_set(DV_EINVAL, "synthetic weight std %g is out of range", std);
     if (dtype != DV_DTYPE_F32 && dtype != DV_DTYPE_F16 && dtype != DV_DTYPE_BF16)
         return dv_error_set(DV_EINVAL, "synthetic weights must be F32, F16 or BF16");
     if (mkdir(dir, 0777) && errno != EEXIST) return dv_error_set(DV_EIO, "%s: cannot create (%s)", dir, strerror(errno));
@@ -140,13 +144,12 @@ int dv_llm_synth_write(const char *dir, const dv_llm_config *c, dv_dtype dtype, 
 #define ADD(nm, d0, d1, is_norm)                                                                     \
     do {                                                                                             \
         snprintf(names[n], sizeof names[n], "%s", nm);                                               \
-        fc[n] = (fill_ctx){dtype, splitmix(seed * 1000003u + (uint64_t)n), (is_norm) ? 0 : 0.0346f, \
+        fc[n] = (fill_ctx){dtype, splitmix(seed * 1000003u + (uint64_t)n), (is_norm) ? 0 : amp, \
                            1.0f};                                                                    \
         ts[n] = (dv_st_write_tensor){.name = names[n], .dtype = dtype, .n_dims = (d1) ? 2 : 1,       \
                                      .shape = {(d0), (d1)}, .fill = fill, .fill_ctx = &fc[n]};       \
         n++;                                                                                         \
     } while (0)
-    // 0.0346 = sqrt(3) * 0.02: a uniform distribution with std 0.02, like HF's initializer_range.
     ADD("model.embed_tokens.weight", V, H, 0);
     for (int l = 0; l < L; l++) {
         char p[64];

@@ -1,0 +1,207 @@
+// bench_duo.c: `duovid bench duo`: what DuoAttention buys on this machine. For each context length,
+// sparsity and prefill semantics: KV bytes, prefill seconds (chunked) and decode tokens/s at that
+// context, next to full attention measured in the same run. Patterns are random gates binarized at
+// the sparsity (speed and memory do not depend on which heads are chosen, only on how many).
+#include "apps/app_common.h"
+#include "apps/args.h"
+#include "apps/cli.h"
+
+#include "core/dv_error.h"
+#include "core/dv_progress.h"
+#include "llm/dv_llm.h"
+#include "llm/dv_llm_synth.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: duovid bench duo [-m MODEL_DIR] [options]\n\n"
+            "Measures KV bytes, chunked prefill time and decode speed with DuoAttention against full\n"
+            "attention at several context lengths. Without -m, a small random GQA model (the\n"
+            "`synth-model --shape duo-bench` shape) is written to a temporary folder and removed after.\n"
+            "One table on stdout (or JSON lines with --json); progress on stderr.\n\n"
+            "  -m, --model DIR       model folder (default: synthetic duo-bench model)\n"
+            "  --contexts LIST       context lengths (default 4096,16384,65536)\n"
+            "  --sparsities LIST     streaming-head fractions (default 0.5,0.75; 0 = full is always run)\n"
+            "  --chunk N             prefill chunk (default 4096)\n"
+            "  --gen-tokens N        decode steps timed at each context (default 64)\n"
+            "  --sink N, --recent N  streaming-head sizes (default 64, 256)\n"
+            "  -t, --threads N       CPU threads (default: all cores)\n"
+            "  --json                JSON lines instead of the table\n"
+            "  -h, --help            this help\n");
+}
+
+static int parse_list(const char *flag, const char *s, double *out, int max, double lo, double hi) {
+    int n = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == max) {
+            fprintf(stderr, "duovid: error: %s: at most %d values\n", flag, max);
+            return -1;
+        }
+        if (dv_arg_double(flag, tok, lo, hi, &out[n])) return -1;
+        n++;
+    }
+    if (!n) fprintf(stderr, "duovid: error: %s: empty list\n", flag);
+    return n ? n : -1;
+}
+
+typedef struct run_result {
+    double kv_mib, prefill_s, decode_tps;
+} run_result;
+
+static int run_one(dv_backend *be, const char *dir, const dv_llm_config *cfg, int ctx, int chunk, int n_gen,
+                   double sparsity, dv_duo_prefill mode, int sink, int recent, run_result *r) {
+    dv_duo_pattern *pat = NULL;
+    dv_llm *m = NULL;
+    int32_t *ids = malloc((size_t)(ctx + n_gen) * sizeof *ids);
+    float *logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
+    int rc = ids && logits ? 0 : dv_error_set(DV_ENOMEM, "out of memory");
+    if (!rc && sparsity > 0) {
+        rc = dv_duo_pattern_full(cfg->n_layers, cfg->n_kv_heads, &pat);
+        uint64_t s = 42;
+        for (int i = 0; !rc && i < cfg->n_layers * cfg->n_kv_heads; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            pat->alpha[i] = (double)(s >> 11) / 9007199254740992.0;
+        }
+        if (!rc) rc = dv_duo_pattern_set_sparsity(pat, sparsity);
+        if (!rc) {
+            pat->sink = sink;
+            pat->recent = recent;
+        }
+    }
+    dv_llm_params p = dv_llm_default_params();
+    p.backend = be;
+    p.n_ctx = ctx + n_gen;
+    p.n_batch = chunk;
+    p.pattern = pat;
+    p.duo_prefill = mode;
+    if (!rc) rc = dv_llm_open(dir, &p, &m);
+    for (int i = 0; !rc && i < ctx + n_gen; i++) ids[i] = 3 + (int32_t)((i * 2654435761u) % (uint32_t)(cfg->vocab_size - 3));
+    if (!rc) {
+        char label[96];
+        snprintf(label, sizeof label, "prefill %d, sparsity %.2f %s", ctx, sparsity,
+                 sparsity > 0 ? (mode == DV_DUO_PREFILL_STRICT ? "strict" : "reference") : "(full)");
+        dv_progress *pg = dv_progress_init(label, ctx, "tok");
+        double t0 = dv_time_now();
+        for (int i = 0; !rc && i < ctx; i += chunk) {
+            int n = ctx - i < chunk ? ctx - i : chunk;
+            rc = dv_llm_prefill(m, ids + i, NULL, n, i + n == ctx ? logits : NULL, 0);
+            dv_progress_update(pg, i + n);
+        }
+        r->prefill_s = dv_time_now() - t0;
+        dv_progress_free(pg);
+        double t1 = dv_time_now();
+        for (int i = 0; !rc && i < n_gen; i++) rc = dv_llm_decode(m, ids[ctx + i], logits);
+        r->decode_tps = n_gen / (dv_time_now() - t1);
+        r->kv_mib = (double)dv_llm_kv_bytes(m) / (1 << 20);
+    }
+    dv_llm_free(m);
+    dv_duo_pattern_free(pat);
+    free(ids);
+    free(logits);
+    return rc;
+}
+
+int dv_bench_duo(int argc, char **argv) {
+    const char *model_dir = NULL;
+    double ctxs[8] = {4096, 16384, 65536}, sps[8] = {0.5, 0.75};
+    int n_ctx = 3, n_sp = 2, chunk = 4096, n_gen = 64, sink = 64, recent = 256, threads = 0, json = 0;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},  {"contexts", required_argument, 0, 1},
+        {"sparsities", required_argument, 0, 2}, {"chunk", required_argument, 0, 3},
+        {"gen-tokens", required_argument, 0, 4}, {"sink", required_argument, 0, 5},
+        {"recent", required_argument, 0, 6},   {"threads", required_argument, 0, 't'},
+        {"json", no_argument, 0, 7},           {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":m:t:h", opts, NULL)) != -1;) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model_dir = optarg; break;
+        case 1: bad = (n_ctx = parse_list("--contexts", optarg, ctxs, 8, 16, 1 << 24)) < 0; break;
+        case 2: bad = (n_sp = parse_list("--sparsities", optarg, sps, 8, 0, 1)) < 0; break;
+        case 3: bad = dv_arg_int("--chunk", optarg, 1, 1 << 20, &chunk); break;
+        case 4: bad = dv_arg_int("--gen-tokens", optarg, 1, 1 << 16, &n_gen); break;
+        case 5: bad = dv_arg_int("--sink", optarg, 0, 1 << 20, &sink); break;
+        case 6: bad = dv_arg_int("--recent", optarg, 1, 1 << 24, &recent); break;
+        case 't': bad = dv_arg_threads(optarg, &threads); break;
+        case 7: json = 1; break;
+        case 'h': usage(stdout); return 0;
+        case ':': dv_app_usage_error("bench duo", "%s needs a value", argv[optind - 1]); return 1;
+        default: dv_app_usage_error("bench duo", "unknown option '%s'", argv[optind - 1]); return 1;
+        }
+        if (bad) return 1;
+    }
+    if (optind != argc) {
+        dv_app_usage_error("bench duo", "unexpected argument '%s'", argv[optind]);
+        return 1;
+    }
+    if (model_dir && dv_app_check_model_dir(model_dir)) return 1;
+    int ret = 1;
+    char tmp[] = "/tmp/duovid-bench-duo-XXXXXX";
+    int made_tmp = 0;
+    dv_backend *be = dv_app_backend_init("cpu", threads);
+    dv_llm_config cfg;
+    if (!be) goto done;
+    if (!model_dir) {
+        if (!mkdtemp(tmp)) {
+            fprintf(stderr, "duovid: error: cannot create a temporary folder under /tmp\n");
+            goto done;
+        }
+        made_tmp = 1;
+        if (dv_llm_synth_preset("duo-bench", &cfg) || dv_llm_synth_write(tmp, &cfg, DV_DTYPE_BF16, 1, 0.02)) goto fail_msg;
+        model_dir = tmp;
+    }
+    if (dv_llm_config_load(model_dir, &cfg)) goto fail_msg;
+    if (!json)
+        printf("DuoAttention on %s (%d layers, %d/%d heads), chunk %d, sink %d, recent %d, %d threads\n"
+               "%8s %8s %-9s %10s %7s %10s %7s %10s %7s\n",
+               model_dir == tmp ? "synthetic duo-bench model" : model_dir, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads,
+               chunk, sink, recent, be->n_threads, "context", "sparsity", "prefill", "KV MiB", "x full", "prefill s",
+               "speedup", "decode t/s", "speedup");
+    for (int ci = 0; ci < n_ctx; ci++) {
+        run_result full;
+        if (run_one(be, model_dir, &cfg, (int)ctxs[ci], chunk, n_gen, 0, DV_DUO_PREFILL_REFERENCE, sink, recent, &full))
+            goto fail_msg;
+        for (int si = -1; si < n_sp; si++)
+            for (int mode = 0; mode < (si < 0 ? 1 : 2); mode++) {
+                run_result r = full;
+                if (si >= 0 && run_one(be, model_dir, &cfg, (int)ctxs[ci], chunk, n_gen, sps[si], (dv_duo_prefill)mode,
+                                       sink, recent, &r))
+                    goto fail_msg;
+                const double sp = si < 0 ? 0 : sps[si];
+                const char *mname = si < 0 ? "full" : mode ? "strict" : "reference";
+                if (json)
+                    printf("{\"context\":%d,\"sparsity\":%.3f,\"prefill\":\"%s\",\"kv_mib\":%.3f,\"prefill_s\":%.3f,"
+                           "\"decode_tok_s\":%.2f,\"kv_ratio\":%.4f,\"prefill_speedup\":%.3f,\"decode_speedup\":%.3f}\n",
+                           (int)ctxs[ci], sp, mname, r.kv_mib, r.prefill_s, r.decode_tps, r.kv_mib / full.kv_mib,
+                           full.prefill_s / r.prefill_s, r.decode_tps / full.decode_tps);
+                else
+                    printf("%8d %8.2f %-9s %10.2f %7.3f %10.2f %7.2f %10.1f %7.2f\n", (int)ctxs[ci], sp, mname,
+                           r.kv_mib, r.kv_mib / full.kv_mib, r.prefill_s, full.prefill_s / r.prefill_s, r.decode_tps,
+                           r.decode_tps / full.decode_tps);
+                fflush(stdout);
+            }
+    }
+    ret = 0;
+    goto done;
+fail_msg:
+    dv_app_error();
+done:
+    if (made_tmp) {
+        char p[256];
+        snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/config.json", tmp);
+        unlink(p);
+        rmdir(tmp);
+    }
+    dv_backend_free(be);
+    return ret;
+}
