@@ -77,10 +77,44 @@ void dv_sampler_free(dv_sampler *s) {
     free(s);
 }
 
+// The candidate order: higher logit first, lower id first on ties (a strict total order, so top-k
+// and top-p sets are well defined even with tied logits).
+static inline int cand_before(const cand *a, const cand *b) {
+    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
+}
+
 static int cmp_cand(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
-    return (x->id > y->id) - (x->id < y->id);
+    return cand_before(a, b) ? -1 : cand_before(b, a) ? 1 : 0;
+}
+
+static inline void swap_cand(cand *a, cand *b) {
+    cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+// Quickselect: reorders c so that c[0, k) are the k first candidates in cand_before order (in any
+// order among themselves). O(n) on average, instead of sorting the whole vocabulary for top-k 40.
+static void select_first(cand *c, int n, int k) {
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        const int mid = lo + (hi - lo) / 2;
+        // median of three as the pivot keeps sorted or reversed logits from going quadratic
+        if (cand_before(&c[mid], &c[lo])) swap_cand(&c[mid], &c[lo]);
+        if (cand_before(&c[hi], &c[lo])) swap_cand(&c[hi], &c[lo]);
+        if (cand_before(&c[hi], &c[mid])) swap_cand(&c[hi], &c[mid]);
+        const cand pivot = c[mid];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (cand_before(&c[i], &pivot)) i++;
+            while (cand_before(&pivot, &c[j])) j--;
+            if (i <= j) swap_cand(&c[i++], &c[j--]);
+        }
+        // now c[lo, j] come before c[i, hi]; anything between equals the pivot and is in place
+        if (k - 1 <= j) hi = j;
+        else if (k - 1 >= i) lo = i;
+        else break;
+    }
 }
 
 int32_t dv_sampler_sample(dv_sampler *s, float *logits, const int32_t *recent, int n_recent) {
@@ -98,22 +132,31 @@ int32_t dv_sampler_sample(dv_sampler *s, float *logits, const int32_t *recent, i
             if (recent[i] >= 0 && recent[i] < V) s->seen[recent[i]] = 0;
     }
     if (s->p.temperature <= 0) {
+        // argmax, lowest id on ties; a NaN logit never wins (unless all are NaN: id 0)
         int32_t best = 0;
         for (int i = 1; i < V; i++)
-            if (logits[i] > logits[best]) best = i;
+            if (logits[i] > logits[best] || (logits[best] != logits[best] && logits[i] == logits[i])) best = i;
         return best;
     }
-    // candidates, highest first (partial order would do; a full sort keeps it simple and exact)
-    for (int i = 0; i < V; i++) s->c[i] = (cand){logits[i] / s->p.temperature, i};
+    // candidates (NaN -> -inf so they sort last and get probability 0)
+    for (int i = 0; i < V; i++) s->c[i] = (cand){logits[i] == logits[i] ? logits[i] / s->p.temperature : -INFINITY, i};
     int n = V;
     if (s->p.top_k > 0 && s->p.top_k < n) {
-        qsort(s->c, (size_t)n, sizeof *s->c, cmp_cand);
+        select_first(s->c, n, s->p.top_k);
         n = s->p.top_k;
-    } else {
+        qsort(s->c, (size_t)n, sizeof *s->c, cmp_cand); // top-p needs them in order
+    } else if (s->p.top_p < 1.0f) {
         qsort(s->c, (size_t)n, sizeof *s->c, cmp_cand);
+    } else {
+        // no truncation: only the maximum is needed (for a stable softmax); the id order is kept
+        int m = 0;
+        for (int i = 1; i < n; i++)
+            if (cand_before(&s->c[i], &s->c[m])) m = i;
+        swap_cand(&s->c[0], &s->c[m]);
     }
-    // softmax over the survivors, in double
+    // softmax over the survivors, in double; c[0] holds the largest logit
     const double mx = s->c[0].logit;
+    if (mx == -INFINITY) return s->c[0].id; // every logit is -inf or NaN: nothing to weigh
     double sum = 0;
     for (int i = 0; i < n; i++) sum += exp((double)s->c[i].logit - mx);
     // top-p: the smallest prefix whose mass reaches top_p (at least one token)
@@ -131,11 +174,15 @@ int32_t dv_sampler_sample(dv_sampler *s, float *logits, const int32_t *recent, i
         sum = 0;
         for (int i = 0; i < n; i++) sum += exp((double)s->c[i].logit - mx);
     }
+    // inverse CDF with a 53-bit uniform in [0, 1)
     const double u = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * sum;
     double acc = 0;
     for (int i = 0; i < n; i++) {
         acc += exp((double)s->c[i].logit - mx);
         if (u < acc) return s->c[i].id;
     }
-    return s->c[n - 1].id;
+    // rounding left u at the very top: the last token with any weight
+    for (int i = n - 1; i > 0; i--)
+        if (s->c[i].logit > -INFINITY) return s->c[i].id;
+    return s->c[0].id;
 }

@@ -32,10 +32,18 @@ extern "C" int dv_spm_load(const char *path, dv_spm **out) {
         const int n = s->sp.GetPieceSize();
         s->pieces.reserve((size_t)n);
         for (int i = 0; i < n; i++) s->pieces.push_back(s->sp.IdToPiece(i));
-        // The normalizer's add_dummy_prefix flag lives in the protobuf spec; asking the model how it
-        // segments "a" tells the same without depending on the generated protobuf headers.
-        std::vector<std::string> probe;
-        s->dummy_prefix = s->sp.Encode("a", &probe).ok() && !probe.empty() && probe[0].rfind("\xe2\x96\x81", 0) == 0;
+        // sentencepiece's decode drops the leading "▁" of a sequence when the normalizer adds a dummy
+        // prefix (or removes extra whitespace). Those flags live in the protobuf spec, whose generated
+        // headers are not installed, so ask the decoder itself with the first "▁..." piece.
+        s->dummy_prefix = false;
+        for (int i = 0; i < n; i++) {
+            if (s->pieces[(size_t)i].rfind("\xe2\x96\x81", 0) != 0 || s->sp.IsControl(i) || s->sp.IsUnknown(i) ||
+                s->sp.IsUnused(i) || s->sp.IsByte(i))
+                continue;
+            std::string text;
+            s->dummy_prefix = s->sp.Decode(std::vector<int>{i}, &text).ok() && (text.empty() || text[0] != ' ');
+            break;
+        }
     } catch (...) {
         delete s;
         return dv_error_set(DV_ENOMEM, "%s: out of memory", path);
