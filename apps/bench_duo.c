@@ -31,6 +31,7 @@ static void usage(FILE *f) {
             "  --gen-tokens N        decode steps timed at each context (default 64)\n"
             "  --sink N, --recent N  streaming-head sizes (default 64, 256)\n"
             "  -t, --threads N       CPU threads (default: all cores)\n"
+            "  --device D            cpu (default) | cuda | auto\n"
             "  --json                JSON lines instead of the table\n"
             "  -h, --help            this help\n");
 }
@@ -109,7 +110,7 @@ static int run_one(dv_backend *be, const char *dir, const dv_llm_config *cfg, in
 }
 
 int dv_bench_duo(int argc, char **argv) {
-    const char *model_dir = NULL;
+    const char *model_dir = NULL, *device = "cpu";
     double ctxs[8] = {4096, 16384, 65536}, sps[8] = {0.5, 0.75};
     int n_ctx = 3, n_sp = 2, chunk = 4096, n_gen = 64, sink = 64, recent = 256, threads = 0, json = 0;
     static const struct option opts[] = {
@@ -117,7 +118,8 @@ int dv_bench_duo(int argc, char **argv) {
         {"sparsities", required_argument, 0, 2}, {"chunk", required_argument, 0, 3},
         {"gen-tokens", required_argument, 0, 4}, {"sink", required_argument, 0, 5},
         {"recent", required_argument, 0, 6},   {"threads", required_argument, 0, 't'},
-        {"json", no_argument, 0, 7},           {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", no_argument, 0, 7},           {"device", required_argument, 0, 8},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":m:t:h", opts, NULL)) != -1;) {
@@ -132,6 +134,7 @@ int dv_bench_duo(int argc, char **argv) {
         case 6: bad = dv_arg_int("--recent", optarg, 1, 1 << 24, &recent); break;
         case 't': bad = dv_arg_threads(optarg, &threads); break;
         case 7: json = 1; break;
+        case 8: device = optarg; break;
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("bench duo", "%s needs a value", argv[optind - 1]); return 1;
         default: dv_app_usage_error("bench duo", "unknown option '%s'", argv[optind - 1]); return 1;
@@ -146,7 +149,7 @@ int dv_bench_duo(int argc, char **argv) {
     int ret = 1;
     char tmp[] = "/tmp/duovid-bench-duo-XXXXXX";
     int made_tmp = 0;
-    dv_backend *be = dv_app_backend_init("cpu", threads);
+    dv_backend *be = dv_app_backend_init(device, threads);
     dv_llm_config cfg;
     if (!be) goto done;
     if (!model_dir) {
@@ -160,10 +163,10 @@ int dv_bench_duo(int argc, char **argv) {
     }
     if (dv_llm_config_load(model_dir, &cfg)) goto fail_msg;
     if (!json)
-        printf("DuoAttention on %s (%d layers, %d/%d heads), chunk %d, sink %d, recent %d, %d threads\n"
+        printf("DuoAttention on %s (%d layers, %d/%d heads), chunk %d, sink %d, recent %d, %s x%d\n"
                "%8s %8s %-9s %10s %7s %10s %7s %10s %7s\n",
                model_dir == tmp ? "synthetic duo-bench model" : model_dir, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads,
-               chunk, sink, recent, be->n_threads, "context", "sparsity", "prefill", "KV MiB", "x full", "prefill s",
+               chunk, sink, recent, be->ops->name, be->n_threads, "context", "sparsity", "prefill", "KV MiB", "x full", "prefill s",
                "speedup", "decode t/s", "speedup");
     for (int ci = 0; ci < n_ctx; ci++) {
         run_result full;

@@ -32,6 +32,8 @@ struct dv_llm {
     dv_tensor out_norm;  // (H)
     dv_tensor lm_head;   // (V, H); the same view as tok_embd when tied
     dv_llm_layer *layers; // (L), owned
+    void **dev_weights;   // device copies of the weights (GPU backends only), owned
+    int n_dev_weights;
 
     int n_ctx, n_batch, n_past;
     dv_llm_observer observer; // NULL normally

@@ -81,6 +81,37 @@ static void *be_alloc(dv_llm *m, size_t n, int *rc) {
     return p;
 }
 
+// GPU backends: every weight is copied once to device memory in its file dtype (bf16 stays bf16),
+// and the views are re-pointed at the copies. The tied head shares the embedding's copy.
+static int upload_one(dv_llm *m, dv_tensor *t) {
+    if (!t->data) return 0;
+    const size_t n = dv_tensor_nbytes(t);
+    void *d = m->be->ops->alloc(m->be, n);
+    if (!d) return dv_error_prefix(DV_ENOMEM, "uploading tensor '%s'", t->name ? t->name : "?");
+    m->dev_weights[m->n_dev_weights++] = d;
+    int rc = m->be->ops->upload(m->be, d, t->data, n);
+    t->data = d;
+    t->device = m->be->device;
+    return rc;
+}
+
+static int upload_weights(dv_llm *m) {
+    const int per_layer = 16; // tensors in dv_llm_layer
+    m->dev_weights = calloc((size_t)(3 + per_layer * m->cfg.n_layers), sizeof *m->dev_weights);
+    if (!m->dev_weights) return dv_error_set(DV_ENOMEM, "out of memory");
+    const int tied = m->lm_head.data == m->tok_embd.data;
+    int rc = upload_one(m, &m->tok_embd);
+    if (!rc) rc = upload_one(m, &m->out_norm);
+    if (!rc) rc = tied ? (m->lm_head = m->tok_embd, 0) : upload_one(m, &m->lm_head);
+    for (int l = 0; !rc && l < m->cfg.n_layers; l++) {
+        dv_llm_layer *y = &m->layers[l];
+        dv_tensor *ts[16] = {&y->attn_norm, &y->wq, &y->wk, &y->wv, &y->wo, &y->bq, &y->bk, &y->bv,
+                             &y->bo, &y->ffn_norm, &y->w_gate, &y->w_up, &y->w_down, &y->b_gate, &y->b_up, &y->b_down};
+        for (int i = 0; !rc && i < per_layer; i++) rc = upload_one(m, ts[i]);
+    }
+    return rc;
+}
+
 int dv_llm_open(const char *model_dir, const dv_llm_params *params, dv_llm **out) {
     *out = NULL;
     DV_ASSERT(params && params->backend);
@@ -88,10 +119,6 @@ int dv_llm_open(const char *model_dir, const dv_llm_params *params, dv_llm **out
     dv_llm *m = calloc(1, sizeof *m);
     if (!m) return dv_error_set(DV_ENOMEM, "out of memory");
     m->be = params->backend;
-    if (m->be->device != DV_DEVICE_CPU) {
-        rc = dv_error_set(DV_EUNSUPPORTED, "%s: the LLM runs on the CPU backend only in this version", model_dir);
-        goto fail;
-    }
     if ((rc = dv_llm_config_load(model_dir, &m->cfg))) goto fail;
     const dv_llm_config *c = &m->cfg;
     if ((rc = dv_llm_config_rope(c, &m->rope))) goto fail;
@@ -132,6 +159,7 @@ int dv_llm_open(const char *model_dir, const dv_llm_params *params, dv_llm **out
         m->lm_head = m->tok_embd;
     }
     m->n_params = b.n_params;
+    if (m->be->device != DV_DEVICE_CPU && (rc = upload_weights(m))) goto fail;
     if (c->sliding_window > 0)
         DV_LOG_WARN("%s: config sets sliding_window=%d; duovid attends to the whole context (sliding window ignored)",
                     model_dir, c->sliding_window);
@@ -184,6 +212,8 @@ void dv_llm_free(dv_llm *m) {
     void *bufs[] = {m->k_new, m->v_new, m->x, m->xb, m->q, m->att, m->gate, m->up, m->logits, m->pos, m->ids};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) m->be->ops->free(m->be, bufs[i]);
+    for (int i = 0; i < m->n_dev_weights; i++) m->be->ops->free(m->be, m->dev_weights[i]);
+    free(m->dev_weights);
     free(m->pos_host);
     free(m->ids_host);
     free(m->layers);

@@ -1,4 +1,5 @@
-// cpu_backend.c: the CPU backend: host memory, OpenMP threads, OpenBLAS, and the op table.
+// cpu_backend.c: the CPU backend: aligned host memory, the thread count (OpenMP + OpenBLAS), the
+// scratch buffers the ops share, and the op table.
 #include "kernels/cpu/cpu_ops.h"
 
 #include "core/dv_error.h"
@@ -7,14 +8,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+// cblas.h of some OpenBLAS packages does not declare it
 void openblas_set_num_threads(int n);
+
+float *dv_cpu_grow(float **buf, size_t *cap, size_t n) {
+    if (*cap < n) {
+        void *p = NULL;
+        if (posix_memalign(&p, 64, n * sizeof(float))) {
+            fprintf(stderr, "duovid: out of memory growing a CPU scratch buffer to %zu bytes\n", n * sizeof(float));
+            abort();
+        }
+        free(*buf);
+        *buf = p;
+        *cap = n;
+    }
+    return *buf;
+}
 
 static void *cpu_alloc(dv_backend *be, size_t n) {
     (void)be;
     void *p = NULL;
     // 64-byte alignment for vector loads; posix_memalign needs a non-zero size
     if (posix_memalign(&p, 64, n ? n : 64)) {
-        dv_error_set(DV_ENOMEM, "out of memory allocating %zu bytes", n);
+        dv_error_set(DV_ENOMEM, "cpu backend: out of memory allocating %zu bytes", n);
         return NULL;
     }
     return p;
@@ -27,7 +43,7 @@ static void cpu_free(dv_backend *be, void *p) {
 
 static int cpu_copy(dv_backend *be, void *dst, const void *src, size_t n) {
     (void)be;
-    if (n && dst != src) memcpy(dst, src, n);
+    if (n && dst != src) memmove(dst, src, n);
     return 0;
 }
 
@@ -38,7 +54,10 @@ static int cpu_sync(dv_backend *be) {
 
 static void cpu_destroy(dv_backend *be) {
     dv_cpu_ctx *c = be->ctx;
-    if (c) free(c->scratch);
+    if (c) {
+        free(c->mm_scratch);
+        free(c->att_scratch);
+    }
     free(c);
     free(be);
 }
@@ -74,14 +93,15 @@ dv_backend *dv_backend_cpu_init(int n_threads) {
     if (!be || !c) {
         free(be);
         free(c);
-        dv_error_set(DV_ENOMEM, "out of memory");
+        dv_error_set(DV_ENOMEM, "cpu backend: out of memory");
         return NULL;
     }
     if (n_threads <= 0) n_threads = dv_cpu_count();
     // One pool: our OpenMP threads. OpenBLAS runs single-threaded inside them (matmul.c splits the
-    // work), so two pools never spin against each other on the same cores.
+    // output into per-thread tiles): a second spinning pool on the same cores made decode 25x slower.
     omp_set_num_threads(n_threads);
     openblas_set_num_threads(1);
+    c->n_threads = n_threads;
     be->ops = &dv_cpu_ops;
     be->device = DV_DEVICE_CPU;
     be->n_threads = n_threads;

@@ -1,32 +1,91 @@
-// cpu_ops.h: the CPU backend's op functions (one .c file per op family) and its private state.
+// cpu_ops.h: the CPU backend's op functions (one .c file per op family), its private state and the
+// small helpers they share. Internal to kernels/cpu/.
+//
+// Threading: every parallel region is `#pragma omp parallel for num_threads(DV_CPU_NT(be))`, so the
+// backend's thread count holds whichever thread calls the op. OpenBLAS runs single-threaded inside
+// our threads (see cpu_backend.c).
 #ifndef DV_CPU_OPS_H
 #define DV_CPU_OPS_H
 
 #include "kernels/dv_backend.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct dv_cpu_ctx {
-    float *scratch;      // F32 conversion buffer for bf16/f16 weight tiles, grown rarely, owned
-    size_t scratch_cap;  // in floats
+    int n_threads;
+    // bf16/f16 weight tiles converted for sgemm: (n_threads, tile, K) F32, grown rarely, owned
+    float *mm_scratch;
+    size_t mm_scratch_cap; // in floats
+    // attention workspaces: (n_threads, att_ws_floats) F32, grown rarely, owned
+    float *att_scratch;
+    size_t att_scratch_cap; // in floats
 } dv_cpu_ctx;
 
-// Row i of a 2-d F32 tensor (honours the row stride).
+#define DV_CPU_NT(be) (((dv_cpu_ctx *)(be)->ctx)->n_threads)
+
+// Returns a 64-byte aligned buffer of at least n floats in *buf (reallocated only when it must grow;
+// old contents are dropped). Aborts on out-of-memory: ops have no error path, and the sizes involved
+// are a few MiB bounded by the model shape, reached at warm-up.
+float *dv_cpu_grow(float **buf, size_t *cap, size_t n);
+
+// a * b + c as one fused instruction where the target has FMA: ISO C mode (-std=c17) turns off
+// gcc's contraction of a * b + c, and without hardware FMA fmaf() would be a slow libm call.
+#ifdef __FMA__
+#define DV_FMA(a, b, c) __builtin_fmaf((a), (b), (c))
+#else
+#define DV_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+// Row i of a tensor whose dim 0 is the row (honours the row stride nb[0]).
 static inline float *dv_cpu_row(const dv_tensor *t, int64_t i) {
     return (float *)((char *)t->data + (size_t)i * t->nb[0]);
 }
 
-// Element i of a 1-d weight of any float dtype, as F32.
-static inline float dv_cpu_weight_at(const dv_tensor *w, int64_t i) {
-    switch (w->dtype) {
-    case DV_DTYPE_F32: return ((const float *)w->data)[i];
-    case DV_DTYPE_BF16: return dv_bf16_to_f32(((const uint16_t *)w->data)[i]);
-    default: return dv_f16_to_f32(((const uint16_t *)w->data)[i]);
-    }
+static inline int dv_cpu_is_float(dv_dtype t) {
+    return t == DV_DTYPE_F32 || t == DV_DTYPE_F16 || t == DV_DTYPE_BF16;
 }
 
-// Converts n contiguous elements of a float-typed buffer to F32.
+// Converts n contiguous elements of an F32/F16/BF16 buffer to F32 (the loops vectorize).
 void dv_cpu_to_f32(float *dst, const void *src, dv_dtype dtype, size_t n);
+// Converts n F32 values to F32/F16/BF16 (round to nearest even).
+void dv_cpu_from_f32(void *dst, const float *src, dv_dtype dtype, size_t n);
+
+// ---- attention core (attn_core.c), shared by attention.c and attention_kv.c ----
+// A block of up to DV_ATT_MAXQ query vectors, all reading one kv head, attends to runs of keys with
+// an online softmax: every key row loaded is scored against all of them (GQA heads of one group and
+// neighbouring query rows share each load), and keys no query of the block can see are never scored.
+#define DV_ATT_MAXQ 16 // query vectors per block
+#define DV_ATT_KB 64   // keys scored per online-softmax step
+
+typedef struct dv_cpu_attn {
+    int nq;                     // query vectors in the block
+    int64_t D;                  // head dim
+    float *q;                   // (nq, D) queries multiplied by the softmax scale (workspace)
+    float *acc;                 // (nq, D) running sum of exp(s - m) * v (workspace)
+    float *s;                   // (nq, DV_ATT_KB) scores of the current key step (workspace)
+    float m[DV_ATT_MAXQ];       // running max score per query
+    float l[DV_ATT_MAXQ];       // running sum of exp(s - m) per query
+    int64_t pos[DV_ATT_MAXQ];   // absolute position per query
+    int64_t p_lo, p_hi;         // min / max of pos
+    int causal;                 // key j visible to query p only if j <= p
+    int64_t sink, window;       // window > 0: j visible only if j < sink or p - j <= window
+} dv_cpu_attn;
+
+// Workspace floats one block needs for head dim D.
+size_t dv_cpu_attn_ws_floats(int64_t D);
+// Starts a block over workspace ws: sets the pointers, clears the running state. The caller then
+// fills q (already scaled), pos, p_lo/p_hi and the mask fields.
+void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D);
+// Attends to keys at positions pos0 .. pos0+n-1: key row r at k + r * k_stride, value row r at
+// v + r * v_stride (strides in floats).
+void dv_cpu_attn_run(dv_cpu_attn *a, const float *k, int64_t k_stride, const float *v, int64_t v_stride,
+                     int64_t pos0, int64_t n);
+// out[i] (D) = acc_i / l_i (0 for a query that saw no key).
+void dv_cpu_attn_end(const dv_cpu_attn *a, float *const *out);
+// Splits Hq query heads in groups of Hq/Hkv over tasks of (query rows, kv head, head subset) for
+// n_threads: *qb query rows and *hs heads of one group per task (qb * hs <= DV_ATT_MAXQ).
+void dv_cpu_attn_plan(int64_t T, int64_t Hq, int64_t Hkv, int n_threads, int64_t *qb, int64_t *hs);
 
 void dv_cpu_matmul(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *bias);
 void dv_cpu_rms_norm(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, float eps);

@@ -1,116 +1,178 @@
-// matmul.c: y (M, N) = x (M, K) @ w (N, K)^T + bias  (nn.Linear), weights in F32, F16 or BF16.
+// matmul.c: y (M, N) = x (M, K) @ w (N, K)^T + bias (N)   (nn.Linear), weights in F32, F16 or BF16.
 //
-// One thread pool: our OpenMP threads split the output columns N, and each calls a single-threaded
-// cblas_sgemm on its tile (OpenBLAS runs with 1 thread; two spinning pools on the same cores made
-// decode 25x slower). Half-precision weights are never converted whole:
-//  - few rows (decode, M <= DV_GEMV_MAX_M): a dot-product kernel converts each weight row on the fly
-//    (memory-bound: reads the weights once, in their file dtype);
-//  - many rows (prefill): each thread converts a tile of weight rows into its scratch buffer and
-//    multiplies it with sgemm, so the conversion is amortized over M.
+// One thread pool: our OpenMP threads split the output columns N and OpenBLAS runs single-threaded
+// inside them (cpu_backend.c). Half-precision weights are never converted whole:
+//  - few rows (decode, M <= DV_GEMV_MAX_M): a dot-product kernel reads each weight row once, in its
+//    file dtype, converting on the fly (decode is memory-bound: bytes of weights are the cost);
+//  - many rows (prefill, ViT): each thread converts a tile of DV_TILE_N weight rows into its slice of
+//    the backend's scratch and multiplies it with cblas_sgemm, so the conversion is amortized over M.
+// x and y rows may be strided (nb[0]); elements within a row are contiguous.
 #include "kernels/cpu/cpu_ops.h"
 
 #include "core/dv_error.h"
 
 #include <cblas.h>
 #include <omp.h>
-#include <stdlib.h>
 
-#define DV_GEMV_MAX_M 4
+#define DV_GEMV_MAX_M 8
 #define DV_TILE_N 256
+#define DV_DOT_LANES 32   // independent partial sums: 4 AVX2 (2 AVX-512) accumulators, no FMA latency chain
+#define DV_GEMV_CHUNK 512 // weight elements widened at once when M > 1 (2 KiB on the stack, stays in L1)
 
-// dot(x, w_row) for a bf16/f16 row; the omp simd reduction lets gcc vectorize the sum.
-static inline float dot_bf16(const float *x, const uint16_t *w, int64_t K) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t k = 0; k < K; k++) acc += x[k] * dv_bf16_to_f32(w[k]);
-    return acc;
+// ---- dot products: fixed-width inner loops so gcc vectorizes them without -ffast-math ----
+
+// pairwise sum of the partial sums (vector adds, not a 32-long scalar chain); acc is clobbered
+static inline float lanes_sum(float *acc) {
+    for (int w = DV_DOT_LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++) acc[j] += acc[j + w];
+    return acc[0];
 }
 
-static inline float dot_f32(const float *x, const float *w, int64_t K) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t k = 0; k < K; k++) acc += x[k] * w[k];
-    return acc;
+static inline float dot_f32(const float *restrict x, const float *restrict w, int64_t K) {
+    float acc[DV_DOT_LANES] = {0};
+    int64_t k = 0;
+    for (; k + DV_DOT_LANES <= K; k += DV_DOT_LANES)
+        for (int j = 0; j < DV_DOT_LANES; j++) acc[j] = DV_FMA(x[k + j], w[k + j], acc[j]);
+    float tail = 0.0f;
+    for (; k < K; k++) tail += x[k] * w[k];
+    return lanes_sum(acc) + tail;
 }
 
-static inline float dot_f16(const float *x, const uint16_t *w, int64_t K) {
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t k = 0; k < K; k++) acc += x[k] * dv_f16_to_f32(w[k]);
-    return acc;
+// bf16 -> f32 is a 16-bit shift, so the widening vectorizes (vpmovzxwd + vpslld)
+static inline float dot_bf16(const float *restrict x, const uint16_t *restrict w, int64_t K) {
+    float acc[DV_DOT_LANES] = {0};
+    int64_t k = 0;
+    for (; k + DV_DOT_LANES <= K; k += DV_DOT_LANES)
+        for (int j = 0; j < DV_DOT_LANES; j++) acc[j] = DV_FMA(x[k + j], dv_bf16_to_f32(w[k + j]), acc[j]);
+    float tail = 0.0f;
+    for (; k < K; k++) tail += x[k] * dv_bf16_to_f32(w[k]);
+    return lanes_sum(acc) + tail;
 }
 
-static void gemv(dv_tensor *y, const dv_tensor *x, const dv_tensor *w, int64_t M, int64_t N, int64_t K) {
+// f16 has no shift trick: widen 256 elements at a time (F16C in dv_cpu_to_f32), then the f32 FMAs
+static inline float dot_f16(const float *restrict x, const uint16_t *restrict w, int64_t K) {
+    float acc[DV_DOT_LANES] = {0}, tail = 0.0f;
+    float wf[256]; // (kn) widened chunk of w
+    for (int64_t k0 = 0; k0 < K; k0 += 256) {
+        const int64_t kn = K - k0 < 256 ? K - k0 : 256, kv = kn / DV_DOT_LANES * DV_DOT_LANES;
+        dv_cpu_to_f32(wf, w + k0, DV_DTYPE_F16, (size_t)kn);
+        const float *restrict xc = x + k0;
+        for (int64_t k = 0; k < kv; k += DV_DOT_LANES)
+            for (int j = 0; j < DV_DOT_LANES; j++) acc[j] = DV_FMA(xc[k + j], wf[k + j], acc[j]);
+        for (int64_t k = kv; k < kn; k++) tail += xc[k] * wf[k];
+    }
+    return lanes_sum(acc) + tail;
+}
+
+static inline float dot_any(const float *x, const void *w, dv_dtype dt, int64_t K) {
+    return dt == DV_DTYPE_BF16 ? dot_bf16(x, w, K) : dt == DV_DTYPE_F16 ? dot_f16(x, w, K) : dot_f32(x, w, K);
+}
+
+static inline float bias_at(const dv_tensor *b, int64_t i) {
+    const char *p = (const char *)b->data + (size_t)i * b->nb[b->n_dims - 1];
+    return b->dtype == DV_DTYPE_F32    ? *(const float *)p
+           : b->dtype == DV_DTYPE_BF16 ? dv_bf16_to_f32(*(const uint16_t *)p)
+                                       : dv_f16_to_f32(*(const uint16_t *)p);
+}
+
+// ---- decode path: parallel over weight rows ----
+
+static void gemv(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *bias,
+                 int64_t M, int64_t N, int64_t K) {
     const dv_dtype dt = w->dtype;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))
     for (int64_t n = 0; n < N; n++) {
-        const void *wr = (const char *)w->data + (size_t)n * w->nb[0];
-        for (int64_t m = 0; m < M; m++) {
-            const float *xr = dv_cpu_row(x, m);
-            dv_cpu_row(y, m)[n] = dt == DV_DTYPE_F32    ? dot_f32(xr, wr, K)
-                                  : dt == DV_DTYPE_BF16 ? dot_bf16(xr, wr, K)
-                                                        : dot_f16(xr, wr, K);
+        const char *wr = (const char *)w->data + (size_t)n * w->nb[0];
+        const float b = bias ? bias_at(bias, n) : 0.0f;
+        if (M == 1) {
+            dv_cpu_row(y, 0)[n] = dot_any(dv_cpu_row(x, 0), wr, dt, K) + b;
+            continue;
+        }
+        // widen a chunk of the weight row once, use it for every x row; partial sums per row kept
+        // across chunks (reduced once at the end)
+        float acc[DV_GEMV_MAX_M][DV_DOT_LANES] = {{0}}, tail[DV_GEMV_MAX_M] = {0};
+        float wf[DV_GEMV_CHUNK]; // (kn) F32 copy of w[n, k0 : k0 + kn]
+        for (int64_t k0 = 0; k0 < K; k0 += DV_GEMV_CHUNK) {
+            const int64_t kn = K - k0 < DV_GEMV_CHUNK ? K - k0 : DV_GEMV_CHUNK;
+            const int64_t kv = kn / DV_DOT_LANES * DV_DOT_LANES; // vector part (chunks are whole but the last)
+            const float *wc;
+            if (dt == DV_DTYPE_F32) {
+                wc = (const float *)wr + k0;
+            } else {
+                dv_cpu_to_f32(wf, wr + (size_t)k0 * 2, dt, (size_t)kn);
+                wc = wf;
+            }
+            for (int64_t m = 0; m < M; m++) {
+                const float *restrict xc = dv_cpu_row(x, m) + k0;
+                float *restrict am = acc[m];
+                for (int64_t k = 0; k < kv; k += DV_DOT_LANES)
+                    for (int j = 0; j < DV_DOT_LANES; j++) am[j] = DV_FMA(xc[k + j], wc[k + j], am[j]);
+                for (int64_t k = kv; k < kn; k++) tail[m] += xc[k] * wc[k];
+            }
+        }
+        for (int64_t m = 0; m < M; m++) dv_cpu_row(y, m)[n] = lanes_sum(acc[m]) + tail[m] + b;
+    }
+}
+
+// ---- prefill path: per-thread tiles of N, single-threaded sgemm each ----
+
+static void gemm_tiles(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *bias,
+                       int64_t M, int64_t N, int64_t K) {
+    dv_cpu_ctx *c = be->ctx;
+    const int nt = c->n_threads;
+    const int ldx = (int)(x->nb[0] / sizeof(float)), ldy = (int)(y->nb[0] / sizeof(float));
+    // tiles small enough that every thread gets work, at most DV_TILE_N rows, multiples of 16
+    int64_t tile = (N + nt - 1) / nt;
+    tile = tile < DV_TILE_N ? (tile + 15) / 16 * 16 : DV_TILE_N;
+    const int64_t n_tiles = (N + tile - 1) / tile;
+    // (nt, tile, K) F32 conversion tiles, one slice per thread
+    float *scr = w->dtype == DV_DTYPE_F32
+                     ? NULL
+                     : dv_cpu_grow(&c->mm_scratch, &c->mm_scratch_cap, (size_t)nt * (size_t)tile * (size_t)K);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int64_t ti = 0; ti < n_tiles; ti++) {
+        const int64_t n0 = ti * tile, tn = N - n0 < tile ? N - n0 : tile;
+        const float *wt;
+        int ldw;
+        if (w->dtype == DV_DTYPE_F32) {
+            wt = (const float *)((const char *)w->data + (size_t)n0 * w->nb[0]);
+            ldw = (int)(w->nb[0] / sizeof(float));
+        } else {
+            float *buf = scr + (size_t)omp_get_thread_num() * (size_t)tile * (size_t)K; // (tn, K)
+            for (int64_t r = 0; r < tn; r++)
+                dv_cpu_to_f32(buf + r * K, (const char *)w->data + (size_t)(n0 + r) * w->nb[0], w->dtype, (size_t)K);
+            wt = buf;
+            ldw = (int)K;
+        }
+        float *yt = (float *)y->data + n0;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)tn, (int)K, 1.0f, (const float *)x->data,
+                    ldx, wt, ldw, 0.0f, yt, ldy);
+        if (bias) {
+            float bt[DV_TILE_N]; // (tn) bias of this tile in F32
+            for (int64_t j = 0; j < tn; j++) bt[j] = bias_at(bias, n0 + j);
+            for (int64_t m = 0; m < M; m++) {
+                float *yr = yt + m * (int64_t)ldy;
+                for (int64_t j = 0; j < tn; j++) yr[j] += bt[j];
+            }
         }
     }
-}
-
-// Per-thread conversion tiles: (n_threads, DV_TILE_N, K) F32, grown rarely, owned by the backend.
-static float *scratch(dv_backend *be, size_t n) {
-    dv_cpu_ctx *c = be->ctx;
-    if (c->scratch_cap < n) {
-        float *p = NULL;
-        DV_ASSERT(posix_memalign((void **)&p, 64, n * sizeof(float)) == 0);
-        free(c->scratch);
-        c->scratch = p;
-        c->scratch_cap = n;
-    }
-    return c->scratch;
 }
 
 void dv_cpu_matmul(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *bias) {
     const int64_t M = x->ne[0], K = x->ne[1], N = w->ne[0];
-    DV_ASSERT(x->dtype == DV_DTYPE_F32 && y->dtype == DV_DTYPE_F32);
-    DV_ASSERT(w->dtype == DV_DTYPE_F32 || w->dtype == DV_DTYPE_BF16 || w->dtype == DV_DTYPE_F16);
-    DV_ASSERT(w->ne[1] == K && y->ne[0] == M && y->ne[1] == N);
+    DV_ASSERT(x->dtype == DV_DTYPE_F32 && y->dtype == DV_DTYPE_F32 && dv_cpu_is_float(w->dtype));
+    DV_ASSERT(x->n_dims == 2 && y->n_dims == 2 && w->n_dims == 2);
+    DV_ASSERT(w->ne[1] == K && y->ne[0] == M && y->ne[1] == N && K > 0);
     DV_ASSERT(x->nb[1] == sizeof(float) && y->nb[1] == sizeof(float) && w->nb[1] == dv_dtype_size(w->dtype));
-    DV_ASSERT(!bias || bias->ne[0] == N);
-    const int ldx = (int)(x->nb[0] / sizeof(float)), ldy = (int)(y->nb[0] / sizeof(float));
+    // leading dims: whole floats, at least a row (sgemm's contract), and within int range
+    DV_ASSERT(x->nb[0] % sizeof(float) == 0 && (M == 1 || x->nb[0] >= (size_t)K * sizeof(float)));
+    DV_ASSERT(y->nb[0] % sizeof(float) == 0 && (M == 1 || y->nb[0] >= (size_t)N * sizeof(float)));
+    DV_ASSERT(w->dtype != DV_DTYPE_F32 || (w->nb[0] % sizeof(float) == 0 && w->nb[0] >= (size_t)K * sizeof(float)));
+    DV_ASSERT(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX && x->nb[0] / 4 < INT32_MAX && y->nb[0] / 4 < INT32_MAX);
+    DV_ASSERT(!bias || (dv_cpu_is_float(bias->dtype) && dv_tensor_nelem(bias) == N));
     if (M == 0 || N == 0) return;
-
-    if (M <= DV_GEMV_MAX_M) {
-        gemv(y, x, w, M, N, K);
-    } else {
-        const int nt = be->n_threads;
-        // tiles small enough that every thread gets work, at most DV_TILE_N rows
-        int64_t tile = (N + nt - 1) / nt;
-        tile = tile < DV_TILE_N ? (tile + 15) / 16 * 16 : DV_TILE_N;
-        float *scr = w->dtype == DV_DTYPE_F32 ? NULL : scratch(be, (size_t)nt * (size_t)tile * (size_t)K);
-        const int64_t n_tiles = (N + tile - 1) / tile;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-        for (int64_t ti = 0; ti < n_tiles; ti++) {
-            const int64_t n0 = ti * tile, tn = N - n0 < tile ? N - n0 : tile;
-            const float *wt;
-            int ldw;
-            if (w->dtype == DV_DTYPE_F32) {
-                wt = (const float *)((const char *)w->data + (size_t)n0 * w->nb[0]);
-                ldw = (int)(w->nb[0] / sizeof(float));
-            } else {
-                float *buf = scr + (size_t)omp_get_thread_num() * (size_t)tile * (size_t)K; // (tile, K)
-                for (int64_t r = 0; r < tn; r++)
-                    dv_cpu_to_f32(buf + r * K, (const char *)w->data + (size_t)(n0 + r) * w->nb[0], w->dtype,
-                                  (size_t)K);
-                wt = buf;
-                ldw = (int)K;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)tn, (int)K, 1.0f, x->data, ldx, wt, ldw,
-                        0.0f, (float *)y->data + n0, ldy);
-        }
-    }
-    if (bias) {
-#pragma omp parallel for schedule(static)
-        for (int64_t m = 0; m < M; m++) {
-            float *yr = dv_cpu_row(y, m);
-            for (int64_t n = 0; n < N; n++) yr[n] += dv_cpu_weight_at(bias, n);
-        }
-    }
+    if (M <= DV_GEMV_MAX_M)
+        gemv(be, y, x, w, bias, M, N, K);
+    else
+        gemm_tiles(be, y, x, w, bias, M, N, K);
 }

@@ -1,5 +1,7 @@
-// rope.c: rotary position embedding, Hugging Face "rotate_half" layout: element d pairs with d + D/2.
-// Angles are float32 pos * inv_freq as HF computes them; cos/sin of that angle are exact.
+// rope.c: rotary position embedding in place on x (T, H, D), Hugging Face "rotate_half" layout:
+// element d < D/2 pairs with d + D/2. The angle is the F32 product pos * inv_freq, as HF computes it
+// (a float32 matmul of inv_freq and positions); cos/sin of that F32 angle are then evaluated in double
+// and rounded, so they are within half an ulp of the exact value (HF's float cos is within one).
 #include "kernels/cpu/cpu_ops.h"
 
 #include "core/dv_error.h"
@@ -7,16 +9,17 @@
 #include <math.h>
 
 void dv_cpu_rope(dv_backend *be, dv_tensor *x, const dv_tensor *pos, const dv_rope *rope) {
-    (void)be;
     const int64_t T = x->ne[0], H = x->ne[1], D = x->ne[2], half = D / 2;
-    DV_ASSERT(x->dtype == DV_DTYPE_F32 && pos->dtype == DV_DTYPE_I32 && pos->ne[0] == T);
-    DV_ASSERT(D == rope->head_dim && x->nb[2] == sizeof(float));
+    DV_ASSERT(x->dtype == DV_DTYPE_F32 && x->n_dims == 3 && x->nb[2] == sizeof(float));
+    DV_ASSERT(pos->dtype == DV_DTYPE_I32 && dv_tensor_nelem(pos) == T && dv_tensor_is_contiguous(pos));
+    DV_ASSERT(D == rope->head_dim && D % 2 == 0 && half <= DV_ROPE_MAX_HALF);
     const int32_t *p = pos->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))
     for (int64_t t = 0; t < T; t++) {
-        float c[DV_ROPE_MAX_HALF], s[DV_ROPE_MAX_HALF];
+        float c[DV_ROPE_MAX_HALF], s[DV_ROPE_MAX_HALF]; // (half) cos/sin for this position
+        const float pf = (float)p[t];
         for (int64_t i = 0; i < half; i++) {
-            const float ang = (float)p[t] * rope->inv_freq[i];
+            const float ang = pf * rope->inv_freq[i];
             c[i] = (float)cos((double)ang) * rope->attn_factor;
             s[i] = (float)sin((double)ang) * rope->attn_factor;
         }

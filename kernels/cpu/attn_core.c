@@ -1,0 +1,163 @@
+// attn_core.c: the online-softmax attention block shared by attention.c and attention_kv.c.
+//
+// A block holds up to DV_ATT_MAXQ query vectors that read the same kv head (the GQA heads of one
+// group, for a few consecutive query rows). Keys are visited in steps of DV_ATT_KB: each key row is
+// scored against every query of the block while it is in L1, then each query's running max/sum is
+// rescaled once per step and the value rows are accumulated. Memory traffic for K/V is thus divided
+// by the block size, and no score matrix is ever materialized (the step buffer is nq x DV_ATT_KB).
+#include "kernels/cpu/cpu_ops.h"
+
+#include "core/dv_error.h"
+
+#include <math.h>
+#include <string.h>
+
+
+size_t dv_cpu_attn_ws_floats(int64_t D) {
+    return (size_t)DV_ATT_MAXQ * (size_t)(2 * D + DV_ATT_KB);
+}
+
+void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
+    DV_ASSERT(nq >= 1 && nq <= DV_ATT_MAXQ);
+    a->nq = nq;
+    a->D = D;
+    a->q = ws;
+    a->acc = ws + (size_t)DV_ATT_MAXQ * (size_t)D;
+    a->s = ws + 2 * (size_t)DV_ATT_MAXQ * (size_t)D;
+    memset(a->acc, 0, (size_t)nq * (size_t)D * sizeof(float));
+    for (int i = 0; i < nq; i++) {
+        a->m[i] = -INFINITY;
+        a->l[i] = 0.0f;
+    }
+}
+
+static inline float dot_q_k(const float *restrict q, const float *restrict k, int64_t D) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t d = 0; d < D; d++) s += q[d] * k[d];
+    return s;
+}
+
+static inline int visible(const dv_cpu_attn *a, int64_t p, int64_t j) {
+    if (a->causal && j > p) return 0;
+    return a->window <= 0 || j < a->sink || p - j <= a->window;
+}
+
+// Keys rows [r0, r1) of a run starting at position pos0: all scored, masked per query when needed.
+static void attend_rows(dv_cpu_attn *a, const float *k, int64_t ks, const float *v, int64_t vs, int64_t pos0,
+                        int64_t r0, int64_t r1) {
+    const int nq = a->nq;
+    const int64_t D = a->D;
+    for (int64_t j0 = r0; j0 < r1; j0 += DV_ATT_KB) {
+        const int64_t nb = r1 - j0 < DV_ATT_KB ? r1 - j0 : DV_ATT_KB;
+        const int64_t kp0 = pos0 + j0, kp1 = pos0 + j0 + nb - 1; // positions of this step's keys
+        // scores (nq, nb): each key row once, against every query of the block
+        for (int64_t j = 0; j < nb; j++) {
+            const float *kr = k + (j0 + j) * ks;
+            for (int i = 0; i < nq; i++) a->s[i * DV_ATT_KB + j] = dot_q_k(a->q + i * D, kr, D);
+        }
+        // mask only steps that some query cannot fully see
+        const int all_visible = (!a->causal || kp1 <= a->p_lo) &&
+                                (a->window <= 0 || kp1 < a->sink || a->p_hi - kp0 <= a->window);
+        if (!all_visible)
+            for (int i = 0; i < nq; i++)
+                for (int64_t j = 0; j < nb; j++)
+                    if (!visible(a, a->pos[i], kp0 + j)) a->s[i * DV_ATT_KB + j] = -INFINITY;
+        // online softmax: new max, rescale the running sums, turn scores into weights
+        for (int i = 0; i < nq; i++) {
+            float *s = a->s + i * DV_ATT_KB;
+            float bm = -INFINITY;
+            for (int64_t j = 0; j < nb; j++) bm = s[j] > bm ? s[j] : bm;
+            const float nm = bm > a->m[i] ? bm : a->m[i];
+            if (nm == -INFINITY) { // nothing visible to this query yet: weights are all 0
+                for (int64_t j = 0; j < nb; j++) s[j] = 0.0f;
+                continue;
+            }
+            const float corr = expf(a->m[i] - nm); // 0 on the first visible step (m = -inf)
+            float l = a->l[i] * corr;
+            for (int64_t j = 0; j < nb; j++) {
+                s[j] = expf(s[j] - nm); // exp(-inf) = 0 for masked keys
+                l += s[j];
+            }
+            a->l[i] = l;
+            a->m[i] = nm;
+            if (corr != 1.0f) {
+                float *acc = a->acc + i * D;
+                for (int64_t d = 0; d < D; d++) acc[d] *= corr;
+            }
+        }
+        // acc_i += sum_j w_ij v_j, four value rows per pass over acc_i (one load/store of the
+        // accumulator per four FMAs; the rows stay in L1 across the queries of the block)
+        int64_t j = 0;
+        for (; j + 4 <= nb; j += 4) {
+            const float *restrict v0 = v + (j0 + j) * vs, *restrict v1 = v0 + vs, *restrict v2 = v1 + vs,
+                                  *restrict v3 = v2 + vs;
+            for (int i = 0; i < nq; i++) {
+                const float *w = a->s + i * DV_ATT_KB + j;
+                const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+                if (w0 == 0.0f && w1 == 0.0f && w2 == 0.0f && w3 == 0.0f) continue; // masked
+                float *restrict acc = a->acc + i * D;
+                for (int64_t d = 0; d < D; d++)
+                    acc[d] = DV_FMA(w3, v3[d], DV_FMA(w2, v2[d], DV_FMA(w1, v1[d], DV_FMA(w0, v0[d], acc[d]))));
+            }
+        }
+        for (; j < nb; j++) {
+            const float *restrict vr = v + (j0 + j) * vs;
+            for (int i = 0; i < nq; i++) {
+                const float w = a->s[i * DV_ATT_KB + j];
+                if (w == 0.0f) continue;
+                float *restrict acc = a->acc + i * D;
+                for (int64_t d = 0; d < D; d++) acc[d] = DV_FMA(w, vr[d], acc[d]);
+            }
+        }
+    }
+}
+
+void dv_cpu_attn_run(dv_cpu_attn *a, const float *k, int64_t k_stride, const float *v, int64_t v_stride,
+                     int64_t pos0, int64_t n) {
+    int64_t end = pos0 + n; // one past the last position any query of the block may see
+    if (a->causal && end > a->p_hi + 1) end = a->p_hi + 1;
+    if (end <= pos0) return;
+    if (a->window <= 0) {
+        attend_rows(a, k, k_stride, v, v_stride, pos0, 0, end - pos0);
+        return;
+    }
+    // streaming mask: the sink part [pos0, sink) and the window part [p_lo - window, end), disjoint
+    const int64_t s_end = a->sink < end ? a->sink : end;
+    if (s_end > pos0) attend_rows(a, k, k_stride, v, v_stride, pos0, 0, s_end - pos0);
+    int64_t w0 = a->p_lo - a->window;
+    if (w0 < pos0) w0 = pos0;
+    if (w0 < s_end) w0 = s_end;
+    if (w0 < end) attend_rows(a, k, k_stride, v, v_stride, pos0, w0 - pos0, end - pos0);
+}
+
+void dv_cpu_attn_end(const dv_cpu_attn *a, float *const *out) {
+    for (int i = 0; i < a->nq; i++) {
+        const float inv = a->l[i] > 0 ? 1.0f / a->l[i] : 0.0f;
+        const float *acc = a->acc + i * a->D;
+        for (int64_t d = 0; d < a->D; d++) out[i][d] = acc[d] * inv;
+    }
+}
+
+void dv_cpu_attn_plan(int64_t T, int64_t Hq, int64_t Hkv, int n_threads, int64_t *qb, int64_t *hs) {
+    const int64_t group = Hq / Hkv;
+    int64_t h = group;
+    while (h > DV_ATT_MAXQ || group % h) h--; // largest divisor of group that fits a block
+    int64_t b = DV_ATT_MAXQ / h;
+    if (b > T) b = T > 0 ? T : 1;
+    // enough tasks to keep every thread busy (dynamic scheduling evens out causal imbalance)
+    for (;;) {
+        const int64_t tasks = (T + b - 1) / b * Hkv * (group / h);
+        if (tasks >= 4 * (int64_t)n_threads) break;
+        if (b > 1) {
+            b = (b + 1) / 2;
+        } else if (h > 1) {
+            do h--;
+            while (group % h);
+        } else {
+            break;
+        }
+    }
+    *qb = b;
+    *hs = h;
+}

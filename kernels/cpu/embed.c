@@ -1,0 +1,17 @@
+// embed.c: embedding lookup y (T, D) F32 = table (V, D)[ids (T)], table in F32/F16/BF16.
+#include "kernels/cpu/cpu_ops.h"
+
+#include "core/dv_error.h"
+
+void dv_cpu_embed(dv_backend *be, dv_tensor *y, const dv_tensor *table, const dv_tensor *ids) {
+    const int64_t T = ids->ne[0], V = table->ne[0], D = table->ne[1];
+    DV_ASSERT(ids->dtype == DV_DTYPE_I32 && dv_tensor_nelem(ids) == T && dv_tensor_is_contiguous(ids));
+    DV_ASSERT(dv_cpu_is_float(table->dtype) && table->n_dims == 2 && table->nb[1] == dv_dtype_size(table->dtype));
+    DV_ASSERT(y->dtype == DV_DTYPE_F32 && y->ne[0] == T && y->ne[1] == D && y->nb[1] == sizeof(float));
+    const int32_t *id = ids->data;
+    for (int64_t t = 0; t < T; t++) DV_ASSERT(id[t] >= 0 && id[t] < V);
+#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))
+    for (int64_t t = 0; t < T; t++)
+        dv_cpu_to_f32(dv_cpu_row(y, t), (const char *)table->data + (size_t)id[t] * table->nb[0], table->dtype,
+                      (size_t)D);
+}

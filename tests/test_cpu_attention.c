@@ -1,0 +1,190 @@
+// test_cpu_attention.c: the CPU attention and attention_kv ops against an explicit float64 softmax
+// over all visible keys, written here: causal with q_pos0 > 0, non-causal, GQA (Hq=8, Hkv=2; group 3;
+// MHA), odd head dims, k/v in a (Hkv, Tmax, D) cache layout viewed as (Tk, Hkv, D) through strides,
+// and DuoAttention views (paged retrieval heads, sink + window streaming heads) against a dense mask.
+// 1 and 2 threads; outputs poisoned with NaN.
+#include "tests/cpu_ops_ref.h"
+
+// out (Tq, Hq, D) for query (t, h) at position q_pos0 + t; k/v element (j, g, d) read through
+// kof(j, g) (offset of row j of head g); vis(p, j) says whether key j is visible at position p.
+typedef struct ref_mask {
+    int causal;
+    int64_t sink, window;
+} ref_mask;
+
+static int ref_visible(const ref_mask *mk, int64_t p, int64_t j) {
+    if (mk->causal && j > p) return 0;
+    return mk->window <= 0 || j < mk->sink || p - j <= mk->window;
+}
+
+// k, v: dense (Tk, Hkv, D) doubles. Keys j are at positions j.
+static void ref_attention(double *out, const double *q, const double *k, const double *v, int64_t Tq, int64_t Hq,
+                          int64_t Tk, int64_t Hkv, int64_t D, double scale, int64_t q_pos0, const ref_mask *mk) {
+    double *w = ref_xmalloc((size_t)(Tk ? Tk : 1) * 8);
+    for (int64_t t = 0; t < Tq; t++)
+        for (int64_t h = 0; h < Hq; h++) {
+            const int64_t g = h / (Hq / Hkv), p = q_pos0 + t;
+            double mx = -INFINITY, s = 0;
+            for (int64_t j = 0; j < Tk; j++) {
+                w[j] = -INFINITY;
+                if (!ref_visible(mk, p, j)) continue;
+                double d = 0;
+                for (int64_t i = 0; i < D; i++) d += q[(t * Hq + h) * D + i] * k[(j * Hkv + g) * D + i];
+                w[j] = d * scale;
+                mx = fmax(mx, w[j]);
+            }
+            for (int64_t j = 0; j < Tk; j++) s += w[j] == -INFINITY ? 0 : exp(w[j] - mx);
+            for (int64_t i = 0; i < D; i++) {
+                double o = 0;
+                for (int64_t j = 0; j < Tk; j++)
+                    if (w[j] != -INFINITY) o += exp(w[j] - mx) / s * v[(j * Hkv + g) * D + i];
+                out[(t * Hq + h) * D + i] = o;
+            }
+        }
+    free(w);
+}
+
+static void attention_case(dv_backend *be, int64_t Tq, int64_t Hq, int64_t Tk, int64_t Hkv, int64_t D, int causal,
+                           int64_t q_pos0, int cache_layout) {
+    const int64_t Tmax = Tk + 5; // cache capacity: rows beyond Tk hold NaN, which must never be read
+    double *qe = ref_xmalloc((size_t)(Tq * Hq * D) * 8), *ke = ref_xmalloc((size_t)(Tk * Hkv * D) * 8);
+    double *ve = ref_xmalloc((size_t)(Tk * Hkv * D) * 8), *ref = ref_xmalloc((size_t)(Tq * Hq * D) * 8);
+    float *q = ref_rand_f32((size_t)(Tq * Hq * D), -2, 2, qe);
+    float *kb = ref_xmalloc((size_t)(Tmax * Hkv * D) * 4), *vb = ref_xmalloc((size_t)(Tmax * Hkv * D) * 4);
+    ref_poison(kb, (size_t)(Tmax * Hkv * D));
+    ref_poison(vb, (size_t)(Tmax * Hkv * D));
+    float *tmp = ref_rand_f32((size_t)(Tk * Hkv * D) * 2, -2, 2, NULL);
+    for (int64_t j = 0; j < Tk; j++)
+        for (int64_t g = 0; g < Hkv; g++)
+            for (int64_t i = 0; i < D; i++) {
+                const int64_t dense = (j * Hkv + g) * D + i;
+                const int64_t off = cache_layout ? (g * Tmax + j) * D + i : dense;
+                kb[off] = tmp[dense];
+                vb[off] = tmp[Tk * Hkv * D + dense];
+                ke[dense] = kb[off];
+                ve[dense] = vb[off];
+            }
+    const double scale = 1.0 / sqrt((double)D);
+    ref_mask mk = {causal, 0, 0};
+    ref_attention(ref, qe, ke, ve, Tq, Hq, Tk, Hkv, D, (float)scale, q_pos0, &mk);
+    float *out = ref_xmalloc((size_t)(Tq * Hq * D) * 4);
+    ref_poison(out, (size_t)(Tq * Hq * D));
+    dv_tensor to = dv_tensor_3d(DV_DTYPE_F32, out, Tq, Hq, D), tq = dv_tensor_3d(DV_DTYPE_F32, q, Tq, Hq, D);
+    dv_tensor tk = dv_tensor_3d(DV_DTYPE_F32, kb, Tk, Hkv, D), tv = dv_tensor_3d(DV_DTYPE_F32, vb, Tk, Hkv, D);
+    if (cache_layout) {
+        tk.nb[0] = tv.nb[0] = (size_t)D * 4;
+        tk.nb[1] = tv.nb[1] = (size_t)(Tmax * D) * 4;
+    }
+    dv_attn_params p = {(float)scale, causal, q_pos0};
+    be->ops->attention(be, &to, &tq, &tk, &tv, &p);
+    char label[160];
+    snprintf(label, sizeof label, "attention t=%d Tq=%lld Hq=%lld Tk=%lld Hkv=%lld D=%lld %s q_pos0=%lld%s",
+             be->n_threads, (long long)Tq, (long long)Hq, (long long)Tk, (long long)Hkv, (long long)D,
+             causal ? "causal" : "full", (long long)q_pos0, cache_layout ? " (Hkv,Tmax,D) strides" : "");
+    dv_test_close_f64(label, out, ref, (size_t)(Tq * Hq * D), 1e-5);
+    free(qe), free(ke), free(ve), free(ref), free(q), free(kb), free(vb), free(tmp), free(out);
+}
+
+// DuoAttention: kv head g's cached keys 0..q_pos0-1 split into segments of varying sizes, stored out
+// of order in separate buffers with padded rows; the chunk's T new keys follow. views[g] carries the
+// head's streaming mask (window 0: retrieval head).
+static void attention_kv_case(dv_backend *be, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, int64_t q_pos0,
+                              const int64_t (*masks)[2]) {
+    const int64_t Tk = q_pos0 + T, stride = D + 3;
+    double *qe = ref_xmalloc((size_t)(T * Hq * D) * 8), *ke = ref_xmalloc((size_t)(Tk * Hkv * D) * 8);
+    double *ve = ref_xmalloc((size_t)(Tk * Hkv * D) * 8), *ref = ref_xmalloc((size_t)(T * Hq * D) * 8);
+    float *q = ref_rand_f32((size_t)(T * Hq * D), -2, 2, qe);
+    float *kall = ref_rand_f32((size_t)(Tk * Hkv * D), -2, 2, ke), *vall = ref_rand_f32((size_t)(Tk * Hkv * D), -2, 2, ve);
+    // segments: sizes cycle 1, 16, 7, 16, ...; each in its own (n, stride) buffer, NaN padding
+    dv_kv_seg *segs = ref_xmalloc((size_t)(Hkv * (q_pos0 + 1)) * sizeof *segs);
+    float **bufs = ref_xmalloc((size_t)(Hkv * (q_pos0 + 1)) * 2 * sizeof *bufs);
+    dv_kv_head_view *views = ref_xmalloc((size_t)Hkv * sizeof *views);
+    int n_bufs = 0;
+    const int64_t sizes[] = {1, 16, 7, 16, 3};
+    for (int64_t g = 0; g < Hkv; g++) {
+        dv_kv_seg *hs = segs + g * (q_pos0 + 1);
+        int n = 0;
+        for (int64_t p0 = 0, si = g; p0 < q_pos0; si++) {
+            const int64_t len = sizes[si % 5] < q_pos0 - p0 ? sizes[si % 5] : q_pos0 - p0;
+            float *kb = ref_xmalloc((size_t)(len * stride) * 4), *vb = ref_xmalloc((size_t)(len * stride) * 4);
+            ref_poison(kb, (size_t)(len * stride));
+            ref_poison(vb, (size_t)(len * stride));
+            for (int64_t r = 0; r < len; r++)
+                for (int64_t i = 0; i < D; i++) {
+                    kb[r * stride + i] = kall[((p0 + r) * Hkv + g) * D + i];
+                    vb[r * stride + i] = vall[((p0 + r) * Hkv + g) * D + i];
+                }
+            bufs[n_bufs++] = kb;
+            bufs[n_bufs++] = vb;
+            hs[n++] = (dv_kv_seg){kb, vb, p0, len, stride};
+            p0 += len;
+        }
+        // reverse the order: attention may not assume segments sorted by position
+        for (int a = 0, b = n - 1; a < b; a++, b--) {
+            dv_kv_seg t = hs[a];
+            hs[a] = hs[b];
+            hs[b] = t;
+        }
+        views[g] = (dv_kv_head_view){hs, n, masks[g][0], masks[g][1]};
+    }
+    // k_new, v_new (T, Hkv, D): the last T positions of kall/vall
+    const float *kn = kall + q_pos0 * Hkv * D, *vn = vall + q_pos0 * Hkv * D;
+    const double scale = 1.0 / sqrt((double)D);
+    // the reference runs per kv head (each has its own mask) on single-kv-head slices
+    for (int64_t g = 0; g < Hkv; g++) {
+        const int64_t group = Hq / Hkv;
+        double *qg = ref_xmalloc((size_t)(T * group * D) * 8), *kg = ref_xmalloc((size_t)(Tk * D) * 8);
+        double *vg = ref_xmalloc((size_t)(Tk * D) * 8), *og = ref_xmalloc((size_t)(T * group * D) * 8);
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t hh = 0; hh < group; hh++)
+                memcpy(qg + (t * group + hh) * D, qe + (t * Hq + g * group + hh) * D, (size_t)D * 8);
+        for (int64_t j = 0; j < Tk; j++) {
+            memcpy(kg + j * D, ke + (j * Hkv + g) * D, (size_t)D * 8);
+            memcpy(vg + j * D, ve + (j * Hkv + g) * D, (size_t)D * 8);
+        }
+        ref_mask mk = {1, masks[g][0], masks[g][1]};
+        ref_attention(og, qg, kg, vg, T, group, Tk, 1, D, (float)scale, q_pos0, &mk);
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t hh = 0; hh < group; hh++)
+                memcpy(ref + (t * Hq + g * group + hh) * D, og + (t * group + hh) * D, (size_t)D * 8);
+        free(qg), free(kg), free(vg), free(og);
+    }
+    float *out = ref_xmalloc((size_t)(T * Hq * D) * 4);
+    ref_poison(out, (size_t)(T * Hq * D));
+    dv_tensor to = dv_tensor_3d(DV_DTYPE_F32, out, T, Hq, D), tq = dv_tensor_3d(DV_DTYPE_F32, q, T, Hq, D);
+    dv_tensor tk = dv_tensor_3d(DV_DTYPE_F32, (void *)kn, T, Hkv, D), tv = dv_tensor_3d(DV_DTYPE_F32, (void *)vn, T, Hkv, D);
+    dv_attn_params p = {(float)scale, 1, q_pos0};
+    be->ops->attention_kv(be, &to, &tq, &tk, &tv, views, &p);
+    char label[200];
+    int k = snprintf(label, sizeof label, "attention_kv t=%d T=%lld Hq=%lld Hkv=%lld D=%lld q_pos0=%lld (sink,window):",
+                     be->n_threads, (long long)T, (long long)Hq, (long long)Hkv, (long long)D, (long long)q_pos0);
+    for (int64_t g = 0; g < Hkv && k < (int)sizeof label; g++)
+        k += snprintf(label + k, sizeof label - (size_t)k, " (%lld,%lld)", (long long)masks[g][0], (long long)masks[g][1]);
+    dv_test_close_f64(label, out, ref, (size_t)(T * Hq * D), 1e-5);
+    for (int i = 0; i < n_bufs; i++) free(bufs[i]);
+    free(qe), free(ke), free(ve), free(ref), free(q), free(kall), free(vall), free(segs), free(bufs), free(views);
+    free(out);
+}
+
+int main(void) {
+    if (ref_backends_init()) return 1;
+    // {sink, window} per kv head: retrieval (0, 0) and streaming heads, one with sink beyond the context
+    const int64_t masks2[2][2] = {{0, 0}, {4, 8}};
+    const int64_t masks4[4][2] = {{4, 8}, {0, 0}, {0, 16}, {100, 3}};
+    for (int b = 0; b < 2; b++) {
+        dv_backend *be = ref_backends[b];
+        attention_case(be, 1, 8, 300, 2, 64, 1, 299, 0);   // decode step, GQA 8/2
+        attention_case(be, 37, 8, 100, 2, 128, 1, 63, 1);  // prefill chunk after a cached prefix
+        attention_case(be, 65, 3, 65, 3, 7, 1, 0, 0);      // causal from 0, MHA, odd D
+        attention_case(be, 50, 4, 77, 4, 72, 0, 0, 1);     // non-causal (ViT), cache strides
+        attention_case(be, 9, 12, 9, 4, 33, 1, 0, 0);      // group of 3
+        attention_case(be, 3, 8, 130, 2, 16, 1, 200, 1);   // q_pos0 beyond Tk: every key visible
+        attention_case(be, 1, 2, 1, 1, 1, 0, 0, 0);        // D = 1, one key
+        attention_kv_case(be, 1, 8, 2, 64, 57, masks2);    // decode
+        attention_kv_case(be, 20, 8, 2, 64, 57, masks2);   // chunked prefill
+        attention_kv_case(be, 33, 8, 4, 32, 90, masks4);
+        attention_kv_case(be, 5, 4, 4, 24, 0, masks4);     // first chunk: no cache yet
+    }
+    ref_backends_free();
+    return dv_test_finish();
+}

@@ -1,0 +1,350 @@
+// test_cpu_ops.c: the CPU backend's matmul, norms, activations, softmax, elementwise ops, embed and
+// convert against naive float64 references written here, on random inputs over several shapes
+// (odd sizes included), weights in F32/F16/BF16, strided rows, 1 and 2 threads. Outputs are
+// poisoned with NaN first, so an element an op forgets to write fails; row padding is checked
+// untouched. (RoPE: test_cpu_rope.c; attention: test_cpu_attention.c.)
+#include "tests/cpu_ops_ref.h"
+
+static const dv_dtype wdts[3] = {DV_DTYPE_F32, DV_DTYPE_BF16, DV_DTYPE_F16};
+
+// Checks a strided (M, N) F32 result against a dense double reference and that the padding
+// between rows (ld > N) still holds NaN.
+static void check_rows(const char *label, const float *y, int64_t ld, const double *ref, int64_t M, int64_t N,
+                       double tol) {
+    float *dense = ref_xmalloc((size_t)(M * N) * sizeof(float));
+    int pad_ok = 1;
+    for (int64_t m = 0; m < M; m++) {
+        memcpy(dense + m * N, y + m * ld, (size_t)N * sizeof(float));
+        for (int64_t j = N; j < ld && m + 1 < M; j++) pad_ok &= isnan(y[m * ld + j]);
+    }
+    dv_test_close_f64(label, dense, ref, (size_t)(M * N), tol);
+    DV_CHECK_MSG(pad_ok, "%s: wrote into the row padding", label);
+    free(dense);
+}
+
+// ---- matmul: y = x @ w^T + b -----------------------------------------------------------------
+
+static void matmul_case(dv_backend *be, dv_dtype wdt, dv_dtype bdt, int64_t M, int64_t K, int64_t N, int with_bias,
+                        int64_t x_pad, int64_t y_pad) {
+    const int64_t ldx = K + x_pad, ldy = N + y_pad;
+    double *xe = ref_xmalloc((size_t)(M * ldx) * 8), *we = ref_xmalloc((size_t)(N * K) * 8);
+    double *bexact = ref_xmalloc((size_t)N * 8), *ref = ref_xmalloc((size_t)(M * N) * 8);
+    float *x = ref_rand_f32((size_t)(M * ldx), -1, 1, xe);
+    void *w = ref_make_weights(wdt, (size_t)(N * K), we, -1, 1);
+    void *b = ref_make_weights(bdt, (size_t)N, bexact, -1, 1);
+    float *y = ref_xmalloc((size_t)(M * ldy) * sizeof(float));
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = with_bias ? bexact[n] : 0.0;
+            for (int64_t k = 0; k < K; k++) s += xe[m * ldx + k] * we[n * K + k];
+            ref[m * N + n] = s;
+        }
+    ref_poison(y, (size_t)(M * ldy));
+    dv_tensor tx = dv_tensor_2d(DV_DTYPE_F32, x, M, K), ty = dv_tensor_2d(DV_DTYPE_F32, y, M, N);
+    dv_tensor tw = dv_tensor_2d(wdt, w, N, K), tb = dv_tensor_1d(bdt, b, N);
+    tx.nb[0] = (size_t)ldx * sizeof(float);
+    ty.nb[0] = (size_t)ldy * sizeof(float);
+    be->ops->matmul(be, &ty, &tx, &tw, with_bias ? &tb : NULL);
+    char label[160];
+    snprintf(label, sizeof label, "matmul t=%d w=%s M=%lld K=%lld N=%lld bias=%s ldx=%lld ldy=%lld", be->n_threads,
+             dv_dtype_name(wdt), (long long)M, (long long)K, (long long)N, with_bias ? dv_dtype_name(bdt) : "-",
+             (long long)ldx, (long long)ldy);
+    check_rows(label, y, ldy, ref, M, N, 1e-5);
+    free(xe), free(we), free(bexact), free(ref), free(x), free(w), free(b), free(y);
+}
+
+static void test_matmul(void) {
+    const int64_t Ms[] = {1, 3, 8, 9, 65}, Ks[] = {1, 7, 33, 257}, Ns[] = {1, 5, 300};
+    int c = 0;
+    for (int bi = 0; bi < 2; bi++)
+        for (int di = 0; di < 3; di++)
+            for (int mi = 0; mi < 5; mi++)
+                for (int ki = 0; ki < 4; ki++)
+                    for (int ni = 0; ni < 3; ni++, c++) {
+                        // every third case strided; bias in a rotating dtype on every other case
+                        const int64_t pad = c % 3 == 0 ? 3 : 0;
+                        matmul_case(ref_backends[bi], wdts[di], wdts[(di + c) % 3], Ms[mi], Ks[ki], Ns[ni], c % 2,
+                                    pad, 2 * pad);
+                    }
+    // model-sized rows: the 32-lane dot loop, several sgemm tiles, the scratch reused then grown
+    for (int bi = 0; bi < 2; bi++)
+        for (int di = 1; di < 3; di++) {
+            matmul_case(ref_backends[bi], wdts[di], DV_DTYPE_F32, 1, 4096, 64, 1, 0, 0);
+            matmul_case(ref_backends[bi], wdts[di], DV_DTYPE_F32, 4, 4099, 40, 0, 5, 0);
+            matmul_case(ref_backends[bi], wdts[di], DV_DTYPE_F32, 17, 1000, 600, 1, 0, 0);
+            matmul_case(ref_backends[bi], wdts[di], DV_DTYPE_F32, 33, 2048, 200, 0, 0, 7);
+        }
+}
+
+// ---- RMSNorm / LayerNorm -------------------------------------------------------------------------
+
+static void norm_case(dv_backend *be, int layer, dv_dtype wdt, int64_t M, int64_t D, int64_t pad, int in_place,
+                      int with_bias) {
+    const int64_t ld = D + pad;
+    const float eps = layer ? 1e-6f : 1e-5f;
+    double *xe = ref_xmalloc((size_t)(M * ld) * 8), *we = ref_xmalloc((size_t)D * 8), *bexact = ref_xmalloc((size_t)D * 8);
+    double *ref = ref_xmalloc((size_t)(M * D) * 8);
+    // LayerNorm inputs off-centre, so the mean matters
+    float *x = ref_rand_f32((size_t)(M * ld), layer ? 1.0f : -2.0f, layer ? 5.0f : 2.0f, xe);
+    void *w = ref_make_weights(wdt, (size_t)D, we, -2, 2), *b = ref_make_weights(wdt, (size_t)D, bexact, -1, 1);
+    for (int64_t m = 0; m < M; m++) {
+        const double *xr = xe + m * ld;
+        if (!layer) {
+            double ss = 0;
+            for (int64_t d = 0; d < D; d++) ss += xr[d] * xr[d];
+            const double r = 1.0 / sqrt(ss / (double)D + eps);
+            for (int64_t d = 0; d < D; d++) ref[m * D + d] = xr[d] * r * we[d];
+        } else {
+            double s = 0, ss = 0;
+            for (int64_t d = 0; d < D; d++) s += xr[d];
+            const double mean = s / (double)D;
+            for (int64_t d = 0; d < D; d++) ss += (xr[d] - mean) * (xr[d] - mean);
+            const double r = 1.0 / sqrt(ss / (double)D + eps);
+            for (int64_t d = 0; d < D; d++)
+                ref[m * D + d] = (xr[d] - mean) * r * we[d] + (with_bias ? bexact[d] : 0.0);
+        }
+    }
+    float *y = in_place ? x : ref_xmalloc((size_t)(M * ld) * sizeof(float));
+    if (!in_place) ref_poison(y, (size_t)(M * ld));
+    else
+        for (int64_t m = 0; m + 1 < M; m++)
+            for (int64_t d = D; d < ld; d++) x[m * ld + d] = NAN;
+    dv_tensor tx = dv_tensor_2d(DV_DTYPE_F32, x, M, D), ty = dv_tensor_2d(DV_DTYPE_F32, y, M, D);
+    dv_tensor tw = dv_tensor_1d(wdt, w, D), tb = dv_tensor_1d(wdt, b, D);
+    tx.nb[0] = ty.nb[0] = (size_t)ld * sizeof(float);
+    if (layer) be->ops->layer_norm(be, &ty, &tx, &tw, with_bias ? &tb : NULL, eps);
+    else be->ops->rms_norm(be, &ty, &tx, &tw, eps);
+    char label[160];
+    snprintf(label, sizeof label, "%s t=%d w=%s M=%lld D=%lld ld=%lld%s%s", layer ? "layer_norm" : "rms_norm",
+             be->n_threads, dv_dtype_name(wdt), (long long)M, (long long)D, (long long)ld, in_place ? " in-place" : "",
+             layer && !with_bias ? " no-bias" : "");
+    check_rows(label, y, ld, ref, M, D, 1e-5);
+    free(xe), free(we), free(bexact), free(ref), free(x), free(w), free(b);
+    if (!in_place) free(y);
+}
+
+static void test_norms(void) {
+    const int64_t Ms[] = {1, 3, 65}, Ds[] = {1, 7, 33, 257, 4096};
+    int c = 0;
+    for (int layer = 0; layer < 2; layer++)
+        for (int di = 0; di < 3; di++)
+            for (int mi = 0; mi < 3; mi++)
+                for (int ki = 0; ki < 5; ki++, c++)
+                    norm_case(ref_backends[c % 2], layer, wdts[di], Ms[mi], Ds[ki], c % 4 == 1 ? 5 : 0, c % 5 == 2,
+                              c % 3 != 0);
+}
+
+// ---- activations, SwiGLU, add / mul / scale -------------------------------------------------------
+
+static double ref_act(double x, dv_act a) {
+    switch (a) {
+    case DV_ACT_SILU: return x / (1.0 + exp(-x));
+    case DV_ACT_GELU_ERF: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case DV_ACT_GELU_TANH: return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+    default: return x / (1.0 + exp(-1.702 * x));
+    }
+}
+
+static const char *act_names[DV_ACT_COUNT] = {"silu", "gelu_erf", "gelu_tanh", "quick_gelu"};
+
+static void test_elementwise(void) {
+    const int64_t ns[] = {1, 7, 1000, 4099};
+    char label[128];
+    for (int ni = 0; ni < 4; ni++) {
+        const int64_t n = ns[ni];
+        dv_backend *be = ref_backends[ni % 2];
+        double *ae = ref_xmalloc((size_t)n * 8), *bexact = ref_xmalloc((size_t)n * 8), *ref = ref_xmalloc((size_t)n * 8);
+        float *a = ref_rand_f32((size_t)n, -8, 8, ae), *b = ref_rand_f32((size_t)n, -3, 3, bexact);
+        float *y = ref_xmalloc((size_t)n * sizeof(float)), *a2 = ref_xmalloc((size_t)n * sizeof(float));
+        dv_tensor ta = dv_tensor_1d(DV_DTYPE_F32, a, n), tb = dv_tensor_1d(DV_DTYPE_F32, b, n);
+        dv_tensor ty = dv_tensor_1d(DV_DTYPE_F32, y, n), ta2 = dv_tensor_1d(DV_DTYPE_F32, a2, n);
+        // a 2-d view of the same data: ops are shape-agnostic
+        dv_tensor ty2 = ty;
+        if (n % 7 == 0) ty2 = ta2 = dv_tensor_2d(DV_DTYPE_F32, a2, 7, n / 7), ty2.data = y;
+        for (int k = 0; k < DV_ACT_COUNT; k++) {
+            for (int64_t i = 0; i < n; i++) ref[i] = ref_act(ae[i], (dv_act)k);
+            ref_poison(y, (size_t)n);
+            be->ops->act(be, &ty, &ta, (dv_act)k);
+            snprintf(label, sizeof label, "act %s t=%d n=%lld", act_names[k], be->n_threads, (long long)n);
+            dv_test_close_f64(label, y, ref, (size_t)n, 1e-5);
+            // in place (y aliases x)
+            memcpy(a2, a, (size_t)n * sizeof(float));
+            be->ops->act(be, &ta2, &ta2, (dv_act)k);
+            snprintf(label, sizeof label, "act %s t=%d n=%lld in-place", act_names[k], be->n_threads, (long long)n);
+            dv_test_close_f64(label, a2, ref, (size_t)n, 1e-5);
+        }
+        for (int64_t i = 0; i < n; i++) ref[i] = ae[i] / (1.0 + exp(-ae[i])) * bexact[i];
+        memcpy(a2, a, (size_t)n * sizeof(float));
+        dv_tensor tg = dv_tensor_1d(DV_DTYPE_F32, a2, n);
+        be->ops->swiglu(be, &tg, &tg, &tb); // y aliases gate, as the Llama MLP calls it
+        snprintf(label, sizeof label, "swiglu t=%d n=%lld in-place", be->n_threads, (long long)n);
+        dv_test_close_f64(label, a2, ref, (size_t)n, 1e-5);
+        ref_poison(y, (size_t)n);
+        be->ops->swiglu(be, &ty, &ta, &tb);
+        snprintf(label, sizeof label, "swiglu t=%d n=%lld", be->n_threads, (long long)n);
+        dv_test_close_f64(label, y, ref, (size_t)n, 1e-5);
+
+        for (int64_t i = 0; i < n; i++) ref[i] = ae[i] + bexact[i];
+        ref_poison(y, (size_t)n);
+        be->ops->add(be, &ty, &ta, &tb);
+        snprintf(label, sizeof label, "add t=%d n=%lld", be->n_threads, (long long)n);
+        dv_test_close_f64(label, y, ref, (size_t)n, 1e-7);
+        memcpy(a2, a, (size_t)n * sizeof(float));
+        be->ops->add(be, &tg, &tg, &tb);
+        snprintf(label, sizeof label, "add t=%d n=%lld in-place", be->n_threads, (long long)n);
+        dv_test_close_f64(label, a2, ref, (size_t)n, 1e-7);
+
+        for (int64_t i = 0; i < n; i++) ref[i] = ae[i] * bexact[i];
+        ref_poison(y, (size_t)n);
+        be->ops->mul(be, &ty, &ta, &tb);
+        snprintf(label, sizeof label, "mul t=%d n=%lld", be->n_threads, (long long)n);
+        dv_test_close_f64(label, y, ref, (size_t)n, 1e-7);
+
+        for (int64_t i = 0; i < n; i++) ref[i] = ae[i] * 0.37;
+        ref_poison(y, (size_t)n);
+        be->ops->scale(be, &ty, &ta, 0.37f);
+        snprintf(label, sizeof label, "scale t=%d n=%lld", be->n_threads, (long long)n);
+        dv_test_close_f64(label, y, ref, (size_t)n, 1e-7);
+        (void)ty2;
+        free(ae), free(bexact), free(ref), free(a), free(b), free(y), free(a2);
+    }
+}
+
+// ---- softmax -----------------------------------------------------------------------------------
+
+static void test_softmax(void) {
+    const int64_t Ms[] = {1, 3, 65}, Ns[] = {1, 7, 33, 257, 5000};
+    char label[128];
+    int c = 0;
+    for (int mi = 0; mi < 3; mi++)
+        for (int ni = 0; ni < 5; ni++, c++) {
+            const int64_t M = Ms[mi], N = Ns[ni], ld = N + (c % 2 ? 3 : 0);
+            dv_backend *be = ref_backends[c % 2];
+            double *xe = ref_xmalloc((size_t)(M * ld) * 8), *ref = ref_xmalloc((size_t)(M * N) * 8);
+            float *x = ref_rand_f32((size_t)(M * ld), -30, 30, xe), *y = ref_xmalloc((size_t)(M * ld) * 4);
+            // a masked (-inf) entry in every row that has another
+            for (int64_t m = 0; m < M && N > 1; m++) x[m * ld + (m * 5) % N] = xe[m * ld + (m * 5) % N] = -INFINITY;
+            for (int64_t m = 0; m < M; m++) {
+                double mx = -INFINITY, s = 0;
+                for (int64_t i = 0; i < N; i++) mx = fmax(mx, xe[m * ld + i]);
+                for (int64_t i = 0; i < N; i++) s += exp(xe[m * ld + i] - mx);
+                for (int64_t i = 0; i < N; i++) ref[m * N + i] = exp(xe[m * ld + i] - mx) / s;
+            }
+            ref_poison(y, (size_t)(M * ld));
+            dv_tensor tx = dv_tensor_2d(DV_DTYPE_F32, x, M, N), ty = dv_tensor_2d(DV_DTYPE_F32, y, M, N);
+            tx.nb[0] = ty.nb[0] = (size_t)ld * 4;
+            be->ops->softmax(be, &ty, &tx);
+            snprintf(label, sizeof label, "softmax t=%d M=%lld N=%lld ld=%lld", be->n_threads, (long long)M,
+                     (long long)N, (long long)ld);
+            check_rows(label, y, ld, ref, M, N, 1e-5);
+            be->ops->softmax(be, &tx, &tx); // in place
+            snprintf(label, sizeof label, "softmax t=%d M=%lld N=%lld in-place", be->n_threads, (long long)M,
+                     (long long)N);
+            for (int64_t m = 0; m + 1 < M; m++)
+                for (int64_t i = N; i < ld; i++) x[m * ld + i] = NAN; // padding of x is not ours to check
+            check_rows(label, x, ld, ref, M, N, 1e-5);
+            free(xe), free(ref), free(x), free(y);
+        }
+}
+
+// ---- embed ---------------------------------------------------------------------------------------
+
+static void test_embed(void) {
+    const int64_t V = 50, Ds[] = {1, 33, 4096}, Ts[] = {1, 7, 65};
+    char label[128];
+    for (int di = 0; di < 3; di++)
+        for (int k = 0; k < 3; k++) {
+            const int64_t D = Ds[k], T = Ts[k], ld = D + (k == 1 ? 2 : 0);
+            dv_backend *be = ref_backends[(di + k) % 2];
+            double *te = ref_xmalloc((size_t)(V * D) * 8), *ref = ref_xmalloc((size_t)(T * D) * 8);
+            void *table = ref_make_weights(wdts[di], (size_t)(V * D), te, -1, 1);
+            int32_t *ids = ref_xmalloc((size_t)T * 4);
+            for (int64_t t = 0; t < T; t++) ids[t] = t == 0 ? (int32_t)(V - 1) : (int32_t)((t * 17 + k) % V);
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t d = 0; d < D; d++) ref[t * D + d] = te[ids[t] * D + d];
+            float *y = ref_xmalloc((size_t)(T * ld) * 4);
+            ref_poison(y, (size_t)(T * ld));
+            dv_tensor ty = dv_tensor_2d(DV_DTYPE_F32, y, T, D), tt = dv_tensor_2d(wdts[di], table, V, D);
+            dv_tensor ti = dv_tensor_1d(DV_DTYPE_I32, ids, T);
+            ty.nb[0] = (size_t)ld * 4;
+            be->ops->embed(be, &ty, &tt, &ti);
+            snprintf(label, sizeof label, "embed t=%d table=%s T=%lld D=%lld ld=%lld", be->n_threads,
+                     dv_dtype_name(wdts[di]), (long long)T, (long long)D, (long long)ld);
+            check_rows(label, y, ld, ref, T, D, 1e-15); // a lookup is exact
+            free(te), free(ref), free(table), free(ids), free(y);
+        }
+}
+
+// ---- convert -------------------------------------------------------------------------------------
+
+// x rounded to `bits` significant bits, nearest even, with f16's subnormal floor (2^-24) when
+// min_exp is given: the reference for F32 -> BF16 (8 bits) and F32 -> F16 (11 bits).
+static double ref_round(double x, int bits, int has_floor) {
+    if (x == 0 || !isfinite(x)) return x;
+    int e;
+    frexp(x, &e); // |x| in [2^(e-1), 2^e)
+    int q = e - bits; // ulp exponent
+    if (has_floor && q < -24) q = -24;
+    return ldexp(nearbyint(ldexp(x, -q)), q);
+}
+
+static double ref_decode(const void *p, dv_dtype dt, size_t i) {
+    if (dt == DV_DTYPE_F32) return ((const float *)p)[i];
+    if (dt == DV_DTYPE_BF16) return ref_bf16_value(((const uint16_t *)p)[i]);
+    return ref_f16_value(((const uint16_t *)p)[i]);
+}
+
+static void test_convert(void) {
+    const int64_t n = 5003; // several chunks and a tail
+    char label[128];
+    float *src = ref_xmalloc((size_t)n * 4);
+    dv_test_rand(src, (size_t)n, -3, 3, &ref_seed);
+    // magnitudes over many binades, f16 subnormals, ties and exact zeros
+    for (int64_t i = 0; i < n; i++) src[i] *= (float)ldexp(1.0, (int)(i % 40) - 26);
+    src[0] = 0.0f, src[1] = -0.0f, src[2] = 1.0f + 1.0f / 256; // bf16 tie: rounds to even (1.0)
+    src[3] = 1.0f + 3.0f / 256;                              // bf16 tie: rounds up to even
+    src[4] = 1.0f + 1.0f / 2048;                             // f16 tie
+    for (int si = 0; si < 3; si++)
+        for (int di = 0; di < 3; di++) {
+            const dv_dtype sdt = wdts[si], ddt = wdts[di];
+            dv_backend *be = ref_backends[(si + di) % 2];
+            // the source: src rounded into sdt by the library, decoded here
+            void *x = ref_xmalloc((size_t)n * 4), *y = ref_xmalloc((size_t)n * 4);
+            dv_tensor tf = dv_tensor_1d(DV_DTYPE_F32, src, n), tx = dv_tensor_1d(sdt, x, n);
+            be->ops->convert(be, &tx, &tf);
+            double *ref = ref_xmalloc((size_t)n * 8), *srcr = ref_xmalloc((size_t)n * 8);
+            float *got = ref_xmalloc((size_t)n * 4);
+            for (int64_t i = 0; i < n; i++) {
+                // first hop checked too: the library's sdt value must be the rounding of src
+                srcr[i] = sdt == DV_DTYPE_F32 ? src[i] : ref_round(src[i], sdt == DV_DTYPE_BF16 ? 8 : 11, sdt == DV_DTYPE_F16);
+                const double v = ref_decode(x, sdt, (size_t)i);
+                ref[i] = ddt == DV_DTYPE_F32 ? v : ref_round(v, ddt == DV_DTYPE_BF16 ? 8 : 11, ddt == DV_DTYPE_F16);
+            }
+            if (di == 0) {
+                for (int64_t i = 0; i < n; i++) got[i] = (float)ref_decode(x, sdt, (size_t)i);
+                snprintf(label, sizeof label, "convert F32->%s t=%d n=%lld", dv_dtype_name(sdt), be->n_threads, (long long)n);
+                dv_test_close_f64(label, got, srcr, (size_t)n, 1e-15);
+            }
+            memset(y, 0xff, (size_t)n * 4); // NaN patterns in every dtype
+            dv_tensor ty = dv_tensor_1d(ddt, y, n);
+            be->ops->convert(be, &ty, &tx);
+            for (int64_t i = 0; i < n; i++) got[i] = (float)ref_decode(y, ddt, (size_t)i);
+            snprintf(label, sizeof label, "convert %s->%s t=%d n=%lld", dv_dtype_name(sdt), dv_dtype_name(ddt),
+                     be->n_threads, (long long)n);
+            dv_test_close_f64(label, got, ref, (size_t)n, 1e-15);
+            free(x), free(y), free(ref), free(srcr), free(got);
+        }
+    free(src);
+}
+
+int main(void) {
+    if (ref_backends_init()) return 1;
+    test_matmul();
+    test_norms();
+    test_elementwise();
+    test_softmax();
+    test_embed();
+    test_convert();
+    ref_backends_free();
+    return dv_test_finish();
+}

@@ -1,0 +1,124 @@
+// test_cpu_rope.c: dv_rope_init against the rope_scaling formulas of transformers
+// (modeling_rope_utils: default, linear, llama3), re-derived here in double, and the CPU rope op
+// against a float64 rotation (rotate_half layout) at positions up to 131071, with strided layouts,
+// attn_factor, 1 and 2 threads.
+#include "tests/cpu_ops_ref.h"
+
+// transformers' inverse frequencies, in double: 1 / theta^(2i/D), then the rope_scaling rule.
+static void ref_inv_freq(double *f, int D, double theta, const dv_rope_scaling *sc) {
+    for (int i = 0; i < D / 2; i++) f[i] = 1.0 / pow(theta, 2.0 * i / D);
+    if (!sc || !sc->type) return;
+    if (!strcmp(sc->type, "linear"))
+        for (int i = 0; i < D / 2; i++) f[i] /= sc->factor;
+    if (!strcmp(sc->type, "llama3")) {
+        const double old = sc->original_max_position_embeddings;
+        const double low_wavelen = old / sc->low_freq_factor, high_wavelen = old / sc->high_freq_factor;
+        for (int i = 0; i < D / 2; i++) {
+            const double wavelen = 2 * M_PI / f[i];
+            if (wavelen < high_wavelen) continue; // high frequencies: unchanged
+            if (wavelen > low_wavelen) {          // low frequencies: divided by factor
+                f[i] /= sc->factor;
+                continue;
+            }
+            const double smooth = (old / wavelen - sc->low_freq_factor) / (sc->high_freq_factor - sc->low_freq_factor);
+            f[i] = (1 - smooth) * f[i] / sc->factor + smooth * f[i];
+        }
+    }
+}
+
+static void test_rope_init(void) {
+    struct {
+        int D;
+        double theta;
+        dv_rope_scaling sc;
+    } cases[] = {
+        {128, 10000.0, {NULL, 0, 0, 0, 0}},
+        {64, 10000.0, {"default", 0, 0, 0, 0}},
+        {80, 1000000.0, {"linear", 4.0, 0, 0, 0}},
+        {128, 500000.0, {"llama3", 8.0, 1.0, 4.0, 8192}},   // Llama 3.1
+        {64, 500000.0, {"llama3", 32.0, 1.0, 4.0, 8192}},   // Llama 3.2 1B
+        {96, 250000.0, {"llama3", 16.0, 2.0, 6.0, 4096}},
+        {2, 10000.0, {NULL, 0, 0, 0, 0}},
+    };
+    char label[160];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        dv_rope r;
+        double ref[DV_ROPE_MAX_HALF];
+        const int rc = dv_rope_init(&r, cases[c].D, cases[c].theta, &cases[c].sc);
+        DV_CHECK_MSG(rc == 0, "dv_rope_init: %s", dv_error_message());
+        ref_inv_freq(ref, cases[c].D, cases[c].theta, &cases[c].sc);
+        snprintf(label, sizeof label, "rope_init D=%d theta=%g %s", cases[c].D, cases[c].theta,
+                 cases[c].sc.type ? cases[c].sc.type : "(none)");
+        // HF computes in float32: a few ulp per step; in the llama3 medium band the smooth factor is a
+        // difference that cancels (old/wavelen - low), which lifts single frequencies to ~1e-6
+        dv_test_close_f64(label, r.inv_freq, ref, (size_t)cases[c].D / 2, 1e-6);
+        double worst = 0;
+        for (int i = 0; i < cases[c].D / 2; i++) worst = fmax(worst, fabs(r.inv_freq[i] / ref[i] - 1));
+        printf("     %s: max relative error per frequency = %.3e\n", label, worst);
+        DV_CHECK(worst < 4e-6 && r.head_dim == cases[c].D && r.attn_factor == 1.0f);
+    }
+    dv_rope r;
+    dv_rope_scaling yarn = {"yarn", 4.0, 0, 0, 0};
+    DV_CHECK(dv_rope_init(&r, 128, 10000.0, &yarn) == DV_EUNSUPPORTED);
+    DV_CHECK(dv_rope_init(&r, 127, 10000.0, NULL) < 0);
+    DV_CHECK(dv_rope_init(&r, 4 * DV_ROPE_MAX_HALF, 10000.0, NULL) < 0);
+    dv_rope_scaling bad = {"llama3", 8.0, 4.0, 1.0, 8192}; // low > high
+    DV_CHECK(dv_rope_init(&r, 128, 10000.0, &bad) == DV_EFORMAT);
+}
+
+// x (T, H, D) in a buffer laid out (T, H, D) or head-major (H, T, D) (a KV cache), rotated in place.
+static void rope_case(dv_backend *be, int D, int64_t T, int64_t H, int head_major, float attn_factor,
+                      const dv_rope_scaling *sc) {
+    dv_rope r;
+    DV_CHECK(dv_rope_init(&r, D, 500000.0, sc) == 0);
+    r.attn_factor = attn_factor;
+    const int64_t n = T * H * D;
+    double *xe = ref_xmalloc((size_t)n * 8), *ref = ref_xmalloc((size_t)n * 8);
+    float *x = ref_rand_f32((size_t)n, -2, 2, xe), *got = ref_xmalloc((size_t)n * 4);
+    int32_t *pos = ref_xmalloc((size_t)T * 4);
+    const int32_t big[] = {0, 1, 2, 4095, 8191, 65536, 99999, 100000, 131071};
+    for (int64_t t = 0; t < T; t++) pos[t] = t < 9 ? big[t] : (int32_t)(t * 7919 % 131072);
+    // element (t, h, d) lives at off(t, h) + d
+#define OFF(t, h) (head_major ? ((h) * T + (t)) * D : ((t) * H + (h)) * D)
+    const int half = D / 2;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++)
+            for (int i = 0; i < half; i++) {
+                // the angle is an F32 product in HF (inv_freq @ position_ids in float32); cos/sin exact
+                const double ang = (double)((float)pos[t] * r.inv_freq[i]);
+                const double c = cos(ang) * attn_factor, s = sin(ang) * attn_factor;
+                const double a = xe[OFF(t, h) + i], b = xe[OFF(t, h) + i + half];
+                ref[(t * H + h) * D + i] = a * c - b * s;
+                ref[(t * H + h) * D + i + half] = b * c + a * s;
+            }
+    dv_tensor tx = dv_tensor_3d(DV_DTYPE_F32, x, T, H, D), tp = dv_tensor_1d(DV_DTYPE_I32, pos, T);
+    if (head_major) {
+        tx.nb[0] = (size_t)D * 4;
+        tx.nb[1] = (size_t)(T * D) * 4;
+    }
+    be->ops->rope(be, &tx, &tp, &r);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++) memcpy(got + (t * H + h) * D, x + OFF(t, h), (size_t)D * 4);
+#undef OFF
+    char label[160];
+    snprintf(label, sizeof label, "rope t=%d D=%d T=%lld H=%lld%s attn_factor=%g %s", be->n_threads, D, (long long)T,
+             (long long)H, head_major ? " head-major" : "", attn_factor, sc && sc->type ? sc->type : "default");
+    dv_test_close_f64(label, got, ref, (size_t)n, 1e-5);
+    free(xe), free(ref), free(x), free(got), free(pos);
+}
+
+int main(void) {
+    if (ref_backends_init()) return 1;
+    test_rope_init();
+    dv_rope_scaling lin = {"linear", 2.0, 0, 0, 0}, l3 = {"llama3", 8.0, 1.0, 4.0, 8192};
+    for (int b = 0; b < 2; b++) {
+        dv_backend *be = ref_backends[b];
+        rope_case(be, 128, 9, 4, 0, 1.0f, NULL);
+        rope_case(be, 128, 33, 3, 1, 1.0f, &l3);
+        rope_case(be, 64, 20, 2, 0, 1.0f, &lin);
+        rope_case(be, 2, 5, 1, 0, 1.0f, NULL);
+        rope_case(be, 80, 65, 5, 1, 0.75f, NULL);
+    }
+    ref_backends_free();
+    return dv_test_finish();
+}
