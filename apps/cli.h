@@ -10,6 +10,10 @@ int dv_cmd_info_model(int argc, char **argv);
 int dv_cmd_bench(int argc, char **argv);
 int dv_cmd_synth_model(int argc, char **argv);
 int dv_bench_duo(int argc, char **argv);
+int dv_bench_encoder(int argc, char **argv);
 int dv_cmd_identify(int argc, char **argv);
+int dv_cmd_pattern(int argc, char **argv);
+int dv_cmd_frames(int argc, char **argv);
+int dv_cmd_info_video(int argc, char **argv);
 
 #endif

@@ -1,0 +1,72 @@
+// dv_encoder.h: the vision encoder: sampled RGB frames -> the LLM's input embeddings, exactly as the
+// Hugging Face implementation of the target model computes its video/image features.
+//
+// Supported checkpoints (config.json "model_type"):
+//   llava_next_video  LlavaNextVideoForConditionalGeneration (e.g. LLaVA-NeXT-Video-7B-hf): vision
+//                     tower, feature layer(s), select strategy, spatial pooling (average / max / conv,
+//                     stride from the config), mlp2x projector. 576 patches -> 144 tokens per frame.
+//   llava             LlavaForConditionalGeneration (llava-1.5): tower, feature layer(s), strategy,
+//                     projector; every frame is one image (576 tokens for CLIP-L/336).
+// Towers: CLIP (class token, pre-layernorm, quick_gelu) and SigLIP (no class token, patch bias,
+// gelu_pytorch_tanh). Weights stay in the checkpoint's dtype (F32/F16/BF16), memory-mapped.
+// Frames are preprocessed as the model's video (else image) processor config says (dv_image_prep.h).
+//
+// Usage:
+//   dv_encoder_params p = dv_encoder_default_params();
+//   dv_encoder *e; if (dv_encoder_open("models/llava-next-video", &p, &e)) { error: dv_error_message() }
+//   float *emb = malloc(n * dv_encoder_tokens_per_frame(e) * dv_encoder_d_model(e) * sizeof(float));
+//   dv_encoder_encode(e, frames, n, emb);   // emb: (n, tokens_per_frame, d_model)
+//   dv_encoder_free(e);
+#ifndef DV_ENCODER_H
+#define DV_ENCODER_H
+
+#include "encoder/dv_image_prep.h"
+#include "kernels/dv_backend.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dv_encoder dv_encoder;
+
+typedef struct dv_encoder_params {
+    dv_backend *backend; // a CPU backend to run on (not owned); NULL: the encoder makes its own
+    int n_threads;       // threads of that own backend and of preprocessing; <= 0: all cores
+    int max_batch;       // frames per forward pass; buffers are sized for it at open (default 8)
+} dv_encoder_params;
+
+dv_encoder_params dv_encoder_default_params(void);
+
+// Opens MODEL_DIR (config.json, *.safetensors, the processor config). Errors name the file and the
+// problem: a config without vision fields, an unsupported architecture / activation / pooling mode,
+// a missing or mis-shaped tensor (e.g. "model.safetensors: missing tensor
+// 'multi_modal_projector.linear_1.weight'"), a processor whose output size is not the tower's.
+int dv_encoder_open(const char *model_dir, const dv_encoder_params *p, dv_encoder **out);
+void dv_encoder_free(dv_encoder *e);
+
+int dv_encoder_tokens_per_frame(const dv_encoder *e); // tokens one frame becomes (144 for NeXT-Video-7B)
+int dv_encoder_d_model(const dv_encoder *e);          // width of each token (the LLM's hidden size)
+int dv_encoder_image_size(const dv_encoder *e);       // side of the square the tower sees (336)
+// Multiply-add work of one frame through tower, pooling and projector, in FLOP (2 per MAC).
+double dv_encoder_flops_per_frame(const dv_encoder *e);
+// One-line description: "llava_next_video, clip tower 24 x 1024, layer -2, ..." (static to e).
+const char *dv_encoder_describe(const dv_encoder *e);
+
+// Encodes n frames (any sizes, RGB24) into out (n, tokens_per_frame, d_model), in batches of
+// max_batch. A frame with no pixels or a stride below 3 * w -> DV_EINVAL naming the frame.
+int dv_encoder_encode(dv_encoder *e, const dv_image *frames, int n, float *out);
+
+// The same from already preprocessed pixel values (n, 3, S, S), S = dv_encoder_image_size: what a HF
+// processor returns (tests feed Python's pixel values through this).
+int dv_encoder_encode_pixels(dv_encoder *e, const float *pixels, int n, float *out);
+
+// Preprocessing only: frame -> (S, S, 3) uint8 before rescale/normalize (tests, debugging).
+int dv_encoder_preprocess(dv_encoder *e, const dv_image *frame, uint8_t *out);
+const dv_prep_config *dv_encoder_prep_config(const dv_encoder *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,169 @@
+// vit.c: the forward pass of a batch of frames: patch embedding (as a matmul over im2col rows),
+// class + position embeddings, pre-norm transformer blocks (biased attention and MLP), feature layer
+// selection, LLaVA-NeXT-Video's spatial pooling, and the two-layer projector. Heavy math goes through
+// the backend ops; token gathering and pooling are short host loops (the encoder is CPU-only).
+#include "encoder/encoder_internal.h"
+
+#include "core/dv_error.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+// pixels (nb, 3, S, S) -> e->patches (nb * NP, 3 * P * P): row (b, py, px) holds the patch's values
+// in (channel, ky, kx) order, the layout of the Conv2d kernel (D, 3, P, P) flattened.
+void enc_im2col(dv_encoder *e, const float *pixels, int nb) {
+    const int S = e->c.image_size, P = e->c.patch, G = e->c.grid, PP = 3 * P * P;
+    const int rows = nb * G * G;
+#pragma omp parallel for schedule(static) num_threads(e->n_threads)
+    for (int r = 0; r < rows; r++) {
+        const int b = r / (G * G), py = (r / G) % G, px = r % G;
+        const float *img = pixels + (size_t)b * 3 * S * S;
+        float *o = e->patches + (size_t)r * PP;
+        for (int ch = 0; ch < 3; ch++)
+            for (int ky = 0; ky < P; ky++)
+                memcpy(o + (ch * P + ky) * P, img + ((size_t)ch * S + (size_t)py * P + ky) * S + (size_t)px * P,
+                       (size_t)P * sizeof(float));
+    }
+}
+
+double enc_flops_per_frame(const enc_config *c) {
+    const double T = c->n_pos, D = c->hidden, I = c->inter, NP = c->n_patches;
+    double f = 2.0 * NP * 3.0 * c->patch * c->patch * D;                  // patch embedding
+    f += c->n_run * (2.0 * T * D * D * 4 + 2.0 * T * D * I * 2 + 4.0 * T * T * D); // blocks
+    if (c->pool == ENC_POOL_CONV)
+        f += 2.0 * c->tokens * (double)c->d_sel * c->pool_stride * c->pool_stride * c->pool_out;
+    f += 2.0 * c->tokens * ((double)c->pool_out * c->d_model + (double)c->d_model * c->d_model); // projector
+    return f;
+}
+
+// Copies hidden state `idx` (h, or the embeddings) into its column block of e->sel for every frame.
+static void capture(dv_encoder *e, int idx, int nb) {
+    const enc_config *c = &e->c;
+    const int T = c->n_pos, D = c->hidden;
+    for (int j = 0; j < c->n_feat; j++) {
+        if (c->feat[j] != idx) continue;
+        const int rows = nb * c->n_sel;
+#pragma omp parallel for schedule(static) num_threads(e->n_threads)
+        for (int r = 0; r < rows; r++) {
+            const int b = r / c->n_sel, t = r % c->n_sel + c->drop_cls;
+            memcpy(e->sel + (size_t)r * c->d_sel + (size_t)j * D, e->h + ((size_t)b * T + t) * D, (size_t)D * sizeof(float));
+        }
+    }
+}
+
+// nn.AvgPool2d / MaxPool2d (kernel = stride = s, no padding) over each frame's (g, g, C) token grid,
+// or the windows of the Conv2d (gathered as (C, ky, kx) rows for a matmul). Token order is row-major
+// over the pooled grid, as HF's flatten(2).transpose(1, 2) leaves it.
+static void pool(dv_encoder *e, int nb) {
+    const enc_config *c = &e->c;
+    const int g = c->sel_grid, s = c->pool_stride, pg = c->pool_grid, C = c->d_sel;
+    const int rows = nb * pg * pg;
+    float *dst = c->pool == ENC_POOL_CONV ? e->win : e->pooled;
+#pragma omp parallel for schedule(static) num_threads(e->n_threads)
+    for (int r = 0; r < rows; r++) {
+        const int b = r / (pg * pg), oy = (r / pg) % pg, ox = r % pg;
+        const float *src = e->sel + (size_t)b * c->n_sel * C;
+        if (c->pool == ENC_POOL_CONV) {
+            float *o = dst + (size_t)r * C * s * s;
+            for (int ch = 0; ch < C; ch++)
+                for (int ky = 0; ky < s; ky++)
+                    for (int kx = 0; kx < s; kx++)
+                        o[(ch * s + ky) * s + kx] = src[((size_t)(oy * s + ky) * g + ox * s + kx) * C + ch];
+            continue;
+        }
+        float *o = dst + (size_t)r * C;
+        for (int ch = 0; ch < C; ch++) {
+            float acc = c->pool == ENC_POOL_MAX ? -FLT_MAX : 0.0f;
+            for (int ky = 0; ky < s; ky++)
+                for (int kx = 0; kx < s; kx++) {
+                    const float v = src[((size_t)(oy * s + ky) * g + ox * s + kx) * C + ch];
+                    if (c->pool == ENC_POOL_MAX) {
+                        acc = v > acc || isnan(v) ? v : acc;
+                    } else {
+                        acc += v;
+                    }
+                }
+            o[ch] = c->pool == ENC_POOL_MAX ? acc : acc / (float)(s * s);
+        }
+    }
+}
+
+void enc_forward(dv_encoder *e, int nb, float *out) {
+    const enc_config *c = &e->c;
+    const enc_weights *w = &e->w;
+    dv_backend *be = e->be;
+    const dv_backend_ops *op = be->ops;
+    DV_ASSERT(nb >= 1 && nb <= e->max_batch);
+    const int64_t T = c->n_pos, D = c->hidden, NP = c->n_patches, M = (int64_t)nb * T;
+    const int64_t PP = 3 * (int64_t)c->patch * c->patch;
+
+    dv_tensor h = dv_tensor_2d(DV_DTYPE_F32, e->h, M, D);   // (nb * T, D)
+    dv_tensor a = dv_tensor_2d(DV_DTYPE_F32, e->a, M, D);
+    dv_tensor q = dv_tensor_2d(DV_DTYPE_F32, e->q, M, D);
+    dv_tensor k = dv_tensor_2d(DV_DTYPE_F32, e->k, M, D);
+    dv_tensor v = dv_tensor_2d(DV_DTYPE_F32, e->v, M, D);
+    dv_tensor att = dv_tensor_2d(DV_DTYPE_F32, e->att, M, D);
+    dv_tensor f = dv_tensor_2d(DV_DTYPE_F32, e->f, M, c->inter);
+    dv_tensor pos = dv_tensor_2d(DV_DTYPE_F32, e->pos, T, D);
+    const dv_tensor *pb = w->has_patch_b ? &w->patch_b : NULL;
+
+    // ---- embeddings: per frame, patch rows after the class row, then + positions ----
+    for (int b = 0; b < nb; b++) {
+        dv_tensor hb = dv_tensor_rows(&h, (int64_t)b * T, T);
+        dv_tensor y = dv_tensor_rows(&hb, c->has_cls, NP);
+        dv_tensor x = dv_tensor_2d(DV_DTYPE_F32, e->patches + (size_t)b * NP * PP, NP, PP);
+        op->matmul(be, &y, &x, &w->patch_w, pb);
+        if (c->has_cls) memset(hb.data, 0, (size_t)D * sizeof(float)); // the class row: 0 + (cls + pos[0])
+        op->add(be, &hb, &hb, &pos);
+    }
+    if (c->tower == ENC_TOWER_CLIP) op->layer_norm(be, &h, &h, &w->pre_w, &w->pre_b, (float)c->ln_eps);
+    capture(e, 0, nb);
+
+    // ---- blocks: h += attn(ln1(h)); h += mlp(ln2(h)) ----
+    const dv_attn_params ap = {.scale = 1.0f / sqrtf((float)c->head_dim), .causal = 0, .q_pos0 = 0};
+    for (int l = 0; l < c->n_run; l++) {
+        const enc_layer *L = &w->layers[l];
+        op->layer_norm(be, &a, &h, &L->ln1_w, &L->ln1_b, (float)c->ln_eps);
+        op->matmul(be, &q, &a, &L->q_w, &L->q_b);
+        op->matmul(be, &k, &a, &L->k_w, &L->k_b);
+        op->matmul(be, &v, &a, &L->v_w, &L->v_b);
+        for (int b = 0; b < nb; b++) { // frames attend only within themselves
+            const int64_t shp[3] = {T, c->n_heads, c->head_dim};
+            const size_t off = (size_t)b * T * D;
+            dv_tensor qb = dv_tensor_make(DV_DTYPE_F32, e->q + off, 3, shp);
+            dv_tensor kb = dv_tensor_make(DV_DTYPE_F32, e->k + off, 3, shp);
+            dv_tensor vb = dv_tensor_make(DV_DTYPE_F32, e->v + off, 3, shp);
+            dv_tensor ob = dv_tensor_make(DV_DTYPE_F32, e->att + off, 3, shp);
+            op->attention(be, &ob, &qb, &kb, &vb, &ap);
+        }
+        op->matmul(be, &a, &att, &L->o_w, &L->o_b);
+        op->add(be, &h, &h, &a);
+        op->layer_norm(be, &a, &h, &L->ln2_w, &L->ln2_b, (float)c->ln_eps);
+        op->matmul(be, &f, &a, &L->fc1_w, &L->fc1_b);
+        op->act(be, &f, &f, c->act);
+        op->matmul(be, &a, &f, &L->fc2_w, &L->fc2_b);
+        op->add(be, &h, &h, &a);
+        capture(e, l + 1, nb);
+    }
+
+    // ---- pooling (NeXT-Video), then projector: linear_2(act(linear_1(x))) ----
+    const int64_t rows = (int64_t)nb * c->tokens;
+    dv_tensor x;
+    if (c->pool == ENC_POOL_NONE) {
+        x = dv_tensor_2d(DV_DTYPE_F32, e->sel, rows, c->d_sel);
+    } else {
+        pool(e, nb);
+        x = dv_tensor_2d(DV_DTYPE_F32, e->pooled, rows, c->pool_out);
+        if (c->pool == ENC_POOL_CONV) {
+            const int64_t s2 = (int64_t)c->pool_stride * c->pool_stride;
+            dv_tensor wn = dv_tensor_2d(DV_DTYPE_F32, e->win, rows, c->d_sel * s2);
+            op->matmul(be, &x, &wn, &w->pool_w, &w->pool_b);
+        }
+    }
+    dv_tensor hid = dv_tensor_2d(DV_DTYPE_F32, e->proj, rows, c->d_model);
+    dv_tensor y = dv_tensor_2d(DV_DTYPE_F32, out, rows, c->d_model);
+    op->matmul(be, &hid, &x, &w->p1_w, w->has_p_b ? &w->p1_b : NULL);
+    op->act(be, &hid, &hid, c->proj_act);
+    op->matmul(be, &y, &hid, &w->p2_w, w->has_p_b ? &w->p2_b : NULL);
+}
