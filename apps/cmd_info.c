@@ -8,11 +8,12 @@
 #include "llm/dv_llm_config.h"
 
 #include <getopt.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: duovid info MODEL_DIR [--json]\n\n"
+    fprintf(f, "usage: duovid info MODEL_DIR [--json]   (duovid info VIDEO describes a video file)\n\n"
                "Describes a Hugging Face model folder: architecture, parameters, tensor dtypes, context length.\n"
                "Every tensor is validated (offsets, sizes) but no weights are read.\n\n"
                "  --json     one JSON object on stdout instead of aligned lines\n"
@@ -87,4 +88,11 @@ int dv_cmd_info_model(int argc, char **argv) {
     return 0;
 }
 
-int dv_cmd_info(int argc, char **argv) { return dv_cmd_info_model(argc, argv); }
+// `duovid info PATH`: a folder is a model, a file is a video.
+int dv_cmd_info(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        struct stat sb;
+        if (argv[i][0] != '-' && stat(argv[i], &sb) == 0 && S_ISREG(sb.st_mode)) return dv_cmd_info_video(argc, argv);
+    }
+    return dv_cmd_info_model(argc, argv);
+}

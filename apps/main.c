@@ -12,9 +12,11 @@ static const struct dv_cmd {
     const char *help;
 } dv_cmds[] = {
     {"generate", dv_cmd_generate, "generate text from a prompt with an LLM checkpoint"},
-    {"info", dv_cmd_info, "describe a model folder (architecture, parameters, dtype, context)"},
+    {"info", dv_cmd_info, "describe a model folder or a video file"},
     {"bench", dv_cmd_bench, "benchmarks: `bench llm` (prefill/decode tok/s, peak RSS)"},
+    {"pattern", dv_cmd_pattern, "show a DuoAttention pattern: retrieval heads per layer, KV fraction, heat map"},
     {"identify", dv_cmd_identify, "find a model's DuoAttention retrieval heads, write a pattern folder"},
+    {"frames", dv_cmd_frames, "sample frames from a video: numbered PNGs (-o DIR) or a contact sheet (--sheet)"},
     {"synth-model", dv_cmd_synth_model, "write a random-weight checkpoint of a named shape (for benchmarks)"},
 };
 
