@@ -3,9 +3,12 @@
 //  - the synthetic samples hold each answer's passkey earlier in the text (the needle);
 //  - a pattern chosen from the ablation scores at sparsity 0.5 loses less (final-hidden error at
 //    the answer tokens) than the mean of 10 random patterns at the same sparsity;
-//  - both methods give scores in [0, 1] (ablation's maximum is 1). Their Spearman correlation is
-//    printed, not asserted: on random weights it is noise (measured from -0.50 to 0.23 over 9
-//    seeds/scales), since no head has learned to retrieve; it needs a trained model.
+//  - both methods give scores in [0, 1] (ablation's maximum is 1). On random weights their Spearman
+//    correlation is noise (printed only: no head has learned anything), so
+//  - a second model has planted heads: "local" heads whose RoPE'd queries and keys come from one
+//    shared direction, so each token attends to itself and its neighbours, and "global" heads with
+//    zero queries (uniform attention over the whole context). There both methods must put every
+//    global head above every local head, and their Spearman correlation must be positive.
 //  - written pattern folders read back identically.
 #include "core/dv_error.h"
 #include "llm/dv_duo_identify.h"
@@ -39,6 +42,112 @@ static double spearman(const double *a, const double *b, int n) {
         sbb += (rb[i] - mb) * (rb[i] - mb);
     }
     return sab / sqrt(saa * sbb);
+}
+
+#include "core/dv_safetensors.h"
+
+static float gauss(uint64_t *s) { // Box-Muller from two LCG draws
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    double u1 = ((*s >> 11) + 1.0) / 9007199254740993.0;
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    double u2 = (*s >> 11) / 9007199254740992.0;
+    return (float)(sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
+}
+
+// 2 layers x 4 heads (MHA, head dim 16, hidden 64); local heads: layer 0 heads 0, 2 and layer 1
+// heads 1, 3; the others are global. Written over a synth-model folder's weights.
+static int is_local(int l, int h) { return (l == 0) == (h % 2 == 0); }
+
+static int write_planted(const char *dir) {
+    dv_llm_config cfg;
+    dv_llm_synth_preset("tiny", &cfg);
+    cfg.n_kv_heads = 4;
+    if (dv_llm_synth_write(dir, &cfg, DV_DTYPE_F32, 3, 0.1)) return -1; // config.json (+ weights replaced)
+    enum { V = 514, H = 64, F = 176, D = 16 };
+    uint64_t s = 11;
+    static float emb[V * H], head[V * H], wq[2][H * H], wk[2][H * H], wv[2][H * H], wo[2][H * H], gate[2][F * H],
+        up[2][F * H], down[2][H * F], ones[H];
+    float c[H];
+    for (int i = 0; i < H; i++) c[i] = gauss(&s), ones[i] = 1.0f;
+    for (int i = 0; i < V * H; i++) emb[i] = c[i % H] + 0.1f * gauss(&s), head[i] = 0.1f * gauss(&s);
+    for (int l = 0; l < 2; l++) {
+        for (int i = 0; i < H * H; i++) wv[l][i] = 0.3f * gauss(&s), wo[l][i] = 0.03f * gauss(&s); // small: the residual stays ~c
+        for (int i = 0; i < F * H; i++) gate[l][i] = 0.1f * gauss(&s), up[l][i] = 0.1f * gauss(&s), down[l][i] = 0;
+        // local head: q = k = u (c . x) / |c|^2 ~ u for every token, |u_i| = 3 in every rotary pair, so
+        // after RoPE the score depends on the distance only and peaks at 0 (every frequency in phase)
+        double cc = 0;
+        for (int i = 0; i < H; i++) cc += (double)c[i] * c[i];
+        for (int h = 0; h < 4; h++)
+            for (int r = 0; r < D; r++) {
+                const float u = (gauss(&s) > 0 ? 3.0f : -3.0f) * (is_local(l, h) ? 1.0f : 0.0f);
+                for (int col = 0; col < H; col++) {
+                    const float a = (float)(u * c[col] / cc * sqrt(cc / H)); // (c . x) ~ |c| sqrt(H) for rms-1 x
+                    wq[l][(h * D + r) * H + col] = a;
+                    wk[l][(h * D + r) * H + col] = a;
+                }
+            }
+    }
+    char names[24][64];
+    dv_st_write_tensor t[24];
+    int n = 0;
+#define T2(nm, ptr, d0, d1) (snprintf(names[n], 64, "%s", nm), t[n] = (dv_st_write_tensor){names[n], DV_DTYPE_F32, (d1) ? 2 : 1, {d0, d1}, ptr, NULL, NULL}, n++)
+    T2("model.embed_tokens.weight", emb, V, H);
+    T2("lm_head.weight", head, V, H);
+    T2("model.norm.weight", ones, H, 0);
+    for (int l = 0; l < 2; l++) {
+        char b[64];
+#define TL(suffix, ptr, d0, d1) (snprintf(b, sizeof b, "model.layers.%d.%s", l, suffix), T2(b, ptr, d0, d1))
+        TL("input_layernorm.weight", ones, H, 0);
+        TL("post_attention_layernorm.weight", ones, H, 0);
+        TL("self_attn.q_proj.weight", wq[l], H, H);
+        TL("self_attn.k_proj.weight", wk[l], H, H);
+        TL("self_attn.v_proj.weight", wv[l], H, H);
+        TL("self_attn.o_proj.weight", wo[l], H, H);
+        TL("mlp.gate_proj.weight", gate[l], F, H);
+        TL("mlp.up_proj.weight", up[l], F, H);
+        TL("mlp.down_proj.weight", down[l], H, F);
+#undef TL
+    }
+#undef T2
+    char path[400];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    return dv_safetensors_write(path, t, n, NULL, NULL, 0);
+}
+
+static void planted(dv_backend *be, dv_tokenizer *tok, const dv_duo_id_params *base) {
+    char dir[] = "/tmp/dv_planted_XXXXXX";
+    if (!mkdtemp(dir) || write_planted(dir)) {
+        DV_CHECK_MSG(0, "planted model: %s", dv_error_message());
+        return;
+    }
+    dv_llm *m = NULL;
+    dv_llm_params lp = dv_llm_default_params();
+    lp.backend = be;
+    lp.n_ctx = 1024;
+    DV_CHECK(dv_llm_open(dir, &lp, &m) == 0);
+    double abl[8], mass[8];
+    dv_duo_id_params p = *base;
+    p.method = DV_DUO_ID_ABLATION;
+    DV_CHECK(m && dv_duo_identify(m, tok, &p, abl) == 0);
+    p.method = DV_DUO_ID_ATTENTION_MASS;
+    DV_CHECK(m && dv_duo_identify(m, tok, &p, mass) == 0);
+    double min_global_a = 1e9, max_local_a = -1, min_global_m = 1e9, max_local_m = -1;
+    for (int i = 0; i < 8; i++) {
+        const int local = is_local(i / 4, i % 4);
+        printf("  planted layer %d head %d (%s): ablation %.4f, attention mass %.4f\n", i / 4, i % 4,
+               local ? "local" : "global", abl[i], mass[i]);
+        if (local) max_local_a = fmax(max_local_a, abl[i]), max_local_m = fmax(max_local_m, mass[i]);
+        else min_global_a = fmin(min_global_a, abl[i]), min_global_m = fmin(min_global_m, mass[i]);
+    }
+    double rho = spearman(abl, mass, 8);
+    printf("planted heads: Spearman(ablation, attention-mass) = %.3f\n", rho);
+    DV_CHECK_MSG(min_global_a > max_local_a, "ablation: a local head scores above a global one");
+    DV_CHECK_MSG(min_global_m > max_local_m, "attention mass: a local head scores above a global one");
+    DV_CHECK(rho > 0.5);
+    dv_llm_free(m);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    DV_CHECK(system(cmd) == 0);
 }
 
 int main(void) {
@@ -131,6 +240,7 @@ int main(void) {
     }
     dv_duo_pattern_free(back);
     dv_duo_pattern_free(pat);
+    planted(be, tok, &p);
     for (int i = 0; i < 2; i++) dv_duo_sample_free(&smp[i]);
     dv_llm_free(m);
     dv_tokenizer_free(tok);
