@@ -9,7 +9,29 @@
 
 #include "core/dv_error.h"
 
-#include <omp.h>
+
+typedef struct kv_ctx {
+    const dv_tensor *k_new, *v_new;
+    const dv_kv_head_view *views;
+    int64_t T, pos0;
+} kv_ctx;
+
+// kv head g: its cached segments, then the chunk's own keys (rows 0..T-1 at positions pos0 + row)
+static void kv_keys(dv_cpu_attn *a, int64_t g, const void *vctx) {
+    const kv_ctx *c = vctx;
+    const dv_kv_head_view *view = &c->views[g];
+    a->causal = 1;
+    a->sink = view->sink;
+    a->window = view->window;
+    for (int s = 0; s < view->n_segs; s++) {
+        const dv_kv_seg *sg = &view->segs[s];
+        dv_cpu_attn_run(a, sg->k, sg->stride, sg->v, sg->stride, sg->pos0, sg->n);
+    }
+    const float *kn = (const float *)((const char *)c->k_new->data + (size_t)g * c->k_new->nb[1]);
+    const float *vn = (const float *)((const char *)c->v_new->data + (size_t)g * c->v_new->nb[1]);
+    dv_cpu_attn_run(a, kn, (int64_t)(c->k_new->nb[0] / sizeof(float)), vn,
+                    (int64_t)(c->v_new->nb[0] / sizeof(float)), c->pos0, c->T);
+}
 
 void dv_cpu_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k_new,
                          const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p) {
@@ -25,47 +47,6 @@ void dv_cpu_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, con
     for (int64_t g = 0; g < Hkv; g++)
         for (int s = 0; s < views[g].n_segs; s++)
             DV_ASSERT(views[g].segs[s].n >= 0 && views[g].segs[s].pos0 + views[g].segs[s].n <= p->q_pos0);
-    if (T == 0) return;
-
-    dv_cpu_ctx *c = be->ctx;
-    const int nt = c->n_threads;
-    const size_t ws_n = dv_cpu_attn_ws_floats(D);
-    float *ws_all = dv_cpu_grow(&c->att_scratch, &c->att_scratch_cap, (size_t)nt * ws_n); // (nt, ws_n)
-    const int64_t group = Hq / Hkv;
-    int64_t qb, hs;
-    dv_cpu_attn_plan(T, Hq, Hkv, nt, &qb, &hs);
-    const int64_t n_tb = (T + qb - 1) / qb, n_hsub = group / hs, n_tasks = n_tb * Hkv * n_hsub;
-    const int64_t ks = (int64_t)(k_new->nb[0] / sizeof(float)), vs = (int64_t)(v_new->nb[0] / sizeof(float));
-
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t task = 0; task < n_tasks; task++) {
-        const int64_t tb = n_tb - 1 - task / (Hkv * n_hsub), g = task / n_hsub % Hkv, hsub = task % n_hsub;
-        const int64_t t0 = tb * qb, nrows = T - t0 < qb ? T - t0 : qb, h0 = g * group + hsub * hs;
-        const dv_kv_head_view *view = &views[g];
-        dv_cpu_attn a;
-        dv_cpu_attn_begin(&a, ws_all + (size_t)omp_get_thread_num() * ws_n, (int)(nrows * hs), D);
-        float *outp[DV_ATT_MAXQ];
-        for (int64_t r = 0; r < nrows; r++)
-            for (int64_t hh = 0; hh < hs; hh++) {
-                const int64_t i = r * hs + hh, t = t0 + r, h = h0 + hh;
-                const float *qv = (const float *)((const char *)q->data + (size_t)t * q->nb[0] + (size_t)h * q->nb[1]);
-                for (int64_t d = 0; d < D; d++) a.q[i * D + d] = qv[d] * p->scale;
-                a.pos[i] = p->q_pos0 + t;
-                outp[i] = (float *)((char *)out->data + (size_t)t * out->nb[0] + (size_t)h * out->nb[1]);
-            }
-        a.p_lo = p->q_pos0 + t0;
-        a.p_hi = p->q_pos0 + t0 + nrows - 1;
-        a.causal = 1;
-        a.sink = view->sink;
-        a.window = view->window;
-        for (int s = 0; s < view->n_segs; s++) {
-            const dv_kv_seg *sg = &view->segs[s];
-            dv_cpu_attn_run(&a, sg->k, sg->stride, sg->v, sg->stride, sg->pos0, sg->n);
-        }
-        // the chunk's own keys: rows 0..T-1 at positions q_pos0 + row, kv head g
-        const float *kn = (const float *)((const char *)k_new->data + (size_t)g * k_new->nb[1]);
-        const float *vn = (const float *)((const char *)v_new->data + (size_t)g * v_new->nb[1]);
-        dv_cpu_attn_run(&a, kn, ks, vn, vs, p->q_pos0, T);
-        dv_cpu_attn_end(&a, outp);
-    }
+    kv_ctx ctx = {k_new, v_new, views, T, p->q_pos0};
+    dv_cpu_attn_tasks(be, out, q, Hkv, p, kv_keys, &ctx);
 }

@@ -10,6 +10,7 @@
 #include "core/dv_error.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 
@@ -160,4 +161,40 @@ void dv_cpu_attn_plan(int64_t T, int64_t Hq, int64_t Hkv, int n_threads, int64_t
     }
     *qb = b;
     *hs = h;
+}
+
+void dv_cpu_attn_tasks(dv_backend *be, dv_tensor *out, const dv_tensor *q, int64_t Hkv, const dv_attn_params *p,
+                       dv_cpu_attn_keys_fn keys, const void *ctx) {
+    const int64_t T = q->ne[0], Hq = q->ne[1], D = q->ne[2];
+    if (T == 0) return;
+    dv_cpu_ctx *c = be->ctx;
+    const int nt = c->n_threads;
+    const size_t ws_n = dv_cpu_attn_ws_floats(D);
+    float *ws_all = dv_cpu_grow(&c->att_scratch, &c->att_scratch_cap, (size_t)nt * ws_n); // (nt, ws_n)
+    const int64_t group = Hq / Hkv;
+    int64_t qb, hs;
+    dv_cpu_attn_plan(T, Hq, Hkv, nt, &qb, &hs);
+    const int64_t n_tb = (T + qb - 1) / qb, n_hsub = group / hs, n_tasks = n_tb * Hkv * n_hsub;
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int64_t task = 0; task < n_tasks; task++) {
+        // causal rows near the end see the most keys: hand those out first
+        const int64_t tb = n_tb - 1 - task / (Hkv * n_hsub), g = task / n_hsub % Hkv, hsub = task % n_hsub;
+        const int64_t t0 = tb * qb, nrows = T - t0 < qb ? T - t0 : qb, h0 = g * group + hsub * hs;
+        dv_cpu_attn a;
+        dv_cpu_attn_begin(&a, ws_all + (size_t)omp_get_thread_num() * ws_n, (int)(nrows * hs), D);
+        float *outp[DV_ATT_MAXQ];
+        for (int64_t r = 0; r < nrows; r++)
+            for (int64_t hh = 0; hh < hs; hh++) {
+                const int64_t i = r * hs + hh, t = t0 + r, h = h0 + hh;
+                const float *qv = (const float *)((const char *)q->data + (size_t)t * q->nb[0] + (size_t)h * q->nb[1]);
+                for (int64_t d = 0; d < D; d++) a.q[i * D + d] = qv[d] * p->scale;
+                a.pos[i] = p->q_pos0 + t;
+                outp[i] = (float *)((char *)out->data + (size_t)t * out->nb[0] + (size_t)h * out->nb[1]);
+            }
+        a.p_lo = p->q_pos0 + t0;
+        a.p_hi = p->q_pos0 + t0 + nrows - 1;
+        keys(&a, g, ctx);
+        dv_cpu_attn_end(&a, outp);
+    }
 }

@@ -86,6 +86,12 @@ void dv_cpu_attn_end(const dv_cpu_attn *a, float *const *out);
 // Splits Hq query heads in groups of Hq/Hkv over tasks of (query rows, kv head, head subset) for
 // n_threads: *qb query rows and *hs heads of one group per task (qb * hs <= DV_ATT_MAXQ).
 void dv_cpu_attn_plan(int64_t T, int64_t Hq, int64_t Hkv, int n_threads, int64_t *qb, int64_t *hs);
+// The parallel driver both attention ops share: splits out (T, Hq, D) / q (T, Hq, D) into blocks
+// (dv_cpu_attn_plan), loads each block's scaled queries at positions q_pos0 + t, calls
+// keys(a, g, ctx) to set the mask fields and attend to kv head g's keys, and writes the outputs.
+typedef void (*dv_cpu_attn_keys_fn)(dv_cpu_attn *a, int64_t g, const void *ctx);
+void dv_cpu_attn_tasks(dv_backend *be, dv_tensor *out, const dv_tensor *q, int64_t Hkv, const dv_attn_params *p,
+                       dv_cpu_attn_keys_fn keys, const void *ctx);
 
 void dv_cpu_matmul(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *bias);
 void dv_cpu_rms_norm(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, float eps);
