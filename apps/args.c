@@ -4,6 +4,7 @@
 #include "core/dv_error.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -85,4 +86,28 @@ void dv_app_usage_error(const char *cmd, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fprintf(stderr, "duovid: error: %s (see duovid %s --help)\n", msg, cmd);
+}
+
+int dv_arg_info(int argc, char **argv, void (*usage)(FILE *), const char *what, const char **path, int *json) {
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    *json = 0;
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+        if (c == 'j') {
+            *json = 1;
+        } else if (c == 'h') {
+            usage(stdout);
+            return 1;
+        } else {
+            dv_app_usage_error("info", "unknown option '%s'", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind != argc - 1) {
+        dv_app_usage_error("info", "expected one %s", what);
+        return -1;
+    }
+    *path = argv[optind];
+    return 0;
 }

@@ -17,4 +17,9 @@ void dv_app_usage_error(const char *cmd, const char *fmt, ...) __attribute__((fo
 // Parses --threads: 0/unset = all cores.
 int dv_arg_threads(const char *val, int *out);
 
+#include <stdio.h>
+// Parses `info`'s arguments (one PATH and an optional --json): returns 0 with *path/*json set, 1 when
+// --help was printed (exit 0), -1 after a usage error (exit 1). `what` names PATH in messages.
+int dv_arg_info(int argc, char **argv, void (*usage)(FILE *), const char *what, const char **path, int *json);
+
 #endif

@@ -7,7 +7,6 @@
 #include "core/dv_safetensors.h"
 #include "llm/dv_llm_config.h"
 
-#include <getopt.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,25 +20,10 @@ static void usage(FILE *f) {
 }
 
 int dv_cmd_info_model(int argc, char **argv) {
-    int json = 0;
-    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    optind = 1;
-    opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
-        if (c == 'j') json = 1;
-        else if (c == 'h') {
-            usage(stdout);
-            return 0;
-        } else {
-            dv_app_usage_error("info", "unknown option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
-    if (optind != argc - 1) {
-        dv_app_usage_error("info", "expected one MODEL_DIR");
-        return 1;
-    }
-    const char *dir = argv[optind];
+    int json;
+    const char *dir;
+    int a = dv_arg_info(argc, argv, usage, "MODEL_DIR", &dir, &json);
+    if (a) return a < 0;
     if (dv_app_check_model_dir(dir)) return 1;
     dv_llm_config cfg;
     dv_safetensors *st = NULL;

@@ -8,7 +8,6 @@
 #include "video/dv_video.h"
 
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -55,25 +54,10 @@ static int print_json(const char *path, const dv_video_info *in) {
 }
 
 int dv_cmd_info_video(int argc, char **argv) {
-    int json = 0;
-    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    optind = 1;
-    opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
-        if (c == 'j') json = 1;
-        else if (c == 'h') {
-            usage(stdout);
-            return 0;
-        } else {
-            dv_app_usage_error("info", "unknown option '%s'", argv[optind - 1]);
-            return 1;
-        }
-    }
-    if (optind != argc - 1) {
-        dv_app_usage_error("info", "expected one VIDEO file");
-        return 1;
-    }
-    const char *path = argv[optind];
+    int json;
+    const char *path;
+    int a = dv_arg_info(argc, argv, usage, "VIDEO file", &path, &json);
+    if (a) return a < 0;
     dv_video *v = NULL;
     if (dv_video_open(path, NULL, &v)) {
         dv_app_error();
