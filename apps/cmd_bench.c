@@ -8,6 +8,7 @@
 #include "core/dv_progress.h"
 #include "llm/dv_llm.h"
 
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,12 +99,27 @@ static int bench_llm(int argc, char **argv) {
         if (t2 - t1 < best_dec) best_dec = t2 - t1;
     }
     double pf_tps = n_prompt / best_pf, dec_tps = n_gen > 0 ? n_gen / best_dec : 0;
-    if (json)
-        printf("{\"model\":\"%s\",\"parameters\":%lld,\"backend\":\"%s\",\"threads\":%d,\"prompt_tokens\":%d,"
-               "\"gen_tokens\":%d,\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"peak_rss_mib\":%.1f}\n",
-               model_dir, (long long)dv_llm_param_count(llm), be->ops->name, be->n_threads, n_prompt, n_gen, pf_tps,
-               dec_tps, dv_app_peak_rss_mib());
-    else
+    if (json) {
+        // cJSON escapes the path (quotes, backslashes, control characters)
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", model_dir);
+        cJSON_AddNumberToObject(o, "parameters", (double)dv_llm_param_count(llm));
+        cJSON_AddStringToObject(o, "backend", be->ops->name);
+        cJSON_AddNumberToObject(o, "threads", be->n_threads);
+        cJSON_AddNumberToObject(o, "prompt_tokens", n_prompt);
+        cJSON_AddNumberToObject(o, "gen_tokens", n_gen);
+        cJSON_AddNumberToObject(o, "prefill_tok_s", pf_tps);
+        cJSON_AddNumberToObject(o, "decode_tok_s", dec_tps);
+        cJSON_AddNumberToObject(o, "peak_rss_mib", dv_app_peak_rss_mib());
+        char *text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!text) {
+            dv_error_set(DV_ENOMEM, "out of memory");
+            goto fail_msg;
+        }
+        printf("%s\n", text);
+        free(text);
+    } else
         printf("%s: %.1fM params, %s x%d threads: prefill %d tok %.1f tok/s, decode %d tok %.2f tok/s "
                "(%.1f ms/tok), peak RSS %.0f MiB\n",
                model_dir, (double)dv_llm_param_count(llm) / 1e6, be->ops->name, be->n_threads, n_prompt, pf_tps,
