@@ -21,7 +21,7 @@ done
 
 pkgs=(build-essential cmake pkg-config
       libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg
-      libpng-dev libsentencepiece-dev libcjson-dev libopenblas-dev libcurl4-openssl-dev time
+      libpng-dev libsentencepiece-dev libcjson-dev libopenblas-dev libcurl4-openssl-dev libxxhash-dev time
       "${extra_pkgs[@]}")
 missing=()
 for p in "${pkgs[@]}"; do
