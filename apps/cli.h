@@ -4,6 +4,9 @@
 #ifndef DV_CLI_H
 #define DV_CLI_H
 
+int dv_cmd_ask(int argc, char **argv);
+int dv_cmd_chat(int argc, char **argv);
+int dv_cmd_summarize(int argc, char **argv);
 int dv_cmd_generate(int argc, char **argv);
 int dv_cmd_info(int argc, char **argv);
 int dv_cmd_info_model(int argc, char **argv);

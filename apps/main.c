@@ -11,6 +11,9 @@ static const struct dv_cmd {
     int (*run)(int argc, char **argv);
     const char *help;
 } dv_cmds[] = {
+    {"ask", dv_cmd_ask, "answer a question about a video (streams the answer; --json for one object)"},
+    {"chat", dv_cmd_chat, "talk about a video over many turns (/reset, /save, /info, /quit)"},
+    {"summarize", dv_cmd_summarize, "batch: one JSON line per video into OUT.jsonl (resumable, --shard i/n)"},
     {"generate", dv_cmd_generate, "generate text from a prompt with an LLM checkpoint"},
     {"info", dv_cmd_info, "describe a model folder or a video file"},
     {"bench", dv_cmd_bench, "benchmarks: `bench llm` (prefill/decode tok/s, peak RSS)"},

@@ -12,6 +12,7 @@
 struct dv_progress {
     char label[64];
     char unit[16];
+    char note[160]; // extra text after the rate (per-stage figures of a pipeline)
     int64_t total, done;
     double t_start, t_last_print;
     int tty, printed;
@@ -49,7 +50,7 @@ static void fmt_duration(char *buf, size_t n, double s) {
 static void print_line(dv_progress *p, double now, int final) {
     double el = now - p->t_start;
     double rate = el > 0 ? (double)p->done / el : 0;
-    char eta[32], elapsed[32], line[256];
+    char eta[32], elapsed[32], line[448];
     fmt_duration(elapsed, sizeof elapsed, el);
     if (p->total > 0 && !final) {
         fmt_duration(eta, sizeof eta, rate > 0 ? (double)(p->total - p->done) / rate : -1);
@@ -59,11 +60,12 @@ static void print_line(dv_progress *p, double now, int final) {
         int fill = (int)(frac * 20);
         for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
         bar[20] = 0;
-        snprintf(line, sizeof line, "%s [%s] %3.0f%% %lld/%lld %s, %.1f %s/s, ETA %s", p->label, bar,
-                 100 * frac, (long long)p->done, (long long)p->total, p->unit, rate, p->unit, eta);
+        snprintf(line, sizeof line, "%s [%s] %3.0f%% %lld/%lld %s, %.1f %s/s, ETA %s%s%s", p->label, bar,
+                 100 * frac, (long long)p->done, (long long)p->total, p->unit, rate, p->unit, eta,
+                 *p->note ? " | " : "", p->note);
     } else {
-        snprintf(line, sizeof line, "%s %lld %s in %s, %.1f %s/s%s", p->label, (long long)p->done, p->unit,
-                 elapsed, rate, p->unit, final ? "" : " ...");
+        snprintf(line, sizeof line, "%s %lld %s in %s, %.1f %s/s%s%s%s", p->label, (long long)p->done, p->unit,
+                 elapsed, rate, p->unit, final ? "" : " ...", *p->note ? " | " : "", p->note);
     }
     if (p->tty)
         fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
@@ -84,6 +86,10 @@ void dv_progress_update(dv_progress *p, int64_t done) {
     if (now - p->t_start < 0.5) return;
     double every = p->tty ? 0.1 : 5.0;
     if (now - p->t_last_print >= every) print_line(p, now, 0);
+}
+
+void dv_progress_set_note(dv_progress *p, const char *note) {
+    if (p) snprintf(p->note, sizeof p->note, "%s", note ? note : "");
 }
 
 void dv_progress_add(dv_progress *p, int64_t delta) {

@@ -60,6 +60,9 @@ int64_t dv_llm_param_count(const dv_llm *m);
 // it receives the last token's logits (V) or, with all_logits, every token's (n, V).
 // Errors: out-of-range ids, context full (DV_EINVAL naming n_ctx).
 int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, float *logits, int all_logits);
+// The input embeddings (n, H) F32 (host) of token ids: what prefill from ids feeds the first layer.
+// Lets a caller mix text and image/video embeddings in one sequence (the VLM pipeline).
+int dv_llm_embed_tokens(dv_llm *m, const int32_t *ids, int n, float *out);
 // One token: append it and write its logits (V).
 int dv_llm_decode(dv_llm *m, int32_t id, float *logits);
 // Like dv_llm_prefill from token ids, but writes the final (normed) hidden states (n, hidden) of

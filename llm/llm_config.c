@@ -150,13 +150,55 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
     return 0;
 }
 
+// A VLM's "text_config" on the Hub often lists only what differs from the transformers defaults
+// (llava-hf/LLaVA-NeXT-Video-7B-hf gives no hidden_size); fill the LlamaConfig / MistralConfig
+// defaults for the missing fields, and the token ids from the outer config.
+static cJSON *text_config_with_defaults(const cJSON *root, const cJSON *tc) {
+    static const struct { const char *key; double llama, mistral; } defaults[] = {
+        {"vocab_size", 32000, 32000},          {"hidden_size", 4096, 4096},
+        {"intermediate_size", 11008, 14336},   {"num_hidden_layers", 32, 32},
+        {"num_attention_heads", 32, 32},       {"num_key_value_heads", 32, 8},
+        {"max_position_embeddings", 2048, 131072}, {"rms_norm_eps", 1e-6, 1e-6},
+        {"bos_token_id", 1, 1},                {"eos_token_id", 2, 2},
+    };
+    cJSON *j = cJSON_Duplicate(tc, 1);
+    if (!j) return NULL;
+    const char *mt = dv_json_get_string(j, "model_type");
+    const int mistral = mt && !strcmp(mt, "mistral");
+    if (!mt) cJSON_AddStringToObject(j, "model_type", "llama"); // LLaVA's text_config default
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, defaults[i].key);
+        if (v && !cJSON_IsNull(v)) continue;
+        const cJSON *outer = cJSON_GetObjectItemCaseSensitive(root, defaults[i].key);
+        cJSON_DeleteItemFromObjectCaseSensitive(j, defaults[i].key);
+        if (outer && !cJSON_IsNull(outer) && strstr(defaults[i].key, "token_id"))
+            cJSON_AddItemToObject(j, defaults[i].key, cJSON_Duplicate(outer, 1));
+        else
+            cJSON_AddNumberToObject(j, defaults[i].key, mistral ? defaults[i].mistral : defaults[i].llama);
+    }
+    const char *dt = dv_json_get_string(root, "torch_dtype");
+    if (!dt) dt = dv_json_get_string(root, "dtype");
+    if (dt && !cJSON_GetObjectItemCaseSensitive(j, "torch_dtype")) cJSON_AddStringToObject(j, "torch_dtype", dt);
+    return j;
+}
+
 int dv_llm_config_load(const char *model_dir, dv_llm_config *cfg) {
-    char path[4096];
+    char path[4096], what[4200];
     snprintf(path, sizeof path, "%s/config.json", model_dir);
     cJSON *j = NULL;
     int rc = dv_json_load(path, &j);
     if (rc) return rc;
-    rc = dv_llm_config_from_json(j, path, cfg);
+    // LLaVA-style checkpoints (llava, llava_next, llava_next_video): the language model's config is
+    // nested under "text_config".
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(j, "text_config");
+    if (cJSON_IsObject(tc) && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "vision_config"))) {
+        cJSON *t = text_config_with_defaults(j, tc);
+        snprintf(what, sizeof what, "%s (text_config)", path);
+        rc = t ? dv_llm_config_from_json(t, what, cfg) : dv_error_set(DV_ENOMEM, "out of memory");
+        cJSON_Delete(t);
+    } else {
+        rc = dv_llm_config_from_json(j, path, cfg);
+    }
     cJSON_Delete(j);
     return rc;
 }

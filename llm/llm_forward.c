@@ -147,3 +147,26 @@ int dv_llm_prefill_hidden(dv_llm *m, const int32_t *ids, int n, float *hidden) {
     }
     return 0;
 }
+
+int dv_llm_embed_tokens(dv_llm *m, const int32_t *ids, int n, float *out) {
+    DV_ASSERT(ids && out && n >= 0);
+    const dv_backend_ops *op = m->be->ops;
+    const int64_t H = m->cfg.hidden_size;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
+            return dv_error_set(DV_EINVAL, "token id %d at position %d is outside the vocabulary [0, %d)", ids[i], i,
+                                m->cfg.vocab_size);
+    // through the activation buffers: the table may live on the device
+    for (int i = 0; i < n; i += m->n_batch) {
+        const int T = n - i < m->n_batch ? n - i : m->n_batch;
+        memcpy(m->ids_host, ids + i, (size_t)T * sizeof(int32_t));
+        int rc = op->upload(m->be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t));
+        if (rc) return rc;
+        dv_tensor idt = dv_tensor_1d(DV_DTYPE_I32, m->ids, T), x = rows_f32(m->xb, 0, T, H);
+        op->embed(m->be, &x, &m->tok_embd, &idt);
+        if ((rc = op->download(m->be, out + (size_t)i * (size_t)H, m->xb, (size_t)T * (size_t)H * sizeof(float))) ||
+            (rc = op->synchronize(m->be)))
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,597 @@
+// pipeline.c: the video-QA pipeline (pipeline.h): open the VLM, plan the frames that fit, stream
+// decode -> encode -> prefill into the (DuoAttention) KV cache, then answer questions.
+#include "apps/pipeline.h"
+
+#include "apps/frame_prefetch.h"
+#include "core/dv_error.h"
+#include "core/dv_log.h"
+#include "core/dv_progress.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dv_vlm {
+    char model_dir[4096];
+    dv_backend *be;                // not owned
+    dv_llm *llm;                   // owned
+    dv_encoder *enc;               // owned
+    dv_tokenizer *tok;             // owned
+    dv_tokenizer_stream *stream;   // owned, answer text
+    dv_sampler *smp;               // owned, re-made when the settings change
+    dv_sampler_params smp_params;
+    dv_template tpl;
+    const char *tpl_why;
+    const dv_llm_config *cfg;
+    int n_ctx, n_batch, encode_batch, tpf, d_model;
+
+    // the prefill feeder: rows are gathered until a chunk of n_batch is full
+    float *feed;                   // (n_batch, H) host, owned
+    int n_feed;
+    float *text_emb;               // (n_batch, H) host, owned: embeddings of text tokens on their way in
+    int64_t stream_window;         // sink + recent of DuoAttention streaming heads (0: full attention)
+    // the embeddings of one batch of frames
+    float *emb;                    // (encode_batch, tpf, d_model), owned
+    int32_t *ids;                  // (n_ctx) token scratch, owned
+    float *logits;                 // (V), owned
+    int32_t *answer_ids;           // (n_ctx) this answer's tokens (repetition penalty), owned
+    char *answer;                  // answer text, owned, grows
+    size_t answer_cap;
+
+    double *frame_t;               // (frame_t_cap) times of the frames in the context, owned
+    int64_t n_frame_t, frame_t_cap;
+    int64_t video_tokens;          // context length right after the video (the conversation starts here)
+    FILE *snapshot;                // the context right after the video, for /reset with DuoAttention
+};
+
+dv_vlm_params dv_vlm_default_params(void) {
+    dv_vlm_params p = {.backend = NULL, .n_ctx = 0, .n_batch = 256, .pattern = NULL,
+                       .duo_prefill = DV_DUO_PREFILL_REFERENCE, .template_kind = -1, .system = NULL,
+                       .encode_batch = 8};
+    return p;
+}
+
+dv_llm *dv_vlm_llm(dv_vlm *v) { return v->llm; }
+dv_tokenizer *dv_vlm_tokenizer(dv_vlm *v) { return v->tok; }
+dv_encoder *dv_vlm_encoder(dv_vlm *v) { return v->enc; }
+const dv_template *dv_vlm_template(const dv_vlm *v) { return &v->tpl; }
+const char *dv_vlm_template_why(const dv_vlm *v) { return v->tpl_why; }
+int64_t dv_vlm_video_tokens(const dv_vlm *v) { return v->video_tokens; }
+
+int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
+    *out = NULL;
+    DV_ASSERT(p && p->backend);
+    int rc;
+    dv_vlm *v = calloc(1, sizeof *v);
+    if (!v) return dv_error_set(DV_ENOMEM, "out of memory");
+    snprintf(v->model_dir, sizeof v->model_dir, "%s", model_dir);
+    v->be = p->backend;
+    v->encode_batch = p->encode_batch > 0 ? p->encode_batch : 8;
+
+    dv_encoder_params ep = dv_encoder_default_params();
+    ep.backend = p->backend;
+    ep.n_threads = p->backend->n_threads;
+    ep.max_batch = v->encode_batch;
+    if ((rc = dv_encoder_open(model_dir, &ep, &v->enc))) goto fail;
+    if ((rc = dv_tokenizer_open(model_dir, &v->tok))) goto fail;
+    dv_llm_params lp = dv_llm_default_params();
+    lp.backend = p->backend;
+    lp.n_ctx = p->n_ctx;
+    lp.n_batch = p->n_batch;
+    lp.pattern = p->pattern;
+    lp.duo_prefill = p->duo_prefill;
+    if ((rc = dv_llm_open(model_dir, &lp, &v->llm))) goto fail;
+    v->cfg = dv_llm_get_config(v->llm);
+    v->n_ctx = dv_llm_n_ctx(v->llm);
+    v->n_batch = p->n_batch > 0 ? p->n_batch : 256;
+    if (v->n_batch > v->n_ctx) v->n_batch = v->n_ctx;
+    v->tpf = dv_encoder_tokens_per_frame(v->enc);
+    v->d_model = dv_encoder_d_model(v->enc);
+    if (v->d_model != v->cfg->hidden_size) {
+        rc = dv_error_set(DV_ESHAPE, "%s: the projector gives %d-wide tokens but the language model's hidden size is %d",
+                          model_dir, v->d_model, v->cfg->hidden_size);
+        goto fail;
+    }
+    if (dv_tokenizer_vocab_size(v->tok) > v->cfg->vocab_size) {
+        rc = dv_error_set(DV_EFORMAT, "%s: the tokenizer has %d tokens but the model only %d", model_dir,
+                          dv_tokenizer_vocab_size(v->tok), v->cfg->vocab_size);
+        goto fail;
+    }
+    if (p->template_kind >= 0) {
+        v->tpl.kind = (dv_template_kind)p->template_kind;
+        v->tpl_why = "set by --template";
+    } else if ((rc = dv_template_detect(model_dir, &v->tpl.kind, &v->tpl_why))) {
+        goto fail;
+    }
+    if (p->system) snprintf(v->tpl.system, sizeof v->tpl.system, "%s", p->system);
+
+    const size_t H = (size_t)v->cfg->hidden_size;
+    v->feed = malloc((size_t)v->n_batch * H * sizeof(float));
+    v->text_emb = malloc((size_t)v->n_batch * H * sizeof(float));
+    v->stream_window = p->pattern ? (int64_t)p->pattern->sink + p->pattern->recent : 0;
+    v->emb = malloc((size_t)v->encode_batch * (size_t)v->tpf * (size_t)v->d_model * sizeof(float));
+    v->ids = malloc((size_t)v->n_ctx * sizeof(int32_t));
+    v->answer_ids = malloc((size_t)v->n_ctx * sizeof(int32_t));
+    v->logits = malloc((size_t)v->cfg->vocab_size * sizeof(float));
+    v->answer_cap = 4096;
+    v->answer = malloc(v->answer_cap);
+    if (!v->feed || !v->text_emb || !v->emb || !v->ids || !v->answer_ids || !v->logits || !v->answer) {
+        rc = dv_error_set(DV_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (!(v->stream = dv_tokenizer_stream_init(v->tok, 0))) {
+        rc = DV_ENOMEM;
+        goto fail;
+    }
+    DV_LOG_DEBUG("%s: %s encoder, %d tokens per frame, template %s (%s)", model_dir, dv_encoder_describe(v->enc),
+                 v->tpf, dv_template_name(v->tpl.kind), v->tpl_why);
+    *out = v;
+    return 0;
+fail:
+    dv_vlm_free(v);
+    return rc;
+}
+
+void dv_vlm_free(dv_vlm *v) {
+    if (!v) return;
+    dv_llm_free(v->llm);
+    dv_encoder_free(v->enc);
+    dv_tokenizer_stream_free(v->stream);
+    dv_tokenizer_free(v->tok);
+    dv_sampler_free(v->smp);
+    if (v->snapshot) fclose(v->snapshot);
+    free(v->feed);
+    free(v->text_emb);
+    free(v->emb);
+    free(v->ids);
+    free(v->logits);
+    free(v->answer_ids);
+    free(v->answer);
+    free(v->frame_t);
+    free(v);
+}
+
+// ---- tokens ----
+
+// Encodes text into v->ids (BOS only when asked); *n set.
+static int encode(dv_vlm *v, const char *text, int bos, int *n) {
+    int rc = dv_tokenizer_encode(v->tok, text, bos && dv_tokenizer_add_bos(v->tok), v->ids, v->n_ctx, n);
+    if (rc) return dv_error_prefix(rc, "prompt text does not fit the context of %d tokens", v->n_ctx);
+    return 0;
+}
+
+static int copy_ids(dv_vlm *v, int n, int32_t **ids) {
+    *ids = malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
+    if (!*ids) return dv_error_set(DV_ENOMEM, "out of memory");
+    memcpy(*ids, v->ids, (size_t)n * sizeof(int32_t));
+    return 0;
+}
+
+int dv_vlm_prefix_ids(dv_vlm *v, int32_t **ids, int *n) {
+    char text[4096];
+    int rc = dv_template_prefix(&v->tpl, text, sizeof text);
+    if (!rc) rc = encode(v, text, 1, n);
+    return rc ? rc : copy_ids(v, *n, ids);
+}
+
+static int question_text(dv_vlm *v, const char *q, int first, char *buf, size_t cap) {
+    return first ? dv_template_first_question(&v->tpl, q, buf, cap) : dv_template_next_question(&v->tpl, q, buf, cap);
+}
+
+int dv_vlm_question_ids(dv_vlm *v, const char *question, int first, int32_t **ids, int *n) {
+    size_t cap = strlen(question) + 256;
+    char *text = malloc(cap);
+    if (!text) return dv_error_set(DV_ENOMEM, "out of memory");
+    int rc = question_text(v, question, first, text, cap);
+    if (!rc) rc = encode(v, text, 0, n);
+    free(text);
+    return rc ? rc : copy_ids(v, *n, ids);
+}
+
+static void timestamp_text(double t, char *buf, size_t cap) { snprintf(buf, cap, "t=%.1fs:", t); }
+
+// ---- plan ----
+
+int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_opts *o, dv_vlm_plan *out) {
+    memset(out, 0, sizeof *out);
+    int rc, n;
+    char text[4096];
+    out->plan = o->plan;
+    out->duration_sec = info->duration_sec;
+    out->tokens_per_frame = v->tpf;
+    if ((rc = dv_template_prefix(&v->tpl, text, sizeof text)) || (rc = encode(v, text, 1, &n))) return rc;
+    out->prefix_tokens = n;
+    if ((rc = dv_sample_plan_resolve(&out->plan, info->duration_sec, &out->times))) return rc;
+    out->asked_frames = out->times.count;
+    if (o->timestamps) { // the widest timestamp the plan can print
+        double tmax = out->times.end_sec > 0 ? out->times.end_sec : (info->duration_sec > 0 ? info->duration_sec : 1e5);
+        timestamp_text(tmax, text, sizeof text);
+        if ((rc = encode(v, text, 0, &n))) return rc;
+        out->ts_tokens = n + 1; // one more for digit-run tokenization differences
+    }
+    const int64_t per = out->tokens_per_frame + out->ts_tokens;
+    const int64_t max_tokens = o->max_tokens > 0 && o->max_tokens < v->n_ctx ? o->max_tokens : v->n_ctx;
+    out->budget = max_tokens - o->reserve;
+    const int64_t fit = (out->budget - out->prefix_tokens) / per;
+    if (fit < 1)
+        return dv_error_set(DV_EINVAL,
+                            "not even one frame fits: the context budget is %lld tokens (%lld kept for the question and "
+                            "answer), the prompt needs %lld and a frame %lld (raise --max-tokens-context or --ctx)",
+                            (long long)max_tokens, (long long)o->reserve, (long long)out->prefix_tokens, (long long)per);
+    if (out->times.count < 0 || out->times.count > fit) {
+        // too many (or unbounded): the uniform fallback of max_frames (dv_sample_plan.h)
+        out->plan.max_frames = fit;
+        out->capped = 1;
+        if ((rc = dv_sample_plan_resolve(&out->plan, info->duration_sec, &out->times))) return rc;
+    }
+    out->n_frames = out->times.count;
+    out->context_tokens = out->prefix_tokens + out->n_frames * per;
+
+    // KV estimate at the full budget: retrieval heads keep every token, streaming heads sink + recent
+    const dv_kv_cache *kv = dv_llm_kv_cache(v->llm);
+    const dv_llm_config *c = v->cfg;
+    const int64_t tokens = out->context_tokens + o->reserve;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int h = 0; h < c->n_kv_heads; h++) {
+            // streaming heads keep their constant window (allocated whole), retrieval heads every token
+            const int64_t keep = dv_kv_cache_is_retrieval(kv, l, h) ? tokens : v->stream_window;
+            out->kv_bytes += (size_t)keep * (size_t)c->head_dim * 2 * sizeof(float);
+        }
+    return 0;
+}
+
+static void fmt_time(double s, char *buf, size_t cap) {
+    if (s < 0) {
+        snprintf(buf, cap, "end");
+        return;
+    }
+    int t = (int)floor(s + 0.5);
+    if (t >= 3600) snprintf(buf, cap, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, cap, "%d:%02d", t / 60, t % 60);
+}
+
+void dv_vlm_print_plan(const dv_vlm *v, const dv_vlm_plan *p, FILE *f) {
+    char a[32], b[32], how[96];
+    fmt_time(p->times.start_sec, a, sizeof a);
+    fmt_time(p->times.end_sec, b, sizeof b);
+    if (p->times.uniform) snprintf(how, sizeof how, "uniform over %s-%s", a, b);
+    else snprintf(how, sizeof how, "%g fps over %s-%s", p->times.fps, a, b);
+    fprintf(f, "duovid: plan: %lld frames (%s), %d tokens/frame%s, %lld context tokens, KV cache ~%.1f MiB "
+               "(%s, template %s)\n",
+            (long long)p->n_frames, how, p->tokens_per_frame, p->ts_tokens ? " + timestamp" : "",
+            (long long)p->context_tokens, (double)p->kv_bytes / (1 << 20),
+            v->stream_window ? "DuoAttention" : "full attention",
+            dv_template_name(v->tpl.kind));
+    if (p->capped) {
+        if (p->asked_frames < 0)
+            fprintf(f, "duovid: note: the video's length is unknown; using %lld uniform frames that fit %lld tokens\n",
+                    (long long)p->n_frames, (long long)p->budget);
+        else
+            fprintf(f, "duovid: note: %lld frames would need %lld tokens; %lld uniform frames fit the budget of %lld "
+                       "(--max-tokens-context / --ctx raise it)\n",
+                    (long long)p->asked_frames,
+                    (long long)(p->prefix_tokens + p->asked_frames * (p->tokens_per_frame + p->ts_tokens)),
+                    (long long)p->n_frames, (long long)p->budget);
+    }
+}
+
+void dv_vlm_plan_key(const dv_vlm *v, const dv_vlm_plan *p, int timestamps, char *buf, size_t cap) {
+    // %.17g: exact round trip of every double
+    snprintf(buf, cap, "v1 fps=%.17g n=%lld start=%.17g end=%.17g max=%lld mode=%d ts=%d tpl=%s sys=%016llx batch=%d",
+             p->plan.fps, (long long)p->plan.n_frames, p->plan.start_sec, p->plan.end_sec, (long long)p->plan.max_frames,
+             (int)p->plan.mode, timestamps, dv_template_name(v->tpl.kind), (unsigned long long)0, v->n_batch);
+    // the system prompt goes in through its own hash (it can be long)
+    uint64_t h = 1469598103934665603ull; // FNV-1a
+    for (const char *s = v->tpl.system; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    char *sys = strstr(buf, "sys=");
+    if (sys) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+        memcpy(sys + 4, hex, 16);
+    }
+}
+
+// ---- the prefill feeder ----
+
+static int feed_flush(dv_vlm *v) {
+    if (!v->n_feed) return 0;
+    int rc = dv_llm_prefill(v->llm, NULL, v->feed, v->n_feed, NULL, 0);
+    v->n_feed = 0;
+    return rc;
+}
+
+// Appends n rows (n, H) to the context, prefilling every full chunk.
+static int feed_rows(dv_vlm *v, const float *rows, int64_t n, double *t_prefill) {
+    const size_t H = (size_t)v->cfg->hidden_size;
+    if (dv_llm_n_past(v->llm) + v->n_feed + n > v->n_ctx)
+        return dv_error_set(DV_EINVAL, "context full: %lld tokens exceed the context size %d (raise --ctx)",
+                            (long long)(dv_llm_n_past(v->llm) + v->n_feed + n), v->n_ctx);
+    while (n > 0) {
+        int take = v->n_batch - v->n_feed < n ? v->n_batch - v->n_feed : (int)n;
+        memcpy(v->feed + (size_t)v->n_feed * H, rows, (size_t)take * H * sizeof(float));
+        v->n_feed += take;
+        rows += (size_t)take * H;
+        n -= take;
+        if (v->n_feed == v->n_batch) {
+            double t0 = dv_time_now();
+            int rc = feed_flush(v);
+            *t_prefill += dv_time_now() - t0;
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+// Text tokens go in as their embeddings, so text and frames share one chunking.
+static int feed_text(dv_vlm *v, const char *text, int bos, double *t_prefill) {
+    int n, rc;
+    if ((rc = encode(v, text, bos, &n))) return rc;
+    for (int i = 0; i < n; i += v->n_batch) {
+        const int m = n - i < v->n_batch ? n - i : v->n_batch;
+        if ((rc = dv_llm_embed_tokens(v->llm, v->ids + i, m, v->text_emb)) || (rc = feed_rows(v, v->text_emb, m, t_prefill)))
+            return rc;
+    }
+    return 0;
+}
+
+static int remember_frame(dv_vlm *v, double t) {
+    if (v->n_frame_t == v->frame_t_cap) {
+        int64_t cap = v->frame_t_cap ? 2 * v->frame_t_cap : 256;
+        double *nt = realloc(v->frame_t, (size_t)cap * sizeof *nt);
+        if (!nt) return dv_error_set(DV_ENOMEM, "out of memory");
+        v->frame_t = nt;
+        v->frame_t_cap = cap;
+    }
+    v->frame_t[v->n_frame_t++] = t;
+    return 0;
+}
+
+// Encodes the n frames gathered and feeds their tokens (each after its timestamp).
+static int encode_batch(dv_vlm *v, const dv_image *images, int n, const double *times, int timestamps,
+                        dv_vlm_stats *st) {
+    double t0 = dv_time_now();
+    int rc = dv_encoder_encode(v->enc, images, n, v->emb);
+    st->t_encode += dv_time_now() - t0;
+    if (rc) return rc;
+    const size_t per = (size_t)v->tpf * (size_t)v->d_model;
+    for (int i = 0; i < n; i++) {
+        if (timestamps) {
+            char ts[64];
+            timestamp_text(times[i], ts, sizeof ts);
+            if ((rc = feed_text(v, ts, 0, &st->t_prefill))) return rc;
+        }
+        if ((rc = feed_rows(v, v->emb + per * (size_t)i, v->tpf, &st->t_prefill))) return rc;
+    }
+    return 0;
+}
+
+static int drop_snapshot(dv_vlm *v) {
+    if (v->snapshot) fclose(v->snapshot);
+    v->snapshot = NULL;
+    return 0;
+}
+
+int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int timestamps,
+                         volatile sig_atomic_t *stop, dv_vlm_stats *st) {
+    memset(st, 0, sizeof *st);
+    const double t_start = dv_time_now();
+    int rc;
+    char text[4096];
+    dv_prefetch *pf = NULL;
+    dv_progress *prog = NULL;
+    drop_snapshot(v);
+    v->n_frame_t = 0;
+    v->video_tokens = 0;
+    v->n_feed = 0;
+    if ((rc = dv_llm_rewind(v->llm, 0))) return rc;
+    if ((rc = dv_template_prefix(&v->tpl, text, sizeof text)) || (rc = feed_text(v, text, 1, &st->t_prefill)))
+        goto done;
+    // frames are decoded on their own thread while the previous batch is encoded and prefilled
+    if ((rc = dv_prefetch_start(video, &p->plan, v->encode_batch, &pf))) goto done;
+    prog = dv_progress_init("video", p->n_frames, "frames");
+    for (;;) {
+        if (stop && *stop) {
+            rc = dv_error_set(DV_EINTR, "interrupted");
+            goto done;
+        }
+        const dv_image *images;
+        const double *times;
+        int nb;
+        double tw = dv_time_now();
+        if ((rc = dv_prefetch_next(pf, &images, &times, &nb))) goto done;
+        st->t_wait += dv_time_now() - tw;
+        if (!nb) break;
+        for (int i = 0; i < nb; i++)
+            if ((rc = remember_frame(v, times[i]))) goto done;
+        rc = encode_batch(v, images, nb, times, timestamps, st);
+        dv_prefetch_release(pf);
+        if (rc) goto done;
+        st->frames += nb;
+        st->t_decode = dv_prefetch_decode_seconds(pf);
+        char note[160];
+        snprintf(note, sizeof note, "decode %.1f f/s, encode %.1f f/s, prefill %.0f tok/s",
+                 st->t_decode > 0 ? (double)st->frames / st->t_decode : 0,
+                 st->t_encode > 0 ? (double)st->frames / st->t_encode : 0,
+                 st->t_prefill > 0 ? (double)dv_llm_n_past(v->llm) / st->t_prefill : 0);
+        dv_progress_set_note(prog, note);
+        dv_progress_update(prog, st->frames);
+    }
+    st->t_decode = dv_prefetch_decode_seconds(pf);
+    if (st->frames == 0) {
+        rc = dv_error_set(DV_EFORMAT, "the video gave no frames for the plan");
+        goto done;
+    }
+    double t0 = dv_time_now();
+    rc = feed_flush(v);
+    st->t_prefill += dv_time_now() - t0;
+    if (rc) goto done;
+    v->video_tokens = dv_llm_n_past(v->llm);
+    st->context_tokens = v->video_tokens;
+done:
+    if (rc) dv_progress_free(prog);
+    else dv_progress_finish(prog);
+    dv_prefetch_free(pf);
+    st->t_total = dv_time_now() - t_start;
+    if (rc) {
+        v->n_feed = 0;
+        v->video_tokens = 0;
+        dv_llm_rewind(v->llm, 0);
+    }
+    return rc;
+}
+
+const double *dv_vlm_frame_times(const dv_vlm *v, int64_t *n) {
+    *n = v->n_frame_t;
+    return v->frame_t;
+}
+
+int dv_vlm_set_video_context(dv_vlm *v, int64_t n_tokens, const double *frame_times, int64_t n_frames) {
+    drop_snapshot(v);
+    v->n_frame_t = 0;
+    for (int64_t i = 0; i < n_frames; i++) {
+        int rc = remember_frame(v, frame_times[i]);
+        if (rc) return rc;
+    }
+    v->video_tokens = n_tokens;
+    return 0;
+}
+
+static int snap_write(void *ctx, const void *buf, size_t n) {
+    return fwrite(buf, 1, n, ctx) == n ? 0 : dv_error_set(DV_EIO, "context snapshot: write failed (disk full?)");
+}
+static int snap_read(void *ctx, void *buf, size_t n) {
+    return fread(buf, 1, n, ctx) == n ? 0 : dv_error_set(DV_EIO, "context snapshot: short read");
+}
+
+int dv_vlm_take_snapshot(dv_vlm *v) {
+    drop_snapshot(v);
+    if (!v->stream_window) return 0; // full attention: a rewind restores the video context exactly
+    if (dv_llm_n_past(v->llm) != v->video_tokens)
+        return dv_error_set(DV_EINVAL, "context snapshot: the conversation has already started");
+    FILE *f = tmpfile(); // unlinked at once: nothing is left behind, whatever happens
+    if (!f) return dv_error_set(DV_EIO, "context snapshot: cannot create a temporary file");
+    int rc = dv_llm_state_write(v->llm, snap_write, f);
+    if (!rc && fflush(f)) rc = dv_error_set(DV_EIO, "context snapshot: write failed (disk full?)");
+    if (rc) {
+        fclose(f);
+        return rc;
+    }
+    v->snapshot = f;
+    return 0;
+}
+
+int dv_vlm_reset_conversation(dv_vlm *v) {
+    if (dv_llm_n_past(v->llm) == v->video_tokens) return 0;
+    if (!v->stream_window) return dv_llm_rewind(v->llm, (int)v->video_tokens);
+    // DuoAttention: the streaming heads' rings have moved on; reload the saved window
+    if (!v->snapshot) return dv_error_set(DV_EINVAL, "no snapshot of the video context to reset to");
+    rewind(v->snapshot);
+    int rc = dv_llm_state_read(v->llm, snap_read, v->snapshot, "context snapshot");
+    if (!rc && dv_llm_n_past(v->llm) != v->video_tokens)
+        rc = dv_error_set(DV_EFORMAT, "context snapshot: holds %d tokens, the video context %lld", dv_llm_n_past(v->llm),
+                          (long long)v->video_tokens);
+    return rc;
+}
+
+// ---- answers ----
+
+const char *dv_vlm_stop_name(dv_vlm_stop s) {
+    switch (s) {
+    case DV_VLM_STOP_EOS: return "eos";
+    case DV_VLM_STOP_LENGTH: return "length";
+    case DV_VLM_STOP_INTERRUPT: return "interrupted";
+    default: return "context full";
+    }
+}
+
+static int answer_append(dv_vlm *v, size_t *len, const char *piece) {
+    size_t n = strlen(piece);
+    if (*len + n + 1 > v->answer_cap) {
+        size_t cap = 2 * (*len + n + 1);
+        char *na = realloc(v->answer, cap);
+        if (!na) return dv_error_set(DV_ENOMEM, "out of memory");
+        v->answer = na;
+        v->answer_cap = cap;
+    }
+    memcpy(v->answer + *len, piece, n + 1);
+    *len += n;
+    return 0;
+}
+
+int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, dv_vlm_answer *out) {
+    memset(out, 0, sizeof *out);
+    const double t0 = dv_time_now();
+    int rc, n;
+    size_t cap = strlen(question) + 256, len = 0;
+    char *text = malloc(cap);
+    if (!text) return dv_error_set(DV_ENOMEM, "out of memory");
+    rc = question_text(v, question, first, text, cap);
+    if (!rc) rc = encode(v, text, 0, &n);
+    free(text);
+    if (rc) return rc;
+    const int room = v->n_ctx - dv_llm_n_past(v->llm);
+    if (n >= room)
+        return dv_error_set(DV_EINVAL, "context full: the question needs %d tokens, %d are left of %d (start over with "
+                                       "/reset, or raise --ctx)", n, room, v->n_ctx);
+    if (!v->smp || memcmp(&v->smp_params, &g->sampler, sizeof g->sampler)) {
+        dv_sampler_free(v->smp);
+        v->smp = NULL;
+        if ((rc = dv_sampler_init(&g->sampler, v->cfg->vocab_size, &v->smp))) return rc;
+        v->smp_params = g->sampler;
+    }
+    // the question's tokens count for the repetition penalty, as in generate
+    memcpy(v->answer_ids, v->ids, (size_t)n * sizeof(int32_t));
+    double tp = dv_time_now();
+    if ((rc = dv_llm_prefill(v->llm, v->answer_ids, NULL, n, v->logits, 0))) return rc;
+    out->t_prefill = dv_time_now() - tp;
+    out->n_prompt = n;
+    v->answer[0] = 0;
+    dv_tokenizer_stream_free(v->stream);
+    if (!(v->stream = dv_tokenizer_stream_init(v->tok, 1))) return DV_ENOMEM;
+
+    const double tg = dv_time_now();
+    int n_ids = n, max_new = g->max_new;
+    out->stop = DV_VLM_STOP_LENGTH;
+    if (max_new > v->n_ctx - dv_llm_n_past(v->llm)) {
+        max_new = v->n_ctx - dv_llm_n_past(v->llm);
+        out->stop = DV_VLM_STOP_CONTEXT;
+    }
+    int produced = 0;
+    for (int i = 0; i < max_new; i++) {
+        if (g->stop && *g->stop) {
+            out->stop = DV_VLM_STOP_INTERRUPT;
+            break;
+        }
+        if (g->logits_trace)
+            memcpy(g->logits_trace + (size_t)i * (size_t)v->cfg->vocab_size, v->logits,
+                   (size_t)v->cfg->vocab_size * sizeof(float));
+        int32_t next = dv_sampler_sample(v->smp, v->logits, v->answer_ids, n_ids);
+        if (!g->ignore_eos && (dv_llm_config_is_eos(v->cfg, next) || next == dv_tokenizer_eos(v->tok))) {
+            out->stop = DV_VLM_STOP_EOS;
+            break;
+        }
+        if (i == 0) out->ttft = dv_time_now() - t0;
+        v->answer_ids[n_ids++] = next;
+        produced++;
+        const char *piece = dv_tokenizer_stream_push(v->stream, next);
+        if (piece && *piece) {
+            if ((rc = answer_append(v, &len, piece))) return rc;
+            if (g->on_text) g->on_text(g->ctx, piece);
+        }
+        // every answer token enters the context, so the conversation can go on after it
+        if ((rc = dv_llm_decode(v->llm, next, v->logits))) return rc;
+    }
+    if (produced == max_new && out->stop == DV_VLM_STOP_LENGTH && max_new < g->max_new) out->stop = DV_VLM_STOP_CONTEXT;
+    const char *tail = dv_tokenizer_stream_flush(v->stream);
+    if (tail && *tail) {
+        if ((rc = answer_append(v, &len, tail))) return rc;
+        if (g->on_text) g->on_text(g->ctx, tail);
+    }
+    if (!produced) out->ttft = dv_time_now() - t0;
+    out->t_generate = dv_time_now() - tg;
+    out->n_tokens = produced;
+    out->ids = v->answer_ids + n;
+    out->text = v->answer;
+    return 0;
+}

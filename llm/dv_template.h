@@ -1,0 +1,53 @@
+// dv_template.h: prompt formats of the chat models duovid runs, as the models were trained on them.
+//
+// A video question is one user turn whose content is the video followed by the question; the
+// pipeline splices the video's embeddings between the text before it (prefix) and after it (first
+// question). Later turns follow the model's answer. Texts use the literal special-token spellings
+// ("</s>", "<s>"), which the tokenizer turns into their ids.
+//
+//   vicuna  (LLaVA-NeXT-Video-7B, llava-1.5):  "{system }USER: " VIDEO "\n{q} ASSISTANT:"
+//           next turn after the answer:        "</s>USER: {q} ASSISTANT:"
+//   mistral (llava-v1.6-mistral, Mistral-Instruct): "[INST] " VIDEO "\n{q} [/INST]"     next: "</s>[INST] {q} [/INST]"
+//   llama2  (Llama-2-chat):  "[INST] <<SYS>>\n{system}\n<</SYS>>\n\n" VIDEO "\n{q} [/INST]"
+//           next: "</s><s>[INST] {q} [/INST]"
+//   plain   (no chat format): VIDEO "\n{q}\n"                                   next: "\n{q}\n"
+// BOS is added by the tokenizer when it encodes the prefix (tokenizer_config add_bos_token).
+#ifndef DV_TEMPLATE_H
+#define DV_TEMPLATE_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dv_template_kind {
+    DV_TEMPLATE_VICUNA = 0,
+    DV_TEMPLATE_MISTRAL,
+    DV_TEMPLATE_LLAMA2,
+    DV_TEMPLATE_PLAIN,
+    DV_TEMPLATE_COUNT
+} dv_template_kind;
+
+typedef struct dv_template {
+    dv_template_kind kind;
+    char system[2048]; // system prompt ("" = none); vicuna puts it before "USER:", llama2 in <<SYS>>
+} dv_template;
+
+const char *dv_template_name(dv_template_kind k); // "vicuna", ...
+// Parses a --template value; DV_EINVAL listing the names.
+int dv_template_parse(const char *name, dv_template_kind *out);
+// The model's format: from its chat template (tokenizer_config.json "chat_template",
+// chat_template.json or chat_template.jinja), else from config.json (LLaVA with a Llama text model:
+// vicuna; a Mistral text model: mistral; a plain Llama: llama2). *why says which (static text).
+int dv_template_detect(const char *model_dir, dv_template_kind *out, const char **why);
+
+// The texts around the video (NUL-terminated into buf; DV_EINVAL when cap is too small).
+int dv_template_prefix(const dv_template *t, char *buf, size_t cap);                      // before the video
+int dv_template_first_question(const dv_template *t, const char *q, char *buf, size_t cap); // right after it
+int dv_template_next_question(const dv_template *t, const char *q, char *buf, size_t cap);  // after an answer
+
+#ifdef __cplusplus
+}
+#endif
+#endif

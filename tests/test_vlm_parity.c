@@ -1,0 +1,247 @@
+// test_vlm_parity.c: the video-QA pipeline end to end against Hugging Face. The fixture
+// (tests/fixtures/vlm/make_vlm_fixtures.py) ran LlavaNextVideoForConditionalGeneration on the frames
+// duovid's video/ layer samples from clip.mp4; here our pipeline decodes the same clip itself and must
+// reproduce the prompt ids, the chosen frames, the processor's pixels, the spliced video features,
+// the logits after the prompt (rel L2 < 1e-4) and 16 greedy tokens exactly, then a second chat turn in
+// the same KV cache (8 more greedy tokens). Also: chunked prefill of the same context, --timestamps,
+// and a DuoAttention context with sparsity 0 equal to full attention.
+#include "apps/pipeline.h"
+#include "core/dv_error.h"
+#include "core/dv_safetensors.h"
+#include "tests/dv_test.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIX "tests/fixtures/vlm/"
+#define MODEL FIX "tiny-llava-next-video"
+#define CLIP FIX "clip.mp4"
+#define N_FRAMES 8
+#define V 514
+
+static const float *ref_f32(const dv_safetensors *st, const char *name, int nd, const int64_t *shape) {
+    const dv_st_tensor *t = NULL;
+    if (dv_safetensors_get(st, name, nd, shape, &t) || t->dtype != DV_DTYPE_F32) {
+        fprintf(stderr, "FAIL fixture tensor %s: %s\n", name, dv_error_message());
+        return NULL;
+    }
+    return t->data;
+}
+
+static const int32_t *ref_i32(const dv_safetensors *st, const char *name, int64_t *n) {
+    const dv_st_tensor *t = dv_safetensors_find(st, name);
+    if (!t || t->dtype != DV_DTYPE_I32 || t->n_dims != 1) {
+        fprintf(stderr, "FAIL fixture tensor %s missing or not I32 (n)\n", name);
+        return NULL;
+    }
+    *n = t->shape[0];
+    return t->data;
+}
+
+static dv_vlm *open_vlm(dv_backend *be, int n_batch, const dv_duo_pattern *pat) {
+    dv_vlm_params p = dv_vlm_default_params();
+    p.backend = be;
+    p.n_batch = n_batch;
+    p.pattern = pat;
+    dv_vlm *v = NULL;
+    if (dv_vlm_open(dv_test_path(MODEL), &p, &v)) fprintf(stderr, "FAIL open: %s\n", dv_error_message());
+    return v;
+}
+
+// Builds the video context of the 8-frame uniform plan.
+static int build_context(dv_vlm *v, int timestamps) {
+    dv_video *video = NULL;
+    int rc = dv_video_open(dv_test_path(CLIP), NULL, &video);
+    dv_vlm_video_opts o = {.plan = dv_sample_plan_default(), .timestamps = timestamps, .reserve = 64};
+    o.plan.n_frames = N_FRAMES;
+    dv_vlm_plan plan;
+    dv_vlm_stats st;
+    if (!rc) rc = dv_vlm_plan_video(v, dv_video_get_info(video), &o, &plan);
+    if (!rc) rc = dv_vlm_prefill_video(v, video, &plan, timestamps, NULL, &st);
+    if (rc) fprintf(stderr, "FAIL video context: %s\n", dv_error_message());
+    else DV_CHECK(st.frames == N_FRAMES);
+    dv_video_free(video);
+    return rc;
+}
+
+// Greedy answer of n tokens (EOS ignored), its logits checked step by step.
+static void check_answer(dv_vlm *v, const char *q, int first, int n, const int32_t *want_ids, const float *want_logits,
+                         const char *label) {
+    float *trace = malloc((size_t)n * V * sizeof(float));
+    dv_vlm_gen g = {.sampler = dv_sampler_default_params(), .max_new = n, .ignore_eos = 1, .logits_trace = trace};
+    g.sampler.temperature = 0;
+    dv_vlm_answer a;
+    int rc = dv_vlm_ask(v, q, first, &g, &a);
+    DV_CHECK_MSG(rc == 0, "%s: %s", label, dv_error_message());
+    if (!rc) {
+        char what[96];
+        snprintf(what, sizeof what, "%s: logits after the prompt", label);
+        dv_test_close(what, trace, want_logits, V, 1e-4);
+        snprintf(what, sizeof what, "%s: logits of all %d greedy steps", label, n);
+        dv_test_close(what, trace, want_logits, (size_t)n * V, 1e-4);
+        DV_CHECK(a.n_tokens == n);
+        int same = a.n_tokens == n;
+        for (int i = 0; same && i < n; i++) same = a.ids[i] == want_ids[i];
+        DV_CHECK_MSG(same, "%s: greedy tokens differ from HF", label);
+        printf("%s: %d greedy tokens %s\n", label, n, same ? "identical to HF" : "DIFFER");
+    }
+    free(trace);
+}
+
+int main(void) {
+    dv_safetensors *st = NULL;
+    if (dv_safetensors_open(dv_test_path(FIX "tiny-llava-next-video.ref.safetensors"), &st)) {
+        fprintf(stderr, "FAIL %s\n", dv_error_message());
+        return 1;
+    }
+    const int tpf = 36, nv = N_FRAMES * tpf;
+    int64_t n_ids = 0, n_ids2 = 0, n_g = 0, n_g2 = 0;
+    const int32_t *ids = ref_i32(st, "input_ids", &n_ids), *ids2 = ref_i32(st, "input_ids_turn2", &n_ids2);
+    const int32_t *g1 = ref_i32(st, "greedy_ids", &n_g), *g2 = ref_i32(st, "greedy_ids_turn2", &n_g2);
+    const float *feats = ref_f32(st, "video_features", 2, (int64_t[]){nv, 64});
+    const float *pix = ref_f32(st, "pixel_values_videos", 4, (int64_t[]){N_FRAMES, 3, 168, 168});
+    const float *pts = ref_f32(st, "frame_pts", 1, (int64_t[]){N_FRAMES});
+    const float *gl1 = ref_f32(st, "greedy_logits", 2, (int64_t[]){n_g, V});
+    const float *gl2 = ref_f32(st, "greedy_logits_turn2", 2, (int64_t[]){n_g2, V});
+    const char *q1 = dv_safetensors_metadata(st, "prompt"), *q2 = dv_safetensors_metadata(st, "question_turn2");
+    if (!ids || !ids2 || !g1 || !g2 || !feats || !pix || !pts || !gl1 || !gl2 || !q1 || !q2) return 1;
+    // the question is the prompt's text between "<video>\n" and " ASSISTANT:"
+    char question[256];
+    const char *qs = strstr(q1, "<video>\n"), *qe = strstr(q1, " ASSISTANT:");
+    DV_CHECK(qs && qe && qe > qs);
+    if (!qs || !qe) return dv_test_finish();
+    snprintf(question, sizeof question, "%.*s", (int)(qe - qs - 8), qs + 8);
+
+    dv_backend *be = dv_backend_cpu_init(0);
+    dv_vlm *v = open_vlm(be, 256, NULL);
+    if (!v) return 1;
+    DV_CHECK(dv_vlm_template(v)->kind == DV_TEMPLATE_VICUNA);
+
+    // ---- prompt ids: prefix + <video> x (frames * 36) + question, as the processor expands it ----
+    int32_t *pre = NULL, *qid = NULL, *nq2 = NULL;
+    int n_pre = 0, n_q = 0, n_q2 = 0;
+    DV_CHECK(dv_vlm_prefix_ids(v, &pre, &n_pre) == 0);
+    DV_CHECK(dv_vlm_question_ids(v, question, 1, &qid, &n_q) == 0);
+    DV_CHECK(dv_vlm_question_ids(v, q2, 0, &nq2, &n_q2) == 0);
+    int same = n_pre + nv + n_q == n_ids;
+    for (int i = 0; same && i < n_ids; i++) {
+        int32_t want = i < n_pre ? pre[i] : i < n_pre + nv ? 513 : qid[i - n_pre - nv];
+        same = ids[i] == want;
+    }
+    DV_CHECK_MSG(same, "prompt ids differ from the processor's (%d + %d + %d vs %lld)", n_pre, nv, n_q, (long long)n_ids);
+    // turn 2 = turn 1 + the answer + the next user turn
+    same = n_ids + n_g + n_q2 == n_ids2;
+    for (int i = 0; same && i < n_ids2; i++) {
+        int32_t want = i < n_ids ? ids[i] : i < n_ids + n_g ? g1[i - n_ids] : nq2[i - n_ids - n_g];
+        same = ids2[i] == want;
+    }
+    DV_CHECK_MSG(same, "turn-2 ids differ from the processor's");
+    printf("prompt ids: %d prefix + %d video + %d question = %lld, as the HF processor\n", n_pre, nv, n_q, (long long)n_ids);
+
+    // ---- frames, pixels and features from our own decode of the clip ----
+    {
+        dv_video *video = NULL;
+        dv_video_sampler *s = NULL;
+        dv_sample_plan plan = dv_sample_plan_default();
+        plan.n_frames = N_FRAMES;
+        DV_CHECK(dv_video_open(dv_test_path(CLIP), NULL, &video) == 0);
+        DV_CHECK(video && dv_video_sampler_init(video, &plan, 0, 0, &s) == 0);
+        dv_encoder *enc = dv_vlm_encoder(v);
+        const dv_prep_config *pc = dv_encoder_prep_config(enc);
+        uint8_t *rgb = NULL, *prep = malloc(168 * 168 * 3);
+        dv_image img[N_FRAMES];
+        int k = 0, maxd = 0;
+        dv_frame f;
+        while (s && k < N_FRAMES && dv_video_sampler_next(s, &f) == 1) {
+            DV_CHECK_MSG(fabs(f.t_sec - pts[k]) < 1e-4, "frame %d at %.3f s, HF got the one at %.3f s", k, f.t_sec, pts[k]);
+            if (!rgb) rgb = malloc((size_t)N_FRAMES * f.w * f.h * 3);
+            memcpy(rgb + (size_t)k * f.w * f.h * 3, f.rgb, (size_t)f.w * f.h * 3);
+            img[k] = (dv_image){rgb + (size_t)k * f.w * f.h * 3, f.w, f.h, 3 * f.w};
+            // the processor's pixels before normalization are whole numbers /255
+            DV_CHECK(dv_encoder_preprocess(enc, &img[k], prep) == 0);
+            for (int c = 0; c < 3; c++)
+                for (int i = 0; i < 168 * 168; i++) {
+                    double x = pix[((size_t)k * 3 + c) * 168 * 168 + i] * pc->std[c] + pc->mean[c];
+                    int d = abs((int)lrint(x * 255.0) - prep[(size_t)i * 3 + c]);
+                    if (d > maxd) maxd = d;
+                }
+            k++;
+        }
+        DV_CHECK(k == N_FRAMES);
+        printf("pixels vs the HF processor: max diff %d/255\n", maxd);
+        DV_CHECK(maxd <= 1);
+        float *emb = malloc((size_t)nv * 64 * sizeof(float));
+        DV_CHECK(k == N_FRAMES && dv_encoder_encode(enc, img, N_FRAMES, emb) == 0);
+        dv_test_close("video features vs HF", emb, feats, (size_t)nv * 64, 1e-4);
+        free(emb);
+        free(rgb);
+        free(prep);
+        dv_video_sampler_free(s);
+        dv_video_free(video);
+    }
+
+    // ---- the whole pipeline: context, logits, 16 greedy tokens, then turn 2 in the same cache ----
+    if (build_context(v, 0) == 0) {
+        int64_t nf;
+        const double *ft = dv_vlm_frame_times(v, &nf);
+        DV_CHECK(nf == N_FRAMES && fabs(ft[N_FRAMES - 1] - pts[N_FRAMES - 1]) < 1e-4);
+        DV_CHECK(dv_vlm_video_tokens(v) == n_pre + nv);
+        check_answer(v, question, 1, (int)n_g, g1, gl1, "turn 1");
+        check_answer(v, q2, 0, (int)n_g2, g2, gl2, "turn 2");
+        // /reset returns to the video context: turn 1 again gives the same answer
+        DV_CHECK(dv_vlm_reset_conversation(v) == 0);
+        check_answer(v, question, 1, (int)n_g, g1, gl1, "turn 1 after reset");
+    }
+    dv_vlm_free(v);
+
+    // ---- chunking: 7-token chunks cut frames and text anywhere; same logits ----
+    if ((v = open_vlm(be, 7, NULL)) && build_context(v, 0) == 0) check_answer(v, question, 1, 4, g1, gl1, "chunk 7");
+    dv_vlm_free(v);
+
+    // ---- DuoAttention with every head a retrieval head (sparsity 0) is full attention ----
+    dv_duo_pattern *pat = NULL;
+    if (dv_duo_pattern_full(2, 2, &pat) == 0) {
+        for (int i = 0; i < 4; i++) pat->alpha[i] = 0.5 + 0.1 * i;
+        pat->sink = 4;
+        pat->recent = 16;
+        dv_duo_pattern_set_sparsity(pat, 0);
+        if ((v = open_vlm(be, 64, pat)) && build_context(v, 0) == 0)
+            check_answer(v, question, 1, 4, g1, gl1, "duo sparsity 0");
+        dv_vlm_free(v);
+        // sparsity 0.5: a real hybrid cache; reset must bring back exactly the video context
+        dv_duo_pattern_set_sparsity(pat, 0.5);
+        if ((v = open_vlm(be, 64, pat)) && build_context(v, 0) == 0 && dv_vlm_take_snapshot(v) == 0) {
+            float *a = malloc(4 * V * sizeof(float)), *b = malloc(4 * V * sizeof(float));
+            dv_vlm_gen g = {.sampler = dv_sampler_default_params(), .max_new = 4, .ignore_eos = 1};
+            g.sampler.temperature = 0;
+            dv_vlm_answer ans;
+            g.logits_trace = a;
+            DV_CHECK(dv_vlm_ask(v, question, 1, &g, &ans) == 0);
+            g.logits_trace = NULL;
+            DV_CHECK(dv_vlm_ask(v, q2, 0, &g, &ans) == 0);
+            DV_CHECK(dv_vlm_reset_conversation(v) == 0);
+            g.logits_trace = b;
+            DV_CHECK(dv_vlm_ask(v, question, 1, &g, &ans) == 0);
+            DV_CHECK_MSG(memcmp(a, b, 4 * V * sizeof(float)) == 0, "duo: answer after /reset differs");
+            free(a);
+            free(b);
+        }
+        dv_vlm_free(v);
+        dv_duo_pattern_free(pat);
+    }
+
+    // ---- timestamps: one text run per frame before its tokens ----
+    if ((v = open_vlm(be, 256, NULL)) && build_context(v, 1) == 0)
+        DV_CHECK_MSG(dv_vlm_video_tokens(v) > n_pre + nv + N_FRAMES, "timestamps add tokens (%lld)",
+                     (long long)dv_vlm_video_tokens(v));
+    dv_vlm_free(v);
+
+    free(pre);
+    free(qid);
+    free(nq2);
+    dv_backend_free(be);
+    dv_safetensors_free(st);
+    return dv_test_finish();
+}
