@@ -157,24 +157,15 @@ int dv_ctx_hash_model(const char *model_dir, uint64_t *out) {
 }
 
 uint64_t dv_ctx_hash_pattern(const dv_duo_pattern *p, dv_duo_prefill prefill) {
-    XXH3_state_t *h = XXH3_createState();
-    DV_ASSERT(h); // a few hundred bytes; failing here means the process is already lost
-    XXH3_64bits_reset(h);
-    uint8_t b[40];
+    uint8_t b[40]; // tag, prefill, shape, sink, recent; the heads (0/1 bytes) are hashed seeded with it
     memcpy(b, p ? "duo-attn" : "full-att", 8);
     dv_io_put_le(b + 8, (uint64_t)prefill, 8);
     dv_io_put_le(b + 16, p ? (uint64_t)p->n_layers : 0, 4);
     dv_io_put_le(b + 20, p ? (uint64_t)p->n_kv_heads : 0, 4);
     dv_io_put_le(b + 24, p ? (uint64_t)(int64_t)p->sink : 0, 8);
     dv_io_put_le(b + 32, p ? (uint64_t)(int64_t)p->recent : 0, 8);
-    XXH3_64bits_update(h, b, sizeof b);
-    for (int i = 0; p && i < p->n_layers * p->n_kv_heads; i++) {
-        const uint8_t r = p->retrieval[i] != 0;
-        XXH3_64bits_update(h, &r, 1);
-    }
-    const uint64_t d = XXH3_64bits_digest(h);
-    XXH3_freeState(h);
-    return d;
+    const uint64_t h = XXH3_64bits(b, sizeof b);
+    return p ? XXH3_64bits_withSeed(p->retrieval, (size_t)p->n_layers * (size_t)p->n_kv_heads, h) : h;
 }
 
 // ---- paths ----
