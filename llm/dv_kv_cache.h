@@ -66,6 +66,39 @@ void dv_kv_cache_memory(const dv_kv_cache *c, dv_kv_memory *m);
 void dv_kv_cache_print_report(const dv_kv_cache *c, void *file);
 int dv_kv_cache_is_retrieval(const dv_kv_cache *c, int l, int kv_head);
 
+// ---- serialization (kv_cache_io.c) ----
+// Byte streams for saving/loading contexts: the caller chooses the destination (a file, a tmpfile for
+// an in-memory snapshot) and may checksum what passes. write: 0 ok, <0 error (message set). read:
+// 0 when all n bytes were read, <0 on error or a short read (message set; DV_EFORMAT for an
+// unexpected end of the stream, DV_EIO for a read error).
+typedef int (*dv_io_write_fn)(void *ctx, const void *buf, size_t n);
+typedef int (*dv_io_read_fn)(void *ctx, void *buf, size_t n);
+// Fixed-width little-endian fields of serialized headers: nbytes (<= 8) low bytes of v.
+static inline void dv_io_put_le(uint8_t *p, uint64_t v, int nbytes) {
+    for (int i = 0; i < nbytes; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint64_t dv_io_get_le(const uint8_t *p, int nbytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < nbytes; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+// Ready-made callbacks for a stdio stream: ctx is a FILE *.
+int dv_io_write_stdio(void *file, const void *buf, size_t n);
+int dv_io_read_stdio(void *file, void *buf, size_t n);
+
+// Writes the cache's layout (layers, kv heads, head dim, page size, sink, recent, prefill semantics,
+// dtype F32, token count, each head's kind) and contents: retrieval heads only their used rows,
+// streaming heads their valid sink + ring slots. Data is downloaded through the backend one page at
+// a time (one host staging buffer of at most a page), never the whole cache. Format: docs/FORMATS.md.
+int dv_kv_cache_write(const dv_kv_cache *c, dv_io_write_fn w, void *ctx);
+// Exact number of bytes dv_kv_cache_write writes now.
+int64_t dv_kv_cache_state_bytes(const dv_kv_cache *c);
+// Replaces the cache's contents with a stream written by dv_kv_cache_write. A different layout ->
+// DV_EFORMAT "WHAT: KV cache head_dim is 32 in the stream, 16 here"; more tokens than n_ctx ->
+// DV_EFORMAT. On any error the cache is left empty (0 tokens), never half-loaded. The result is
+// bitwise the cache that was written (attention over it gives identical results).
+int dv_kv_cache_read(dv_kv_cache *c, dv_io_read_fn r, void *ctx, const char *what);
+
 #ifdef __cplusplus
 }
 #endif

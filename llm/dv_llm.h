@@ -72,6 +72,19 @@ int dv_llm_prefill_hidden(dv_llm *m, const int32_t *ids, int n, float *hidden);
 // context: the new cache starts empty.
 int dv_llm_set_duo(dv_llm *m, const dv_duo_pattern *pattern, dv_duo_prefill prefill);
 
+// ---- context save/load (kv_cache_io.c) ----
+// Serializes the context: a header (model shape, n_past) and the KV cache (dv_kv_cache_write), as a
+// byte stream through `w` (see dv_io_write_fn in llm/dv_kv_cache.h). The cache may live on a GPU:
+// data moves a page at a time through a bounded host buffer. Format: docs/FORMATS.md.
+int dv_llm_state_write(dv_llm *m, dv_io_write_fn w, void *ctx);
+// Exact byte count dv_llm_state_write would write now (for progress and size checks).
+int64_t dv_llm_state_bytes(const dv_llm *m);
+// Replaces the context with one written by dv_llm_state_write. A stream of another model shape or
+// KV layout (DuoAttention pattern, sink/recent, prefill semantics) -> DV_EFORMAT naming `what` and
+// the field. On any error the llm has an empty context (n_past 0). Decoding after a load gives
+// bitwise the logits decoding gave after the original prefill.
+int dv_llm_state_read(dv_llm *m, dv_io_read_fn r, void *ctx, const char *what);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,37 +1,12 @@
 // kv_cache.c: DuoAttention hybrid KV cache: paged retrieval heads, sink + ring streaming heads.
 #include "llm/dv_kv_cache.h"
+#include "llm/kv_cache_internal.h"
 
 #include "core/dv_error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct kv_layer {
-    int n_ret, n_str;   // kv heads of each kind in this layer
-    int *slot;          // (Hkv) index of the head among its kind, owned
-    uint8_t *is_ret;    // (Hkv), owned
-    // retrieval pages: page i holds K and V of tokens [i*P, (i+1)*P) as (n_ret, P, D) each
-    float **k_pages, **v_pages; // (max_pages), backend memory, owned
-    int n_pages;
-    // streaming: (n_str, sink + recent, D) each; slots [0, sink) sink, [sink, sink+recent) ring
-    float *k_str, *v_str;       // backend memory, owned
-    dv_kv_head_view *views;     // (Hkv) host, owned
-    dv_kv_seg *segs;            // (Hkv, max_pages + 3) host, owned
-} kv_layer;
-
-struct dv_kv_cache {
-    dv_backend *be;
-    int L, Hkv, D, P;
-    int64_t n_ctx, len, sink, recent;
-    int max_pages;
-    dv_duo_prefill prefill;
-    kv_layer *layers;
-};
-
-static size_t page_bytes(const dv_kv_cache *c, const kv_layer *ly) {
-    return (size_t)ly->n_ret * (size_t)c->P * (size_t)c->D * sizeof(float);
-}
 
 int dv_kv_cache_init(const dv_kv_cache_params *p, dv_kv_cache **out) {
     *out = NULL;
@@ -124,7 +99,7 @@ int dv_kv_cache_reserve(dv_kv_cache *c, int64_t T) {
         if (!ly->n_ret) continue;
         while (ly->n_pages < need) {
             // pages are allocated once and kept (rewind reuses them): never per token
-            float *k = c->be->ops->alloc(c->be, page_bytes(c, ly)), *v = k ? c->be->ops->alloc(c->be, page_bytes(c, ly)) : NULL;
+            float *k = c->be->ops->alloc(c->be, dv_kv_page_bytes(c, ly)), *v = k ? c->be->ops->alloc(c->be, dv_kv_page_bytes(c, ly)) : NULL;
             if (!k || !v) {
                 if (k) c->be->ops->free(c->be, k);
                 return dv_error_prefix(DV_ENOMEM, "KV cache page %d of layer %d", ly->n_pages, l);
@@ -227,7 +202,7 @@ void dv_kv_cache_memory(const dv_kv_cache *c, dv_kv_memory *m) {
     m->n_tokens = c->len;
     for (int l = 0; l < c->L; l++) {
         const kv_layer *ly = &c->layers[l];
-        m->retrieval_bytes += 2 * (size_t)ly->n_pages * page_bytes(c, ly);
+        m->retrieval_bytes += 2 * (size_t)ly->n_pages * dv_kv_page_bytes(c, ly);
         m->streaming_bytes += 2 * (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D * sizeof(float);
         m->n_retrieval_heads += ly->n_ret;
         m->n_streaming_heads += ly->n_str;
@@ -247,7 +222,7 @@ void dv_kv_cache_print_report(const dv_kv_cache *c, void *file) {
     for (int l = 0; l < c->L; l++) {
         const kv_layer *ly = &c->layers[l];
         fprintf(f, "duovid:   layer %3d: %2d retrieval (%.2f MiB), %2d streaming (%.2f MiB)\n", l, ly->n_ret,
-                2.0 * (double)ly->n_pages * (double)page_bytes(c, ly) / (1 << 20), ly->n_str,
+                2.0 * (double)ly->n_pages * (double)dv_kv_page_bytes(c, ly) / (1 << 20), ly->n_str,
                 2.0 * (double)ly->n_str * (double)(c->sink + c->recent) * c->D * sizeof(float) / (1 << 20));
     }
 }

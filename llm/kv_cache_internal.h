@@ -1,0 +1,35 @@
+// kv_cache_internal.h: the dv_kv_cache struct, shared by kv_cache.c (the cache) and kv_cache_io.c
+// (its serialization). Nothing outside llm/ includes this.
+#ifndef DV_KV_CACHE_INTERNAL_H
+#define DV_KV_CACHE_INTERNAL_H
+
+#include "llm/dv_kv_cache.h"
+
+typedef struct kv_layer {
+    int n_ret, n_str;   // kv heads of each kind in this layer
+    int *slot;          // (Hkv) index of the head among its kind, owned
+    uint8_t *is_ret;    // (Hkv), owned
+    // retrieval pages: page i holds K and V of tokens [i*P, (i+1)*P) as (n_ret, P, D) each
+    float **k_pages, **v_pages; // (max_pages), backend memory, owned
+    int n_pages;
+    // streaming: (n_str, sink + recent, D) each; slots [0, sink) sink, [sink, sink+recent) ring
+    float *k_str, *v_str;       // backend memory, owned
+    dv_kv_head_view *views;     // (Hkv) host, owned
+    dv_kv_seg *segs;            // (Hkv, max_pages + 3) host, owned
+} kv_layer;
+
+struct dv_kv_cache {
+    dv_backend *be;
+    int L, Hkv, D, P;
+    int64_t n_ctx, len, sink, recent;
+    int max_pages;
+    dv_duo_prefill prefill;
+    kv_layer *layers;
+};
+
+// Bytes of one K (or V) retrieval page of layer ly: (n_ret, P, D) floats.
+static inline size_t dv_kv_page_bytes(const dv_kv_cache *c, const kv_layer *ly) {
+    return (size_t)ly->n_ret * (size_t)c->P * (size_t)c->D * sizeof(float);
+}
+
+#endif
