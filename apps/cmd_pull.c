@@ -68,25 +68,6 @@ static int repo_id_ok(const char *id) {
     return id[0] != '.' && id[0] != '-' && id[n - 1] != '.' && id[n - 1] != '-';
 }
 
-// mkdir -p DIR.
-static int make_dir(const char *dir) {
-    char *p = strdup(dir);
-    if (!p) return dv_error_set(DV_ENOMEM, "%s: out of memory", dir);
-    int e = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char c = *s;
-        *s = 0;
-        struct stat sb;
-        if (mkdir(p, 0777) && errno != EEXIST) e = dv_error_set(DV_EIO, "%s: cannot create (%s)", p, strerror(errno));
-        else if (stat(p, &sb) || !S_ISDIR(sb.st_mode)) e = dv_error_set(DV_EIO, "%s: exists and is not a folder", p);
-        *s = c;
-        if (e || !c) break;
-    }
-    free(p);
-    return e;
-}
-
 // Weights and configs last, small files first: a pull stopped early still has a usable config.
 static int weight_last(const void *a, const void *b) {
     const dv_hub_file *x = a, *y = b;
@@ -294,7 +275,7 @@ int dv_cmd_pull(int argc, char **argv) {
     }
     struct stat sb;
     made_dir = stat(o.out, &sb) != 0;
-    if ((e = make_dir(o.out))) goto fail;
+    if ((e = dv_hub_mkdirs(o.out))) goto fail;
     char tb[32];
     dv_format_bytes(tb, sizeof tb, (double)total);
     DV_LOG_INFO("pulling %s@%s into %s: %d files, %s", o.repo, o.hp.revision, o.out, n_pick, tb);

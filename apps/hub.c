@@ -301,8 +301,12 @@ static int transient(CURLcode rc, long status) {
     }
 }
 
-// Sleeps before retry `attempt` (1-based), in short slices so Ctrl-C is not held up.
-static int backoff(dv_hub *h, int attempt, double retry_after, const char *what, const char *why) {
+// Sleeps before retry `attempt` (1-based), in short slices so Ctrl-C is not held up; the warning says
+// why (the curl error, else the HTTP status).
+static int backoff(dv_hub *h, int attempt, double retry_after, const char *what, CURLcode rc, long status) {
+    char why[96];
+    if (rc == CURLE_OK) snprintf(why, sizeof why, "HTTP %ld", status);
+    else snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
     double s = h->retry_base_s;
     for (int i = 1; i < attempt && s < 30; i++) s *= 2;
     if (s > 30) s = 30;
@@ -356,10 +360,7 @@ static int get_url(dv_hub *h, const char *url, const char *name, size_t max_byte
             return dv_error_set(DV_EFORMAT, "%s: %s: larger than %zu bytes", h->repo, what, max_bytes);
         if (x.io_error) return dv_error_set(DV_ENOMEM, "%s: %s: out of memory", h->repo, what);
         if (attempt < h->max_retries && transient(rc, x.status)) {
-            char why[96];
-            snprintf(why, sizeof why, "%s", rc == CURLE_OK ? "" : curl_easy_strerror(rc));
-            if (rc == CURLE_OK) snprintf(why, sizeof why, "HTTP %ld", x.status);
-            int e = backoff(h, attempt + 1, x.retry_after, what, why);
+            int e = backoff(h, attempt + 1, x.retry_after, what, rc, x.status);
             if (e) return e;
             continue;
         }
@@ -580,21 +581,33 @@ static int already_complete(const dv_hub_file *f, const char *path) {
     return 1;
 }
 
-// mkdir -p for the folders of dir/name (name may have '/' parts).
+int dv_hub_mkdirs(const char *dir) {
+    char *p = strdup(dir);
+    if (!p) return dv_error_set(DV_ENOMEM, "%s: out of memory", dir);
+    int e = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s) continue;
+        char c = *s;
+        *s = 0;
+        struct stat sb;
+        if (mkdir(p, 0777) && errno != EEXIST) e = dv_error_set(DV_EIO, "%s: cannot create (%s)", p, strerror(errno));
+        else if (stat(p, &sb) || !S_ISDIR(sb.st_mode)) e = dv_error_set(DV_EIO, "%s: exists and is not a folder", p);
+        *s = c;
+        if (e || !c) break;
+    }
+    free(p);
+    return e;
+}
+
+// The folders of dir/name, when name has '/' parts.
 static int make_parents(const char *path) {
     char *p = strdup(path);
     if (!p) return dv_error_set(DV_ENOMEM, "%s: out of memory", path);
-    for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
-        *s = 0;
-        if (mkdir(p, 0777) && errno != EEXIST) {
-            int e = dv_error_set(DV_EIO, "%s: cannot create folder (%s)", p, strerror(errno));
-            free(p);
-            return e;
-        }
-        *s = '/';
-    }
+    char *slash = strrchr(p, '/');
+    if (slash && slash != p) *slash = 0;
+    int e = slash && slash != p ? dv_hub_mkdirs(p) : 0;
     free(p);
-    return 0;
+    return e;
 }
 
 static char *join(const char *a, const char *b, const char *c) {
@@ -698,7 +711,7 @@ int dv_hub_download(dv_hub *h, const dv_hub_file *f, const char *dir, const char
                                  (long long)now, (long long)want);
                 goto done;
             }
-            if ((e = backoff(h, attempt + 1, 0, f->name, "the transfer ended early"))) goto done;
+            if ((e = backoff(h, attempt + 1, 0, f->name, CURLE_PARTIAL_FILE, x.status))) goto done;
             continue;
         }
         int restart = x.bad_range || (rc == CURLE_OK && x.status == 416);
@@ -711,10 +724,7 @@ int dv_hub_download(dv_hub *h, const dv_hub_file *f, const char *dir, const char
             continue;
         }
         if (attempt < h->max_retries && transient(rc, x.status) && !interrupted(h)) {
-            char why[96];
-            if (rc == CURLE_OK) snprintf(why, sizeof why, "HTTP %ld", x.status);
-            else snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
-            if ((e = backoff(h, attempt + 1, x.retry_after, f->name, why))) goto done;
+            if ((e = backoff(h, attempt + 1, x.retry_after, f->name, rc, x.status))) goto done;
             continue;
         }
         e = rc != CURLE_OK ? curl_error(h, rc, f->name) : http_error(h, &x, f->name, h->headers != NULL);

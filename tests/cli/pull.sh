@@ -145,12 +145,16 @@ pull test/tiny-llama -o "$tmp/r4"
 check "and a rerun then succeeds" '[ "$rc" = 0 ] && same_as_model "$tmp/r4"'
 
 # ---- Ctrl-C ----
-start_server --rate 100000
-timeout 60 "$bin" pull --endpoint "$ep" test/tiny-llama -o "$tmp/c" >"$tmp/out" 2>"$tmp/err" &
+start_server --rate 50000
+# (not under timeout(1): it would take the SIGINT itself; the waits below are bounded instead)
+"$bin" pull --endpoint "$ep" test/tiny-llama -o "$tmp/c" >"$tmp/out" 2>"$tmp/err" &
 pid=$!
-for _ in $(seq 200); do [ "$(stat -c %s "$tmp/c/model.safetensors.part" 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.05; done
+for _ in $(seq 400); do [ "$(stat -c %s "$tmp/c/model.safetensors.part" 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.05; done
 kill -INT "$pid"
+for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+kill -KILL "$pid" 2>/dev/null && echo "     (duovid ignored Ctrl-C for 10 s; killed)"
 wait "$pid"; rc=$?
+echo "     (after Ctrl-C: exit $rc, $(ls "$tmp/c" | tr '\n' ' '))"
 check "Ctrl-C: exit 1, says how to resume, leaves the .part and no final weights" \
   '[ "$rc" = 1 ] && grep -q "interrupted; run the same command again to resume" "$tmp/err" && [ -s "$tmp/c/model.safetensors.part" ] && [ ! -e "$tmp/c/model.safetensors" ]'
 start_server
