@@ -537,8 +537,8 @@ static int64_t file_size(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : -1;
 }
 
-// Feeds the first `len` bytes of fp's file into sha.
-static int hash_prefix(FILE *fp, int64_t len, EVP_MD_CTX *sha, const char *path) {
+// Feeds the first `len` bytes of fp's file into sha (seconds for a big shard: Ctrl-C stops it).
+static int hash_prefix(const dv_hub *h, FILE *fp, int64_t len, EVP_MD_CTX *sha, const char *path) {
     static unsigned char buf[1 << 16];
     if (fseeko(fp, 0, SEEK_SET)) return dv_error_set(DV_EIO, "%s: cannot seek (%s)", path, strerror(errno));
     for (int64_t left = len; left > 0;) {
@@ -547,6 +547,7 @@ static int hash_prefix(FILE *fp, int64_t len, EVP_MD_CTX *sha, const char *path)
         if (got != want) return dv_error_set(DV_EIO, "%s: cannot read (%s)", path, ferror(fp) ? strerror(errno) : "short file");
         EVP_DigestUpdate(sha, buf, got);
         left -= (int64_t)got;
+        if (interrupted(h)) return dv_error_set(DV_EINTR, "%s: interrupted", path);
     }
     return fseeko(fp, len, SEEK_SET) ? dv_error_set(DV_EIO, "%s: cannot seek (%s)", path, strerror(errno)) : 0;
 }
@@ -559,7 +560,7 @@ static void sha_hex(EVP_MD_CTX *sha, char hex[65]) {
 }
 
 // 1 when path holds exactly f (size, and sha256 when known), 0 when not, <0 on a read error.
-static int already_complete(const dv_hub_file *f, const char *path) {
+static int already_complete(const dv_hub *h, const dv_hub_file *f, const char *path) {
     int64_t size = file_size(path);
     if (size < 0 || f->size < 0 || size != f->size) return 0;
     if (!f->sha256[0]) return 1;
@@ -568,7 +569,7 @@ static int already_complete(const dv_hub_file *f, const char *path) {
     EVP_MD_CTX *sha = EVP_MD_CTX_new();
     int e = sha ? EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1 : 1;
     if (e) e = dv_error_set(DV_ENOMEM, "%s: cannot start sha256", path);
-    else e = hash_prefix(fp, size, sha, path);
+    else e = hash_prefix(h, fp, size, sha, path);
     char hex[65] = "";
     if (!e) sha_hex(sha, hex);
     EVP_MD_CTX_free(sha);
@@ -648,7 +649,7 @@ int dv_hub_download(dv_hub *h, const dv_hub_file *f, const char *dir, const char
         e = dv_error_set(DV_ENOMEM, "%s: out of memory", f->name);
         goto done;
     }
-    if ((e = already_complete(f, path)) != 0) {
+    if ((e = already_complete(h, f, path)) != 0) {
         if (e > 0 && outcome) *outcome = DV_HUB_PRESENT;
         if (e > 0) e = 0;
         goto done;
@@ -679,7 +680,7 @@ int dv_hub_download(dv_hub *h, const dv_hub_file *f, const char *dir, const char
         }
         if (sha && hashed != have) {  // (re)hash what the .part holds, once per call in practice
             EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
-            if ((e = hash_prefix(fp, have, sha, part))) goto done;
+            if ((e = hash_prefix(h, fp, have, sha, part))) goto done;
             hashed = have;
         }
         if (fseeko(fp, have, SEEK_SET)) {
