@@ -18,5 +18,6 @@ int dv_cmd_identify(int argc, char **argv);
 int dv_cmd_pattern(int argc, char **argv);
 int dv_cmd_frames(int argc, char **argv);
 int dv_cmd_info_video(int argc, char **argv);
+int dv_cmd_pull(int argc, char **argv);
 
 #endif

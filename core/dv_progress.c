@@ -47,6 +47,13 @@ static void fmt_duration(char *buf, size_t n, double s) {
         snprintf(buf, n, "%d:%02d", t / 60, t % 60);
 }
 
+void dv_format_bytes(char *buf, size_t n, double v) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (v >= 1024 && u < 4) v /= 1024, u++;
+    snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
 static void print_line(dv_progress *p, double now, int final) {
     double el = now - p->t_start;
     double rate = el > 0 ? (double)p->done / el : 0;
@@ -60,8 +67,23 @@ static void print_line(dv_progress *p, double now, int final) {
         int fill = (int)(frac * 20);
         for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
         bar[20] = 0;
-        snprintf(line, sizeof line, "%s [%s] %3.0f%% %lld/%lld %s, %.1f %s/s, ETA %s%s%s", p->label, bar,
-                 100 * frac, (long long)p->done, (long long)p->total, p->unit, rate, p->unit, eta,
+        if (!strcmp(p->unit, "B")) {
+            char d[32], t[32], r[32];
+            dv_format_bytes(d, sizeof d, (double)p->done);
+            dv_format_bytes(t, sizeof t, (double)p->total);
+            dv_format_bytes(r, sizeof r, rate);
+            snprintf(line, sizeof line, "%s [%s] %3.0f%% %s/%s, %s/s, ETA %s%s%s", p->label, bar, 100 * frac, d, t,
+                     r, eta, *p->note ? " | " : "", p->note);
+        } else {
+            snprintf(line, sizeof line, "%s [%s] %3.0f%% %lld/%lld %s, %.1f %s/s, ETA %s%s%s", p->label, bar,
+                     100 * frac, (long long)p->done, (long long)p->total, p->unit, rate, p->unit, eta,
+                     *p->note ? " | " : "", p->note);
+        }
+    } else if (!strcmp(p->unit, "B")) {
+        char d[32], r[32];
+        dv_format_bytes(d, sizeof d, (double)p->done);
+        dv_format_bytes(r, sizeof r, rate);
+        snprintf(line, sizeof line, "%s %s in %s, %s/s%s%s%s", p->label, d, elapsed, r, final ? "" : " ...",
                  *p->note ? " | " : "", p->note);
     } else {
         snprintf(line, sizeof line, "%s %lld %s in %s, %.1f %s/s%s%s%s", p->label, (long long)p->done, p->unit,

@@ -5,6 +5,7 @@
 #ifndef DV_PROGRESS_H
 #define DV_PROGRESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -13,7 +14,8 @@ extern "C" {
 
 typedef struct dv_progress dv_progress;
 
-// total <= 0 means unknown (no percentage or ETA). `unit` names what is counted ("tok", "frames").
+// total <= 0 means unknown (no percentage or ETA). `unit` names what is counted ("tok", "frames");
+// unit "B" counts bytes and prints them scaled ("12.3 MiB/40.0 MiB, 5.1 MiB/s").
 // Returns NULL only when out of memory; every function accepts NULL and then does nothing.
 dv_progress *dv_progress_init(const char *label, int64_t total, const char *unit);
 void dv_progress_update(dv_progress *p, int64_t done);
@@ -24,6 +26,9 @@ void dv_progress_set_note(dv_progress *p, const char *note);
 void dv_progress_finish(dv_progress *p);
 // Frees without a final line (on errors).
 void dv_progress_free(dv_progress *p);
+
+// A byte count scaled for people: "812 B", "12.3 MiB", "4.0 GiB" (buf of n >= 16 chars).
+void dv_format_bytes(char *buf, size_t n, double bytes);
 
 // Monotonic seconds, for timings.
 double dv_time_now(void);

@@ -21,7 +21,8 @@ done
 
 pkgs=(build-essential cmake pkg-config
       libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg
-      libpng-dev libsentencepiece-dev libcjson-dev libopenblas-dev libcurl4-openssl-dev libxxhash-dev time
+      libpng-dev libsentencepiece-dev libcjson-dev libopenblas-dev libcurl4-openssl-dev libssl-dev libxxhash-dev time
+      python3
       "${extra_pkgs[@]}")
 missing=()
 for p in "${pkgs[@]}"; do
