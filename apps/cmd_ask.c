@@ -96,31 +96,28 @@ static void print_json(const dv_vlm_cli *c, dv_vlm_session *s, const char *video
     cJSON_Delete(j);
 }
 
+typedef struct ask_opts {
+    const char *video;
+    int json;
+} ask_opts;
+
+static int own_opt(void *ctx, int code, const char *v) {
+    ask_opts *o = ctx;
+    if (code == 'v') o->video = v;
+    else if (code == 1) o->json = 1;
+    else return 0;
+    return 1;
+}
+
 int dv_cmd_ask(int argc, char **argv) {
     dv_vlm_cli c;
     dv_vlm_cli_init(&c);
-    const char *video = NULL;
-    int json = 0;
-    static const struct option opts[] = {{"video", required_argument, 0, 'v'}, {"json", no_argument, 0, 1},
-                                         {"help", no_argument, 0, 'h'}, DV_VLM_LONG_OPTIONS, {0, 0, 0, 0}};
-    optind = 1;
-    opterr = 0;
-    for (int o; (o = getopt_long(argc, argv, ":m:v:n:t:h", opts, NULL)) != -1;) {
-        if (o == 'v') video = optarg;
-        else if (o == 1) json = 1;
-        else if (o == 'h') {
-            usage(stdout);
-            return 0;
-        } else if (o == ':') {
-            dv_app_usage_error("ask", "%s needs a value", argv[optind - 1]);
-            return 1;
-        } else {
-            int r = dv_vlm_cli_parse(&c, o, optarg);
-            if (r == 0) dv_app_usage_error("ask", "unknown option '%s'", argv[optind - 1]);
-            if (r <= 0) return 1;
-        }
-    }
-    if (dv_vlm_cli_check(&c, "ask")) return 1;
+    ask_opts ao = {0};
+    static const struct option opts[] = {{"video", required_argument, 0, 'v'}, {"json", no_argument, 0, 1}, {0, 0, 0, 0}};
+    int pr = dv_vlm_cli_getopt(&c, "ask", argc, argv, opts, "v:", own_opt, &ao, usage);
+    if (pr) return pr < 0;
+    const char *video = ao.video;
+    const int json = ao.json;
     if (!video) {
         dv_app_usage_error("ask", "-v VIDEO is required");
         return 1;

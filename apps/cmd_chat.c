@@ -185,29 +185,19 @@ static int handle_line(chat *ch, char *line) {
     return add_turn(ch, q, a.text);
 }
 
+static int own_opt(void *ctx, int code, const char *v) {
+    if (code != 'v') return 0;
+    *(const char **)ctx = v;
+    return 1;
+}
+
 int dv_cmd_chat(int argc, char **argv) {
     dv_vlm_cli c;
     dv_vlm_cli_init(&c);
     const char *video = NULL;
-    static const struct option opts[] = {{"video", required_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
-                                         DV_VLM_LONG_OPTIONS, {0, 0, 0, 0}};
-    optind = 1;
-    opterr = 0;
-    for (int o; (o = getopt_long(argc, argv, ":m:v:n:t:h", opts, NULL)) != -1;) {
-        if (o == 'v') video = optarg;
-        else if (o == 'h') {
-            usage(stdout);
-            return 0;
-        } else if (o == ':') {
-            dv_app_usage_error("chat", "%s needs a value", argv[optind - 1]);
-            return 1;
-        } else {
-            int r = dv_vlm_cli_parse(&c, o, optarg);
-            if (r == 0) dv_app_usage_error("chat", "unknown option '%s'", argv[optind - 1]);
-            if (r <= 0) return 1;
-        }
-    }
-    if (dv_vlm_cli_check(&c, "chat")) return 1;
+    static const struct option opts[] = {{"video", required_argument, 0, 'v'}, {0, 0, 0, 0}};
+    int pr = dv_vlm_cli_getopt(&c, "chat", argc, argv, opts, "v:", own_opt, &video, usage);
+    if (pr) return pr < 0;
     if (!video) {
         dv_app_usage_error("chat", "-v VIDEO is required");
         return 1;

@@ -184,42 +184,41 @@ static cJSON *summarize_one(const dv_vlm_cli *c, dv_vlm_session *s, const char *
     return j;
 }
 
+typedef struct sum_opts {
+    const char *out_path, *list_path, *prompt;
+    int shard_i, shard_n, retry_errors;
+} sum_opts;
+
+static int own_opt(void *ctx, int code, const char *v) {
+    sum_opts *o = ctx;
+    char tail;
+    switch (code) {
+    case 'o': o->out_path = v; return 1;
+    case 1: o->list_path = v; return 1;
+    case 2:
+        if (sscanf(v, "%d/%d%c", &o->shard_i, &o->shard_n, &tail) != 2 || o->shard_n < 1 || o->shard_i < 0 ||
+            o->shard_i >= o->shard_n) {
+            dv_app_usage_error("summarize", "--shard: '%s' is not I/N with 0 <= I < N (e.g. 0/4)", v);
+            return -1;
+        }
+        return 1;
+    case 3: o->prompt = v; return 1;
+    case 4: o->retry_errors = 1; return 1;
+    default: return 0;
+    }
+}
+
 int dv_cmd_summarize(int argc, char **argv) {
     dv_vlm_cli c;
     dv_vlm_cli_init(&c);
-    const char *out_path = NULL, *list_path = NULL, *prompt = DV_SUMMARY_PROMPT;
-    int shard_i = 0, shard_n = 1, retry_errors = 0;
+    sum_opts so = {.prompt = DV_SUMMARY_PROMPT, .shard_n = 1};
     static const struct option opts[] = {{"out", required_argument, 0, 'o'}, {"list", required_argument, 0, 1},
                                          {"shard", required_argument, 0, 2},  {"prompt", required_argument, 0, 3},
-                                         {"retry-errors", no_argument, 0, 4}, {"help", no_argument, 0, 'h'},
-                                         DV_VLM_LONG_OPTIONS,                 {0, 0, 0, 0}};
-    optind = 1;
-    opterr = 0;
-    for (int o; (o = getopt_long(argc, argv, ":m:o:n:t:h", opts, NULL)) != -1;) {
-        if (o == 'o') out_path = optarg;
-        else if (o == 1) list_path = optarg;
-        else if (o == 2) {
-            char tail;
-            if (sscanf(optarg, "%d/%d%c", &shard_i, &shard_n, &tail) != 2 || shard_n < 1 || shard_i < 0 ||
-                shard_i >= shard_n) {
-                dv_app_usage_error("summarize", "--shard: '%s' is not I/N with 0 <= I < N (e.g. 0/4)", optarg);
-                return 1;
-            }
-        } else if (o == 3) prompt = optarg;
-        else if (o == 4) retry_errors = 1;
-        else if (o == 'h') {
-            usage(stdout);
-            return 0;
-        } else if (o == ':') {
-            dv_app_usage_error("summarize", "%s needs a value", argv[optind - 1]);
-            return 1;
-        } else {
-            int r = dv_vlm_cli_parse(&c, o, optarg);
-            if (r == 0) dv_app_usage_error("summarize", "unknown option '%s'", argv[optind - 1]);
-            if (r <= 0) return 1;
-        }
-    }
-    if (dv_vlm_cli_check(&c, "summarize")) return 1;
+                                         {"retry-errors", no_argument, 0, 4}, {0, 0, 0, 0}};
+    int pr = dv_vlm_cli_getopt(&c, "summarize", argc, argv, opts, "o:", own_opt, &so, usage);
+    if (pr) return pr < 0;
+    const char *out_path = so.out_path, *list_path = so.list_path, *prompt = so.prompt;
+    const int shard_i = so.shard_i, shard_n = so.shard_n, retry_errors = so.retry_errors;
     if (!out_path) {
         dv_app_usage_error("summarize", "-o OUT.jsonl is required");
         return 1;

@@ -457,13 +457,6 @@ int dv_vlm_set_video_context(dv_vlm *v, int64_t n_tokens, const double *frame_ti
     return 0;
 }
 
-static int snap_write(void *ctx, const void *buf, size_t n) {
-    return fwrite(buf, 1, n, ctx) == n ? 0 : dv_error_set(DV_EIO, "context snapshot: write failed (disk full?)");
-}
-static int snap_read(void *ctx, void *buf, size_t n) {
-    return fread(buf, 1, n, ctx) == n ? 0 : dv_error_set(DV_EIO, "context snapshot: short read");
-}
-
 int dv_vlm_take_snapshot(dv_vlm *v) {
     drop_snapshot(v);
     if (!v->stream_window) return 0; // full attention: a rewind restores the video context exactly
@@ -471,7 +464,7 @@ int dv_vlm_take_snapshot(dv_vlm *v) {
         return dv_error_set(DV_EINVAL, "context snapshot: the conversation has already started");
     FILE *f = tmpfile(); // unlinked at once: nothing is left behind, whatever happens
     if (!f) return dv_error_set(DV_EIO, "context snapshot: cannot create a temporary file");
-    int rc = dv_llm_state_write(v->llm, snap_write, f);
+    int rc = dv_llm_state_write(v->llm, dv_io_write_stdio, f);
     if (!rc && fflush(f)) rc = dv_error_set(DV_EIO, "context snapshot: write failed (disk full?)");
     if (rc) {
         fclose(f);
@@ -487,7 +480,7 @@ int dv_vlm_reset_conversation(dv_vlm *v) {
     // DuoAttention: the streaming heads' rings have moved on; reload the saved window
     if (!v->snapshot) return dv_error_set(DV_EINVAL, "no snapshot of the video context to reset to");
     rewind(v->snapshot);
-    int rc = dv_llm_state_read(v->llm, snap_read, v->snapshot, "context snapshot");
+    int rc = dv_llm_state_read(v->llm, dv_io_read_stdio, v->snapshot, "context snapshot");
     if (!rc && dv_llm_n_past(v->llm) != v->video_tokens)
         rc = dv_error_set(DV_EFORMAT, "context snapshot: holds %d tokens, the video context %lld", dv_llm_n_past(v->llm),
                           (long long)v->video_tokens);

@@ -124,6 +124,36 @@ int dv_vlm_cli_check(const dv_vlm_cli *c, const char *cmd) {
     return dv_app_check_model_dir(c->model_dir);
 }
 
+int dv_vlm_cli_getopt(dv_vlm_cli *c, const char *cmd, int argc, char **argv, const struct option *own_opts,
+                      const char *own_short, dv_vlm_own_opt own, void *ctx, void (*usage)(FILE *)) {
+    static const struct option shared[] = {DV_VLM_LONG_OPTIONS, {"help", no_argument, 0, 'h'}};
+    struct option opts[64];
+    size_t n = 0;
+    for (; own_opts && own_opts[n].name; n++) opts[n] = own_opts[n];
+    DV_ASSERT(n + sizeof shared / sizeof shared[0] < sizeof opts / sizeof opts[0]);
+    for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++) opts[n++] = shared[i];
+    opts[n] = (struct option){0, 0, 0, 0};
+    char shorts[64];
+    snprintf(shorts, sizeof shorts, ":m:n:t:h%s", own_short ? own_short : "");
+    optind = 1;
+    opterr = 0;
+    for (int o; (o = getopt_long(argc, argv, shorts, opts, NULL)) != -1;) {
+        if (o == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        if (o == ':') {
+            dv_app_usage_error(cmd, "%s needs a value", argv[optind - 1]);
+            return -1;
+        }
+        int r = own ? own(ctx, o, optarg) : 0;
+        if (r == 0) r = dv_vlm_cli_parse(c, o, optarg);
+        if (r == 0) dv_app_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        if (r <= 0) return -1;
+    }
+    return dv_vlm_cli_check(c, cmd);
+}
+
 int dv_vlm_session_open(const dv_vlm_cli *c, dv_vlm_session *s) {
     memset(s, 0, sizeof *s);
     dv_llm_config cfg;

@@ -47,6 +47,13 @@ void dv_vlm_cli_init(dv_vlm_cli *c);
 int dv_vlm_cli_parse(dv_vlm_cli *c, int code, const char *value);
 // The shared --help sections.
 void dv_vlm_cli_help(FILE *f);
+// The whole command line: the command's own options first (`own` returns 1 handled, -1 bad value
+// already printed, 0 not its), then the shared ones, then dv_vlm_cli_check. Positional arguments
+// are left at argv[optind..]. Returns 0 to go on, 1 after --help was printed (exit 0), -1 after an
+// error was printed (exit 1).
+typedef int (*dv_vlm_own_opt)(void *ctx, int code, const char *value);
+int dv_vlm_cli_getopt(dv_vlm_cli *c, const char *cmd, int argc, char **argv, const struct option *own_opts,
+                      const char *own_short, dv_vlm_own_opt own, void *ctx, void (*usage)(FILE *));
 // Checks what parsing alone cannot (model dir given, --template name, --fps with --frames): 0 or -1
 // after printing the error for command `cmd`.
 int dv_vlm_cli_check(const dv_vlm_cli *c, const char *cmd);
