@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run.sh: build the libFuzzer targets with clang (build-fuzz/) and run each for a fixed time (CI).
-#   tests/fuzz/run.sh            # 60 s per target
+#   tests/fuzz/run.sh            # 60 s for the video target, 30 s for the context cache loader
 #   tests/fuzz/run.sh 300        # longer
 # The seed corpus (tiny MP4/WebM/AVI/MOV/Y4M files) is made with the ffmpeg CLI on first use and kept
 # in build-fuzz/corpus/ so later runs start from what earlier ones found. Exits nonzero on a finding
@@ -14,7 +14,7 @@ if ! command -v clang >/dev/null; then
 fi
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DDUOVID_FUZZ=ON -DDUOVID_CUDA=OFF \
   -DDUOVID_NATIVE=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz --target fuzz_video_open -j"$(nproc 2>/dev/null || echo 2)"
+cmake --build build-fuzz --target fuzz_video_open fuzz_ctx_cache -j"$(nproc 2>/dev/null || echo 2)"
 
 corpus=build-fuzz/corpus/video_open
 mkdir -p "$corpus"
@@ -31,4 +31,12 @@ fi
 echo "fuzz: fuzz_video_open for ${secs} s" >&2
 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   build-fuzz/tests/fuzz/fuzz_video_open -max_total_time="$secs" -max_len=65536 -timeout=20 -rss_limit_mb=2048 \
+  -print_final_stats=1 -artifact_prefix=build-fuzz/ "$corpus"
+
+corpus=build-fuzz/corpus/ctx_cache
+mkdir -p "$corpus"
+[ -n "$(ls -A "$corpus")" ] || DV_FUZZ_WRITE_SEED="$corpus/seed.dvctx" build-fuzz/tests/fuzz/fuzz_ctx_cache
+echo "fuzz: fuzz_ctx_cache for $((secs / 2)) s" >&2
+ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  build-fuzz/tests/fuzz/fuzz_ctx_cache -max_total_time="$((secs / 2))" -max_len=65536 -timeout=20 -rss_limit_mb=2048 \
   -print_final_stats=1 -artifact_prefix=build-fuzz/ "$corpus"
