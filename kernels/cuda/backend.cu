@@ -26,6 +26,10 @@ void *dv_cuda_table(dv_backend *be, size_t bytes) {
     return grow(be, &dv_cuda(be)->table, &dv_cuda(be)->table_bytes, bytes);
 }
 
+void *dv_cuda_attn_ws(dv_backend *be, size_t bytes) {
+    return grow(be, &dv_cuda(be)->attn_ws, &dv_cuda(be)->attn_ws_bytes, bytes);
+}
+
 static void *cuda_alloc(dv_backend *be, size_t n) {
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, n ? n : 256);
@@ -72,6 +76,7 @@ static void cuda_destroy(dv_backend *be) {
     if (c) {
         if (c->scratch) cudaFree(c->scratch);
         if (c->table) cudaFree(c->table);
+        if (c->attn_ws) cudaFree(c->attn_ws);
         free(c->host_table);
         if (c->cublas) cublasDestroy(c->cublas);
         if (c->stream) cudaStreamDestroy(c->stream);
