@@ -41,6 +41,24 @@ static void usage(FILE *f) {
             dv_llm_synth_preset_names());
 }
 
+// Device copy bandwidth in GB/s ((read + write) bytes / time, the best of 5 copies of 1 GiB); 0 on
+// the CPU backend or when the buffers do not fit. For the HBM floor of decode figures.
+static double copy_gb_s(dv_backend *be) {
+    if (be->device == DV_DEVICE_CPU) return 0;
+    const size_t n = (size_t)1 << 30;
+    void *a = be->ops->alloc(be, n), *b = a ? be->ops->alloc(be, n) : NULL;
+    double best = 1e30;
+    for (int i = 0; b && i < 6; i++) {
+        double t0 = dv_time_now();
+        if (be->ops->copy(be, b, a, n) || be->ops->synchronize(be)) break;
+        double t = dv_time_now() - t0;
+        if (i && t < best) best = t; // the first copy warms up
+    }
+    if (a) be->ops->free(be, a);
+    if (b) be->ops->free(be, b);
+    return best < 1e30 ? 2.0 * (double)n / best / 1e9 : 0;
+}
+
 static int bench_llm(int argc, char **argv) {
     const char *model_dir = NULL, *device = "auto", *synthetic = NULL, *dtype_s = "bf16", *mode_s = "reference";
     int n_prompt = 512, n_gen = 32, n_batch = 256, threads = 0, json = 0, repeat = 1, fill = 0, sink = 64, recent = 256;
@@ -180,6 +198,7 @@ static int bench_llm(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "weight_bytes", (double)dv_llm_weight_bytes(llm));
         cJSON_AddNumberToObject(o, "kv_bytes", (double)dv_llm_kv_bytes(llm));
         cJSON_AddNumberToObject(o, "device_peak_gib", peak_gib);
+        cJSON_AddNumberToObject(o, "copy_gb_s", copy_gb_s(be));
         cJSON_AddNumberToObject(o, "peak_rss_mib", dv_app_peak_rss_mib());
         char *text = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
