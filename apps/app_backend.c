@@ -4,6 +4,7 @@
 #include "apps/args.h"
 #include "core/dv_error.h"
 #include "core/dv_log.h"
+#include "llm/dv_duo_pattern.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -40,4 +41,31 @@ int dv_app_check_model_dir(const char *dir) {
     if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return 0;
     fprintf(stderr, "duovid: error: %s: no such model folder (expected a Hugging Face model folder)\n", dir);
     return -1;
+}
+
+double dv_app_device_used_gib(dv_backend *be) {
+    size_t used = 0, total = 0;
+    if (!be->ops->mem_info || be->ops->mem_info(be, &used, &total)) return 0;
+    return (double)used / (1 << 30);
+}
+
+int dv_app_random_pattern(int n_layers, int n_kv_heads, double sparsity, int sink, int recent, dv_duo_pattern **out) {
+    dv_duo_pattern *pat = NULL;
+    int rc = dv_duo_pattern_full(n_layers, n_kv_heads, &pat);
+    uint64_t s = 42;
+    for (int i = 0; !rc && i < n_layers * n_kv_heads; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        pat->alpha[i] = (double)(s >> 11) / 9007199254740992.0;
+    }
+    if (!rc) rc = dv_duo_pattern_set_sparsity(pat, sparsity);
+    if (!rc) {
+        pat->sink = sink;
+        pat->recent = recent;
+    }
+    if (rc) {
+        dv_duo_pattern_free(pat);
+        pat = NULL;
+    }
+    *out = pat;
+    return rc;
 }

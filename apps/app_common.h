@@ -11,5 +11,13 @@ dv_backend *dv_app_backend_init(const char *device, int n_threads);
 int dv_app_check_model_dir(const char *dir);
 // Peak resident set size of this process so far, in MiB.
 double dv_app_peak_rss_mib(void);
+// Device memory in use now (GiB) on a GPU backend; 0 on the CPU backend.
+double dv_app_device_used_gib(dv_backend *be);
+
+struct dv_duo_pattern;
+// A DuoAttention pattern for benchmarks: random gates binarized at `sparsity` (the fraction of
+// streaming heads); speed and memory depend on how many heads stream, not on which.
+int dv_app_random_pattern(int n_layers, int n_kv_heads, double sparsity, int sink, int recent,
+                          struct dv_duo_pattern **out);
 
 #endif

@@ -15,16 +15,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: duovid bench duo [-m MODEL_DIR] [options]\n\n"
             "Measures KV bytes, chunked prefill time and decode speed with DuoAttention against full\n"
-            "attention at several context lengths. Without -m, a small random GQA model (the\n"
-            "`synth-model --shape duo-bench` shape) is written to a temporary folder and removed after.\n"
+            "attention at several context lengths. Without -m, a random model built in memory: the\n"
+            "--synthetic shape (default duo-bench, a small GQA model; no file is written).\n"
             "One table on stdout (or JSON lines with --json); progress on stderr.\n\n"
-            "  -m, --model DIR       model folder (default: synthetic duo-bench model)\n"
+            "  -m, --model DIR       model folder (default: a synthetic model)\n"
+            "  --synthetic SHAPE     random bf16 weights of that shape, in memory (duo-bench, llama2-7b,\n"
+            "                        llama3-8b, vicuna-7b, ...; default duo-bench)\n"
             "  --contexts LIST       context lengths (default 4096,16384,65536)\n"
             "  --sparsities LIST     streaming-head fractions (default 0.5,0.75; 0 = full is always run)\n"
             "  --chunk N             prefill chunk (default 4096)\n"
@@ -63,26 +64,14 @@ static int run_one(dv_backend *be, const char *dir, const dv_llm_config *cfg, in
     int32_t *ids = malloc((size_t)(ctx + n_gen) * sizeof *ids);
     float *logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
     int rc = ids && logits ? 0 : dv_error_set(DV_ENOMEM, "out of memory");
-    if (!rc && sparsity > 0) {
-        rc = dv_duo_pattern_full(cfg->n_layers, cfg->n_kv_heads, &pat);
-        uint64_t s = 42;
-        for (int i = 0; !rc && i < cfg->n_layers * cfg->n_kv_heads; i++) {
-            s = s * 6364136223846793005ull + 1442695040888963407ull;
-            pat->alpha[i] = (double)(s >> 11) / 9007199254740992.0;
-        }
-        if (!rc) rc = dv_duo_pattern_set_sparsity(pat, sparsity);
-        if (!rc) {
-            pat->sink = sink;
-            pat->recent = recent;
-        }
-    }
+    if (!rc && sparsity > 0) rc = dv_app_random_pattern(cfg->n_layers, cfg->n_kv_heads, sparsity, sink, recent, &pat);
     dv_llm_params p = dv_llm_default_params();
     p.backend = be;
     p.n_ctx = ctx + n_gen;
     p.n_batch = chunk;
     p.pattern = pat;
     p.duo_prefill = mode;
-    if (!rc) rc = dv_llm_open(dir, &p, &m);
+    if (!rc) rc = dir ? dv_llm_open(dir, &p, &m) : dv_llm_open_synthetic(cfg, DV_DTYPE_BF16, 1, 0.02, &p, &m);
     for (int i = 0; !rc && i < ctx + n_gen; i++) ids[i] = 3 + (int32_t)((i * 2654435761u) % (uint32_t)(cfg->vocab_size - 3));
     if (!rc) {
         char label[96];
@@ -110,7 +99,7 @@ static int run_one(dv_backend *be, const char *dir, const dv_llm_config *cfg, in
 }
 
 int dv_bench_duo(int argc, char **argv) {
-    const char *model_dir = NULL, *device = "cpu";
+    const char *model_dir = NULL, *device = "cpu", *synthetic = "duo-bench";
     double ctxs[8] = {4096, 16384, 65536}, sps[8] = {0.5, 0.75};
     int n_ctx = 3, n_sp = 2, chunk = 4096, n_gen = 64, sink = 64, recent = 256, threads = 0, json = 0;
     static const struct option opts[] = {
@@ -119,7 +108,7 @@ int dv_bench_duo(int argc, char **argv) {
         {"gen-tokens", required_argument, 0, 4}, {"sink", required_argument, 0, 5},
         {"recent", required_argument, 0, 6},   {"threads", required_argument, 0, 't'},
         {"json", no_argument, 0, 7},           {"device", required_argument, 0, 8},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"synthetic", required_argument, 0, 9}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":m:t:h", opts, NULL)) != -1;) {
@@ -135,6 +124,7 @@ int dv_bench_duo(int argc, char **argv) {
         case 't': bad = dv_arg_threads(optarg, &threads); break;
         case 7: json = 1; break;
         case 8: device = optarg; break;
+        case 9: synthetic = optarg; break;
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("bench duo", "%s needs a value", argv[optind - 1]); return 1;
         default: dv_app_usage_error("bench duo", "unknown option '%s'", argv[optind - 1]); return 1;
@@ -147,25 +137,16 @@ int dv_bench_duo(int argc, char **argv) {
     }
     if (model_dir && dv_app_check_model_dir(model_dir)) return 1;
     int ret = 1;
-    char tmp[] = "/tmp/duovid-bench-duo-XXXXXX";
-    int made_tmp = 0;
     dv_backend *be = dv_app_backend_init(device, threads);
     dv_llm_config cfg;
     if (!be) goto done;
-    if (!model_dir) {
-        if (!mkdtemp(tmp)) {
-            fprintf(stderr, "duovid: error: cannot create a temporary folder under /tmp\n");
-            goto done;
-        }
-        made_tmp = 1;
-        if (dv_llm_synth_preset("duo-bench", &cfg) || dv_llm_synth_write(tmp, &cfg, DV_DTYPE_BF16, 1, 0.02)) goto fail_msg;
-        model_dir = tmp;
-    }
-    if (dv_llm_config_load(model_dir, &cfg)) goto fail_msg;
+    if (model_dir ? dv_llm_config_load(model_dir, &cfg) : dv_llm_synth_preset(synthetic, &cfg)) goto fail_msg;
+    char what[160];
+    snprintf(what, sizeof what, model_dir ? "%s" : "synthetic %s model", model_dir ? model_dir : synthetic);
     if (!json)
         printf("DuoAttention on %s (%d layers, %d/%d heads), chunk %d, sink %d, recent %d, %s x%d\n"
                "%8s %8s %-9s %10s %7s %10s %7s %10s %7s\n",
-               model_dir == tmp ? "synthetic duo-bench model" : model_dir, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads,
+               what, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads,
                chunk, sink, recent, be->ops->name, be->n_threads, "context", "sparsity", "prefill", "KV MiB", "x full", "prefill s",
                "speedup", "decode t/s", "speedup");
     for (int ci = 0; ci < n_ctx; ci++) {
@@ -197,14 +178,6 @@ int dv_bench_duo(int argc, char **argv) {
 fail_msg:
     dv_app_error();
 done:
-    if (made_tmp) {
-        char p[256];
-        snprintf(p, sizeof p, "%s/model.safetensors", tmp);
-        unlink(p);
-        snprintf(p, sizeof p, "%s/config.json", tmp);
-        unlink(p);
-        rmdir(tmp);
-    }
     dv_backend_free(be);
     return ret;
 }

@@ -30,6 +30,8 @@ static void usage(FILE *f) {
             "  --batch N          frames per forward pass (default 8)\n"
             "  --repeat N         timed runs, the best is kept (default 2)\n"
             "  -t, --threads N    CPU threads (default: all cores)\n"
+            "  --synthetic NAME   the same as --synth\n"
+            "  --device D         cpu (default) | cuda | auto\n"
             "  --json             print one JSON object\n"
             "  -h, --help         this help\n");
 }
@@ -62,13 +64,14 @@ static double sgemm_gflops(dv_backend *be) {
 }
 
 int dv_bench_encoder(int argc, char **argv) {
-    const char *model_dir = NULL, *synth = NULL;
+    const char *model_dir = NULL, *synth = NULL, *device = "cpu";
     int n_frames = 32, batch = 8, threads = 0, json = 0, repeat = 2;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"synth", required_argument, 0, 1},
         {"frames", required_argument, 0, 2},  {"batch", required_argument, 0, 3},
         {"repeat", required_argument, 0, 4},  {"threads", required_argument, 0, 't'},
         {"json", no_argument, 0, 5},          {"help", no_argument, 0, 'h'},
+        {"synthetic", required_argument, 0, 1}, {"device", required_argument, 0, 6},
         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -82,6 +85,7 @@ int dv_bench_encoder(int argc, char **argv) {
         case 4: bad = dv_arg_int("--repeat", optarg, 1, 100, &repeat); break;
         case 't': bad = dv_arg_threads(optarg, &threads); break;
         case 5: json = 1; break;
+        case 6: device = optarg; break;
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("bench encoder", "%s needs a value", argv[optind - 1]); return 1;
         default: dv_app_usage_error("bench encoder", "unknown option '%s'", argv[optind - 1]); return 1;
@@ -113,7 +117,7 @@ int dv_bench_encoder(int argc, char **argv) {
     } else if (dv_app_check_model_dir(model_dir)) {
         return 1;
     }
-    if (!(be = dv_backend_cpu_init(threads))) goto fail_msg;
+    if (!(be = dv_app_backend_init(device, threads))) goto done;
     const double sgemm = sgemm_gflops(be);
     dv_encoder_params ep = dv_encoder_default_params();
     ep.backend = be;

@@ -1,12 +1,16 @@
-// cmd_bench.c: `duovid bench llm`: prefill and decode throughput and peak RSS of an LLM checkpoint
-// on random token ids (no tokenizer needed, so synthetic checkpoints work).
+// cmd_bench.c: `duovid bench llm`: prefill and decode throughput and peak memory of an LLM checkpoint
+// (or of random weights of a named shape built in memory) on random token ids (no tokenizer needed).
+// --fill N makes the KV cache hold N random tokens first (no model run), so decode can be timed at
+// contexts whose full prefill would take too long; --sparsity runs DuoAttention.
 #include "apps/app_common.h"
 #include "apps/args.h"
 #include "apps/cli.h"
 
 #include "core/dv_error.h"
 #include "core/dv_progress.h"
+#include "llm/dv_duo_pattern.h"
 #include "llm/dv_llm.h"
+#include "llm/dv_llm_synth.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -16,93 +20,169 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: duovid bench llm -m MODEL_DIR [options]\n\n"
+            "usage: duovid bench llm (-m MODEL_DIR | --synthetic SHAPE) [options]\n\n"
             "Measures prompt processing (prefill) and generation (decode) speed on random token ids,\n"
             "and the peak resident memory. Results go to stdout (one line, or JSON with --json).\n\n"
             "  -m, --model DIR     model folder (e.g. one written by `duovid synth-model`)\n"
-            "  --prompt-tokens N   prefill length (default 512)\n"
+            "  --synthetic SHAPE   random weights of that shape built in memory, no file (%s)\n"
+            "  --dtype T           synthetic weight dtype: bf16 (default), f16, f32\n"
+            "  --fill N            first fill the KV cache with N random tokens (no model run)\n"
+            "  --sparsity S        DuoAttention: fraction S of streaming KV heads (default 0 = full)\n"
+            "  --sink N, --recent N  streaming-head sizes (default 64, 256)\n"
+            "  --duo-prefill M     reference (default) | strict\n"
+            "  --prompt-tokens N   prefill length (default 512; 0 with --fill: decode only)\n"
             "  --gen-tokens N      decode steps (default 32)\n"
             "  --batch N           prefill chunk size (default 256)\n"
             "  --repeat N          repeat and keep the best run (default 1)\n"
             "  -t, --threads N     CPU threads (default: all cores)\n"
             "  --device D          auto | cpu | cuda (default auto)\n"
             "  --json              print one JSON object\n"
-            "  -h, --help          this help\n");
+            "  -h, --help          this help\n",
+            dv_llm_synth_preset_names());
+}
+
+// Device copy bandwidth in GB/s ((read + write) bytes / time, the best of 5 copies of 1 GiB); 0 on
+// the CPU backend or when the buffers do not fit. For the HBM floor of decode figures.
+static double copy_gb_s(dv_backend *be) {
+    if (be->device == DV_DEVICE_CPU) return 0;
+    const size_t n = (size_t)1 << 30;
+    void *a = be->ops->alloc(be, n), *b = a ? be->ops->alloc(be, n) : NULL;
+    double best = 1e30;
+    for (int i = 0; b && i < 6; i++) {
+        double t0 = dv_time_now();
+        if (be->ops->copy(be, b, a, n) || be->ops->synchronize(be)) break;
+        double t = dv_time_now() - t0;
+        if (i && t < best) best = t; // the first copy warms up
+    }
+    if (a) be->ops->free(be, a);
+    if (b) be->ops->free(be, b);
+    return best < 1e30 ? 2.0 * (double)n / best / 1e9 : 0;
 }
 
 static int bench_llm(int argc, char **argv) {
-    const char *model_dir = NULL, *device = "auto";
-    int n_prompt = 512, n_gen = 32, n_batch = 256, threads = 0, json = 0, repeat = 1;
+    const char *model_dir = NULL, *device = "auto", *synthetic = NULL, *dtype_s = "bf16", *mode_s = "reference";
+    int n_prompt = 512, n_gen = 32, n_batch = 256, threads = 0, json = 0, repeat = 1, fill = 0, sink = 64, recent = 256;
+    double sparsity = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"prompt-tokens", required_argument, 0, 1},
         {"gen-tokens", required_argument, 0, 2}, {"batch", required_argument, 0, 3},
         {"threads", required_argument, 0, 't'}, {"device", required_argument, 0, 4},
-        {"json", no_argument, 0, 5}, {"repeat", required_argument, 0, 6}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"json", no_argument, 0, 5}, {"repeat", required_argument, 0, 6}, {"synthetic", required_argument, 0, 7},
+        {"dtype", required_argument, 0, 8}, {"fill", required_argument, 0, 9}, {"sparsity", required_argument, 0, 10},
+        {"sink", required_argument, 0, 11}, {"recent", required_argument, 0, 12},
+        {"duo-prefill", required_argument, 0, 13}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":m:t:h", opts, NULL)) != -1;) {
         int bad = 0;
         switch (c) {
         case 'm': model_dir = optarg; break;
-        case 1: bad = dv_arg_int("--prompt-tokens", optarg, 1, 1 << 24, &n_prompt); break;
+        case 1: bad = dv_arg_int("--prompt-tokens", optarg, 0, 1 << 24, &n_prompt); break;
         case 2: bad = dv_arg_int("--gen-tokens", optarg, 0, 1 << 20, &n_gen); break;
-        case 3: bad = dv_arg_int("--batch", optarg, 1, 1 << 16, &n_batch); break;
+        case 3: bad = dv_arg_int("--batch", optarg, 1, 1 << 17, &n_batch); break;
         case 't': bad = dv_arg_threads(optarg, &threads); break;
         case 4: device = optarg; break;
         case 5: json = 1; break;
         case 6: bad = dv_arg_int("--repeat", optarg, 1, 100, &repeat); break;
+        case 7: synthetic = optarg; break;
+        case 8: dtype_s = optarg; break;
+        case 9: bad = dv_arg_int("--fill", optarg, 0, 1 << 24, &fill); break;
+        case 10: bad = dv_arg_double("--sparsity", optarg, 0, 1, &sparsity); break;
+        case 11: bad = dv_arg_int("--sink", optarg, 0, 1 << 20, &sink); break;
+        case 12: bad = dv_arg_int("--recent", optarg, 1, 1 << 24, &recent); break;
+        case 13: mode_s = optarg; break;
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("bench llm", "%s needs a value", argv[optind - 1]); return 1;
         default: dv_app_usage_error("bench llm", "unknown option '%s'", argv[optind - 1]); return 1;
         }
         if (bad) return 1;
     }
-    if (!model_dir || optind != argc) {
-        dv_app_usage_error("bench llm", "-m MODEL_DIR is required");
+    if ((!model_dir) == (!synthetic) || optind != argc) {
+        dv_app_usage_error("bench llm", "exactly one of -m MODEL_DIR and --synthetic SHAPE is required");
         return 1;
     }
-    if (dv_app_check_model_dir(model_dir)) return 1;
+    dv_dtype dtype = !strcmp(dtype_s, "bf16") ? DV_DTYPE_BF16 : !strcmp(dtype_s, "f16") ? DV_DTYPE_F16
+                     : !strcmp(dtype_s, "f32") ? DV_DTYPE_F32 : DV_DTYPE_COUNT;
+    if (dtype == DV_DTYPE_COUNT) {
+        dv_app_usage_error("bench llm", "--dtype: '%s' is not one of bf16, f16, f32", dtype_s);
+        return 1;
+    }
+    if (strcmp(mode_s, "reference") && strcmp(mode_s, "strict")) {
+        dv_app_usage_error("bench llm", "--duo-prefill: '%s' is not one of reference, strict", mode_s);
+        return 1;
+    }
+    if (n_prompt == 0 && fill == 0) {
+        dv_app_usage_error("bench llm", "--prompt-tokens 0 needs --fill N");
+        return 1;
+    }
+    if (model_dir && dv_app_check_model_dir(model_dir)) return 1;
     int ret = 1;
     dv_backend *be = NULL;
     dv_llm *llm = NULL;
+    dv_duo_pattern *pat = NULL;
     int32_t *ids = NULL;
     float *logits = NULL;
+    double peak_gib = 0;
+    dv_llm_config scfg;
+    if (synthetic && dv_llm_synth_preset(synthetic, &scfg)) {
+        dv_app_usage_error("bench llm", "--synthetic: %s", dv_error_message());
+        return 1;
+    }
     if (!(be = dv_app_backend_init(device, threads))) goto done;
     dv_llm_params lp = dv_llm_default_params();
     lp.backend = be;
-    lp.n_ctx = n_prompt + n_gen;
-    lp.n_batch = n_batch;
-    if (dv_llm_open(model_dir, &lp, &llm)) goto fail_msg;
+    lp.n_ctx = fill + n_prompt + n_gen;
+    lp.n_batch = n_batch < n_prompt ? n_batch : (n_prompt > 0 ? n_prompt : 1);
+    lp.duo_prefill = strcmp(mode_s, "strict") ? DV_DUO_PREFILL_REFERENCE : DV_DUO_PREFILL_STRICT;
+    if (sparsity > 0) {
+        const dv_llm_config *pc = synthetic ? &scfg : NULL;
+        dv_llm_config fcfg;
+        if (!pc) {
+            if (dv_llm_config_load(model_dir, &fcfg)) goto fail_msg;
+            pc = &fcfg;
+        }
+        if (dv_app_random_pattern(pc->n_layers, pc->n_kv_heads, sparsity, sink, recent, &pat)) goto fail_msg;
+        lp.pattern = pat;
+    }
+    if (synthetic ? dv_llm_open_synthetic(&scfg, dtype, 1, 0.02, &lp, &llm) : dv_llm_open(model_dir, &lp, &llm))
+        goto fail_msg;
     const dv_llm_config *cfg = dv_llm_get_config(llm);
-    ids = malloc((size_t)n_prompt * sizeof *ids);
+    const int n_ids = n_prompt > n_gen ? n_prompt : (n_gen > 0 ? n_gen : 1);
+    ids = malloc((size_t)n_ids * sizeof *ids);
     logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
     if (!ids || !logits) {
         dv_error_set(DV_ENOMEM, "out of memory");
         goto fail_msg;
     }
     uint64_t s = 12345;
-    for (int i = 0; i < n_prompt; i++) {
+    for (int i = 0; i < n_ids; i++) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         ids[i] = (int32_t)((s >> 33) % (uint64_t)cfg->vocab_size);
     }
     double best_pf = 1e30, best_dec = 1e30;
     for (int r = 0; r < repeat; r++) {
         if (dv_llm_rewind(llm, 0)) goto fail_msg;
+        if (fill && dv_llm_fill_kv_synthetic(llm, fill, 7)) goto fail_msg;
         double t0 = dv_time_now();
-        if (dv_llm_prefill(llm, ids, NULL, n_prompt, logits, 0)) goto fail_msg;
+        if (n_prompt && dv_llm_prefill(llm, ids, NULL, n_prompt, logits, 0)) goto fail_msg;
         double t1 = dv_time_now();
+        double g = dv_app_device_used_gib(be);
+        peak_gib = g > peak_gib ? g : peak_gib;
         for (int i = 0; i < n_gen; i++)
-            if (dv_llm_decode(llm, ids[i % n_prompt], logits)) goto fail_msg;
+            if (dv_llm_decode(llm, ids[i % n_ids], logits)) goto fail_msg;
         double t2 = dv_time_now();
+        g = dv_app_device_used_gib(be);
+        peak_gib = g > peak_gib ? g : peak_gib;
         if (t1 - t0 < best_pf) best_pf = t1 - t0;
         if (t2 - t1 < best_dec) best_dec = t2 - t1;
     }
-    double pf_tps = n_prompt / best_pf, dec_tps = n_gen > 0 ? n_gen / best_dec : 0;
+    double pf_tps = n_prompt > 0 ? n_prompt / best_pf : 0, dec_tps = n_gen > 0 ? n_gen / best_dec : 0;
+    const char *name = synthetic ? synthetic : model_dir;
     if (json) {
         // cJSON escapes the path (quotes, backslashes, control characters)
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "model", model_dir);
+        cJSON_AddStringToObject(o, "model", name);
+        cJSON_AddBoolToObject(o, "synthetic", synthetic != NULL);
         cJSON_AddNumberToObject(o, "parameters", (double)dv_llm_param_count(llm));
         cJSON_AddStringToObject(o, "backend", be->ops->name);
         cJSON_AddNumberToObject(o, "threads", be->n_threads);
@@ -110,6 +190,15 @@ static int bench_llm(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "gen_tokens", n_gen);
         cJSON_AddNumberToObject(o, "prefill_tok_s", pf_tps);
         cJSON_AddNumberToObject(o, "decode_tok_s", dec_tps);
+        cJSON_AddNumberToObject(o, "fill_tokens", fill);
+        cJSON_AddNumberToObject(o, "context", fill + n_prompt);
+        cJSON_AddNumberToObject(o, "sparsity", sparsity);
+        cJSON_AddNumberToObject(o, "prefill_s", n_prompt > 0 ? best_pf : 0);
+        cJSON_AddNumberToObject(o, "decode_ms", dec_tps > 0 ? 1000.0 / dec_tps : 0);
+        cJSON_AddNumberToObject(o, "weight_bytes", (double)dv_llm_weight_bytes(llm));
+        cJSON_AddNumberToObject(o, "kv_bytes", (double)dv_llm_kv_bytes(llm));
+        cJSON_AddNumberToObject(o, "device_peak_gib", peak_gib);
+        cJSON_AddNumberToObject(o, "copy_gb_s", copy_gb_s(be));
         cJSON_AddNumberToObject(o, "peak_rss_mib", dv_app_peak_rss_mib());
         char *text = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
@@ -122,7 +211,7 @@ static int bench_llm(int argc, char **argv) {
     } else
         printf("%s: %.1fM params, %s x%d threads: prefill %d tok %.1f tok/s, decode %d tok %.2f tok/s "
                "(%.1f ms/tok), peak RSS %.0f MiB\n",
-               model_dir, (double)dv_llm_param_count(llm) / 1e6, be->ops->name, be->n_threads, n_prompt, pf_tps,
+               name, (double)dv_llm_param_count(llm) / 1e6, be->ops->name, be->n_threads, n_prompt, pf_tps,
                n_gen, dec_tps, dec_tps > 0 ? 1000.0 / dec_tps : 0, dv_app_peak_rss_mib());
     ret = 0;
     goto done;
@@ -132,6 +221,7 @@ done:
     free(ids);
     free(logits);
     dv_llm_free(llm);
+    dv_duo_pattern_free(pat);
     dv_backend_free(be);
     return ret;
 }

@@ -136,17 +136,79 @@ static void bfree(dv_encoder *e, void *p) {
     if (p) e->be->ops->free(e->be, p);
 }
 
+// GPU backends: every weight is copied once to device memory in its file dtype.
+static int upload_weights(dv_encoder *e) {
+    enc_weights *w = &e->w;
+    const int n_max = 12 + 16 * e->c.n_run;
+    dv_tensor **ts = calloc((size_t)n_max, sizeof *ts);
+    e->dev_weights = calloc((size_t)n_max, sizeof *e->dev_weights);
+    if (!ts || !e->dev_weights) {
+        free(ts);
+        return dv_error_set(DV_ENOMEM, "encoder: out of memory");
+    }
+    int n = 0;
+    dv_tensor *top[] = {&w->patch_w, &w->patch_b, &w->cls,    &w->pos,  &w->pre_w, &w->pre_b,
+                        &w->pool_w,  &w->pool_b,  &w->p1_w,   &w->p1_b, &w->p2_w,  &w->p2_b};
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) ts[n++] = top[i];
+    for (int l = 0; l < e->c.n_run; l++) {
+        enc_layer *L = &w->layers[l];
+        dv_tensor *lt[] = {&L->ln1_w, &L->ln1_b, &L->ln2_w, &L->ln2_b, &L->q_w,   &L->q_b,   &L->k_w,   &L->k_b,
+                           &L->v_w,   &L->v_b,   &L->o_w,   &L->o_b,   &L->fc1_w, &L->fc1_b, &L->fc2_w, &L->fc2_b};
+        for (size_t i = 0; i < sizeof lt / sizeof lt[0]; i++) ts[n++] = lt[i];
+    }
+    int rc = 0;
+    for (int i = 0; !rc && i < n; i++) {
+        dv_tensor *t = ts[i];
+        if (!t->data) continue;
+        const size_t nb = dv_tensor_nbytes(t);
+        void *d = e->be->ops->alloc(e->be, nb);
+        if (!d) {
+            rc = dv_error_prefix(DV_ENOMEM, "encoder: uploading tensor '%s'", t->name ? t->name : "?");
+            break;
+        }
+        e->dev_weights[e->n_dev_weights++] = d;
+        rc = e->be->ops->upload(e->be, d, t->data, nb);
+        t->data = d;
+        t->device = e->be->device;
+    }
+    free(ts);
+    return rc;
+}
+
+// Host memory (GPU backends' host-side buffers); same failure protocol as balloc.
+static void *halloc(size_t n, int *fail) {
+    if (*fail) return NULL;
+    void *p = malloc(n ? n : 1);
+    if (!p) *fail = 1;
+    return p;
+}
+
 static int alloc_buffers(dv_encoder *e) {
     const enc_config *c = &e->c;
     const size_t B = (size_t)e->max_batch, T = (size_t)c->n_pos, D = (size_t)c->hidden, S = (size_t)c->image_size;
     const size_t PP = 3 * (size_t)c->patch * c->patch, tok = (size_t)c->tokens;
     const size_t s2 = (size_t)(c->pool_stride ? c->pool_stride * c->pool_stride : 1);
     int fail = 0;
-    e->u8 = balloc(e, B * S * S * 3, &fail);
-    e->pix = balloc(e, B * 3 * S * S * sizeof(float), &fail);
-    e->patches = balloc(e, B * c->n_patches * PP * sizeof(float), &fail);
+    if (e->gpu) { // host-side steps (preprocessing, im2col, pooling) work in host memory
+        e->u8 = halloc(B * S * S * 3, &fail);
+        e->pix = halloc(B * 3 * S * S * sizeof(float), &fail);
+        e->patches = halloc(B * c->n_patches * PP * sizeof(float), &fail);
+        e->pos_ids = halloc(T * sizeof(int32_t), &fail);
+        e->patches_dev = balloc(e, B * c->n_patches * PP * sizeof(float), &fail);
+        e->pos_ids_dev = balloc(e, T * sizeof(int32_t), &fail);
+        e->out_dev = balloc(e, B * tok * (size_t)c->d_model * sizeof(float), &fail);
+        if (c->pool != ENC_POOL_NONE) {
+            e->sel_host = halloc(B * c->n_sel * (size_t)c->d_sel * sizeof(float), &fail);
+            e->pool_host = halloc(B * tok * (c->pool == ENC_POOL_CONV ? c->d_sel * s2 : (size_t)c->pool_out) *
+                                      sizeof(float), &fail);
+        }
+    } else {
+        e->u8 = balloc(e, B * S * S * 3, &fail);
+        e->pix = balloc(e, B * 3 * S * S * sizeof(float), &fail);
+        e->patches = balloc(e, B * c->n_patches * PP * sizeof(float), &fail);
+        e->pos_ids = balloc(e, T * sizeof(int32_t), &fail);
+    }
     e->pos = balloc(e, T * D * sizeof(float), &fail);
-    e->pos_ids = balloc(e, T * sizeof(int32_t), &fail);
     e->h = balloc(e, B * T * D * sizeof(float), &fail);
     e->a = balloc(e, B * T * D * sizeof(float), &fail);
     e->q = balloc(e, B * T * D * sizeof(float), &fail);
@@ -164,12 +226,18 @@ static int alloc_buffers(dv_encoder *e) {
     // position table (T, D) F32 = position_embedding, plus the class embedding in row 0 (CLIP): built
     // once with the embed op (which converts the file dtype), so the forward only adds it
     for (size_t i = 0; i < T; i++) e->pos_ids[i] = (int32_t)i;
-    dv_tensor ids = dv_tensor_1d(DV_DTYPE_I32, e->pos_ids, (int64_t)T);
+    int32_t *ids_dev = e->pos_ids;
+    if (e->gpu) {
+        int rc = e->be->ops->upload(e->be, e->pos_ids_dev, e->pos_ids, T * sizeof(int32_t));
+        if (rc) return rc;
+        ids_dev = e->pos_ids_dev;
+    }
+    dv_tensor ids = dv_tensor_1d(DV_DTYPE_I32, ids_dev, (int64_t)T);
     dv_tensor pos = dv_tensor_2d(DV_DTYPE_F32, e->pos, (int64_t)T, (int64_t)D);
     e->be->ops->embed(e->be, &pos, &e->w.pos, &ids);
     if (c->has_cls) {
         dv_tensor row0 = dv_tensor_2d(DV_DTYPE_F32, e->a, 1, (int64_t)D); // scratch
-        dv_tensor id0 = dv_tensor_1d(DV_DTYPE_I32, e->pos_ids, 1);
+        dv_tensor id0 = dv_tensor_1d(DV_DTYPE_I32, ids_dev, 1);
         e->be->ops->embed(e->be, &row0, &e->w.cls, &id0);
         dv_tensor p0 = dv_tensor_rows(&pos, 0, 1);
         e->be->ops->add(e->be, &p0, &p0, &row0);
@@ -211,13 +279,10 @@ int dv_encoder_open(const char *model_dir, const dv_encoder_params *params, dv_e
         }
         e->own_be = 1;
     }
-    if (e->be->device != DV_DEVICE_CPU) {
-        // the pooling / token selection steps run on host memory between backend ops
-        rc = dv_error_set(DV_EUNSUPPORTED, "encoder: backend '%s' is not supported (the encoder runs on the CPU "
-                          "backend)", e->be->ops->name);
-        goto fail;
-    }
-    e->n_threads = e->be->n_threads > 0 ? e->be->n_threads : omp_get_max_threads();
+    e->gpu = e->be->device != DV_DEVICE_CPU;
+    if (e->gpu && (rc = upload_weights(e))) goto fail;
+    // host steps (preprocessing, im2col) use every core also when the backend is a GPU
+    e->n_threads = e->be->n_threads > 0 && !e->gpu ? e->be->n_threads : omp_get_max_threads();
     e->max_batch = p.max_batch;
     e->preps = calloc((size_t)e->n_threads, sizeof *e->preps);
     e->prep_rc = calloc((size_t)e->max_batch, sizeof *e->prep_rc);
@@ -253,14 +318,23 @@ fail: // the messages already name the file (config.json, the processor config, 
 void dv_encoder_free(dv_encoder *e) {
     if (!e) return;
     if (e->be) {
-        void *bufs[] = {e->u8, e->pix, e->patches, e->pos, e->pos_ids, e->h, e->a, e->q, e->k,
-                        e->v, e->att, e->f, e->sel, e->win, e->pooled, e->proj};
+        void *bufs[] = {e->pos, e->h, e->a, e->q, e->k, e->v, e->att, e->f, e->sel, e->win, e->pooled, e->proj,
+                        e->patches_dev, e->pos_ids_dev, e->out_dev};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bfree(e, bufs[i]);
+        void *host[] = {e->u8, e->pix, e->patches, e->pos_ids};
+        for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) {
+            if (e->gpu) free(host[i]);
+            else bfree(e, host[i]);
+        }
+        for (int i = 0; i < e->n_dev_weights; i++) bfree(e, e->dev_weights[i]);
         if (e->own_be) dv_backend_free(e->be);
     }
     for (int i = 0; e->preps && i < e->n_threads; i++) dv_prep_free(e->preps[i]);
     free(e->preps);
     free(e->prep_rc);
+    free(e->dev_weights);
+    free(e->sel_host);
+    free(e->pool_host);
     free(e->w.layers);
     dv_safetensors_free(e->st);
     free(e);

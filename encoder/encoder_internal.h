@@ -85,6 +85,17 @@ struct dv_encoder {
     float *win;      // (B * tokens, d_sel * s * s) conv pooling windows (conv mode only)
     float *pooled;   // (B * tokens, pool_out) after pooling (NeXT-Video)
     float *proj;     // (B * tokens, d_model) projector hidden
+    // GPU backends (gpu = 1): u8, pix, patches and pos_ids above are host memory (malloc), the
+    // weights are device copies, and these carry data between host steps and the device; all NULL
+    // on the CPU backend, whose memory is host memory.
+    int gpu;
+    void **dev_weights;   // device copies of the weights, owned
+    int n_dev_weights;
+    float *patches_dev;   // (B * NP, 3 * P * P) device copy of patches
+    int32_t *pos_ids_dev; // (T)
+    float *sel_host;      // (B * n_sel, d_sel) host mirror of sel (pooling runs on the host)
+    float *pool_host;     // host mirror of win (conv) or pooled (avg / max)
+    float *out_dev;       // (B * tokens, d_model) projector output before its download
 };
 
 // encoder_config.c: parse MODEL_DIR/config.json into c (no tensors yet). Errors name config.json.

@@ -1,7 +1,9 @@
 // vit.c: the forward pass of a batch of frames: patch embedding (as a matmul over im2col rows),
 // class + position embeddings, pre-norm transformer blocks (biased attention and MLP), feature layer
 // selection, LLaVA-NeXT-Video's spatial pooling, and the two-layer projector. Heavy math goes through
-// the backend ops; token gathering and pooling are short host loops (the encoder is CPU-only).
+// the backend ops; im2col and pooling are short host loops. On a GPU backend the patches are uploaded
+// once per batch, feature rows are gathered with strided device copies, pooling goes through host
+// mirrors (allocated at open), and the projector output is downloaded into the caller's buffer.
 #include "encoder/encoder_internal.h"
 
 #include "core/dv_error.h"
@@ -25,6 +27,8 @@ void enc_im2col(dv_encoder *e, const float *pixels, int nb) {
                 memcpy(o + (ch * P + ky) * P, img + ((size_t)ch * S + (size_t)py * P + ky) * S + (size_t)px * P,
                        (size_t)P * sizeof(float));
     }
+    if (e->gpu) // (a failed upload is sticky: the forward's synchronize reports it)
+        e->be->ops->upload(e->be, e->patches_dev, e->patches, (size_t)rows * PP * sizeof(float));
 }
 
 double enc_flops_per_frame(const enc_config *c) {
@@ -43,6 +47,21 @@ static void capture(dv_encoder *e, int idx, int nb) {
     const int T = c->n_pos, D = c->hidden;
     for (int j = 0; j < c->n_feat; j++) {
         if (c->feat[j] != idx) continue;
+        if (e->gpu) { // per frame: n_sel rows of D floats into a column block of sel
+            const dv_backend_ops *op = e->be->ops;
+            for (int b = 0; b < nb; b++) {
+                float *dst = e->sel + (size_t)b * c->n_sel * c->d_sel + (size_t)j * D;
+                const float *src = e->h + ((size_t)b * T + c->drop_cls) * D;
+                if (op->copy_2d) {
+                    op->copy_2d(e->be, dst, (size_t)c->d_sel * sizeof(float), src, (size_t)D * sizeof(float),
+                                (size_t)D * sizeof(float), (size_t)c->n_sel);
+                } else {
+                    for (int t = 0; t < c->n_sel; t++)
+                        op->copy(e->be, dst + (size_t)t * c->d_sel, src + (size_t)t * D, (size_t)D * sizeof(float));
+                }
+            }
+            continue;
+        }
         const int rows = nb * c->n_sel;
 #pragma omp parallel for schedule(static) num_threads(e->n_threads)
         for (int r = 0; r < rows; r++) {
@@ -55,15 +74,14 @@ static void capture(dv_encoder *e, int idx, int nb) {
 // nn.AvgPool2d / MaxPool2d (kernel = stride = s, no padding) over each frame's (g, g, C) token grid,
 // or the windows of the Conv2d (gathered as (C, ky, kx) rows for a matmul). Token order is row-major
 // over the pooled grid, as HF's flatten(2).transpose(1, 2) leaves it.
-static void pool(dv_encoder *e, int nb) {
+static void pool_host(dv_encoder *e, int nb, const float *sel, float *dst) {
     const enc_config *c = &e->c;
     const int g = c->sel_grid, s = c->pool_stride, pg = c->pool_grid, C = c->d_sel;
     const int rows = nb * pg * pg;
-    float *dst = c->pool == ENC_POOL_CONV ? e->win : e->pooled;
 #pragma omp parallel for schedule(static) num_threads(e->n_threads)
     for (int r = 0; r < rows; r++) {
         const int b = r / (pg * pg), oy = (r / pg) % pg, ox = r % pg;
-        const float *src = e->sel + (size_t)b * c->n_sel * C;
+        const float *src = sel + (size_t)b * c->n_sel * C;
         if (c->pool == ENC_POOL_CONV) {
             float *o = dst + (size_t)r * C * s * s;
             for (int ch = 0; ch < C; ch++)
@@ -89,6 +107,23 @@ static void pool(dv_encoder *e, int nb) {
     }
 }
 
+// Pooling of e->sel into e->win (conv) / e->pooled: in place on the CPU backend, through the host
+// mirrors on a GPU.
+static void pool(dv_encoder *e, int nb) {
+    const enc_config *c = &e->c;
+    float *dst = c->pool == ENC_POOL_CONV ? e->win : e->pooled;
+    if (!e->gpu) {
+        pool_host(e, nb, e->sel, dst);
+        return;
+    }
+    const dv_backend_ops *op = e->be->ops;
+    const size_t tok = (size_t)nb * c->tokens;
+    const size_t width = c->pool == ENC_POOL_CONV ? (size_t)c->d_sel * c->pool_stride * c->pool_stride : (size_t)c->pool_out;
+    if (op->download(e->be, e->sel_host, e->sel, (size_t)nb * c->n_sel * c->d_sel * sizeof(float))) return; // sticky
+    pool_host(e, nb, e->sel_host, e->pool_host);
+    op->upload(e->be, dst, e->pool_host, tok * width * sizeof(float));
+}
+
 void enc_forward(dv_encoder *e, int nb, float *out) {
     const enc_config *c = &e->c;
     const enc_weights *w = &e->w;
@@ -112,8 +147,15 @@ void enc_forward(dv_encoder *e, int nb, float *out) {
     for (int b = 0; b < nb; b++) {
         dv_tensor hb = dv_tensor_rows(&h, (int64_t)b * T, T);
         dv_tensor y = dv_tensor_rows(&hb, c->has_cls, NP);
-        dv_tensor x = dv_tensor_2d(DV_DTYPE_F32, e->patches + (size_t)b * NP * PP, NP, PP);
+        float *patches = e->gpu ? e->patches_dev : e->patches;
+        dv_tensor x = dv_tensor_2d(DV_DTYPE_F32, patches + (size_t)b * NP * PP, NP, PP);
         op->matmul(be, &y, &x, &w->patch_w, pb);
+        if (c->has_cls && e->gpu) { // the class row is cls + pos[0] (the host path's 0 + (cls + pos[0]))
+            dv_tensor p1 = dv_tensor_rows(&pos, 1, NP);
+            op->add(be, &y, &y, &p1);
+            op->copy(be, hb.data, pos.data, (size_t)D * sizeof(float));
+            continue;
+        }
         if (c->has_cls) memset(hb.data, 0, (size_t)D * sizeof(float)); // the class row: 0 + (cls + pos[0])
         op->add(be, &hb, &hb, &pos);
     }
@@ -162,8 +204,9 @@ void enc_forward(dv_encoder *e, int nb, float *out) {
         }
     }
     dv_tensor hid = dv_tensor_2d(DV_DTYPE_F32, e->proj, rows, c->d_model);
-    dv_tensor y = dv_tensor_2d(DV_DTYPE_F32, out, rows, c->d_model);
+    dv_tensor y = dv_tensor_2d(DV_DTYPE_F32, e->gpu ? e->out_dev : out, rows, c->d_model);
     op->matmul(be, &hid, &x, &w->p1_w, w->has_p_b ? &w->p1_b : NULL);
     op->act(be, &hid, &hid, c->proj_act);
     op->matmul(be, &y, &hid, &w->p2_w, w->has_p_b ? &w->p2_b : NULL);
+    if (e->gpu) op->download(be, out, e->out_dev, (size_t)rows * c->d_model * sizeof(float)); // sticky on failure
 }

@@ -110,6 +110,14 @@ typedef struct dv_backend_ops {
     void (*scale)(dv_backend *be, dv_tensor *y, const dv_tensor *a, float s);
     // y = x converted to y's dtype (F32/F16/BF16), same shape; both contiguous.
     void (*convert)(dv_backend *be, dv_tensor *y, const dv_tensor *x);
+
+    // ---- optional (NULL when a backend does not provide it; callers fall back to `copy` per row) ----
+    // Strided device-to-device copy: `rows` rows of `row_bytes` bytes, row i from src + i * src_pitch
+    // to dst + i * dst_pitch (one call instead of one per row: KV-cache appends, feature gathering).
+    int (*copy_2d)(dv_backend *be, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t row_bytes,
+                   size_t rows);
+    // Device memory in use (by the whole process on that device) and its total, in bytes.
+    int (*mem_info)(dv_backend *be, size_t *used, size_t *total);
 } dv_backend_ops;
 
 struct dv_backend {

@@ -62,6 +62,10 @@ int dv_kv_cache_reserve(dv_kv_cache *c, int64_t T);
 // window: rewinding past what a ring still holds returns DV_EINVAL (clear with n = 0 instead).
 int dv_kv_cache_rewind(dv_kv_cache *c, int64_t n);
 void dv_kv_cache_memory(const dv_kv_cache *c, dv_kv_memory *m);
+// Benchmarks: makes the cache hold n tokens (positions 0 .. n-1) of random keys/values without any
+// model run: every retrieval page and streaming buffer gets one random block (fast on a GPU: device
+// copies only). n below the current length rewinds instead.
+int dv_kv_cache_fill_synthetic(dv_kv_cache *c, int64_t n, uint64_t seed);
 // Per-layer report lines ("layer  3: 2 retrieval (1.0 MiB), 6 streaming (0.6 MiB)") to `f`.
 void dv_kv_cache_print_report(const dv_kv_cache *c, void *file);
 int dv_kv_cache_is_retrieval(const dv_kv_cache *c, int l, int kv_head);

@@ -5,6 +5,7 @@
 #define DV_LLM_SYNTH_H
 
 #include "core/dv_dtype.h"
+#include "llm/dv_llm.h"
 #include "llm/dv_llm_config.h"
 
 #include <stdint.h>
@@ -20,6 +21,14 @@ int dv_llm_synth_preset(const char *name, dv_llm_config *cfg);
 // given std (HF's initializer_range is 0.02; larger values give peakier attention), norm weights 1,
 // deterministic for a seed. dtype: F32, F16 or BF16.
 int dv_llm_synth_write(const char *dir, const dv_llm_config *cfg, dv_dtype dtype, uint64_t seed, double std);
+// The same checkpoint built directly in (host) memory and opened as a model: no file is written; the
+// weights equal those dv_llm_synth_write writes for the same arguments. GPU backends get the weights
+// uploaded and the host copy freed. Errors: bad std/dtype, out of (host or device) memory.
+int dv_llm_open_synthetic(const dv_llm_config *cfg, dv_dtype dtype, uint64_t seed, double std,
+                          const dv_llm_params *params, dv_llm **out);
+// Makes the model's KV cache hold n_tokens tokens of random keys/values without running the model
+// (decode benchmarks at long contexts; see dv_kv_cache_fill_synthetic). n_past becomes n_tokens.
+int dv_llm_fill_kv_synthetic(dv_llm *m, int n_tokens, uint64_t seed);
 // The names listed in --help.
 const char *dv_llm_synth_preset_names(void);
 

@@ -149,37 +149,108 @@ const dv_kv_head_view *dv_kv_cache_views(dv_kv_cache *c, int l) {
     return ly->views;
 }
 
+// n rows of D floats, src rows `src_pitch` floats apart, to consecutive dst rows: one strided copy
+// where the backend has one, else one copy per row.
+static int copy_rows(dv_kv_cache *c, float *dst, const float *src, int64_t src_pitch, int64_t n) {
+    const dv_backend_ops *op = c->be->ops;
+    const size_t row = (size_t)c->D * sizeof(float);
+    if (op->copy_2d) return op->copy_2d(c->be, dst, row, src, (size_t)src_pitch * sizeof(float), row, (size_t)n);
+    for (int64_t r = 0; r < n; r++) {
+        int rc = op->copy(c->be, dst + r * c->D, src + r * src_pitch, row);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int dv_kv_cache_append(dv_kv_cache *c, int l, const dv_tensor *k_new, const dv_tensor *v_new) {
     kv_layer *ly = &c->layers[l];
-    const int64_t T = k_new->ne[0], D = c->D, P = c->P, S = c->sink, R = c->recent, W = S + R;
+    const int64_t T = k_new->ne[0], D = c->D, P = c->P, S = c->sink, R = c->recent, W = S + R, Hkv = c->Hkv;
     DV_ASSERT(k_new->ne[1] == c->Hkv && k_new->ne[2] == D && dv_tensor_is_contiguous(k_new));
     DV_ASSERT(v_new->ne[0] == T && dv_tensor_is_contiguous(v_new));
     DV_ASSERT(c->len + T <= (int64_t)ly->n_pages * P || !ly->n_ret); // reserve() ran
-    const dv_backend_ops *op = c->be->ops;
     const float *kn = k_new->data, *vn = v_new->data;
-    const size_t row = (size_t)D * sizeof(float);
-    for (int64_t t = 0; t < T; t++) {
-        const int64_t pos = c->len + t;
-        for (int h = 0; h < c->Hkv; h++) {
-            const int64_t s = ly->slot[h];
-            const float *ks = kn + (t * c->Hkv + h) * D, *vs = vn + (t * c->Hkv + h) * D;
+    const int64_t end = c->len + T;
+    for (int h = 0; h < c->Hkv; h++) {
+        const int64_t s = ly->slot[h];
+        // runs of consecutive positions [p, p + cnt) that land in consecutive destination rows
+        for (int64_t p = c->len; p < end;) {
+            int64_t cnt;
             float *kd, *vd;
             if (ly->is_ret[h]) {
-                const int64_t off = (s * P + pos % P) * D;
-                kd = ly->k_pages[pos / P] + off;
-                vd = ly->v_pages[pos / P] + off;
+                cnt = P - p % P < end - p ? P - p % P : end - p; // to the end of the page
+                const int64_t off = (s * P + p % P) * D;
+                kd = ly->k_pages[p / P] + off;
+                vd = ly->v_pages[p / P] + off;
+            } else if (p < S) {
+                cnt = S - p < end - p ? S - p : end - p; // the sink
+                kd = ly->k_str + (s * W + p) * D;
+                vd = ly->v_str + (s * W + p) * D;
             } else {
-                if (pos >= S && pos < c->len + T - R) continue; // overwritten later in this chunk
-                const int64_t slot = pos < S ? pos : S + (pos - S) % R;
-                kd = ly->k_str + (s * W + slot) * D;
-                vd = ly->v_str + (s * W + slot) * D;
+                if (p < end - R) { // overwritten later in this chunk
+                    p = end - R;
+                    continue;
+                }
+                const int64_t slot = (p - S) % R;
+                cnt = R - slot < end - p ? R - slot : end - p; // to the end of the ring
+                kd = ly->k_str + (s * W + S + slot) * D;
+                vd = ly->v_str + (s * W + S + slot) * D;
             }
-            int rc = op->copy(c->be, kd, ks, row);
-            if (!rc) rc = op->copy(c->be, vd, vs, row);
+            const int64_t t = p - c->len;
+            int rc = copy_rows(c, kd, kn + (t * Hkv + h) * D, Hkv * D, cnt);
+            if (!rc) rc = copy_rows(c, vd, vn + (t * Hkv + h) * D, Hkv * D, cnt);
             if (rc) return rc;
+            p += cnt;
         }
     }
     return 0;
+}
+
+int dv_kv_cache_fill_synthetic(dv_kv_cache *c, int64_t n, uint64_t seed) {
+    if (n < c->len) return dv_kv_cache_rewind(c, n);
+    int rc = dv_kv_cache_reserve(c, n - c->len);
+    if (rc) return rc;
+    // one random block, the size of the largest page / streaming buffer, copied into every page and
+    // every streaming buffer: attention's work does not depend on the values
+    size_t nf = 0;
+    for (int l = 0; l < c->L; l++) {
+        const kv_layer *ly = &c->layers[l];
+        const size_t pg = (size_t)ly->n_ret * (size_t)c->P * (size_t)c->D;
+        const size_t st = (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D;
+        nf = pg > nf ? pg : nf;
+        nf = st > nf ? st : nf;
+    }
+    if (!nf) {
+        c->len = n;
+        return 0;
+    }
+    const dv_backend_ops *op = c->be->ops;
+    float *host = malloc(nf * sizeof(float)), *blk = op->alloc(c->be, nf * sizeof(float));
+    if (!host || !blk) {
+        free(host);
+        if (blk) op->free(c->be, blk);
+        return dv_error_set(DV_ENOMEM, "KV cache fill: out of memory (%.1f MiB)", (double)nf * 4 / (1 << 20));
+    }
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < nf; i++) { // xorshift64*: values in [-1, 1)
+        x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+        host[i] = (float)((x * 0x2545f4914f6cdd1dull) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+    }
+    rc = op->upload(c->be, blk, host, nf * sizeof(float));
+    for (int l = 0; !rc && l < c->L; l++) {
+        kv_layer *ly = &c->layers[l];
+        const size_t pg = page_bytes(c, ly), st = (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D * 4;
+        for (int i = 0; !rc && i < ly->n_pages; i++) {
+            rc = op->copy(c->be, ly->k_pages[i], blk, pg);
+            if (!rc) rc = op->copy(c->be, ly->v_pages[i], blk, pg);
+        }
+        if (!rc && st) rc = op->copy(c->be, ly->k_str, blk, st);
+        if (!rc && st) rc = op->copy(c->be, ly->v_str, blk, st);
+    }
+    if (!rc) rc = op->synchronize(c->be);
+    op->free(c->be, blk);
+    free(host);
+    if (!rc) c->len = n;
+    return rc;
 }
 
 void dv_kv_cache_commit(dv_kv_cache *c, int64_t T) { c->len += T; }

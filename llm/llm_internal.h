@@ -25,7 +25,9 @@ typedef void (*dv_llm_observer)(void *ctx, int layer, const dv_tensor *q, const 
 struct dv_llm {
     dv_llm_config cfg;
     dv_backend *be;      // not owned
-    dv_safetensors *st;  // owned: the mapped checkpoint the weight views point into
+    dv_safetensors *st;  // owned: the mapped checkpoint the weight views point into (NULL: synthetic)
+    void *synth_host;    // owned: synthetic weights built in memory (llm_synth.c), NULL once uploaded
+    size_t synth_bytes;  // their size
     dv_rope rope;
 
     dv_tensor tok_embd;  // (V, H)
@@ -56,6 +58,10 @@ struct dv_llm {
     int32_t *ids;   // (B) token ids
     int32_t *pos_host, *ids_host; // (B) host staging, owned
 };
+
+// The second half of dv_llm_open, once cfg, rope, the weight views and n_params are set: uploads the
+// weights (GPU backends), makes the KV cache and the activation buffers. The caller frees m on error.
+int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model_dir);
 
 // Forward of up to n_batch tokens (llm_forward.c); logits_out / hidden_out (host) may be NULL.
 int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T, float *logits_out, int all_logits,

@@ -159,7 +159,19 @@ int dv_llm_open(const char *model_dir, const dv_llm_params *params, dv_llm **out
         m->lm_head = m->tok_embd;
     }
     m->n_params = b.n_params;
-    if (m->be->device != DV_DEVICE_CPU && (rc = upload_weights(m))) goto fail;
+    if ((rc = dv_llm_open_finish(m, params, model_dir))) goto fail;
+    *out = m;
+    return 0;
+fail:
+    dv_llm_free(m);
+    return rc;
+}
+
+int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model_dir) {
+    const dv_llm_config *c = &m->cfg;
+    const int64_t V = c->vocab_size, H = c->hidden_size;
+    int rc;
+    if (m->be->device != DV_DEVICE_CPU && (rc = upload_weights(m))) return rc;
     if (c->sliding_window > 0)
         DV_LOG_WARN("%s: config sets sliding_window=%d; duovid attends to the whole context (sliding window ignored)",
                     model_dir, c->sliding_window);
@@ -175,10 +187,7 @@ int dv_llm_open(const char *model_dir, const dv_llm_params *params, dv_llm **out
     dv_kv_cache_params kp = {.backend = m->be, .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads,
                              .head_dim = c->head_dim, .n_ctx = m->n_ctx, .pattern = params->pattern,
                              .prefill = params->duo_prefill};
-    if ((rc = dv_kv_cache_init(&kp, &m->kv))) {
-        dv_error_prefix(rc, "%s", model_dir);
-        goto fail;
-    }
+    if ((rc = dv_kv_cache_init(&kp, &m->kv))) return dv_error_prefix(rc, "%s", model_dir);
     m->k_new = be_alloc(m, B * KD * sizeof(float), &rc);
     m->v_new = be_alloc(m, B * KD * sizeof(float), &rc);
     m->x = be_alloc(m, B * (size_t)H * sizeof(float), &rc);
@@ -190,20 +199,13 @@ int dv_llm_open(const char *model_dir, const dv_llm_params *params, dv_llm **out
     m->logits = be_alloc(m, B * (size_t)V * sizeof(float), &rc);
     m->pos = be_alloc(m, B * sizeof(int32_t), &rc);
     m->ids = be_alloc(m, B * sizeof(int32_t), &rc);
-    if (rc) goto fail;
+    if (rc) return rc;
     m->pos_host = malloc(B * sizeof(int32_t));
     m->ids_host = malloc(B * sizeof(int32_t));
-    if (!m->pos_host || !m->ids_host) {
-        rc = dv_error_set(DV_ENOMEM, "out of memory");
-        goto fail;
-    }
+    if (!m->pos_host || !m->ids_host) return dv_error_set(DV_ENOMEM, "out of memory");
     DV_LOG_DEBUG("%s: %s, %d layers, hidden %d, heads %d/%d, ctx %d, batch %d", model_dir, c->arch_name,
                  c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, m->n_ctx, m->n_batch);
-    *out = m;
     return 0;
-fail:
-    dv_llm_free(m);
-    return rc;
 }
 
 void dv_llm_free(dv_llm *m) {
@@ -218,6 +220,7 @@ void dv_llm_free(dv_llm *m) {
     free(m->ids_host);
     free(m->layers);
     dv_safetensors_free(m->st);
+    free(m->synth_host);
     free(m);
 }
 
@@ -225,7 +228,7 @@ const dv_llm_config *dv_llm_get_config(const dv_llm *m) { return &m->cfg; }
 int dv_llm_n_ctx(const dv_llm *m) { return m->n_ctx; }
 int dv_llm_n_past(const dv_llm *m) { return m->n_past; }
 int64_t dv_llm_param_count(const dv_llm *m) { return m->n_params; }
-size_t dv_llm_weight_bytes(const dv_llm *m) { return dv_safetensors_total_bytes(m->st); }
+size_t dv_llm_weight_bytes(const dv_llm *m) { return m->st ? dv_safetensors_total_bytes(m->st) : m->synth_bytes; }
 
 size_t dv_llm_kv_bytes(const dv_llm *m) {
     dv_kv_memory mem;

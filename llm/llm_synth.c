@@ -1,8 +1,14 @@
-// llm_synth.c: write random-weight Llama checkpoints in the Hugging Face layout (streamed).
+// llm_synth.c: random-weight Llama checkpoints: written in the Hugging Face layout (streamed), or
+// built directly in memory and opened as a dv_llm (benchmarks of 7B/8B shapes without any file);
+// and a fast synthetic fill of a model's KV cache (decode benchmarks at long contexts).
 #include "llm/dv_llm_synth.h"
 
 #include "core/dv_error.h"
+#include "core/dv_log.h"
 #include "core/dv_safetensors.h"
+#include "llm/llm_internal.h"
+
+#include <omp.h>
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -183,5 +189,112 @@ done:
     free(ts);
     free(fc);
     free(names);
+    return rc;
+}
+
+// ---- in memory ----
+
+// The tensors of a synthetic checkpoint, in the writer's order (so the fill keys, hence the values,
+// are those of dv_llm_synth_write with the same seed).
+typedef struct synth_tensor {
+    dv_tensor *t;
+    int64_t d0, d1;
+    int is_norm;
+} synth_tensor;
+
+int dv_llm_open_synthetic(const dv_llm_config *cfg, dv_dtype dtype, uint64_t seed, double std,
+                          const dv_llm_params *params, dv_llm **out) {
+    *out = NULL;
+    DV_ASSERT(params && params->backend);
+    const float amp = (float)(std * 1.7320508075688772);
+    if (!(std >= 0 && std < 100)) return dv_error_set(DV_EINVAL, "synthetic weight std %g is out of range", std);
+    if (dtype != DV_DTYPE_F32 && dtype != DV_DTYPE_F16 && dtype != DV_DTYPE_BF16)
+        return dv_error_set(DV_EINVAL, "synthetic weights must be F32, F16 or BF16");
+    dv_llm *m = calloc(1, sizeof *m);
+    if (!m) return dv_error_set(DV_ENOMEM, "out of memory");
+    m->be = params->backend;
+    m->cfg = *cfg;
+    const dv_llm_config *c = &m->cfg;
+    int rc;
+    synth_tensor *ts = NULL;
+    if ((rc = dv_llm_config_rope(c, &m->rope))) goto fail;
+    const int L = c->n_layers, n_max = 3 + 9 * L;
+    const int64_t V = c->vocab_size, H = c->hidden_size, F = c->intermediate_size,
+                  QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
+    m->layers = calloc((size_t)L, sizeof *m->layers);
+    ts = calloc((size_t)n_max, sizeof *ts);
+    if (!m->layers || !ts) {
+        rc = dv_error_set(DV_ENOMEM, "out of memory");
+        goto fail;
+    }
+    int n = 0;
+#define SADD(tp, a, b, norm) ts[n++] = (synth_tensor){(tp), (a), (b), (norm)}
+    SADD(&m->tok_embd, V, H, 0);
+    for (int l = 0; l < L; l++) {
+        dv_llm_layer *y = &m->layers[l];
+        SADD(&y->attn_norm, H, 0, 1);
+        SADD(&y->wq, QD, H, 0);
+        SADD(&y->wk, KD, H, 0);
+        SADD(&y->wv, KD, H, 0);
+        SADD(&y->wo, H, QD, 0);
+        SADD(&y->ffn_norm, H, 0, 1);
+        SADD(&y->w_gate, F, H, 0);
+        SADD(&y->w_up, F, H, 0);
+        SADD(&y->w_down, H, F, 0);
+    }
+    SADD(&m->out_norm, H, 0, 1);
+    if (!c->tie_word_embeddings) SADD(&m->lm_head, V, H, 0);
+#undef SADD
+    // one host block for all weights (64-byte aligned tensors), filled in parallel
+    const size_t es = dv_dtype_size(dtype);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += ((size_t)(ts[i].d0 * (ts[i].d1 ? ts[i].d1 : 1)) * es + 63) / 64 * 64;
+    char *base = aligned_alloc(64, total ? total : 64);
+    if (!base) {
+        rc = dv_error_set(DV_ENOMEM, "synthetic weights: cannot allocate %.1f GiB of host memory",
+                          (double)total / (1 << 30));
+        goto fail;
+    }
+    m->synth_host = base;
+    m->synth_bytes = total;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const int64_t shape[2] = {ts[i].d0, ts[i].d1};
+        const size_t ne = (size_t)(ts[i].d0 * (ts[i].d1 ? ts[i].d1 : 1));
+        *ts[i].t = dv_tensor_make(dtype, base + off, ts[i].d1 ? 2 : 1, shape);
+        ts[i].t->name = "synthetic weight";
+        m->n_params += (int64_t)ne;
+        const fill_ctx fc = {dtype, splitmix(seed * 1000003u + (uint64_t)i), ts[i].is_norm ? 0 : amp, 1.0f};
+        const size_t step = (size_t)1 << 20;
+        char *dst = base + off;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (size_t e0 = 0; e0 < ne; e0 += step) {
+            fill_ctx f = fc;
+            fill(dst + e0 * es, ne - e0 < step ? ne - e0 : step, e0, &f);
+        }
+        off += (ne * es + 63) / 64 * 64;
+    }
+    if (c->tie_word_embeddings) m->lm_head = m->tok_embd;
+    char label[96];
+    snprintf(label, sizeof label, "synthetic %s", c->arch_name);
+    if ((rc = dv_llm_open_finish(m, params, label))) goto fail;
+    if (m->be->device != DV_DEVICE_CPU) { // the device holds the weights now
+        free(m->synth_host);
+        m->synth_host = NULL;
+    }
+    free(ts);
+    *out = m;
+    return 0;
+fail:
+    free(ts);
+    dv_llm_free(m);
+    return rc;
+}
+
+int dv_llm_fill_kv_synthetic(dv_llm *m, int n_tokens, uint64_t seed) {
+    if (n_tokens < 0 || n_tokens > m->n_ctx)
+        return dv_error_set(DV_EINVAL, "cannot fill the KV cache with %d tokens (context size %d)", n_tokens, m->n_ctx);
+    int rc = dv_kv_cache_fill_synthetic(m->kv, n_tokens, seed);
+    if (!rc) m->n_past = n_tokens;
     return rc;
 }

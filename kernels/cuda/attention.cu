@@ -1,13 +1,15 @@
-// attention.cu: attention with an online softmax, one warp per (query row, query head): lanes split
-// the head dim for the q.k dot products and the output accumulator, so no score matrix exists.
-//  - dv_cuda_attention: q (Tq, Hq, D) over k, v (Tk, Hkv, D) with any strides; causal with a position
-//    offset or not (ViT); GQA.
-//  - dv_cuda_attention_kv: the DuoAttention cache path: per kv head, cached segments (retrieval
-//    pages, or streaming sink + ring pieces with a window mask) then the chunk's own keys; invisible
-//    keys are skipped, never scored (the CPU twin is kernels/cpu/attention_kv.c).
-// Correct first: the tensor-core prefill kernel and split-K decode of the CUDA issue replace these
-// once a GPU can verify them.
+// attention.cu: the plain fp32 attention kernels (one warp per (query row, query head), online
+// softmax, no score matrix) and the dispatch of the attention / attention_kv ops:
+//  - flash_attn.cu: tensor-core prefill (bf16 mma, fp32 accumulation) for head dims 16/32/64/128
+//    when the K/V rows are 16-byte aligned;
+//  - flash_decode.cu: split-K decode (one query token) for head dims 64/128, GQA groups <= 8;
+//  - these fp32 kernels for everything else (odd head dims, misaligned strides, GQA groups > 8).
+// The CPU twins are kernels/cpu/attention.c and attention_kv.c. DV_ATTN_FP32=1 in the environment
+// forces the fp32 kernels (for comparisons on a GPU).
+#include "kernels/cuda/attn_table.cuh"
 #include "kernels/cuda/common.cuh"
+
+#include <stdlib.h>
 
 #define DV_MAX_PER_LANE 32 // head_dim <= 1024
 
@@ -49,52 +51,22 @@ static __global__ void attention_kernel(float *out, const float *q, const float 
     for (int i = lane, j = 0; i < D; i += 32, j++) out[t * os0 + h * os1 + i] = acc[j] * inv;
 }
 
-void dv_cuda_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
-                       const dv_attn_params *p) {
-    const long long Tq = q->ne[0], Hq = q->ne[1], D = q->ne[2], Tk = k->ne[0], Hkv = k->ne[1];
-    DV_ASSERT(D <= 32 * DV_MAX_PER_LANE && Hq % Hkv == 0 && q->nb[2] == 4 && k->nb[2] == 4 && v->nb[2] == 4);
-    if (!Tq) return;
-    const long long warps = Tq * Hq;
-    attention_kernel<<<(unsigned)DV_CEIL_DIV(warps * 32, 128), 128, 0, dv_cuda(be)->stream>>>(
-        (float *)out->data, (const float *)q->data, (const float *)k->data, (const float *)v->data, Tq, (int)Hq, Tk,
-        (int)Hkv, (int)D, (long long)q->nb[0] / 4, (long long)q->nb[1] / 4, (long long)k->nb[0] / 4,
-        (long long)k->nb[1] / 4, (long long)v->nb[0] / 4, (long long)v->nb[1] / 4, (long long)out->nb[0] / 4,
-        (long long)out->nb[1] / 4, p->scale, p->causal, (long long)p->q_pos0);
-    DV_CUDA_LAUNCHED(be, "attention");
-}
-
-// ---- the KV-cache path ----
-struct dv_seg_dev {
-    const float *k, *v;
-    long long pos0, n, stride;
-};
-struct dv_head_dev {
-    int off, cnt;
-    long long sink, window;
-};
+// ---- the run-table path (fp32 kernel for the cases the tensor-core kernels do not take) ----
 
 // keys at positions [pos0, pos0 + n) of one run, restricted to what position p sees
-__device__ void attend_run(online &st, float *acc, const float *q_l, const float *k, const float *v, long long stride,
-                           long long pos0, long long n, long long p, long long sink, long long window, int D,
-                           float scale) {
-    const long long end = pos0 + n < p + 1 ? pos0 + n : p + 1;
-    if (end <= pos0) return;
-    if (window <= 0) {
-        for (long long r = 0; r < end - pos0; r++) attend_key(st, acc, q_l, k + r * stride, v + r * stride, D, scale);
-        return;
-    }
-    const long long s_end = sink < end ? sink : end;
-    for (long long r = 0; r < s_end - pos0; r++) attend_key(st, acc, q_l, k + r * stride, v + r * stride, D, scale);
-    long long w0 = p - window;
-    if (w0 < pos0) w0 = pos0;
-    if (w0 < s_end) w0 = s_end;
-    for (long long r = w0 - pos0; r < end - pos0; r++) attend_key(st, acc, q_l, k + r * stride, v + r * stride, D, scale);
+__device__ void attend_run(online &st, float *acc, const float *q_l, const dv_run_dev &run, long long p, int causal,
+                           long long sink, long long window, int D, float scale) {
+    long long lo[2], hi[2];
+    const int ni = dv_run_visible(run.pos0, run.n, p, p, causal, sink, window, lo, hi);
+    for (int i = 0; i < ni; i++)
+        for (long long r = lo[i] - run.pos0; r < hi[i] - run.pos0; r++)
+            attend_key(st, acc, q_l, run.k + r * run.ks, run.v + r * run.vs, D, scale);
 }
 
-static __global__ void attention_kv_kernel(float *out, const float *q, const float *kn, const float *vn,
-                                           const dv_seg_dev *segs, const dv_head_dev *heads, long long T, int Hq,
-                                           int Hkv, int D, long long qs0, long long qs1, long long os0, long long os1,
-                                           float scale, long long pos0) {
+static __global__ void attention_runs_kernel(float *out, const float *q, const dv_run_dev *runs,
+                                             const dv_head_dev *heads, long long T, int Hq, int Hkv, int D,
+                                             long long qs0, long long qs1, long long os0, long long os1, float scale,
+                                             int causal, long long pos0) {
     const long long w = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     if (w >= T * Hq) return;
     const long long t = w / Hq, p = pos0 + t;
@@ -106,57 +78,199 @@ static __global__ void attention_kv_kernel(float *out, const float *q, const flo
     }
     online st = {-INFINITY, 0.0f};
     const dv_head_dev hd = heads[g];
-    for (int s = 0; s < hd.cnt; s++) {
-        const dv_seg_dev sg = segs[hd.off + s];
-        attend_run(st, acc, q_l, sg.k, sg.v, sg.stride, sg.pos0, sg.n, p, hd.sink, hd.window, D, scale);
-    }
-    attend_run(st, acc, q_l, kn + (long long)g * D, vn + (long long)g * D, (long long)Hkv * D, pos0, T, p, hd.sink,
-               hd.window, D, scale);
+    for (int s = 0; s < hd.cnt; s++) attend_run(st, acc, q_l, runs[hd.off + s], p, causal, hd.sink, hd.window, D, scale);
     const float inv = st.l > 0 ? 1.0f / st.l : 0.0f;
     for (int i = lane, j = 0; i < D; i += 32, j++) out[t * os0 + h * os1 + i] = acc[j] * inv;
+}
+
+// ---- host: tables ----
+
+static int force_fp32(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("DV_ATTN_FP32");
+        v = e && *e && *e != '0';
+    }
+    return v;
+}
+
+static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+// Host staging buffer of the backend, reused across calls; growing keeps its contents (a failure is
+// recorded, sticky).
+static char *host_buf(dv_backend *be, size_t bytes) {
+    dv_cuda_ctx *c = dv_cuda(be);
+    if (c->host_table_bytes < bytes) {
+        char *n = (char *)realloc(c->host_table, bytes);
+        if (!n) {
+            if (!c->status) c->status = dv_error_set(DV_ENOMEM, "attention: out of host memory for the key table");
+            return NULL;
+        }
+        c->host_table = n;
+        c->host_table_bytes = bytes;
+    }
+    return c->host_table;
+}
+
+// One upload of the staged table; returns its device copy.
+static char *upload_table(dv_backend *be, const char *host, size_t bytes) {
+    char *dev = (char *)dv_cuda_table(be, bytes);
+    if (!dev) return NULL;
+    // synchronous w.r.t. the host buffer: pageable memory is staged before cudaMemcpyAsync returns
+    DV_CUDA_CHECK(be, cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, dv_cuda(be)->stream),
+                  "attention key table");
+    return dev;
+}
+
+typedef struct attn_job {
+    float *out;
+    const float *q;
+    long long os0, os1, qs0, qs1, T;
+    int Hq, Hkv, D, causal;
+    long long q_pos0;
+    float scale;
+} attn_job;
+
+// Runs the job over a host run table (runs, heads) staged at the front of the backend's host buffer:
+// split-K decode for one query, else the tensor-core kernel, else the fp32 kernel.
+static void run_job(dv_backend *be, const attn_job *j, int n_runs, int aligned) {
+    char *host = dv_cuda(be)->host_table;
+    const size_t run_bytes = (size_t)n_runs * sizeof(dv_run_dev), head_bytes = (size_t)j->Hkv * sizeof(dv_head_dev);
+    const dv_run_dev *hr = (const dv_run_dev *)host;
+    const dv_head_dev *hh = (const dv_head_dev *)(host + run_bytes);
+    const int fast = aligned && !force_fp32() && (j->qs0 % 2 == 0) && (j->qs1 % 2 == 0) && (j->os0 % 2 == 0) &&
+                     (j->os1 % 2 == 0) && ((uintptr_t)j->q & 7) == 0 && ((uintptr_t)j->out & 7) == 0;
+    if (fast && j->causal && j->T == 1 && dv_cuda_flash_decode_supports(j->D, j->Hq / j->Hkv)) {
+        // visible intervals of each head for the one query position, numbered consecutively
+        const size_t n_iv = 2 * (size_t)n_runs; // at most two visible intervals per run
+        const size_t base = run_bytes + head_bytes, iv_bytes = n_iv * sizeof(dv_ival_dev);
+        const size_t bytes = base + iv_bytes + (size_t)j->Hkv * sizeof(dv_dhead_dev);
+        if (!(host = host_buf(be, bytes))) return;
+        hr = (const dv_run_dev *)host;
+        hh = (const dv_head_dev *)(host + run_bytes);
+        dv_ival_dev *iv = (dv_ival_dev *)(host + base);
+        dv_dhead_dev *dh = (dv_dhead_dev *)(host + base + iv_bytes);
+        int k = 0;
+        long long max_total = 0;
+        for (int g = 0; g < j->Hkv; g++) {
+            long long total = 0;
+            dh[g].off = k;
+            for (int r = 0; r < hh[g].cnt; r++) {
+                const dv_run_dev &run = hr[hh[g].off + r];
+                long long lo[2], hi[2];
+                const int ni = dv_run_visible(run.pos0, run.n, j->q_pos0, j->q_pos0, 1, hh[g].sink, hh[g].window, lo, hi);
+                for (int i = 0; i < ni; i++) {
+                    const long long r0 = lo[i] - run.pos0;
+                    iv[k++] = {run.k + r0 * run.ks, run.v + r0 * run.vs, run.ks, run.vs, hi[i] - lo[i], total};
+                    total += hi[i] - lo[i];
+                }
+            }
+            dh[g].cnt = k - dh[g].off;
+            dh[g].total = total;
+            max_total = total > max_total ? total : max_total;
+        }
+        char *dev = upload_table(be, host + base, iv_bytes + (size_t)j->Hkv * sizeof(dv_dhead_dev));
+        if (!dev) return;
+        if (!dv_cuda_flash_decode(be, j->out, j->os1, j->q, j->qs1, j->Hq, j->Hkv, j->D, (const dv_ival_dev *)dev,
+                                  (const dv_dhead_dev *)(dev + iv_bytes), max_total, j->scale))
+            return;
+    }
+    char *dev = upload_table(be, host, run_bytes + head_bytes);
+    if (!dev) return;
+    const dv_run_dev *dr = (const dv_run_dev *)dev;
+    const dv_head_dev *dh = (const dv_head_dev *)(dev + run_bytes);
+    if (fast && !dv_cuda_flash_attn(be, j->out, j->os0, j->os1, j->q, j->qs0, j->qs1, j->T, j->Hq, j->Hkv, j->D, dr, dh,
+                                    j->scale, j->causal, j->q_pos0))
+        return;
+    const long long warps = j->T * j->Hq;
+    attention_runs_kernel<<<(unsigned)DV_CEIL_DIV(warps * 32, 128), 128, 0, dv_cuda(be)->stream>>>(
+        j->out, j->q, dr, dh, j->T, j->Hq, j->Hkv, j->D, j->qs0, j->qs1, j->os0, j->os1, j->scale, j->causal, j->q_pos0);
+    DV_CUDA_LAUNCHED(be, "attention (fp32)");
+}
+
+static attn_job make_job(dv_tensor *out, const dv_tensor *q, long long Hkv, const dv_attn_params *p, int causal) {
+    attn_job j;
+    j.out = (float *)out->data;
+    j.q = (const float *)q->data;
+    j.os0 = (long long)out->nb[0] / 4;
+    j.os1 = (long long)out->nb[1] / 4;
+    j.qs0 = (long long)q->nb[0] / 4;
+    j.qs1 = (long long)q->nb[1] / 4;
+    j.T = q->ne[0];
+    j.Hq = (int)q->ne[1];
+    j.Hkv = (int)Hkv;
+    j.D = (int)q->ne[2];
+    j.causal = causal;
+    j.q_pos0 = (long long)p->q_pos0;
+    j.scale = p->scale;
+    return j;
+}
+
+void dv_cuda_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
+                       const dv_attn_params *p) {
+    const long long Tq = q->ne[0], Hq = q->ne[1], D = q->ne[2], Tk = k->ne[0], Hkv = k->ne[1];
+    DV_ASSERT(D <= 32 * DV_MAX_PER_LANE && Hq % Hkv == 0 && q->nb[2] == 4 && k->nb[2] == 4 && v->nb[2] == 4);
+    DV_ASSERT(out->nb[2] == 4 && k->nb[0] % 4 == 0 && k->nb[1] % 4 == 0 && v->nb[0] % 4 == 0 && v->nb[1] % 4 == 0);
+    if (!Tq) return;
+    if (!p->causal || Tq > 1) {
+        // one run per kv head: keys 0 .. Tk-1
+        const size_t bytes = (size_t)Hkv * (sizeof(dv_run_dev) + sizeof(dv_head_dev));
+        char *host = host_buf(be, bytes);
+        if (!host) return;
+        dv_run_dev *hr = (dv_run_dev *)host;
+        dv_head_dev *hh = (dv_head_dev *)(host + (size_t)Hkv * sizeof(dv_run_dev));
+        const long long ks0 = (long long)k->nb[0] / 4, ks1 = (long long)k->nb[1] / 4;
+        const long long vs0 = (long long)v->nb[0] / 4, vs1 = (long long)v->nb[1] / 4;
+        int aligned = ks0 % 4 == 0 && ks1 % 4 == 0 && vs0 % 4 == 0 && vs1 % 4 == 0 && aligned16(k->data) &&
+                      aligned16(v->data);
+        for (long long g = 0; g < Hkv; g++) {
+            hr[g] = {(const float *)k->data + g * ks1, (const float *)v->data + g * vs1, 0, Tk, ks0, vs0};
+            hh[g] = {(int)g, 1, 0, 0};
+        }
+        attn_job j = make_job(out, q, Hkv, p, p->causal != 0);
+        if (!p->causal) j.q_pos0 = 0;
+        run_job(be, &j, (int)Hkv, aligned);
+        return;
+    }
+    attention_kernel<<<(unsigned)DV_CEIL_DIV(Tq * Hq * 32, 128), 128, 0, dv_cuda(be)->stream>>>(
+        (float *)out->data, (const float *)q->data, (const float *)k->data, (const float *)v->data, Tq, (int)Hq, Tk,
+        (int)Hkv, (int)D, (long long)q->nb[0] / 4, (long long)q->nb[1] / 4, (long long)k->nb[0] / 4,
+        (long long)k->nb[1] / 4, (long long)v->nb[0] / 4, (long long)v->nb[1] / 4, (long long)out->nb[0] / 4,
+        (long long)out->nb[1] / 4, p->scale, p->causal, (long long)p->q_pos0);
+    DV_CUDA_LAUNCHED(be, "attention");
 }
 
 void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k_new,
                           const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p) {
     const long long T = q->ne[0], Hq = q->ne[1], D = q->ne[2], Hkv = k_new->ne[1];
-    DV_ASSERT(D <= 32 * DV_MAX_PER_LANE && Hq % Hkv == 0 && dv_tensor_is_contiguous(k_new) && q->nb[2] == 4);
+    DV_ASSERT(D <= 32 * DV_MAX_PER_LANE && Hq % Hkv == 0 && q->nb[2] == 4 && out->nb[2] == 4);
+    DV_ASSERT(k_new->nb[2] == 4 && v_new->nb[2] == 4 && k_new->nb[0] % 4 == 0 && v_new->nb[0] % 4 == 0);
     if (!T) return;
-    // the segment table (host: the cache's views) goes to the device in one copy
-    int n_segs = 0;
-    for (int g = 0; g < Hkv; g++) n_segs += views[g].n_segs;
-    const size_t seg_bytes = (size_t)n_segs * sizeof(dv_seg_dev), bytes = seg_bytes + (size_t)Hkv * sizeof(dv_head_dev);
-    // host staging buffer owned by the backend, reused across calls
-    dv_cuda_ctx *c = dv_cuda(be);
-    if (c->host_table_bytes < bytes) {
-        free(c->host_table);
-        c->host_table = (char *)malloc(bytes);
-        c->host_table_bytes = c->host_table ? bytes : 0;
-        if (!c->host_table) {
-            if (!c->status) c->status = dv_error_set(DV_ENOMEM, "attention_kv: out of host memory");
-            return;
-        }
-    }
-    char *host = c->host_table;
-    dv_seg_dev *hs = (dv_seg_dev *)host;
-    dv_head_dev *hh = (dv_head_dev *)(host + seg_bytes);
+    // the run table (host: the cache's views, then each head's new keys) goes to the device in one copy
+    int n_runs = 0;
+    for (int g = 0; g < Hkv; g++) n_runs += views[g].n_segs + 1;
+    const size_t bytes = (size_t)n_runs * sizeof(dv_run_dev) + (size_t)Hkv * sizeof(dv_head_dev);
+    char *host = host_buf(be, bytes);
+    if (!host) return;
+    dv_run_dev *hr = (dv_run_dev *)host;
+    dv_head_dev *hh = (dv_head_dev *)(host + (size_t)n_runs * sizeof(dv_run_dev));
+    const long long ks0 = (long long)k_new->nb[0] / 4, ks1 = (long long)k_new->nb[1] / 4;
+    const long long vs0 = (long long)v_new->nb[0] / 4, vs1 = (long long)v_new->nb[1] / 4;
+    int aligned = ks0 % 4 == 0 && ks1 % 4 == 0 && vs0 % 4 == 0 && vs1 % 4 == 0 && aligned16(k_new->data) &&
+                  aligned16(v_new->data);
     int off = 0;
     for (int g = 0; g < Hkv; g++) {
-        hh[g] = {off, views[g].n_segs, (long long)views[g].sink, (long long)views[g].window};
+        hh[g] = {off, views[g].n_segs + 1, (long long)views[g].sink, (long long)views[g].window};
         for (int s = 0; s < views[g].n_segs; s++) {
             const dv_kv_seg *sg = &views[g].segs[s];
-            hs[off++] = {sg->k, sg->v, (long long)sg->pos0, (long long)sg->n, (long long)sg->stride};
+            DV_ASSERT(sg->n >= 0 && sg->pos0 + sg->n <= p->q_pos0);
+            aligned &= sg->stride % 4 == 0 && aligned16(sg->k) && aligned16(sg->v);
+            hr[off++] = {sg->k, sg->v, (long long)sg->pos0, (long long)sg->n, (long long)sg->stride,
+                         (long long)sg->stride};
         }
+        hr[off++] = {(const float *)k_new->data + g * ks1, (const float *)v_new->data + g * vs1, (long long)p->q_pos0, T,
+                     ks0, vs0};
     }
-    char *dev = (char *)dv_cuda_table(be, bytes);
-    if (!dev) return;
-    // synchronous w.r.t. the host buffer: pageable memory is staged before cudaMemcpyAsync returns
-    DV_CUDA_CHECK(be, cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, dv_cuda(be)->stream),
-                  "attention_kv table");
-    const long long warps = T * Hq;
-    attention_kv_kernel<<<(unsigned)DV_CEIL_DIV(warps * 32, 128), 128, 0, dv_cuda(be)->stream>>>(
-        (float *)out->data, (const float *)q->data, (const float *)k_new->data, (const float *)v_new->data,
-        (const dv_seg_dev *)dev, (const dv_head_dev *)(dev + seg_bytes), T, (int)Hq, (int)Hkv, (int)D,
-        (long long)q->nb[0] / 4, (long long)q->nb[1] / 4, (long long)out->nb[0] / 4, (long long)out->nb[1] / 4,
-        p->scale, (long long)p->q_pos0);
-    DV_CUDA_LAUNCHED(be, "attention_kv");
+    attn_job j = make_job(out, q, Hkv, p, 1);
+    run_job(be, &j, n_runs, aligned);
 }

@@ -26,6 +26,10 @@ void *dv_cuda_table(dv_backend *be, size_t bytes) {
     return grow(be, &dv_cuda(be)->table, &dv_cuda(be)->table_bytes, bytes);
 }
 
+void *dv_cuda_attn_ws(dv_backend *be, size_t bytes) {
+    return grow(be, &dv_cuda(be)->attn_ws, &dv_cuda(be)->attn_ws_bytes, bytes);
+}
+
 static void *cuda_alloc(dv_backend *be, size_t n) {
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, n ? n : 256);
@@ -62,6 +66,23 @@ static int cuda_copy(dv_backend *be, void *d, const void *s, size_t n) {
     return cuda_memcpy(be, d, s, n, cudaMemcpyDeviceToDevice, "device copy");
 }
 
+static int cuda_copy_2d(dv_backend *be, void *d, size_t dp, const void *s, size_t sp, size_t w, size_t rows) {
+    if (!w || !rows) return 0;
+    DV_CUDA_CHECK(be, cudaMemcpy2DAsync(d, dp, s, sp, w, rows, cudaMemcpyDeviceToDevice, dv_cuda(be)->stream),
+                  "device copy 2d");
+    return dv_cuda(be)->status;
+}
+
+static int cuda_mem_info(dv_backend *be, size_t *used, size_t *total) {
+    size_t free_b = 0, tot = 0;
+    cudaError_t e = cudaMemGetInfo(&free_b, &tot);
+    if (e != cudaSuccess) return dv_error_set(DV_EDEVICE, "CUDA memory info: %s", cudaGetErrorString(e));
+    (void)be;
+    *used = tot - free_b;
+    *total = tot;
+    return 0;
+}
+
 static int cuda_sync(dv_backend *be) {
     DV_CUDA_CHECK(be, cudaStreamSynchronize(dv_cuda(be)->stream), "synchronize");
     return dv_cuda(be)->status;
@@ -72,6 +93,7 @@ static void cuda_destroy(dv_backend *be) {
     if (c) {
         if (c->scratch) cudaFree(c->scratch);
         if (c->table) cudaFree(c->table);
+        if (c->attn_ws) cudaFree(c->attn_ws);
         free(c->host_table);
         if (c->cublas) cublasDestroy(c->cublas);
         if (c->stream) cudaStreamDestroy(c->stream);
@@ -103,6 +125,8 @@ static const dv_backend_ops dv_cuda_ops = {
     dv_cuda_mul,
     dv_cuda_scale,
     dv_cuda_convert,
+    cuda_copy_2d,
+    cuda_mem_info,
 };
 
 extern "C" dv_backend *dv_backend_cuda_init_impl(int device, int *status) {

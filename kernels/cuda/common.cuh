@@ -23,6 +23,8 @@ typedef struct dv_cuda_ctx {
     size_t table_bytes;
     char *host_table;        // its host staging buffer, owned
     size_t host_table_bytes;
+    void *attn_ws;           // split-K decode partial results, owned
+    size_t attn_ws_bytes;
 } dv_cuda_ctx;
 
 static inline dv_cuda_ctx *dv_cuda(dv_backend *be) { return (dv_cuda_ctx *)be->ctx; }
@@ -43,6 +45,7 @@ static inline dv_cuda_ctx *dv_cuda(dv_backend *be) { return (dv_cuda_ctx *)be->c
 // Grow the device scratch / table buffers (rarely: sizes stabilize after the first forward).
 void *dv_cuda_scratch(dv_backend *be, size_t bytes);
 void *dv_cuda_table(dv_backend *be, size_t bytes);
+void *dv_cuda_attn_ws(dv_backend *be, size_t bytes);
 
 // Element i of a float-typed buffer as float, on the device.
 __device__ __forceinline__ float dv_ld(const void *p, dv_dtype t, long long i) {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# bench_synthetic.sh: `bench llm|duo --synthetic SHAPE` build random weights in memory (no file) and
+# run on the CPU with a tiny shape: plain prefill/decode, a synthetic KV fill with DuoAttention, and
+# the same numbers' JSON fields; a synthetic model equals the `synth-model` checkpoint of the same
+# shape (same parameter count and weight bytes); bad input gives one error line and exit 1.
+#   bash tests/cli/bench_synthetic.sh build/duovid
+set -u
+bin=${1:?usage: bench_synthetic.sh path/to/duovid}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+check() { if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi; }
+one_error() { # LABEL PATTERN -- ARGS: exit 1 and exactly one matching stderr line
+  local label=$1 pat=$2; shift 3
+  "$bin" "$@" >/dev/null 2>"$tmp/e"; local rc=$?
+  [ $rc = 1 ] && [ "$(wc -l <"$tmp/e")" = 1 ] && grep -Eq -- "$pat" "$tmp/e"; check "$label" $?
+}
+field() { grep -Eo "\"$1\":[^,}]+" "$2" | cut -d: -f2; }
+
+cd "$tmp" || exit 1
+"$bin" bench llm --synthetic tiny --device cpu -t 2 --prompt-tokens 40 --gen-tokens 4 --batch 16 --json >o1 2>/dev/null
+[ $? = 0 ] && grep -q '"synthetic":true' o1 && [ "$(field prompt_tokens o1)" = 40 ] && [ "$(field context o1)" = 40 ]
+check "bench llm --synthetic tiny (prefill + decode)" $?
+[ -z "$(ls -A "$tmp" | grep -v '^o1$')" ]; check "no file written" $?
+"$bin" bench llm --synthetic tiny --device cpu -t 2 --fill 3000 --prompt-tokens 0 --gen-tokens 4 --sparsity 0.5 \
+  --sink 4 --recent 64 --json >o2 2>/dev/null
+[ $? = 0 ] && [ "$(field context o2)" = 3000 ] && [ "$(field fill_tokens o2)" = 3000 ]
+check "bench llm --fill 3000 --sparsity 0.5 (decode at a filled context)" $?
+"$bin" bench llm --synthetic tiny --device cpu -t 2 --fill 3000 --prompt-tokens 0 --gen-tokens 4 --json >o3 2>/dev/null
+kv_duo=$(field kv_bytes o2); kv_full=$(field kv_bytes o3)
+[ -n "$kv_duo" ] && [ -n "$kv_full" ] && awk -v a="$kv_duo" -v b="$kv_full" 'BEGIN { exit !(a < 0.7 * b) }'
+check "DuoAttention fill keeps fewer KV bytes ($kv_duo < $kv_full)" $?
+"$bin" synth-model --shape tiny -o "$tmp/m" --dtype bf16 >/dev/null 2>&1
+"$bin" bench llm -m "$tmp/m" --device cpu -t 2 --prompt-tokens 8 --gen-tokens 1 --json >o4 2>/dev/null
+[ "$(field parameters o4)" = "$(field parameters o1)" ] && [ "$(field weight_bytes o4)" -ge "$(field weight_bytes o1)" ] 2>/dev/null
+check "same shape as the synth-model checkpoint" $?
+"$bin" bench duo --synthetic tiny --device cpu -t 2 --contexts 128 --chunk 64 --gen-tokens 2 --sink 4 --recent 16 \
+  --sparsities 0.5 --json >o5 2>/dev/null
+[ $? = 0 ] && [ "$(grep -c '"context":128' o5)" = 3 ]; check "bench duo --synthetic tiny" $?
+
+one_error "unknown shape" "unknown model shape 'nope'" -- bench llm --synthetic nope --device cpu
+one_error "both -m and --synthetic" "exactly one of" -- bench llm --synthetic tiny -m "$tmp/m" --device cpu
+one_error "bad dtype" "--dtype: 'q4'" -- bench llm --synthetic tiny --dtype q4 --device cpu
+one_error "prompt 0 without fill" "needs --fill" -- bench llm --synthetic tiny --prompt-tokens 0 --device cpu
+one_error "bad sparsity" "sparsity" -- bench llm --synthetic tiny --sparsity 2 --device cpu
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
