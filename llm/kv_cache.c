@@ -238,7 +238,7 @@ int dv_kv_cache_fill_synthetic(dv_kv_cache *c, int64_t n, uint64_t seed) {
     rc = op->upload(c->be, blk, host, nf * sizeof(float));
     for (int l = 0; !rc && l < c->L; l++) {
         kv_layer *ly = &c->layers[l];
-        const size_t pg = page_bytes(c, ly), st = (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D * 4;
+        const size_t pg = dv_kv_page_bytes(c, ly), st = (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D * 4;
         for (int i = 0; !rc && i < ly->n_pages; i++) {
             rc = op->copy(c->be, ly->k_pages[i], blk, pg);
             if (!rc) rc = op->copy(c->be, ly->v_pages[i], blk, pg);
