@@ -29,6 +29,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,6 +271,24 @@ static void header_pack(uint8_t *b, uint64_t size, const dv_ctx_key *k, int64_t 
 
 // ---- save ----
 
+// A save killed mid-write (Ctrl-C, a crash) leaves its ".NAME.tmp.XXXXXX" behind; the next save of
+// the same file removes those older than an hour (a younger one may be another process's save).
+static void remove_stale_temps(const char *dir, const char *base) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char prefix[512], p[8192];
+    const int pn = snprintf(prefix, sizeof prefix, ".%s.tmp.", base);
+    const time_t now = time(NULL);
+    for (struct dirent *e; pn > 0 && (size_t)pn < sizeof prefix && (e = readdir(d));) {
+        struct stat sb;
+        if (strncmp(e->d_name, prefix, (size_t)pn)) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (!stat(p, &sb) && S_ISREG(sb.st_mode) && now - sb.st_mtime > 3600 && !unlink(p))
+            DV_LOG_DEBUG("%s: removed a temporary file of an interrupted save", p);
+    }
+    closedir(d);
+}
+
 int dv_ctx_cache_save(const char *path, const dv_ctx_key *k, const char *info_json, dv_llm *m) {
     char dir[4096], tmp[4096 + 32], mid[CX_MAX_MODEL_ID + 1];
     if (!info_json) info_json = "";
@@ -288,6 +307,7 @@ int dv_ctx_cache_save(const char *path, const dv_ctx_key *k, const char *info_js
         return dv_error_set(DV_EINVAL, "%s: path too long", path);
     int rc = make_dirs(dir);
     if (rc) return dv_error_prefix(rc, "%s: cannot save the video context", path);
+    remove_stale_temps(dir, base);
 
     const int fd = mkstemp(tmp);
     if (fd < 0) return dv_error_set(DV_EIO, "%s: cannot create a temporary file in %s (%s)", path, dir, strerror(errno));

@@ -25,6 +25,7 @@ struct dv_vlm {
     const char *tpl_why;
     const dv_llm_config *cfg;
     int n_ctx, n_batch, encode_batch, tpf, d_model;
+    int video_model;               // 1: frames are <video> tokens back to back; 0: one <image> each
 
     // the prefill feeder: rows are gathered until a chunk of n_batch is full
     float *feed;                   // (n_batch, H) host, owned
@@ -88,6 +89,7 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     if (v->n_batch > v->n_ctx) v->n_batch = v->n_ctx;
     v->tpf = dv_encoder_tokens_per_frame(v->enc);
     v->d_model = dv_encoder_d_model(v->enc);
+    v->video_model = dv_encoder_is_video_model(v->enc);
     if (v->d_model != v->cfg->hidden_size) {
         rc = dv_error_set(DV_ESHAPE, "%s: the projector gives %d-wide tokens but the language model's hidden size is %d",
                           model_dir, v->d_model, v->cfg->hidden_size);
@@ -210,6 +212,10 @@ int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_o
         if ((rc = encode(v, text, 0, &n))) return rc;
         out->ts_tokens = n + 1; // one more for digit-run tokenization differences
     }
+    if (!v->video_model) { // the "\n" between frames of image models
+        if ((rc = encode(v, "\n", 0, &n))) return rc;
+        out->ts_tokens += n;
+    }
     const int64_t per = out->tokens_per_frame + out->ts_tokens;
     const int64_t max_tokens = o->max_tokens > 0 && o->max_tokens < v->n_ctx ? o->max_tokens : v->n_ctx;
     out->budget = max_tokens - o->reserve;
@@ -257,9 +263,11 @@ void dv_vlm_print_plan(const dv_vlm *v, const dv_vlm_plan *p, FILE *f) {
     fmt_time(p->times.end_sec, b, sizeof b);
     if (p->times.uniform) snprintf(how, sizeof how, "uniform over %s-%s", a, b);
     else snprintf(how, sizeof how, "%g fps over %s-%s", p->times.fps, a, b);
+    char extra[32] = "";
+    if (p->ts_tokens) snprintf(extra, sizeof extra, " + %d text", p->ts_tokens);
     fprintf(f, "duovid: plan: %lld frames (%s), %d tokens/frame%s, %lld context tokens, KV cache ~%.1f MiB "
                "(%s, template %s)\n",
-            (long long)p->n_frames, how, p->tokens_per_frame, p->ts_tokens ? " + timestamp" : "",
+            (long long)p->n_frames, how, p->tokens_per_frame, extra,
             (long long)p->context_tokens, (double)p->kv_bytes / (1 << 20),
             v->stream_window ? "DuoAttention" : "full attention",
             dv_template_name(v->tpl.kind));
@@ -356,6 +364,9 @@ static int encode_batch(dv_vlm *v, const dv_image *images, int n, const double *
     if (rc) return rc;
     const size_t per = (size_t)v->tpf * (size_t)v->d_model;
     for (int i = 0; i < n; i++) {
+        // image models (llava-1.5) see one "<image>\n" per frame: the newline goes between frames (the
+        // first question starts with the one after the last)
+        if (!v->video_model && v->n_frame_t - n + i > 0 && (rc = feed_text(v, "\n", 0, &st->t_prefill))) return rc;
         if (timestamps) {
             char ts[64];
             timestamp_text(times[i], ts, sizeof ts);
@@ -551,7 +562,10 @@ int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, 
         out->stop = DV_VLM_STOP_CONTEXT;
     }
     int produced = 0;
+    // nothing streams to the terminal (--json, batch jobs): show the answer's progress instead
+    dv_progress *prog = g->on_text ? NULL : dv_progress_init("answer", max_new, "tok");
     for (int i = 0; i < max_new; i++) {
+        dv_progress_update(prog, i);
         if (g->stop && *g->stop) {
             out->stop = DV_VLM_STOP_INTERRUPT;
             break;
@@ -569,12 +583,19 @@ int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, 
         produced++;
         const char *piece = dv_tokenizer_stream_push(v->stream, next);
         if (piece && *piece) {
-            if ((rc = answer_append(v, &len, piece))) return rc;
+            if ((rc = answer_append(v, &len, piece))) {
+                dv_progress_free(prog);
+                return rc;
+            }
             if (g->on_text) g->on_text(g->ctx, piece);
         }
         // every answer token enters the context, so the conversation can go on after it
-        if ((rc = dv_llm_decode(v->llm, next, v->logits))) return rc;
+        if ((rc = dv_llm_decode(v->llm, next, v->logits))) {
+            dv_progress_free(prog);
+            return rc;
+        }
     }
+    dv_progress_free(prog); // the summary line of the command says the rate
     if (produced == max_new && out->stop == DV_VLM_STOP_LENGTH && max_new < g->max_new) out->stop = DV_VLM_STOP_CONTEXT;
     const char *tail = dv_tokenizer_stream_flush(v->stream);
     if (tail && *tail) {

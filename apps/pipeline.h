@@ -70,7 +70,8 @@ typedef struct dv_vlm_plan {
     int64_t asked_frames;     // what the user's plan would have given (-1: unbounded)
     int capped;               // 1: fewer frames than asked, to fit the budget
     int tokens_per_frame;     // encoder tokens per frame
-    int ts_tokens;            // timestamp text tokens per frame (at most; 0 without --timestamps)
+    int ts_tokens;            // text tokens per frame besides its image tokens (at most): the timestamp
+                              // (--timestamps) and, for image models, the "\n" between frames
     int64_t prefix_tokens;    // template text before the video (BOS included)
     int64_t context_tokens;   // prefix + frames (upper bound)
     int64_t budget;           // the budget it had to fit (max_tokens - reserve)

@@ -51,6 +51,9 @@ int dv_encoder_d_model(const dv_encoder *e);          // width of each token (th
 int dv_encoder_image_size(const dv_encoder *e);       // side of the square the tower sees (336)
 // Multiply-add work of one frame through tower, pooling and projector, in FLOP (2 per MAC).
 double dv_encoder_flops_per_frame(const dv_encoder *e);
+// 1: a video model (llava_next_video: frames are the <video> tokens, back to back); 0: an image model
+// (llava: each frame is one <image>, and the prompt format puts "\n" after each).
+int dv_encoder_is_video_model(const dv_encoder *e);
 // One-line description: "llava_next_video, clip tower 24 x 1024, layer -2, ..." (static to e).
 const char *dv_encoder_describe(const dv_encoder *e);
 

@@ -347,6 +347,7 @@ int dv_encoder_d_model(const dv_encoder *e) { return e->c.d_model; }
 int dv_encoder_image_size(const dv_encoder *e) { return e->c.image_size; }
 double dv_encoder_flops_per_frame(const dv_encoder *e) { return e->flops; }
 const char *dv_encoder_describe(const dv_encoder *e) { return e->desc; }
+int dv_encoder_is_video_model(const dv_encoder *e) { return e->c.arch == ENC_ARCH_LLAVA_NEXT_VIDEO; }
 const dv_prep_config *dv_encoder_prep_config(const dv_encoder *e) { return &e->prep_cfg; }
 
 // ---- encoding ----

@@ -26,6 +26,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <utime.h>
 #include <unistd.h>
 
 #define N_CTX 400
@@ -470,6 +472,21 @@ static void check_saves(void) {
     DV_CHECK(info && !strcmp(info, "second"));
     free(info);
     const long good_size = file_size(path);
+
+    // temporaries of interrupted saves: an old one is removed by the next save, a young one kept
+    {
+        const char *base = strrchr(path, '/') + 1;
+        char stale[700], young[700];
+        snprintf(stale, sizeof stale, "%s/.%s.tmp.AAAAAA", dir, base);
+        snprintf(young, sizeof young, "%s/.%s.tmp.BBBBBB", dir, base);
+        DV_CHECK(write_all(stale, "x", 1) == 0 && write_all(young, "y", 1) == 0);
+        struct utimbuf old_t = {.actime = time(NULL) - 7200, .modtime = time(NULL) - 7200};
+        DV_CHECK(utime(stale, &old_t) == 0);
+        DV_CHECK(dv_ctx_cache_save(path, &k, "second", a) == 0);
+        DV_CHECK_MSG(access(stale, F_OK) != 0, "a stale temporary file was left");
+        DV_CHECK_MSG(access(young, F_OK) == 0, "a young temporary file was removed");
+        unlink(young);
+    }
 
     // a write failing midway (file size limit): <0 naming the path, no temporary, old file kept
     DV_CHECK(prefill_n(a, 100, 3, lg) == 0);
