@@ -4,8 +4,11 @@
 #include "apps/cli.h"
 
 #include "core/dv_error.h"
+#include "core/dv_json.h"
 #include "core/dv_safetensors.h"
+#include "encoder/dv_encoder.h"
 #include "llm/dv_llm_config.h"
+#include "llm/dv_template.h"
 
 #include <sys/stat.h>
 #include <stdio.h>
@@ -45,8 +48,33 @@ int dv_cmd_info_model(int argc, char **argv) {
             snprintf(dtypes + strlen(dtypes), sizeof dtypes - strlen(dtypes), "%s%s", dtypes[0] ? "+" : "",
                      dv_dtype_name((dv_dtype)d));
     double gib = (double)dv_safetensors_total_bytes(st) / (1024.0 * 1024 * 1024);
+    // LLaVA folders: the vision side and the prompt format the video commands will use
+    char vision[400] = "", tpl[160] = "";
+    cJSON *root = NULL;
+    char cfg_path[4200];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
+    if (!dv_json_load(cfg_path, &root) && cJSON_GetObjectItemCaseSensitive(root, "vision_config")) {
+        dv_encoder_params ep = dv_encoder_default_params();
+        ep.n_threads = 1;
+        dv_encoder *e = NULL;
+        if (dv_encoder_open(dir, &ep, &e)) snprintf(vision, sizeof vision, "unusable: %s", dv_error_message());
+        else snprintf(vision, sizeof vision, "%s", dv_encoder_describe(e));
+        dv_encoder_free(e);
+    }
+    cJSON_Delete(root);
+    dv_error_clear();
+    dv_template_kind tk;
+    const char *why;
+    if (!dv_template_detect(dir, &tk, &why)) snprintf(tpl, sizeof tpl, "%s (%s)", dv_template_name(tk), why);
     if (json) {
-        printf("{\"architecture\":\"%s\",\"parameters\":%lld,\"dtype\":\"%s\",\"weights_gib\":%.4f,"
+        cJSON *vs = cJSON_CreateString(vision), *ts = cJSON_CreateString(tpl);
+        char *vj = cJSON_PrintUnformatted(vs), *tj = cJSON_PrintUnformatted(ts);
+        printf("{\"vision\":%s,\"prompt_format\":%s,", vj ? vj : "\"\"", tj ? tj : "\"\"");
+        free(vj);
+        free(tj);
+        cJSON_Delete(vs);
+        cJSON_Delete(ts);
+        printf("\"architecture\":\"%s\",\"parameters\":%lld,\"dtype\":\"%s\",\"weights_gib\":%.4f,"
                "\"context_length\":%d,\"layers\":%d,\"hidden_size\":%d,\"intermediate_size\":%d,"
                "\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,\"vocab_size\":%d,\"rope_theta\":%g,"
                "\"rope_type\":\"%s\",\"tied_embeddings\":%s,\"tensors\":%d}\n",
@@ -67,6 +95,8 @@ int dv_cmd_info_model(int argc, char **argv) {
         printf("rope:           theta %g, %s", cfg.rope_theta, cfg.rope_type);
         if (strcmp(cfg.rope_type, "default")) printf(" (factor %g)", cfg.rope_scaling.factor);
         printf("\n");
+        if (*vision) printf("vision:         %s\n", vision);
+        printf("prompt format:  %s\n", tpl);
     }
     dv_safetensors_free(st);
     return 0;

@@ -307,7 +307,7 @@ int dv_encoder_open(const char *model_dir, const dv_encoder_params *params, dv_e
              c->image_size, c->image_size, c->patch, layers, c->n_run, c->drop_cls ? "default" : "full",
              pools[c->pool], c->pool_stride, act_name(c->proj_act), c->tokens, c->d_model,
              dv_dtype_name(e->w.patch_w.dtype));
-    DV_LOG_INFO("encoder: %s", e->desc);
+    DV_LOG_DEBUG("encoder: %s", e->desc); // `info`, `ask --verbose` and the benches print it
     *out = e;
     return 0;
 fail: // the messages already name the file (config.json, the processor config, the checkpoint)
