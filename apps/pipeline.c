@@ -273,7 +273,8 @@ void dv_vlm_print_plan(const dv_vlm *v, const dv_vlm_plan *p, FILE *f) {
             dv_template_name(v->tpl.kind));
     if (p->capped) {
         if (p->asked_frames < 0)
-            fprintf(f, "duovid: note: the video's length is unknown; using %lld uniform frames that fit %lld tokens\n",
+            fprintf(f, "duovid: note: the video's length is unknown; sampling at most %lld frames (what fits %lld "
+                       "tokens) from the start\n",
                     (long long)p->n_frames, (long long)p->budget);
         else
             fprintf(f, "duovid: note: %lld frames would need %lld tokens; %lld uniform frames fit the budget of %lld "
@@ -285,19 +286,13 @@ void dv_vlm_print_plan(const dv_vlm *v, const dv_vlm_plan *p, FILE *f) {
 }
 
 void dv_vlm_plan_key(const dv_vlm *v, const dv_vlm_plan *p, int timestamps, char *buf, size_t cap) {
-    // %.17g: exact round trip of every double
-    snprintf(buf, cap, "v1 fps=%.17g n=%lld start=%.17g end=%.17g max=%lld mode=%d ts=%d tpl=%s sys=%016llx batch=%d",
+    // the system prompt goes in through its hash (it can be long); FNV-1a
+    uint64_t sys = 1469598103934665603ull;
+    for (const char *c = v->tpl.system; *c; c++) sys = (sys ^ (uint8_t)*c) * 1099511628211ull;
+    // %.17g: every double round-trips exactly; the chunk size matters to DuoAttention's reference prefill
+    snprintf(buf, cap, "v1 fps=%.17g n=%lld start=%.17g end=%.17g max=%lld mode=%d ts=%d tpl=%s sys=%016llx chunk=%d",
              p->plan.fps, (long long)p->plan.n_frames, p->plan.start_sec, p->plan.end_sec, (long long)p->plan.max_frames,
-             (int)p->plan.mode, timestamps, dv_template_name(v->tpl.kind), (unsigned long long)0, v->n_batch);
-    // the system prompt goes in through its own hash (it can be long)
-    uint64_t h = 1469598103934665603ull; // FNV-1a
-    for (const char *s = v->tpl.system; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    char *sys = strstr(buf, "sys=");
-    if (sys) {
-        char hex[17];
-        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
-        memcpy(sys + 4, hex, 16);
-    }
+             (int)p->plan.mode, timestamps, dv_template_name(v->tpl.kind), (unsigned long long)sys, v->n_batch);
 }
 
 // ---- the prefill feeder ----

@@ -38,6 +38,9 @@ for cmd in ask chat summarize; do
 done
 "$bin" --help | grep -q "^  ask " && ok "duovid --help lists ask" || bad "duovid --help lists ask"
 
+"$bin" info "$model" >"$tmp/info" 2>&1 && grep -q "^vision: *llava_next_video" "$tmp/info" && grep -q "^prompt format: *vicuna" "$tmp/info" \
+  && ok "info: a LLaVA folder shows its vision tower and prompt format" || { bad "info on $model"; cat "$tmp/info"; }
+
 # ---- bad input ----
 printf 'not a video at all' >"$tmp/junk.mp4"
 head -c 3000 "$clip" >"$tmp/trunc.mp4"
