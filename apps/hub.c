@@ -341,6 +341,9 @@ static int http_error(const dv_hub *h, const xfer *x, const char *name, int toke
 static int curl_error(const dv_hub *h, CURLcode rc, const char *name) {
     if (rc == CURLE_ABORTED_BY_CALLBACK && interrupted(h))
         return dv_error_set(DV_EINTR, "%s: %s: interrupted", h->repo, name);
+    if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT)
+        return dv_error_set(DV_EIO, "%s: %s: cannot reach %s (%s; offline? --endpoint / HF_ENDPOINT set a mirror)",
+                            h->repo, name, h->endpoint, curl_easy_strerror(rc));
     return dv_error_set(DV_EIO, "%s: %s: %s", h->repo, name, curl_easy_strerror(rc));
 }
 
