@@ -4,7 +4,9 @@
 // reproduce the prompt ids, the chosen frames, the processor's pixels, the spliced video features,
 // the logits after the prompt (rel L2 < 1e-4) and 16 greedy tokens exactly, then a second chat turn in
 // the same KV cache (8 more greedy tokens). Also: chunked prefill of the same context, --timestamps,
-// and a DuoAttention context with sparsity 0 equal to full attention.
+// and a DuoAttention context with sparsity 0 equal to full attention. The llava-1.5 path (an image model,
+// one image per frame, "\n" between frames; tests/fixtures/vlm/make_llava_fixture.py): ids, context
+// length, frame times, logits and 8 greedy tokens.
 #include "apps/pipeline.h"
 #include "core/dv_error.h"
 #include "core/dv_safetensors.h"
@@ -40,31 +42,35 @@ static const int32_t *ref_i32(const dv_safetensors *st, const char *name, int64_
     return t->data;
 }
 
-static dv_vlm *open_vlm(dv_backend *be, int n_batch, const dv_duo_pattern *pat) {
+static dv_vlm *open_model(const char *dir, dv_backend *be, int n_batch, const dv_duo_pattern *pat) {
     dv_vlm_params p = dv_vlm_default_params();
     p.backend = be;
     p.n_batch = n_batch;
     p.pattern = pat;
     dv_vlm *v = NULL;
-    if (dv_vlm_open(dv_test_path(MODEL), &p, &v)) fprintf(stderr, "FAIL open: %s\n", dv_error_message());
+    if (dv_vlm_open(dv_test_path(dir), &p, &v)) fprintf(stderr, "FAIL open %s: %s\n", dir, dv_error_message());
     return v;
 }
 
-// Builds the video context of the 8-frame uniform plan.
-static int build_context(dv_vlm *v, int timestamps) {
+static dv_vlm *open_vlm(dv_backend *be, int n_batch, const dv_duo_pattern *pat) { return open_model(MODEL, be, n_batch, pat); }
+
+// Builds the video context of the n_frames uniform plan.
+static int build_frames_context(dv_vlm *v, int n_frames, int timestamps) {
     dv_video *video = NULL;
     int rc = dv_video_open(dv_test_path(CLIP), NULL, &video);
     dv_vlm_video_opts o = {.plan = dv_sample_plan_default(), .timestamps = timestamps, .reserve = 64};
-    o.plan.n_frames = N_FRAMES;
+    o.plan.n_frames = n_frames;
     dv_vlm_plan plan;
     dv_vlm_stats st;
     if (!rc) rc = dv_vlm_plan_video(v, dv_video_get_info(video), &o, &plan);
     if (!rc) rc = dv_vlm_prefill_video(v, video, &plan, timestamps, NULL, &st);
     if (rc) fprintf(stderr, "FAIL video context: %s\n", dv_error_message());
-    else DV_CHECK(st.frames == N_FRAMES);
+    else DV_CHECK(st.frames == n_frames);
     dv_video_free(video);
     return rc;
 }
+
+static int build_context(dv_vlm *v, int timestamps) { return build_frames_context(v, N_FRAMES, timestamps); }
 
 // Greedy answer of n tokens (EOS ignored), its logits checked step by step.
 static void check_answer(dv_vlm *v, const char *q, int first, int n, const int32_t *want_ids, const float *want_logits,
@@ -88,6 +94,77 @@ static void check_answer(dv_vlm *v, const char *q, int first, int n, const int32
         printf("%s: %d greedy tokens %s\n", label, n, same ? "identical to HF" : "DIFFER");
     }
     free(trace);
+}
+
+// llava-1.5 (an image model): each frame is one image, as HF's LlavaProcessor makes of
+// "USER: <image>\n<image>\n<image>\nQ ASSISTANT:" (tests/fixtures/vlm/make_llava_fixture.py): prefix,
+// frame 0's 36 tokens, then "\n" and the next frame's tokens, then "\nQ ASSISTANT:".
+static void test_llava_image(dv_backend *be) {
+    dv_safetensors *st = NULL;
+    if (dv_safetensors_open(dv_test_path(FIX "tiny-llava.ref.safetensors"), &st)) {
+        DV_CHECK_MSG(0, "%s", dv_error_message());
+        return;
+    }
+    int64_t n_ids = 0, n_g = 0;
+    const int32_t *ids = ref_i32(st, "input_ids", &n_ids), *g = ref_i32(st, "greedy_ids", &n_g);
+    const float *gl = ref_f32(st, "greedy_logits", 2, (int64_t[]){n_g, V});
+    const char *q = dv_safetensors_metadata(st, "question"), *nf = dv_safetensors_metadata(st, "n_frames");
+    const char *tp = dv_safetensors_metadata(st, "tokens_per_frame"), *qs = dv_safetensors_metadata(st, "question_start");
+    const char *starts = dv_safetensors_metadata(st, "image_token_starts");
+    dv_vlm *v = NULL;
+    int32_t *pre = NULL, *sep = NULL, *qid = NULL;
+    DV_CHECK(ids && g && gl && q && nf && tp && qs && starts);
+    if (!ids || !g || !gl || !q || !nf || !tp || !qs || !starts) goto done;
+    const int n_frames = atoi(nf), tpf = atoi(tp);
+    DV_CHECK(n_frames == 3 && tpf == 36 && n_g == 8);
+    if (!(v = open_model(FIX "tiny-llava", be, 256, NULL))) goto done;
+    DV_CHECK(dv_vlm_template(v)->kind == DV_TEMPLATE_VICUNA);
+    DV_CHECK(dv_encoder_tokens_per_frame(dv_vlm_encoder(v)) == tpf);
+
+    // ids: prefix, then per frame ["\n" after the first] + tpf x <image>, then the question run
+    int n_pre = 0, n_sep = 0, n_q = 0;
+    DV_CHECK(dv_vlm_prefix_ids(v, &pre, &n_pre) == 0);
+    DV_CHECK(dv_vlm_question_ids(v, q, 1, &qid, &n_q) == 0);
+    sep = malloc(16 * sizeof *sep);
+    DV_CHECK(sep && dv_tokenizer_encode(dv_vlm_tokenizer(v), "\n", 0, sep, 16, &n_sep) == 0);
+    if (!pre || !qid || !sep) goto done;
+    const int64_t q_start = n_pre + (int64_t)n_frames * tpf + (int64_t)(n_frames - 1) * n_sep;
+    int same = q_start + n_q == n_ids && q_start == atoll(qs), pos = 0;
+    char want_starts[64] = "";
+    for (int i = 0; same && i < n_pre; i++) same = ids[pos++] == pre[i];
+    for (int k = 0; same && k < n_frames; k++) {
+        for (int i = 0; same && k > 0 && i < n_sep; i++) same = ids[pos++] == sep[i];
+        snprintf(want_starts + strlen(want_starts), sizeof want_starts - strlen(want_starts), "%s%d", k ? "," : "", pos);
+        for (int i = 0; same && i < tpf; i++) same = ids[pos++] == 512;
+    }
+    for (int i = 0; same && i < n_q; i++) same = ids[pos++] == qid[i];
+    DV_CHECK_MSG(same && !strcmp(want_starts, starts),
+                 "llava-1.5 ids differ from the processor's (%d + %d x %d + %d x %d \\n + %d vs %lld; images at %s vs %s)",
+                 n_pre, n_frames, tpf, n_frames - 1, n_sep, n_q, (long long)n_ids, want_starts, starts);
+    printf("llava-1.5 prompt ids: %d prefix + %d x %d image + %d x %d separator + %d question = %lld, as the HF "
+           "processor (images at %s)\n", n_pre, n_frames, tpf, n_frames - 1, n_sep, n_q, (long long)n_ids, starts);
+
+    // the pipeline's own context: what it fed must end where HF's question run starts
+    if (build_frames_context(v, n_frames, 0) == 0) {
+        DV_CHECK_MSG(dv_vlm_video_tokens(v) == q_start, "llava-1.5 context %lld tokens, HF's question starts at %lld",
+                     (long long)dv_vlm_video_tokens(v), (long long)q_start);
+        int64_t n_t = 0;
+        const double *ft = dv_vlm_frame_times(v, &n_t);
+        const char *pts = dv_safetensors_metadata(st, "frame_pts");
+        DV_CHECK(n_t == n_frames && pts);
+        char *end = NULL;
+        for (int k = 0; pts && k < n_t; k++, pts = *end == ',' ? end + 1 : end) {
+            double t = strtod(pts, &end);
+            DV_CHECK_MSG(fabs(ft[k] - t) < 1e-3, "llava-1.5 frame %d at %.3f s, HF took the one at %.3f s", k, ft[k], t);
+        }
+        check_answer(v, q, 1, (int)n_g, g, gl, "llava-1.5 3 frames");
+    }
+done:
+    free(pre);
+    free(sep);
+    free(qid);
+    dv_vlm_free(v);
+    dv_safetensors_free(st);
 }
 
 int main(void) {
@@ -115,6 +192,7 @@ int main(void) {
     snprintf(question, sizeof question, "%.*s", (int)(qe - qs - 8), qs + 8);
 
     dv_backend *be = dv_backend_cpu_init(0);
+    test_llava_image(be);
     dv_vlm *v = open_vlm(be, 256, NULL);
     if (!v) return 1;
     DV_CHECK(dv_vlm_template(v)->kind == DV_TEMPLATE_VICUNA);
