@@ -11,6 +11,7 @@
 #include "kernels/dv_backend.h"
 #include "llm/dv_llm.h"
 #include "tests/dv_test.h"
+#include "tests/test_encoder_util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -378,38 +379,7 @@ static void test_llm(const char *rel, int duo) {
 
 // The tiny ViT + projector fixtures (CLIP, SigLIP, NeXT-Video pooling) on both backends: the same
 // random pixels, features compared (bf16 GEMMs and attention on the GPU: rel L2 < 1e-2).
-static void test_encoder(const char *name) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/fixtures/encoder/%s", name);
-    float *feat[2] = {NULL, NULL}, *pix = NULL;
-    size_t n_out = 0;
-    const int n = 5; // > max_batch: two batches
-    for (int b = 0; b < 2; b++) {
-        dv_encoder_params p = dv_encoder_default_params();
-        p.backend = b ? gpu : cpu;
-        p.max_batch = 3;
-        dv_encoder *e = NULL;
-        if (dv_encoder_open(dv_test_path(rel), &p, &e)) {
-            DV_CHECK_MSG(0, "%s on %s: %s", name, b ? "cuda" : "cpu", dv_error_message());
-            break;
-        }
-        const int S = dv_encoder_image_size(e);
-        n_out = (size_t)n * dv_encoder_tokens_per_frame(e) * dv_encoder_d_model(e);
-        if (!pix) pix = rnd((size_t)n * 3 * S * S, -2, 2);
-        feat[b] = malloc(n_out * 4);
-        for (size_t i = 0; i < n_out; i++) feat[b][i] = NAN;
-        DV_CHECK_MSG(dv_encoder_encode_pixels(e, pix, n, feat[b]) == 0, "%s: %s", name, dv_error_message());
-        dv_encoder_free(e);
-    }
-    if (feat[0] && feat[1]) {
-        char label[128];
-        snprintf(label, sizeof label, "encoder %s: features GPU vs CPU", name);
-        dv_test_close(label, feat[1], feat[0], n_out, 1e-2);
-    }
-    free(feat[0]);
-    free(feat[1]);
-    free(pix);
-}
+static void test_encoder(const char *name) { enc_compare_backends(name, cpu, gpu, "GPU", 1e-2, 7); }
 
 int main(void) {
     int st = 0;

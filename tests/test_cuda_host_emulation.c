@@ -9,6 +9,7 @@
 #include "llm/dv_llm.h"
 #include "llm/dv_llm_synth.h"
 #include "tests/dv_test.h"
+#include "tests/test_encoder_util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,40 +18,10 @@
 
 static uint64_t seed = 11;
 
+// The encoder's device path (uploads, strided gathers, host pooling) on a CPU backend posing as a
+// device: the same features as the CPU path, to rounding.
 static void test_encoder(dv_backend *cpu, dv_backend *fake, const char *name) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/fixtures/encoder/%s", name);
-    float *feat[2] = {NULL, NULL}, *pix = NULL;
-    size_t n_out = 0;
-    const int n = 5;
-    for (int b = 0; b < 2; b++) {
-        dv_encoder_params p = dv_encoder_default_params();
-        p.backend = b ? fake : cpu;
-        p.max_batch = 3;
-        dv_encoder *e = NULL;
-        if (dv_encoder_open(dv_test_path(rel), &p, &e)) {
-            DV_CHECK_MSG(0, "%s: %s", name, dv_error_message());
-            break;
-        }
-        const int S = dv_encoder_image_size(e);
-        n_out = (size_t)n * dv_encoder_tokens_per_frame(e) * dv_encoder_d_model(e);
-        if (!pix) {
-            pix = malloc((size_t)n * 3 * S * S * 4);
-            dv_test_rand(pix, (size_t)n * 3 * S * S, -2, 2, &seed);
-        }
-        feat[b] = malloc(n_out * 4);
-        for (size_t i = 0; i < n_out; i++) feat[b][i] = NAN;
-        DV_CHECK_MSG(dv_encoder_encode_pixels(e, pix, n, feat[b]) == 0, "%s: %s", name, dv_error_message());
-        dv_encoder_free(e);
-    }
-    if (feat[0] && feat[1]) {
-        char label[128];
-        snprintf(label, sizeof label, "encoder %s: device path == CPU path", name);
-        dv_test_close(label, feat[1], feat[0], n_out, 1e-7);
-    }
-    free(feat[0]);
-    free(feat[1]);
-    free(pix);
+    enc_compare_backends(name, cpu, fake, "device path", 1e-7, seed++);
 }
 
 // A synthetic tiny model (in memory) through the device path with DuoAttention: the same logits as

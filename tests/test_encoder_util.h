@@ -9,6 +9,7 @@
 #include "encoder/dv_encoder.h"
 #include "tests/dv_test.h"
 
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +166,43 @@ done:
     free(ref_px);
     dv_safetensors_free(st);
     dv_encoder_free(e);
+}
+
+// One tiny encoder fixture on two backends (the reference `ref`, e.g. the CPU, and `dev`): the same
+// random pixel values through both, in two batches (5 frames, max_batch 3), outputs poisoned with NaN
+// first; features compared with dv_test_close(label, .., tol). `what` names the second backend.
+static inline void enc_compare_backends(const char *name, dv_backend *ref, dv_backend *dev, const char *what,
+                                        double tol, uint64_t seed) {
+    char rel[256];
+    snprintf(rel, sizeof rel, ENC_FIX "%s", name);
+    float *feat[2] = {NULL, NULL}, *pix = NULL;
+    size_t n_out = 0;
+    const int n = 5; // > max_batch: two batches
+    for (int b = 0; b < 2; b++) {
+        dv_encoder_params p = dv_encoder_default_params();
+        p.backend = b ? dev : ref;
+        p.max_batch = 3;
+        dv_encoder *e = NULL;
+        if (dv_encoder_open(dv_test_path(rel), &p, &e)) {
+            DV_CHECK_MSG(0, "%s on %s: %s", name, b ? what : "the reference backend", dv_error_message());
+            break;
+        }
+        const int S = dv_encoder_image_size(e);
+        n_out = (size_t)n * dv_encoder_tokens_per_frame(e) * dv_encoder_d_model(e);
+        if (!pix && (pix = malloc((size_t)n * 3 * S * S * sizeof(float)))) dv_test_rand(pix, (size_t)n * 3 * S * S, -2, 2, &seed);
+        feat[b] = malloc(n_out * sizeof(float));
+        for (size_t i = 0; feat[b] && i < n_out; i++) feat[b][i] = NAN;
+        DV_CHECK_MSG(pix && feat[b] && dv_encoder_encode_pixels(e, pix, n, feat[b]) == 0, "%s: %s", name, dv_error_message());
+        dv_encoder_free(e);
+    }
+    if (feat[0] && feat[1]) {
+        char label[160];
+        snprintf(label, sizeof label, "encoder %s: %s vs the reference backend", name, what);
+        dv_test_close(label, feat[1], feat[0], n_out, tol);
+    }
+    free(feat[0]);
+    free(feat[1]);
+    free(pix);
 }
 
 #endif
