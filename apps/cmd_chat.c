@@ -10,6 +10,7 @@
 #include "apps/vlm_args.h"
 
 #include "core/dv_error.h"
+#include "core/dv_fs.h"
 #include "core/dv_log.h"
 #include "core/dv_progress.h"
 
@@ -88,7 +89,7 @@ static int add_turn(chat *ch, const char *q, const char *a) {
     return 0;
 }
 
-// /save FILE: the transcript, written to FILE.tmp then renamed (never a partial file).
+// /save FILE: the transcript, written atomically (never a partial file).
 static int save_transcript(chat *ch, const char *path) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "model", ch->c->model_dir);
@@ -106,19 +107,7 @@ static int save_transcript(chat *ch, const char *path) {
     char *txt = cJSON_Print(j);
     cJSON_Delete(j);
     if (!txt) return dv_error_set(DV_ENOMEM, "out of memory");
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    int rc = 0;
-    if (!f) rc = dv_error_set(DV_EIO, "%s: cannot write (%s)", path, strerror(errno));
-    else {
-        int bad = fputs(txt, f) < 0 || fputc('\n', f) == EOF;
-        bad |= fclose(f) != 0;
-        if (bad || rename(tmp, path)) {
-            rc = dv_error_set(DV_EIO, "%s: cannot write (%s)", path, strerror(errno));
-            unlink(tmp);
-        }
-    }
+    int rc = dv_fs_write_atomic(path, txt, strlen(txt));
     free(txt);
     return rc;
 }

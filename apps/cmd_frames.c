@@ -6,6 +6,7 @@
 #include "apps/cli.h"
 
 #include "core/dv_error.h"
+#include "core/dv_fs.h"
 #include "core/dv_log.h"
 #include "core/dv_progress.h"
 #include "video/dv_png.h"
@@ -61,25 +62,6 @@ static int parse_size(const char *val, int *w, int *h) {
     wbuf[x - val] = 0;
     if (dv_arg_int("--size", wbuf, 0, 16384, w) || dv_arg_int("--size", x + 1, 0, 16384, h)) return -1;
     return 0;
-}
-
-// mkdir -p for one path (parents included).
-static int make_dirs(const char *dir) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return dv_error_set(DV_EIO, "%s: cannot create folder (%s)", buf, strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return dv_error_set(DV_EIO, "%s: not a folder", dir);
-    return DV_OK;
 }
 
 int dv_cmd_frames(int argc, char **argv) {
@@ -173,7 +155,7 @@ int dv_cmd_frames(int argc, char **argv) {
         }
         if (dv_sheet_init((int)count, 0, thumb_w, thumb_h, &sheet)) goto fail;
     }
-    if (out_dir && make_dirs(out_dir)) goto fail;
+    if (out_dir && dv_fs_mkdirs(out_dir)) goto fail;
     name = malloc(strlen(out_dir ? out_dir : "") + 64);
     if (!name) {
         dv_error_set(DV_ENOMEM, "out of memory");

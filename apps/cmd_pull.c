@@ -5,6 +5,7 @@
 #include "apps/hub.h"
 
 #include "core/dv_error.h"
+#include "core/dv_fs.h"
 #include "core/dv_log.h"
 #include "core/dv_progress.h"
 
@@ -276,7 +277,7 @@ int dv_cmd_pull(int argc, char **argv) {
     }
     struct stat sb;
     made_dir = stat(o.out, &sb) != 0;
-    if ((e = dv_hub_mkdirs(o.out))) goto fail;
+    if ((e = dv_fs_mkdirs(o.out))) goto fail;
     char tb[32];
     dv_format_bytes(tb, sizeof tb, (double)total);
     DV_LOG_INFO("pulling %s@%s into %s: %d files, %s", o.repo, o.hp.revision, o.out, n_pick, tb);

@@ -24,6 +24,7 @@
 #include "apps/context_cache.h"
 
 #include "core/dv_error.h"
+#include "core/dv_fs.h"
 #include "core/dv_log.h"
 #include "core/dv_progress.h"
 
@@ -199,26 +200,6 @@ int dv_ctx_cache_path(const char *dir, const dv_ctx_key *k, char *out, size_t ca
     return 0;
 }
 
-// mkdir -p
-static int make_dirs(const char *dir) {
-    char p[4096];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return dv_error_set(DV_EINVAL, "%s: path too long", dir);
-    for (char *s = p + 1;; s++) {
-        const char c = *s;
-        if (c != '/' && c != '\0') continue;
-        *s = '\0';
-        struct stat st;
-        if (mkdir(p, 0755)) {
-            const int err = errno; // EEXIST, or EACCES for an existing folder in a read-only parent
-            if (stat(p, &st))
-                return dv_error_set(DV_EIO, "%s: cannot create the directory (%s)", p, strerror(err));
-            if (!S_ISDIR(st.st_mode)) return dv_error_set(DV_EIO, "%s: not a directory", p);
-        }
-        *s = c;
-        if (!c) return 0;
-    }
-}
-
 static void model_id(const dv_llm *m, char *out, size_t cap) {
     const dv_llm_config *c = dv_llm_get_config(m);
     snprintf(out, cap, "%s L%d Hq%d Hkv%d D%d H%d F%d V%d", c->arch_name, c->n_layers, c->n_heads, c->n_kv_heads,
@@ -305,7 +286,7 @@ int dv_ctx_cache_save(const char *path, const dv_ctx_key *k, const char *info_js
     if (!*base) return dv_error_set(DV_EINVAL, "%s: not a file path", path);
     if (dn >= (int)sizeof dir || snprintf(tmp, sizeof tmp, "%s/.%s.tmp.XXXXXX", dir, base) >= (int)sizeof tmp)
         return dv_error_set(DV_EINVAL, "%s: path too long", path);
-    int rc = make_dirs(dir);
+    int rc = dv_fs_mkdirs(dir);
     if (rc) return dv_error_prefix(rc, "%s: cannot save the video context", path);
     remove_stale_temps(dir, base);
 

@@ -4,6 +4,7 @@
 #include "apps/hub.h"
 
 #include "core/dv_error.h"
+#include "core/dv_fs.h"
 #include "core/dv_json.h"
 #include "core/dv_log.h"
 
@@ -585,31 +586,13 @@ static int already_complete(const dv_hub *h, const dv_hub_file *f, const char *p
     return 1;
 }
 
-int dv_hub_mkdirs(const char *dir) {
-    char *p = strdup(dir);
-    if (!p) return dv_error_set(DV_ENOMEM, "%s: out of memory", dir);
-    int e = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char c = *s;
-        *s = 0;
-        struct stat sb;
-        if (mkdir(p, 0777) && errno != EEXIST) e = dv_error_set(DV_EIO, "%s: cannot create (%s)", p, strerror(errno));
-        else if (stat(p, &sb) || !S_ISDIR(sb.st_mode)) e = dv_error_set(DV_EIO, "%s: exists and is not a folder", p);
-        *s = c;
-        if (e || !c) break;
-    }
-    free(p);
-    return e;
-}
-
 // The folders of dir/name, when name has '/' parts.
 static int make_parents(const char *path) {
     char *p = strdup(path);
     if (!p) return dv_error_set(DV_ENOMEM, "%s: out of memory", path);
     char *slash = strrchr(p, '/');
     if (slash && slash != p) *slash = 0;
-    int e = slash && slash != p ? dv_hub_mkdirs(p) : 0;
+    int e = slash && slash != p ? dv_fs_mkdirs(p) : 0;
     free(p);
     return e;
 }

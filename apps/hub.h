@@ -70,10 +70,6 @@ int dv_hub_download(dv_hub *h, const dv_hub_file *f, const char *dir, const char
 int dv_hub_select(const dv_hub_file *files, int n, const char *index_json, const char *const *include,
                   int n_include, unsigned char *pick);
 
-// mkdir -p: creates dir and its missing parents (DV_EIO naming the part that cannot be made or that
-// exists as a non-folder).
-int dv_hub_mkdirs(const char *dir);
-
 // 1 when name is safe as a relative local path (no leading '/', no "." or ".." part, no '\\' or
 // control characters, no empty part), else 0.
 int dv_hub_name_ok(const char *name);

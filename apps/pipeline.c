@@ -13,12 +13,10 @@
 #include <string.h>
 
 struct dv_vlm {
-    char model_dir[4096];
-    dv_backend *be;                // not owned
     dv_llm *llm;                   // owned
     dv_encoder *enc;               // owned
     dv_tokenizer *tok;             // owned
-    dv_tokenizer_stream *stream;   // owned, answer text
+    dv_tokenizer_stream *stream;   // owned, the current answer's text (made per answer)
     dv_sampler *smp;               // owned, re-made when the settings change
     dv_sampler_params smp_params;
     dv_template tpl;
@@ -66,8 +64,6 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     int rc;
     dv_vlm *v = calloc(1, sizeof *v);
     if (!v) return dv_error_set(DV_ENOMEM, "out of memory");
-    snprintf(v->model_dir, sizeof v->model_dir, "%s", model_dir);
-    v->be = p->backend;
     v->encode_batch = p->encode_batch > 0 ? p->encode_batch : 8;
 
     dv_encoder_params ep = dv_encoder_default_params();
@@ -120,10 +116,6 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     v->answer = malloc(v->answer_cap);
     if (!v->feed || !v->text_emb || !v->emb || !v->ids || !v->answer_ids || !v->logits || !v->answer) {
         rc = dv_error_set(DV_ENOMEM, "out of memory");
-        goto fail;
-    }
-    if (!(v->stream = dv_tokenizer_stream_init(v->tok, 0))) {
-        rc = DV_ENOMEM;
         goto fail;
     }
     DV_LOG_DEBUG("%s: %s encoder, %d tokens per frame, template %s (%s)", model_dir, dv_encoder_describe(v->enc),
@@ -181,13 +173,19 @@ static int question_text(dv_vlm *v, const char *q, int first, char *buf, size_t 
     return first ? dv_template_first_question(&v->tpl, q, buf, cap) : dv_template_next_question(&v->tpl, q, buf, cap);
 }
 
-int dv_vlm_question_ids(dv_vlm *v, const char *question, int first, int32_t **ids, int *n) {
+// The question turn's tokens into v->ids.
+static int question_tokens(dv_vlm *v, const char *question, int first, int *n) {
     size_t cap = strlen(question) + 256;
     char *text = malloc(cap);
     if (!text) return dv_error_set(DV_ENOMEM, "out of memory");
     int rc = question_text(v, question, first, text, cap);
     if (!rc) rc = encode(v, text, 0, n);
     free(text);
+    return rc;
+}
+
+int dv_vlm_question_ids(dv_vlm *v, const char *question, int first, int32_t **ids, int *n) {
+    int rc = question_tokens(v, question, first, n);
     return rc ? rc : copy_ids(v, *n, ids);
 }
 
@@ -521,13 +519,9 @@ static int answer_append(dv_vlm *v, size_t *len, const char *piece) {
 int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, dv_vlm_answer *out) {
     memset(out, 0, sizeof *out);
     const double t0 = dv_time_now();
-    int rc, n;
-    size_t cap = strlen(question) + 256, len = 0;
-    char *text = malloc(cap);
-    if (!text) return dv_error_set(DV_ENOMEM, "out of memory");
-    rc = question_text(v, question, first, text, cap);
-    if (!rc) rc = encode(v, text, 0, &n);
-    free(text);
+    int n;
+    size_t len = 0;
+    int rc = question_tokens(v, question, first, &n);
     if (rc) return rc;
     const int room = v->n_ctx - dv_llm_n_past(v->llm);
     if (n >= room)
@@ -591,7 +585,6 @@ int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, 
         }
     }
     dv_progress_free(prog); // the summary line of the command says the rate
-    if (produced == max_new && out->stop == DV_VLM_STOP_LENGTH && max_new < g->max_new) out->stop = DV_VLM_STOP_CONTEXT;
     const char *tail = dv_tokenizer_stream_flush(v->stream);
     if (tail && *tail) {
         if ((rc = answer_append(v, &len, tail))) return rc;

@@ -24,15 +24,13 @@ void dv_vlm_cli_init(dv_vlm_cli *c) {
     dv_duo_args_init(&c->duo);
 }
 
-static int have_fps; // --fps given (checked against --frames); one command per process
-
 int dv_vlm_cli_parse(dv_vlm_cli *c, int code, const char *v) {
     int bad = 0;
     switch (code) {
     case 'm': c->model_dir = v; break;
     case 'n': bad = dv_arg_int("--n-predict", v, 1, 1 << 20, &c->n_predict); break;
     case 't': bad = dv_arg_threads(v, &c->threads); break;
-    case DV_VLM_OPT_BASE + 0: bad = dv_arg_double("--fps", v, 1e-6, 1e4, &c->plan.fps); have_fps = 1; break;
+    case DV_VLM_OPT_BASE + 0: bad = dv_arg_double("--fps", v, 1e-6, 1e4, &c->plan.fps); c->have_fps = 1; break;
     case DV_VLM_OPT_BASE + 1: bad = dv_arg_i64("--frames", v, 1, 100000000, &c->plan.n_frames); break;
     case DV_VLM_OPT_BASE + 2: bad = dv_arg_double("--start", v, 0, 1e9, &c->plan.start_sec); break;
     case DV_VLM_OPT_BASE + 3: bad = dv_arg_double("--end", v, 1e-9, 1e9, &c->plan.end_sec); break;
@@ -108,7 +106,7 @@ int dv_vlm_cli_check(const dv_vlm_cli *c, const char *cmd) {
         dv_app_usage_error(cmd, "-m MODEL_DIR is required");
         return -1;
     }
-    if (have_fps && c->plan.n_frames) {
+    if (c->have_fps && c->plan.n_frames) {
         dv_app_usage_error(cmd, "give either --fps or --frames, not both");
         return -1;
     }

@@ -15,6 +15,7 @@
 typedef struct dv_vlm_cli {
     const char *model_dir, *device, *template_name, *system, *cache_dir;
     int threads, n_ctx, n_batch, encode_batch, n_predict, ignore_eos, timestamps, no_cache, verbose;
+    int have_fps; // --fps was given (it conflicts with --frames)
     int64_t max_tokens_context;
     dv_sample_plan plan;
     dv_sampler_params sampler;

@@ -3,6 +3,7 @@
 #include "llm/dv_duo_identify.h"
 
 #include "core/dv_error.h"
+#include "core/dv_fs.h"
 #include "core/dv_progress.h"
 #include "llm/llm_internal.h"
 
@@ -301,20 +302,6 @@ int dv_duo_identify(dv_llm *m, dv_tokenizer *tok, const dv_duo_id_params *p, dou
     return rc ? rc : rc2;
 }
 
-static int write_atomic(const char *path, const char *text) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int ok = f && fputs(text, f) >= 0;
-    if (f && fclose(f)) ok = 0;
-    if (!ok || rename(tmp, path)) {
-        int e = errno;
-        remove(tmp);
-        return dv_error_set(DV_EIO, "%s: cannot write (%s)", path, strerror(e));
-    }
-    return 0;
-}
-
 int dv_duo_pattern_write(const char *dir, const double *scores, int L, int H, const dv_duo_id_params *p) {
     if (mkdir(dir, 0777) && errno != EEXIST) return dv_error_set(DV_EIO, "%s: cannot create (%s)", dir, strerror(errno));
     size_t cap = (size_t)L * H * 32 + 16, o = 0;
@@ -338,9 +325,9 @@ int dv_duo_pattern_write(const char *dir, const double *scores, int L, int H, co
     char path[4096];
     int rc = cfg ? 0 : dv_error_set(DV_ENOMEM, "out of memory");
     snprintf(path, sizeof path, "%s/full_attention_heads.tsv", dir);
-    if (!rc) rc = write_atomic(path, tsv);
+    if (!rc) rc = dv_fs_write_atomic(path, tsv, strlen(tsv));
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if (!rc) rc = write_atomic(path, cfg);
+    if (!rc) rc = dv_fs_write_atomic(path, cfg, strlen(cfg));
     free(tsv);
     free(cfg);
     return rc;

@@ -4,6 +4,7 @@
 #include "llm/dv_llm_synth.h"
 
 #include "core/dv_error.h"
+#include "core/dv_fs.h"
 #include "core/dv_log.h"
 #include "core/dv_safetensors.h"
 #include "llm/llm_internal.h"
@@ -93,9 +94,8 @@ static void fill(void *buf, size_t n, size_t first, void *vctx) {
 }
 
 static int write_config(const char *dir, const dv_llm_config *c, dv_dtype dtype) {
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     cJSON *j = cJSON_CreateObject();
     cJSON *a = cJSON_AddArrayToObject(j, "architectures");
     cJSON_AddItemToArray(a, cJSON_CreateString(c->arch_name));
@@ -118,16 +118,16 @@ static int write_config(const char *dir, const dv_llm_config *c, dv_dtype dtype)
                             dtype == DV_DTYPE_BF16 ? "bfloat16" : dtype == DV_DTYPE_F16 ? "float16" : "float32");
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
-    if (!text) return dv_error_set(DV_ENOMEM, "out of memory");
-    FILE *f = fopen(tmp, "wb");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f)) ok = 0;
-    free(text);
-    if (!ok || rename(tmp, path)) {
-        remove(tmp);
-        return dv_error_set(DV_EIO, "%s: cannot write (%s)", path, strerror(errno));
+    const size_t n = text ? strlen(text) : 0;
+    char *line = text ? realloc(text, n + 2) : NULL;
+    if (!line) {
+        free(text);
+        return dv_error_set(DV_ENOMEM, "out of memory");
     }
-    return 0;
+    line[n] = '\n';
+    int rc = dv_fs_write_atomic(path, line, n + 1);
+    free(line);
+    return rc;
 }
 
 int dv_llm_synth_write(const char *dir, const dv_llm_config *c, dv_dtype dtype, uint64_t seed, double std) {

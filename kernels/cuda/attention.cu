@@ -96,6 +96,20 @@ static int force_fp32(void) {
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
+// Row / head strides (floats) of a (T, H, D) key and value pair, and whether the flash kernels'
+// 16-byte loads may read them.
+typedef struct kv_strides {
+    long long k0, k1, v0, v1;
+    int aligned;
+} kv_strides;
+
+static kv_strides kv_strides_of(const dv_tensor *k, const dv_tensor *v) {
+    kv_strides st = {(long long)k->nb[0] / 4, (long long)k->nb[1] / 4, (long long)v->nb[0] / 4, (long long)v->nb[1] / 4, 0};
+    st.aligned = st.k0 % 4 == 0 && st.k1 % 4 == 0 && st.v0 % 4 == 0 && st.v1 % 4 == 0 && aligned16(k->data) &&
+                 aligned16(v->data);
+    return st;
+}
+
 // Host staging buffer of the backend, reused across calls; growing keeps its contents (a failure is
 // recorded, sticky).
 static char *host_buf(dv_backend *be, size_t bytes) {
@@ -219,17 +233,14 @@ void dv_cuda_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const
         if (!host) return;
         dv_run_dev *hr = (dv_run_dev *)host;
         dv_head_dev *hh = (dv_head_dev *)(host + (size_t)Hkv * sizeof(dv_run_dev));
-        const long long ks0 = (long long)k->nb[0] / 4, ks1 = (long long)k->nb[1] / 4;
-        const long long vs0 = (long long)v->nb[0] / 4, vs1 = (long long)v->nb[1] / 4;
-        int aligned = ks0 % 4 == 0 && ks1 % 4 == 0 && vs0 % 4 == 0 && vs1 % 4 == 0 && aligned16(k->data) &&
-                      aligned16(v->data);
+        const kv_strides st = kv_strides_of(k, v);
         for (long long g = 0; g < Hkv; g++) {
-            hr[g] = {(const float *)k->data + g * ks1, (const float *)v->data + g * vs1, 0, Tk, ks0, vs0};
+            hr[g] = {(const float *)k->data + g * st.k1, (const float *)v->data + g * st.v1, 0, Tk, st.k0, st.v0};
             hh[g] = {(int)g, 1, 0, 0};
         }
         attn_job j = make_job(out, q, Hkv, p, p->causal != 0);
         if (!p->causal) j.q_pos0 = 0;
-        run_job(be, &j, (int)Hkv, aligned);
+        run_job(be, &j, (int)Hkv, st.aligned);
         return;
     }
     attention_kernel<<<(unsigned)DV_CEIL_DIV(Tq * Hq * 32, 128), 128, 0, dv_cuda(be)->stream>>>(
@@ -254,10 +265,8 @@ void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, co
     if (!host) return;
     dv_run_dev *hr = (dv_run_dev *)host;
     dv_head_dev *hh = (dv_head_dev *)(host + (size_t)n_runs * sizeof(dv_run_dev));
-    const long long ks0 = (long long)k_new->nb[0] / 4, ks1 = (long long)k_new->nb[1] / 4;
-    const long long vs0 = (long long)v_new->nb[0] / 4, vs1 = (long long)v_new->nb[1] / 4;
-    int aligned = ks0 % 4 == 0 && ks1 % 4 == 0 && vs0 % 4 == 0 && vs1 % 4 == 0 && aligned16(k_new->data) &&
-                  aligned16(v_new->data);
+    const kv_strides st = kv_strides_of(k_new, v_new);
+    int aligned = st.aligned;
     int off = 0;
     for (int g = 0; g < Hkv; g++) {
         hh[g] = {off, views[g].n_segs + 1, (long long)views[g].sink, (long long)views[g].window};
@@ -268,8 +277,8 @@ void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, co
             hr[off++] = {sg->k, sg->v, (long long)sg->pos0, (long long)sg->n, (long long)sg->stride,
                          (long long)sg->stride};
         }
-        hr[off++] = {(const float *)k_new->data + g * ks1, (const float *)v_new->data + g * vs1, (long long)p->q_pos0, T,
-                     ks0, vs0};
+        hr[off++] = {(const float *)k_new->data + g * st.k1, (const float *)v_new->data + g * st.v1,
+                     (long long)p->q_pos0, T, st.k0, st.v0};
     }
     attn_job j = make_job(out, q, Hkv, p, 1);
     run_job(be, &j, n_runs, aligned);
