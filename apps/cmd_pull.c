@@ -2,7 +2,7 @@
 // reads (configs, safetensors weights, tokenizer, processor configs) into a model folder, resumably.
 #include "apps/args.h"
 #include "apps/cli.h"
-#include "apps/hub.h"
+#include "hub/dv_hub.h"
 
 #include "core/dv_error.h"
 #include "core/dv_fs.h"

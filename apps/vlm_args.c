@@ -3,7 +3,7 @@
 
 #include "apps/app_common.h"
 #include "apps/args.h"
-#include "apps/context_cache.h"
+#include "vlm/dv_context_cache.h"
 
 #include "core/dv_error.h"
 #include "core/dv_log.h"

@@ -6,7 +6,7 @@
 #define DV_VLM_ARGS_H
 
 #include "apps/duo_args.h"
-#include "apps/pipeline.h"
+#include "vlm/dv_vlm.h"
 
 #include <getopt.h>
 #include <signal.h>

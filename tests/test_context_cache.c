@@ -15,7 +15,7 @@
 //  - saves: unwritable destination and a write failing midway (RLIMIT_FSIZE) give <0, leave no
 //    temporary and keep the old file; saving over a file replaces it;
 //  - content hashes of files, model folders and patterns; cache paths and the default directory.
-#include "apps/context_cache.h"
+#include "vlm/dv_context_cache.h"
 #include "core/dv_error.h"
 #include "llm/dv_llm.h"
 #include "tests/dv_test.h"

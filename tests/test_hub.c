@@ -1,6 +1,6 @@
 // test_hub.c: which repository files `duovid pull` fetches (dv_hub_select) and which names it accepts as
 // local paths (dv_hub_name_ok), on hand-made listings; the network side is tests/cli/pull.sh.
-#include "apps/hub.h"
+#include "hub/dv_hub.h"
 #include "core/dv_error.h"
 #include "tests/dv_test.h"
 

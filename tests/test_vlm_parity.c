@@ -7,7 +7,7 @@
 // and a DuoAttention context with sparsity 0 equal to full attention. The llava-1.5 path (an image model,
 // one image per frame, "\n" between frames; tests/fixtures/vlm/make_llava_fixture.py): ids, context
 // length, frame times, logits and 8 greedy tokens.
-#include "apps/pipeline.h"
+#include "vlm/dv_vlm.h"
 #include "core/dv_error.h"
 #include "core/dv_safetensors.h"
 #include "tests/dv_test.h"

@@ -4,7 +4,7 @@
 // The loader streams the state before it can check the trailing checksum, so its parser sees
 // every corruption. Any crash, sanitizer report, leak or hang is a bug. Run by tests/fuzz/run.sh;
 // DV_FUZZ_WRITE_SEED=FILE writes a valid cache file (the seed corpus) and exits.
-#include "apps/context_cache.h"
+#include "vlm/dv_context_cache.h"
 #include "core/dv_error.h"
 #include "core/dv_log.h"
 #include "llm/dv_llm.h"

@@ -1,7 +1,7 @@
 // hub.c: the Hugging Face Hub client behind `duovid pull` (see hub.h): libcurl transfers with bounded
 // retries, resumable downloads into FILE.part, sha256 (OpenSSL libcrypto) and size checks, and the
 // choice of which repository files duovid needs.
-#include "apps/hub.h"
+#include "hub/dv_hub.h"
 
 #include "core/dv_error.h"
 #include "core/dv_fs.h"

@@ -21,7 +21,7 @@
 //        .     S  LLM state: dv_llm_state_write (llm/kv_cache_io.c: model shape, n_past, KV layout,
 //                 head kinds, KV data)
 //   size-8     8  u64 XXH3-64 (seed 0) of bytes [0, size - 8)
-#include "apps/context_cache.h"
+#include "vlm/dv_context_cache.h"
 
 #include "core/dv_error.h"
 #include "core/dv_fs.h"

@@ -1,8 +1,8 @@
 // pipeline.c: the video-QA pipeline (pipeline.h): open the VLM, plan the frames that fit, stream
 // decode -> encode -> prefill into the (DuoAttention) KV cache, then answer questions.
-#include "apps/pipeline.h"
+#include "vlm/dv_vlm.h"
 
-#include "apps/frame_prefetch.h"
+#include "vlm/frame_prefetch.h"
 #include "core/dv_error.h"
 #include "core/dv_log.h"
 #include "core/dv_progress.h"

@@ -3,7 +3,7 @@
 // The ring has 2 * batch slots and is consumed one batch at a time from slot 0 or slot batch, so a
 // batch is always contiguous. The producer writes slot `tail % cap` outside the lock: the consumer
 // never reads a slot at or past `tail`, and the producer never writes a slot before `head + cap`.
-#include "apps/frame_prefetch.h"
+#include "vlm/frame_prefetch.h"
 
 #include "core/dv_error.h"
 #include "core/dv_progress.h"
