@@ -30,12 +30,6 @@ static void usage(FILE *f) {
     dv_vlm_cli_help(f);
 }
 
-static void put_text(void *ctx, const char *piece) {
-    (void)ctx;
-    fputs(piece, stdout);
-    fflush(stdout);
-}
-
 static volatile sig_atomic_t dv_ask_stop;
 static void on_sigint(int sig) {
     (void)sig;
@@ -48,7 +42,7 @@ typedef struct ask_times {
     double load, ask_start, total;
 } ask_times;
 
-static void print_json(const dv_vlm_cli *c, dv_vlm_session *s, const char *video, const dv_video_context *vc,
+static void print_json(const dv_vlm_cli *c, dv_vlm_session *s, const char *video, const dv_vlm_video *vc,
                        const dv_vlm_answer *a, const ask_times *at) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "answer", a->text);
@@ -88,8 +82,8 @@ static void print_json(const dv_vlm_cli *c, dv_vlm_session *s, const char *video
     cJSON_AddNumberToObject(kv, "streaming", (double)mem.streaming_bytes);
     cJSON_AddNumberToObject(kv, "retrieval_heads", mem.n_retrieval_heads);
     cJSON_AddNumberToObject(kv, "streaming_heads", mem.n_streaming_heads);
-    cJSON_AddStringToObject(j, "cache", !s->cache_on ? "off" : vc->cache_hit ? "hit" : "miss");
-    if (s->cache_on) cJSON_AddStringToObject(j, "cache_file", vc->cache_path);
+    cJSON_AddStringToObject(j, "cache", !dv_vlm_cache_on(s->vlm) ? "off" : vc->cache_hit ? "hit" : "miss");
+    if (dv_vlm_cache_on(s->vlm)) cJSON_AddStringToObject(j, "cache_file", vc->cache_path);
     char *txt = cJSON_PrintUnformatted(j);
     if (txt) puts(txt);
     free(txt);
@@ -140,18 +134,20 @@ int dv_cmd_ask(int argc, char **argv) {
     at.load = dv_time_now() - t0;
     int ret = 1;
     signal(SIGINT, on_sigint);
-    dv_video_context vc;
+    dv_vlm_video vc;
+    dv_app_cb cbs;
+    dv_vlm_callbacks cb = dv_app_callbacks(&cbs, &dv_ask_stop, !json);
     // keep room for the question and the whole answer
     int nq = 0;
     int32_t *qids = NULL;
     if (dv_vlm_question_ids(s.vlm, question, 1, &qids, &nq)) goto fail;
     free(qids);
-    if (dv_vlm_video_context(&c, &s, video, nq + c.n_predict, &dv_ask_stop, &vc)) goto fail;
-    dv_vlm_gen g = {.sampler = c.sampler, .max_new = c.n_predict, .ignore_eos = c.ignore_eos, .stop = &dv_ask_stop,
-                    .on_text = json ? NULL : put_text};
+    dv_vlm_video_opts vo = dv_vlm_cli_video_opts(&c, nq + c.n_predict);
+    if (dv_vlm_load_video(s.vlm, video, &vo, &cb, &vc)) goto fail;
+    dv_vlm_gen g = {.sampler = c.sampler, .max_new = c.n_predict, .ignore_eos = c.ignore_eos};
     dv_vlm_answer a;
     at.ask_start = dv_time_now() - t0;
-    if (dv_vlm_ask(s.vlm, question, 1, &g, &a)) goto fail;
+    if (dv_vlm_ask(s.vlm, question, 1, &g, &cb, &a)) goto fail;
     at.total = dv_time_now() - t0;
     if (json) {
         print_json(&c, &s, video, &vc, &a, &at);
@@ -164,7 +160,7 @@ int dv_cmd_ask(int argc, char **argv) {
         fprintf(stderr, "duovid: %lld frames, %lld context tokens (%s), first token after %.2f s, answer %d tok at %.1f tok/s, "
                     "peak RSS %.0f MiB\n",
             (long long)vc.stats.frames, (long long)dv_vlm_video_tokens(s.vlm),
-            !s.cache_on ? "cache off" : vc.cache_hit ? "from the cache" : "built", at.ask_start + a.ttft,
+            !dv_vlm_cache_on(s.vlm) ? "cache off" : vc.cache_hit ? "from the cache" : "built", at.ask_start + a.ttft,
             a.n_tokens, a.t_generate > 0 ? a.n_tokens / a.t_generate : 0, dv_app_peak_rss_mib());
     if (c.verbose) dv_kv_cache_print_report(dv_llm_kv_cache(dv_vlm_llm(s.vlm)), stderr);
     ret = 0;

@@ -44,12 +44,6 @@ static void on_sigint(int sig) {
     dv_chat_stop = 1;
 }
 
-static void put_text(void *ctx, const char *piece) {
-    (void)ctx;
-    fputs(piece, stdout);
-    fflush(stdout);
-}
-
 typedef struct turn {
     char *q, *a;
 } turn;
@@ -61,6 +55,7 @@ typedef struct chat {
     turn *turns;
     int n_turns, cap_turns;
     int first; // the next question is the first after the video
+    dv_vlm_callbacks cb;
 } chat;
 
 static void forget_turns(chat *ch) {
@@ -154,11 +149,10 @@ static int handle_line(chat *ch, char *line) {
         }
         return 0;
     }
-    dv_vlm_gen g = {.sampler = ch->c->sampler, .max_new = ch->c->n_predict, .ignore_eos = ch->c->ignore_eos,
-                    .stop = &dv_chat_stop, .on_text = put_text};
+    dv_vlm_gen g = {.sampler = ch->c->sampler, .max_new = ch->c->n_predict, .ignore_eos = ch->c->ignore_eos};
     dv_vlm_answer a;
     dv_chat_stop = 0;
-    int rc = dv_vlm_ask(ch->s->vlm, q, ch->first, &g, &a);
+    int rc = dv_vlm_ask(ch->s->vlm, q, ch->first, &g, &ch->cb, &a);
     if (rc == DV_EINVAL) { // context full: the session goes on, the user can /reset
         dv_app_error();
         return 0;
@@ -198,7 +192,8 @@ int dv_cmd_chat(int argc, char **argv) {
     dv_vlm_session s;
     if (dv_vlm_session_open(&c, &s)) return 1;
     int ret = 1;
-    chat ch = {.c = &c, .s = &s, .video = video, .first = 1};
+    dv_app_cb cbs;
+    chat ch = {.c = &c, .s = &s, .video = video, .first = 1, .cb = dv_app_callbacks(&cbs, &dv_chat_stop, 1)};
     char *line = NULL;
     size_t cap = 0;
     // Ctrl-C: without SA_RESTART a blocked read returns EINTR, so the prompt comes back
@@ -207,12 +202,13 @@ int dv_cmd_chat(int argc, char **argv) {
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
-    dv_video_context vc;
+    dv_vlm_video vc;
     // room for a few turns: a budget that leaves a quarter of the context (at least 2 answers) free
     const int64_t n_ctx = dv_llm_n_ctx(dv_vlm_llm(s.vlm));
     int64_t reserve = n_ctx / 4 > 2 * (int64_t)c.n_predict ? n_ctx / 4 : 2 * (int64_t)c.n_predict;
     if (reserve > n_ctx / 2) reserve = n_ctx / 2;
-    if (dv_vlm_video_context(&c, &s, video, reserve, &dv_chat_stop, &vc)) goto fail;
+    dv_vlm_video_opts vo = dv_vlm_cli_video_opts(&c, reserve);
+    if (dv_vlm_load_video(s.vlm, video, &vo, &ch.cb, &vc)) goto fail;
     if (dv_vlm_take_snapshot(s.vlm)) goto fail;
     const int tty = isatty(STDIN_FILENO);
     fprintf(stderr, "duovid: %lld frames in context (%lld tokens). Ask about the video; /help for commands.\n",

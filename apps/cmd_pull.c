@@ -28,6 +28,11 @@ static void on_signal(int sig) {
     pull_interrupted = 1;
 }
 
+static int pull_cancel(void *user) {
+    (void)user;
+    return pull_interrupted;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: duovid pull REPO_ID [-o DIR] [options]\n\n"
@@ -247,7 +252,7 @@ int dv_cmd_pull(int argc, char **argv) {
     if (r) return r > 0 ? 0 : 1;
     if (!o.token) o.token = getenv("HF_TOKEN");
     o.hp.token = o.token;
-    o.hp.interrupted = &pull_interrupted;
+    o.hp.cancel = pull_cancel;
     pull_interrupted = 0;
 
     int ret = 1, n = 0, e = 0, made_dir = 0;

@@ -154,11 +154,14 @@ static cJSON *summarize_one(const dv_vlm_cli *c, dv_vlm_session *s, const char *
     cJSON_AddStringToObject(j, "video", video);
     int32_t *qids = NULL;
     int nq = 0;
-    dv_video_context vc;
+    dv_vlm_video vc;
     dv_vlm_answer a;
-    dv_vlm_gen g = {.sampler = c->sampler, .max_new = c->n_predict, .ignore_eos = c->ignore_eos, .stop = &dv_sum_stop};
-    if (dv_vlm_question_ids(s->vlm, prompt, 1, &qids, &nq) || dv_vlm_video_context(c, s, video, nq + c->n_predict, &dv_sum_stop, &vc) ||
-        dv_vlm_ask(s->vlm, prompt, 1, &g, &a)) {
+    dv_vlm_gen g = {.sampler = c->sampler, .max_new = c->n_predict, .ignore_eos = c->ignore_eos};
+    dv_app_cb cbs;
+    dv_vlm_callbacks cb = dv_app_callbacks(&cbs, &dv_sum_stop, 0);
+    int rc = dv_vlm_question_ids(s->vlm, prompt, 1, &qids, &nq);
+    dv_vlm_video_opts vo = dv_vlm_cli_video_opts(c, nq + c->n_predict);
+    if (rc || dv_vlm_load_video(s->vlm, video, &vo, &cb, &vc) || dv_vlm_ask(s->vlm, prompt, 1, &g, &cb, &a)) {
         free(qids);
         cJSON_AddStringToObject(j, "status", "error");
         cJSON_AddStringToObject(j, "error", dv_error_message());
@@ -180,7 +183,7 @@ static cJSON *summarize_one(const dv_vlm_cli *c, dv_vlm_session *s, const char *
     cJSON_AddNumberToObject(tm, "prefill", vc.stats.t_prefill + a.t_prefill);
     cJSON_AddNumberToObject(tm, "generate", a.t_generate);
     cJSON_AddNumberToObject(tm, "total", dv_time_now() - t0);
-    cJSON_AddStringToObject(j, "cache", !s->cache_on ? "off" : vc.cache_hit ? "hit" : "miss");
+    cJSON_AddStringToObject(j, "cache", !dv_vlm_cache_on(s->vlm) ? "off" : vc.cache_hit ? "hit" : "miss");
     return j;
 }
 

@@ -9,7 +9,6 @@
 #include "core/dv_log.h"
 #include "core/dv_progress.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +154,7 @@ int dv_vlm_cli_getopt(dv_vlm_cli *c, const char *cmd, int argc, char **argv, con
 int dv_vlm_session_open(const dv_vlm_cli *c, dv_vlm_session *s) {
     memset(s, 0, sizeof *s);
     dv_llm_config cfg;
+    char cache_dir[4096];
     if (!(s->be = dv_app_backend_init(c->device, c->threads))) goto fail_quiet;
     if (dv_llm_config_load(c->model_dir, &cfg)) goto fail;
     if (dv_duo_args_load(&c->duo, &cfg, &s->pattern)) goto fail_quiet;
@@ -171,6 +171,11 @@ int dv_vlm_session_open(const dv_vlm_cli *c, dv_vlm_session *s) {
         dv_template_parse(c->template_name, &k);
         p.template_kind = (int)k;
     }
+    if (!c->no_cache) {
+        if (c->cache_dir) p.cache_dir = c->cache_dir;
+        else if (dv_ctx_cache_dir_default(cache_dir, sizeof cache_dir) == 0) p.cache_dir = cache_dir;
+        else DV_LOG_WARN("no context cache: %s", dv_error_message());
+    }
     double t0 = dv_time_now();
     if (dv_vlm_open(c->model_dir, &p, &s->vlm)) goto fail;
     const dv_llm_config *mc = dv_llm_get_config(dv_vlm_llm(s->vlm));
@@ -182,14 +187,6 @@ int dv_vlm_session_open(const dv_vlm_cli *c, dv_vlm_session *s) {
                 (double)dv_llm_param_count(dv_vlm_llm(s->vlm)) / 1e6, mc->n_layers, mc->hidden_size, mc->n_heads,
                 mc->n_kv_heads, dv_llm_n_ctx(dv_vlm_llm(s->vlm)), dv_template_name(dv_vlm_template(s->vlm)->kind),
                 dv_vlm_template_why(s->vlm), s->be->ops->name, s->be->n_threads, dv_time_now() - t0);
-    s->cache_on = !c->no_cache;
-    if (s->cache_on) {
-        if (c->cache_dir) snprintf(s->cache_dir, sizeof s->cache_dir, "%s", c->cache_dir);
-        else if (dv_ctx_cache_dir_default(s->cache_dir, sizeof s->cache_dir)) {
-            DV_LOG_WARN("no context cache: %s", dv_error_message());
-            s->cache_on = 0;
-        }
-    }
     return 0;
 fail:
     dv_app_error();
@@ -205,110 +202,63 @@ void dv_vlm_session_close(dv_vlm_session *s) {
     memset(s, 0, sizeof *s);
 }
 
-// The cache file's info text: the frames' times, so a cached context reports what it holds.
-static char *context_info(dv_vlm *v, const dv_video_context *vc) {
-    cJSON *j = cJSON_CreateObject(), *t = cJSON_CreateArray();
-    int64_t n;
-    const double *ft = dv_vlm_frame_times(v, &n);
-    for (int64_t i = 0; i < n; i++) cJSON_AddItemToArray(t, cJSON_CreateNumber(ft[i]));
-    cJSON_AddItemToObject(j, "frame_times", t);
-    cJSON_AddNumberToObject(j, "video_tokens", (double)dv_vlm_video_tokens(v));
-    cJSON_AddNumberToObject(j, "build_seconds", vc->stats.t_total);
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return s;
+dv_vlm_video_opts dv_vlm_cli_video_opts(const dv_vlm_cli *c, int64_t reserve) {
+    return (dv_vlm_video_opts){.plan = c->plan, .timestamps = c->timestamps, .max_tokens = c->max_tokens_context,
+                               .reserve = reserve};
 }
 
-// Restores the frame list from a cache file's info text; 0 when it is not what we wrote.
-static int restore_info(dv_vlm *v, const char *info, int64_t n_past, dv_video_context *vc) {
-    cJSON *j = cJSON_Parse(info);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "frame_times");
-    const cJSON *vt = cJSON_GetObjectItemCaseSensitive(j, "video_tokens");
-    int ok = cJSON_IsArray(t) && cJSON_IsNumber(vt) && (int64_t)vt->valuedouble == n_past;
-    int64_t n = ok ? cJSON_GetArraySize(t) : 0;
-    double *ft = ok ? malloc((size_t)(n ? n : 1) * sizeof *ft) : NULL;
-    ok = ok && ft;
-    for (int64_t i = 0; ok && i < n; i++) {
-        const cJSON *e = cJSON_GetArrayItem(t, (int)i);
-        ok = cJSON_IsNumber(e);
-        if (ok) ft[i] = e->valuedouble;
+// ---- the callbacks ----
+
+static void cb_plan(void *user, const dv_vlm_plan *plan, const char *text) {
+    (void)user, (void)plan;
+    if (!dv_log_enabled(DV_LOG_LEVEL_INFO)) return;
+    for (const char *l = text; *l;) { // each line as "duovid: ..."
+        size_t n = strcspn(l, "\n");
+        fprintf(stderr, "duovid: %.*s\n", (int)n, l);
+        l += n + (l[n] == '\n');
     }
-    if (ok) {
-        ok = dv_vlm_set_video_context(v, n_past, ft, n) == 0;
-        vc->stats.frames = n;
-        vc->stats.context_tokens = n_past;
-        const cJSON *bs = cJSON_GetObjectItemCaseSensitive(j, "build_seconds");
-        if (cJSON_IsNumber(bs)) DV_LOG_DEBUG("cached context was built in %.2f s", bs->valuedouble);
-    }
-    free(ft);
-    cJSON_Delete(j);
-    return ok;
 }
 
-int dv_vlm_video_context(const dv_vlm_cli *c, dv_vlm_session *s, const char *video_path, int64_t reserve,
-                         volatile sig_atomic_t *stop, dv_video_context *out) {
-    memset(out, 0, sizeof *out);
-    dv_video *video = NULL;
-    dv_vlm *v = s->vlm;
-    dv_llm *llm = dv_vlm_llm(v);
-    int rc;
-    if ((rc = dv_video_open(video_path, NULL, &video))) return rc;
-    out->info = *dv_video_get_info(video);
-    dv_vlm_video_opts o = {.plan = c->plan, .timestamps = c->timestamps, .max_tokens = c->max_tokens_context,
-                           .reserve = reserve};
-    if ((rc = dv_vlm_plan_video(v, &out->info, &o, &out->plan))) {
-        dv_error_prefix(rc, "%s", video_path);
-        goto done;
+static void cb_progress(void *user, const char *stage, const char *unit, dv_vlm_progress_state st, int64_t done,
+                        int64_t total, const char *note) {
+    dv_app_cb *a = user;
+    // an answer streaming to the terminal shows itself; otherwise (--json, batch jobs) a bar does
+    if (a->stream_text && !strcmp(stage, "answer")) return;
+    switch (st) {
+    case DV_VLM_PROGRESS_BEGIN:
+        dv_progress_free(a->prog);
+        a->prog = dv_progress_init(stage, total, unit);
+        break;
+    case DV_VLM_PROGRESS_UPDATE:
+        dv_progress_set_note(a->prog, note);
+        dv_progress_update(a->prog, done);
+        break;
+    case DV_VLM_PROGRESS_END:
+        // the video's stages get their final line; an answer's rate is in the command's summary line
+        if (strcmp(stage, "answer")) dv_progress_finish(a->prog);
+        else dv_progress_free(a->prog);
+        a->prog = NULL;
+        break;
+    case DV_VLM_PROGRESS_ABORT:
+        dv_progress_free(a->prog);
+        a->prog = NULL;
+        break;
     }
-    if (dv_log_enabled(DV_LOG_LEVEL_INFO)) dv_vlm_print_plan(v, &out->plan, stderr);
+}
 
-    dv_ctx_key key;
-    memset(&key, 0, sizeof key);
-    if (s->cache_on) {
-        if ((rc = dv_ctx_hash_model(c->model_dir, &key.model_hash)) || (rc = dv_ctx_hash_file(video_path, &key.video_hash)))
-            goto done;
-        key.pattern_hash = dv_ctx_hash_pattern(s->pattern, c->duo.prefill);
-        dv_vlm_plan_key(v, &out->plan, c->timestamps, key.plan, sizeof key.plan);
-        if ((rc = dv_ctx_cache_path(s->cache_dir, &key, out->cache_path, sizeof out->cache_path))) goto done;
-        char *info = NULL;
-        double t0 = dv_time_now();
-        int r = dv_ctx_cache_load(out->cache_path, &key, llm, &info);
-        if (r < 0) {
-            rc = r;
-            goto done;
-        }
-        if (r == 1 && restore_info(v, info, dv_llm_n_past(llm), out)) {
-            out->cache_hit = 1;
-            out->t_cache = dv_time_now() - t0;
-            DV_LOG_INFO("context cache hit: %s (%lld tokens, %lld frames) in %.2f s", out->cache_path,
-                        (long long)dv_llm_n_past(llm), (long long)out->stats.frames, out->t_cache);
-            free(info);
-            goto done;
-        }
-        if (r == 1) {
-            DV_LOG_WARN("%s: context cache file has no usable frame list; ignored, rebuilding", out->cache_path);
-            dv_llm_rewind(llm, 0);
-        }
-        free(info);
-    }
-    if ((rc = dv_vlm_prefill_video(v, video, &out->plan, c->timestamps, stop, &out->stats))) {
-        dv_error_prefix(rc, "%s", video_path);
-        goto done;
-    }
-    DV_LOG_INFO("video context: %lld frames, %lld tokens in %.2f s (decode %.2f s, encode %.2f s, prefill %.2f s)",
-                (long long)out->stats.frames, (long long)out->stats.context_tokens, out->stats.t_total,
-                out->stats.t_decode, out->stats.t_encode, out->stats.t_prefill);
-    if (s->cache_on) {
-        char *info = context_info(v, out);
-        double t0 = dv_time_now();
-        int r = info ? dv_ctx_cache_save(out->cache_path, &key, info, llm) : DV_ENOMEM;
-        out->t_cache = dv_time_now() - t0;
-        free(info);
-        // a cache that cannot be written costs the next run time, not this answer
-        if (r) DV_LOG_WARN("context cache not written: %s", dv_error_message());
-        else DV_LOG_DEBUG("context cache written: %s in %.2f s", out->cache_path, out->t_cache);
-    }
-done:
-    dv_video_free(video);
-    return rc;
+static void cb_text(void *user, const char *piece) {
+    (void)user;
+    fputs(piece, stdout);
+    fflush(stdout);
+}
+
+static int cb_cancel(void *user) {
+    dv_app_cb *a = user;
+    return a->stop && *a->stop;
+}
+
+dv_vlm_callbacks dv_app_callbacks(dv_app_cb *state, volatile sig_atomic_t *stop, int stream_text) {
+    *state = (dv_app_cb){.stop = stop, .stream_text = stream_text, .prog = NULL};
+    return (dv_vlm_callbacks){.on_plan = cb_plan, .on_progress = cb_progress,
+                              .on_text = stream_text ? cb_text : NULL, .cancel = cb_cancel, .user = state};
 }

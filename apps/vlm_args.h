@@ -1,11 +1,12 @@
 // vlm_args.h: the options shared by the video-QA commands (ask, chat, summarize): model and device,
 // frame sampling (as `duovid frames`), sampling of the answer (as `duovid generate`), DuoAttention,
-// the token budget, the prompt format and the context cache; and the set-up they share (open the
-// model, build a video's context or load it from the cache).
+// the token budget, the prompt format and the context cache; and the glue from flags to the vlm/
+// library (backend, pattern, callbacks that print).
 #ifndef DV_VLM_ARGS_H
 #define DV_VLM_ARGS_H
 
 #include "apps/duo_args.h"
+#include "core/dv_progress.h"
 #include "vlm/dv_vlm.h"
 
 #include <getopt.h>
@@ -59,34 +60,28 @@ int dv_vlm_cli_getopt(dv_vlm_cli *c, const char *cmd, int argc, char **argv, con
 // after printing the error for command `cmd`.
 int dv_vlm_cli_check(const dv_vlm_cli *c, const char *cmd);
 
-// Everything a command holds while it runs.
+// Everything a command holds while it runs: the library objects the flags chose.
 typedef struct dv_vlm_session {
     dv_backend *be;
     dv_duo_pattern *pattern;
     dv_vlm *vlm;
-    char cache_dir[4096];
-    int cache_on;
 } dv_vlm_session;
 
-// Opens backend, pattern and model. Prints the one-line error and returns -1 on failure (the
-// session is then freed).
+// Opens backend, pattern and model (with the context cache folder the flags chose). Prints the
+// one-line error and returns -1 on failure (the session is then freed).
 int dv_vlm_session_open(const dv_vlm_cli *c, dv_vlm_session *s);
 void dv_vlm_session_close(dv_vlm_session *s);
 
-// How a video's context came to be.
-typedef struct dv_video_context {
-    dv_vlm_plan plan;
-    dv_vlm_stats stats;
-    int cache_hit;           // 1: loaded from the context cache
-    double t_cache;          // seconds loading or saving the cache file
-    char cache_path[4200];   // "" when the cache is off
-    dv_video_info info;
-} dv_video_context;
+// The video options the flags give, keeping `reserve` tokens for questions and answers.
+dv_vlm_video_opts dv_vlm_cli_video_opts(const dv_vlm_cli *c, int64_t reserve);
 
-// Opens VIDEO, plans the frames that fit (printing the plan), then loads the context from the cache
-// or builds it (decode, encode, prefill) and saves it. `reserve` = tokens kept for questions and
-// answers. Returns 0 or <0 with the message set (the caller prints it).
-int dv_vlm_video_context(const dv_vlm_cli *c, dv_vlm_session *s, const char *video_path, int64_t reserve,
-                         volatile sig_atomic_t *stop, dv_video_context *out);
+// The CLI's side of the library callbacks: the plan and progress bars on stderr, the answer on
+// stdout (stream_text) or a progress bar instead, and Ctrl-C through `stop` (a signal handler sets it).
+typedef struct dv_app_cb {
+    volatile sig_atomic_t *stop;
+    int stream_text;
+    dv_progress *prog;
+} dv_app_cb;
+dv_vlm_callbacks dv_app_callbacks(dv_app_cb *state, volatile sig_atomic_t *stop, int stream_text);
 
 #endif

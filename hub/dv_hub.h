@@ -1,4 +1,4 @@
-// hub.h: a Hugging Face Hub client over libcurl for `duovid pull`: lists a model repository's files
+// dv_hub.h: a Hugging Face Hub client over libcurl for `duovid pull`: lists a model repository's files
 // through the Hub API, picks the ones duovid reads, and downloads them resumably (FILE.part + an HTTP
 // Range request, size and sha256 checks, atomic rename, bounded retries with backoff).
 //
@@ -11,7 +11,6 @@
 
 #include "core/dv_progress.h"
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,7 +22,8 @@ typedef struct dv_hub_params {
     const char *token;                   // NULL/"": anonymous; else "Authorization: Bearer" (never printed)
     int max_retries;                     // transient failures (connection errors, 5xx, 429) retried
     double retry_base_s;                 // first backoff; doubles per retry, capped at 30 s
-    volatile sig_atomic_t *interrupted;  // when set and nonzero, the transfer stops with DV_EINTR
+    int (*cancel)(void *user);           // NULL, or polled during transfers: nonzero stops with DV_EINTR
+    void *user;                          // cancel's argument
 } dv_hub_params;
 
 typedef struct dv_hub_file {

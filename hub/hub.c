@@ -28,15 +28,16 @@ struct dv_hub {
     char *repo_url, *rev_url;    // URL-escaped repo ("ORG/NAME", each part escaped) and revision
     int max_retries;
     double retry_base_s;
-    volatile sig_atomic_t *interrupted;
+    int (*cancel)(void *user);
+    void *user;
 };
 
 dv_hub_params dv_hub_default_params(void) {
     return (dv_hub_params){.endpoint = "https://huggingface.co", .revision = "main", .token = NULL,
-                           .max_retries = 5, .retry_base_s = 1.0, .interrupted = NULL};
+                           .max_retries = 5, .retry_base_s = 1.0, .cancel = NULL, .user = NULL};
 }
 
-static int interrupted(const dv_hub *h) { return h->interrupted && *h->interrupted; }
+static int interrupted(const dv_hub *h) { return h->cancel && h->cancel(h->user); }
 
 // ---- URLs ----
 
@@ -88,7 +89,8 @@ int dv_hub_open(const char *repo, const dv_hub_params *p, dv_hub **out) {
     }
     h->max_retries = p->max_retries;
     h->retry_base_s = p->retry_base_s;
-    h->interrupted = p->interrupted;
+    h->cancel = p->cancel;
+    h->user = p->user;
     h->repo = strdup(repo);
     h->endpoint = strdup(p->endpoint);
     h->revision = strdup(p->revision);

@@ -79,7 +79,7 @@ static void check_answer(dv_vlm *v, const char *q, int first, int n, const int32
     dv_vlm_gen g = {.sampler = dv_sampler_default_params(), .max_new = n, .ignore_eos = 1, .logits_trace = trace};
     g.sampler.temperature = 0;
     dv_vlm_answer a;
-    int rc = dv_vlm_ask(v, q, first, &g, &a);
+    int rc = dv_vlm_ask(v, q, first, &g, NULL, &a);
     DV_CHECK_MSG(rc == 0, "%s: %s", label, dv_error_message());
     if (!rc) {
         char what[96];
@@ -296,12 +296,12 @@ int main(void) {
             g.sampler.temperature = 0;
             dv_vlm_answer ans;
             g.logits_trace = a;
-            DV_CHECK(dv_vlm_ask(v, question, 1, &g, &ans) == 0);
+            DV_CHECK(dv_vlm_ask(v, question, 1, &g, NULL, &ans) == 0);
             g.logits_trace = NULL;
-            DV_CHECK(dv_vlm_ask(v, q2, 0, &g, &ans) == 0);
+            DV_CHECK(dv_vlm_ask(v, q2, 0, &g, NULL, &ans) == 0);
             DV_CHECK(dv_vlm_reset_conversation(v) == 0);
             g.logits_trace = b;
-            DV_CHECK(dv_vlm_ask(v, question, 1, &g, &ans) == 0);
+            DV_CHECK(dv_vlm_ask(v, question, 1, &g, NULL, &ans) == 0);
             DV_CHECK_MSG(memcmp(a, b, 4 * V * sizeof(float)) == 0, "duo: answer after /reset differs");
             free(a);
             free(b);

@@ -1,20 +1,33 @@
-// pipeline.h: the video-QA pipeline: video/ -> encoder/ -> llm/, streamed, for ask/chat/summarize.
+// dv_vlm.h: the video-QA library: a LLaVA-style model (vision tower + projector, language model,
+// tokenizer, prompt format) that turns a video into a (DuoAttention) KV-cache context and answers
+// questions about it, over many turns. Front ends (the `duovid` CLI, a server, a binding) sit on it.
 //
-//   dv_vlm *v;  dv_vlm_open("models/LLaVA-NeXT-Video-7B-hf", &params, &v);
-//   dv_vlm_plan plan;  dv_vlm_plan_video(v, dv_video_get_info(video), &opts, &plan);   // frames, tokens, KV
-//   dv_vlm_prefill_video(v, video, &plan, &stats);        // context = prompt prefix + every frame
-//   dv_vlm_ask(v, "What happens?", 1, &gen, &answer);     // first question, streamed answer
-//   dv_vlm_ask(v, "And then?", 0, &gen, &answer);         // a later turn of the same conversation
+//   dv_vlm_params p = dv_vlm_default_params();
+//   p.backend = be;                   // kernels/: dv_backend_cpu_init(0), or CUDA
+//   p.pattern = pattern;              // llm/: a DuoAttention pattern, or NULL for full attention
+//   p.cache_dir = dir;                // the .dvctx context cache (dv_ctx_cache_dir_default), or NULL
+//   dv_vlm *v;  dv_vlm_open("models/LLaVA-NeXT-Video-7B-hf", &p, &v);
+//
+//   dv_vlm_callbacks cb = {.on_text = print_piece, .cancel = ctrl_c_pressed, .user = app};
+//   dv_vlm_video_opts o = {.plan = dv_sample_plan_default()};          // 1 fps, whole video
+//   dv_vlm_video vc;  dv_vlm_load_video(v, "talk.mp4", &o, &cb, &vc);  // plan, then cache or build
+//   dv_vlm_take_snapshot(v);                                            // (chat: /reset returns here)
+//   dv_vlm_gen g = {.sampler = dv_sampler_default_params(), .max_new = 256};
+//   dv_vlm_answer a;  dv_vlm_ask(v, "What happens?", 1, &g, &cb, &a);  // first turn, streamed
+//   dv_vlm_ask(v, "And then?", 0, &g, &cb, &a);                         // a later turn, same KV cache
+//   dv_vlm_reset_conversation(v);                                       // back to the video alone
+//   dv_vlm_free(v);
 //
 // The context is built exactly like the Hugging Face LLaVA models build it: the template's text
 // before the video (BOS first), then each frame's projected tokens where the <video> placeholder
 // stands (optionally preceded by a "t=12.0s:" text timestamp), then the question and "ASSISTANT:".
-// Streaming: frames are decoded one at a time, encoded in batches of encode_batch, and their
-// embeddings prefilled in chunks of n_batch tokens, so memory holds one frame batch and one chunk,
-// never the video. Chunks are cut at fixed offsets from the start of the context, so the same
+// Streaming: frames are decoded on a thread of their own, encoded in batches of encode_batch, and
+// their embeddings prefilled in chunks of n_batch tokens, so memory holds one frame batch and one
+// chunk, never the video. Chunks are cut at fixed offsets from the start of the context, so the same
 // inputs always give the same KV cache (DuoAttention's streaming heads see whole chunks).
-#ifndef DV_PIPELINE_H
-#define DV_PIPELINE_H
+// Errors: functions return 0 or a negative DV_E* code with one message line (core/dv_error.h).
+#ifndef DV_VLM_H
+#define DV_VLM_H
 
 #include "encoder/dv_encoder.h"
 #include "llm/dv_llm.h"
@@ -23,12 +36,34 @@
 #include "llm/dv_tokenizer.h"
 #include "video/dv_video.h"
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 typedef struct dv_vlm dv_vlm;
+
+// ---- callbacks: how the library reports back; every member may be NULL ----
+
+typedef enum dv_vlm_progress_state { DV_VLM_PROGRESS_BEGIN = 0, DV_VLM_PROGRESS_UPDATE, DV_VLM_PROGRESS_END,
+                                     DV_VLM_PROGRESS_ABORT } dv_vlm_progress_state;
+
+typedef struct dv_vlm_plan dv_vlm_plan;
+
+typedef struct dv_vlm_callbacks {
+    // the plan of a video, before any frame is decoded; text: dv_vlm_plan_text's lines
+    void (*on_plan)(void *user, const dv_vlm_plan *plan, const char *text);
+    // long work: stage "video" (unit "frames") or "answer" (unit "tok"); BEGIN, UPDATEs, then END (done)
+    // or ABORT (error, cancel, early stop). total <= 0: unknown. note: per-stage rates, or "".
+    void (*on_progress)(void *user, const char *stage, const char *unit, dv_vlm_progress_state state,
+                        int64_t done, int64_t total, const char *note);
+    // each piece of answer text as it is generated
+    void (*on_text)(void *user, const char *piece);
+    // polled between frame batches and answer tokens: nonzero stops the work (a video context with
+    // DV_EINTR, an answer with DV_VLM_STOP_INTERRUPT). Safe to back with a flag a signal handler sets.
+    int (*cancel)(void *user);
+    void *user;
+} dv_vlm_callbacks;
+
+// ---- the model ----
 
 typedef struct dv_vlm_params {
     dv_backend *backend;           // not owned; required
@@ -39,6 +74,7 @@ typedef struct dv_vlm_params {
     int template_kind;             // a dv_template_kind, or -1: detect from the checkpoint
     const char *system;            // system prompt (NULL: none)
     int encode_batch;              // frames per vision-encoder pass (0: 8)
+    const char *cache_dir;         // video context cache folder (NULL: no cache); copied
 } dv_vlm_params;
 
 dv_vlm_params dv_vlm_default_params(void);
@@ -46,13 +82,16 @@ dv_vlm_params dv_vlm_default_params(void);
 // Opens the LLaVA-style checkpoint folder: vision tower + projector (encoder/), language model
 // (llm/), tokenizer, prompt format. Errors name the file and the problem.
 int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out);
-void dv_vlm_free(dv_vlm *v);
+void dv_vlm_free(dv_vlm *v); // accepts NULL
 
 dv_llm *dv_vlm_llm(dv_vlm *v);
 dv_tokenizer *dv_vlm_tokenizer(dv_vlm *v);
 dv_encoder *dv_vlm_encoder(dv_vlm *v);
 const dv_template *dv_vlm_template(const dv_vlm *v);
 const char *dv_vlm_template_why(const dv_vlm *v); // how the format was chosen
+int dv_vlm_cache_on(const dv_vlm *v);             // 1: a cache folder was given
+
+// ---- the video context ----
 
 // What the user asked for: sampling, timestamps, and the token budget of the video context.
 typedef struct dv_vlm_video_opts {
@@ -62,8 +101,8 @@ typedef struct dv_vlm_video_opts {
     int64_t reserve;     // tokens kept free for questions and answers
 } dv_vlm_video_opts;
 
-// The resolved plan, printed before any work starts.
-typedef struct dv_vlm_plan {
+// The resolved plan, reported before any work starts.
+struct dv_vlm_plan {
     dv_sample_plan plan;      // the plan actually used (max_frames lowered when it had to fit)
     dv_plan_times times;      // its resolution against the video's duration
     int64_t n_frames;         // frames (upper bound: a frame selected twice is used once)
@@ -77,9 +116,9 @@ typedef struct dv_vlm_plan {
     int64_t budget;           // the budget it had to fit (max_tokens - reserve)
     size_t kv_bytes;          // KV cache bytes at context_tokens + reserve (DuoAttention aware)
     double duration_sec;
-} dv_vlm_plan;
+};
 
-// Per-stage figures of one video context and one answer.
+// Per-stage figures of one video context.
 typedef struct dv_vlm_stats {
     int64_t frames;                   // frames encoded into the context
     int64_t context_tokens;           // tokens of the video context
@@ -89,39 +128,50 @@ typedef struct dv_vlm_stats {
     double t_total;                   // wall time of dv_vlm_prefill_video
 } dv_vlm_stats;
 
-// Picks the frames that fit: errors (DV_EINVAL, one line) when not even one frame fits.
-int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_opts *o, dv_vlm_plan *out);
-// "plan: 120 frames (1 fps over 0:00-2:00), 144 tokens/frame, 17296 tokens, KV cache ~2.3 GiB ..."
-void dv_vlm_print_plan(const dv_vlm *v, const dv_vlm_plan *p, FILE *f);
-// A canonical one-line description of everything besides the model, video and pattern that decides
-// the video context's contents (plan, template prefix, timestamps): the context cache's key text.
-void dv_vlm_plan_key(const dv_vlm *v, const dv_vlm_plan *p, int timestamps, char *buf, size_t cap);
+// How a video's context came to be (dv_vlm_load_video).
+typedef struct dv_vlm_video {
+    dv_video_info info;
+    dv_vlm_plan plan;
+    dv_vlm_stats stats;
+    int cache_hit;           // 1: loaded from the context cache
+    double t_cache;          // seconds loading or saving the cache file
+    char cache_path[4200];   // "" when the cache is off
+} dv_vlm_video;
 
-// Clears the context and fills it with the prompt prefix and every planned frame, streamed.
-// Progress on stderr (frames, with per-stage rates). *stop (may be NULL) set asynchronously ends it
-// with DV_EINTR. Frame times are kept (dv_vlm_frame_times).
+// The whole job: opens the video, plans the frames that fit (cb->on_plan), then loads the context
+// from the cache or builds it (decode, encode, prefill; cb->on_progress, cb->cancel) and saves it.
+// A cache file that cannot be used or written costs a warning, never the answer.
+int dv_vlm_load_video(dv_vlm *v, const char *video_path, const dv_vlm_video_opts *o, const dv_vlm_callbacks *cb,
+                      dv_vlm_video *out);
+
+// The steps under it, for callers that bring their own video or skip the cache:
+// picks the frames that fit (DV_EINVAL, one line, when not even one frame fits);
+int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_opts *o, dv_vlm_plan *out);
+// "plan: 120 frames (1 fps over 0:00-2:00), 144 tokens/frame, ... KV cache ~2.3 MiB (DuoAttention, ...)"
+// (one or two lines, '\n'-terminated);
+void dv_vlm_plan_text(const dv_vlm *v, const dv_vlm_plan *p, char *buf, size_t cap);
+// clears the context and fills it with the prompt prefix and every planned frame, streamed.
 int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int timestamps,
-                         volatile sig_atomic_t *stop, dv_vlm_stats *st);
-// Times (seconds) of the frames in the current video context; *n set. Valid until the next prefill.
+                         const dv_vlm_callbacks *cb, dv_vlm_stats *st);
+
+// Times (seconds) of the frames in the current video context; *n set. Valid until the next video.
 const double *dv_vlm_frame_times(const dv_vlm *v, int64_t *n);
-// Records the video context as restored from elsewhere (context cache): its token count and frames.
-int dv_vlm_set_video_context(dv_vlm *v, int64_t n_tokens, const double *frame_times, int64_t n_frames);
+int64_t dv_vlm_video_tokens(const dv_vlm *v); // context length right after the video
+
+// ---- the conversation ----
+
 // Saves the video context (DuoAttention only; with full attention a rewind is exact) to an unlinked
 // temporary file, so dv_vlm_reset_conversation can return to it. Call right after the context is ready.
 int dv_vlm_take_snapshot(dv_vlm *v);
 // Forgets the conversation: back to the video context only. Full attention rewinds; DuoAttention
 // reloads the snapshot (a rewind cannot restore the streaming heads' windows).
 int dv_vlm_reset_conversation(dv_vlm *v);
-int64_t dv_vlm_video_tokens(const dv_vlm *v);
 
 // Generation settings of one answer.
 typedef struct dv_vlm_gen {
     dv_sampler_params sampler;
     int max_new;                 // answer tokens at most
     int ignore_eos;
-    volatile sig_atomic_t *stop; // may be NULL; set asynchronously (Ctrl-C) it ends the answer
-    void (*on_text)(void *ctx, const char *piece); // streamed answer text (may be NULL)
-    void *ctx;
     float *logits_trace;         // NULL, or (max_new, V): the logits each answer token was chosen from (tests)
 } dv_vlm_gen;
 
@@ -141,12 +191,14 @@ typedef struct dv_vlm_answer {
 const char *dv_vlm_stop_name(dv_vlm_stop s); // "eos", "length", "interrupted", "context full"
 
 // Appends a user turn (first = 1: the question right after the video; 0: after an answer) and
-// generates the answer into the context. Context full before the question fits: DV_EINVAL.
-int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, dv_vlm_answer *out);
+// generates the answer into the context (cb->on_text streams it; cb->cancel stops it). Context full
+// before the question fits: DV_EINVAL (the conversation can go on after a reset).
+int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, const dv_vlm_callbacks *cb,
+               dv_vlm_answer *out);
 
-// Tokenizes the first-turn text of `question` (after the video) — for tests and --json counts.
+// Token counts, for budgets and tests: the first-turn (first = 1) or later-turn text of `question`,
+// and the text before the video (BOS included when the tokenizer adds one). *ids: the caller frees.
 int dv_vlm_question_ids(dv_vlm *v, const char *question, int first, int32_t **ids, int *n);
-// Tokenizes the text before the video (BOS included when the tokenizer adds one).
 int dv_vlm_prefix_ids(dv_vlm *v, int32_t **ids, int *n);
 
 #endif

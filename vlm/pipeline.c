@@ -1,13 +1,15 @@
-// pipeline.c: the video-QA pipeline (pipeline.h): open the VLM, plan the frames that fit, stream
+// pipeline.c: the video-QA pipeline (dv_vlm.h): open the VLM, plan the frames that fit, stream
 // decode -> encode -> prefill into the (DuoAttention) KV cache, then answer questions.
 #include "vlm/dv_vlm.h"
 
 #include "vlm/frame_prefetch.h"
+#include "vlm/vlm_internal.h"
 #include "core/dv_error.h"
 #include "core/dv_log.h"
 #include "core/dv_progress.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +44,26 @@ struct dv_vlm {
     int64_t n_frame_t, frame_t_cap;
     int64_t video_tokens;          // context length right after the video (the conversation starts here)
     FILE *snapshot;                // the context right after the video, for /reset with DuoAttention
+
+    char *model_dir;               // owned copy, for the context cache's model hash
+    char *cache_dir;               // owned copy ("" : no cache)
+    uint64_t model_hash;           // dv_ctx_hash_model(model_dir), computed on first use
+    int have_model_hash;
+    uint64_t pattern_hash;         // dv_ctx_hash_pattern(pattern, duo_prefill)
 };
 
 dv_vlm_params dv_vlm_default_params(void) {
     dv_vlm_params p = {.backend = NULL, .n_ctx = 0, .n_batch = 256, .pattern = NULL,
                        .duo_prefill = DV_DUO_PREFILL_REFERENCE, .template_kind = -1, .system = NULL,
-                       .encode_batch = 8};
+                       .encode_batch = 8, .cache_dir = NULL};
     return p;
+}
+
+int dv_vlm_cb_cancel(const dv_vlm_callbacks *cb) { return cb && cb->cancel && cb->cancel(cb->user); }
+
+void dv_vlm_cb_progress(const dv_vlm_callbacks *cb, const char *stage, const char *unit, dv_vlm_progress_state st,
+                        int64_t done, int64_t total, const char *note) {
+    if (cb && cb->on_progress) cb->on_progress(cb->user, stage, unit, st, done, total, note ? note : "");
 }
 
 dv_llm *dv_vlm_llm(dv_vlm *v) { return v->llm; }
@@ -57,6 +72,8 @@ dv_encoder *dv_vlm_encoder(dv_vlm *v) { return v->enc; }
 const dv_template *dv_vlm_template(const dv_vlm *v) { return &v->tpl; }
 const char *dv_vlm_template_why(const dv_vlm *v) { return v->tpl_why; }
 int64_t dv_vlm_video_tokens(const dv_vlm *v) { return v->video_tokens; }
+int dv_vlm_cache_on(const dv_vlm *v) { return v->cache_dir[0] != 0; }
+const char *dv_vlm_cache_dir(const dv_vlm *v) { return v->cache_dir; }
 
 int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     *out = NULL;
@@ -65,6 +82,13 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     dv_vlm *v = calloc(1, sizeof *v);
     if (!v) return dv_error_set(DV_ENOMEM, "out of memory");
     v->encode_batch = p->encode_batch > 0 ? p->encode_batch : 8;
+    v->model_dir = strdup(model_dir);
+    v->cache_dir = strdup(p->cache_dir ? p->cache_dir : "");
+    if (!v->model_dir || !v->cache_dir) {
+        rc = dv_error_set(DV_ENOMEM, "out of memory");
+        goto fail;
+    }
+    v->pattern_hash = dv_ctx_hash_pattern(p->pattern, p->duo_prefill);
 
     dv_encoder_params ep = dv_encoder_default_params();
     ep.backend = p->backend;
@@ -143,6 +167,8 @@ void dv_vlm_free(dv_vlm *v) {
     free(v->answer_ids);
     free(v->answer);
     free(v->frame_t);
+    free(v->model_dir);
+    free(v->cache_dir);
     free(v);
 }
 
@@ -255,7 +281,19 @@ static void fmt_time(double s, char *buf, size_t cap) {
     else snprintf(buf, cap, "%d:%02d", t / 60, t % 60);
 }
 
-void dv_vlm_print_plan(const dv_vlm *v, const dv_vlm_plan *p, FILE *f) {
+// Appends to buf (of cap bytes, *len used so far), truncating.
+static void text_add(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
+    if (*len >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0) *len = *len + (size_t)n < cap ? *len + (size_t)n : cap;
+}
+
+void dv_vlm_plan_text(const dv_vlm *v, const dv_vlm_plan *p, char *buf, size_t cap) {
+    size_t len = 0;
+    if (cap) buf[0] = 0;
     char a[32], b[32], how[96];
     fmt_time(p->times.start_sec, a, sizeof a);
     fmt_time(p->times.end_sec, b, sizeof b);
@@ -263,7 +301,7 @@ void dv_vlm_print_plan(const dv_vlm *v, const dv_vlm_plan *p, FILE *f) {
     else snprintf(how, sizeof how, "%g fps over %s-%s", p->times.fps, a, b);
     char extra[32] = "";
     if (p->ts_tokens) snprintf(extra, sizeof extra, " + %d text", p->ts_tokens);
-    fprintf(f, "duovid: plan: %lld frames (%s), %d tokens/frame%s, %lld context tokens, KV cache ~%.1f MiB "
+    text_add(buf, cap, &len, "plan: %lld frames (%s), %d tokens/frame%s, %lld context tokens, KV cache ~%.1f MiB "
                "(%s, template %s)\n",
             (long long)p->n_frames, how, p->tokens_per_frame, extra,
             (long long)p->context_tokens, (double)p->kv_bytes / (1 << 20),
@@ -271,11 +309,11 @@ void dv_vlm_print_plan(const dv_vlm *v, const dv_vlm_plan *p, FILE *f) {
             dv_template_name(v->tpl.kind));
     if (p->capped) {
         if (p->asked_frames < 0)
-            fprintf(f, "duovid: note: the video's length is unknown; sampling at most %lld frames (what fits %lld "
+            text_add(buf, cap, &len, "note: the video's length is unknown; sampling at most %lld frames (what fits %lld "
                        "tokens) from the start\n",
                     (long long)p->n_frames, (long long)p->budget);
         else
-            fprintf(f, "duovid: note: %lld frames would need %lld tokens; %lld uniform frames fit the budget of %lld "
+            text_add(buf, cap, &len, "note: %lld frames would need %lld tokens; %lld uniform frames fit the budget of %lld "
                        "(--max-tokens-context / --ctx raise it)\n",
                     (long long)p->asked_frames,
                     (long long)(p->prefix_tokens + p->asked_frames * (p->tokens_per_frame + p->ts_tokens)),
@@ -291,6 +329,21 @@ void dv_vlm_plan_key(const dv_vlm *v, const dv_vlm_plan *p, int timestamps, char
     snprintf(buf, cap, "v1 fps=%.17g n=%lld start=%.17g end=%.17g max=%lld mode=%d ts=%d tpl=%s sys=%016llx chunk=%d",
              p->plan.fps, (long long)p->plan.n_frames, p->plan.start_sec, p->plan.end_sec, (long long)p->plan.max_frames,
              (int)p->plan.mode, timestamps, dv_template_name(v->tpl.kind), (unsigned long long)sys, v->n_batch);
+}
+
+int dv_vlm_cache_key(dv_vlm *v, const char *video_path, const dv_vlm_plan *p, int timestamps, dv_ctx_key *k) {
+    memset(k, 0, sizeof *k);
+    int rc;
+    // the model folder is hashed once per dv_vlm (summarize reuses it for every video)
+    if (!v->have_model_hash) {
+        if ((rc = dv_ctx_hash_model(v->model_dir, &v->model_hash))) return rc;
+        v->have_model_hash = 1;
+    }
+    k->model_hash = v->model_hash;
+    if ((rc = dv_ctx_hash_file(video_path, &k->video_hash))) return rc;
+    k->pattern_hash = v->pattern_hash;
+    dv_vlm_plan_key(v, p, timestamps, k->plan, sizeof k->plan);
+    return 0;
 }
 
 // ---- the prefill feeder ----
@@ -377,13 +430,13 @@ static int drop_snapshot(dv_vlm *v) {
 }
 
 int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int timestamps,
-                         volatile sig_atomic_t *stop, dv_vlm_stats *st) {
+                         const dv_vlm_callbacks *cb, dv_vlm_stats *st) {
     memset(st, 0, sizeof *st);
     const double t_start = dv_time_now();
     int rc;
     char text[4096];
     dv_prefetch *pf = NULL;
-    dv_progress *prog = NULL;
+    int began = 0;
     drop_snapshot(v);
     v->n_frame_t = 0;
     v->video_tokens = 0;
@@ -393,9 +446,10 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
         goto done;
     // frames are decoded on their own thread while the previous batch is encoded and prefilled
     if ((rc = dv_prefetch_start(video, &p->plan, v->encode_batch, &pf))) goto done;
-    prog = dv_progress_init("video", p->n_frames, "frames");
+    dv_vlm_cb_progress(cb, "video", "frames", DV_VLM_PROGRESS_BEGIN, 0, p->n_frames, "");
+    began = 1;
     for (;;) {
-        if (stop && *stop) {
+        if (dv_vlm_cb_cancel(cb)) {
             rc = dv_error_set(DV_EINTR, "interrupted");
             goto done;
         }
@@ -418,8 +472,7 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
                  st->t_decode > 0 ? (double)st->frames / st->t_decode : 0,
                  st->t_encode > 0 ? (double)st->frames / st->t_encode : 0,
                  st->t_prefill > 0 ? (double)dv_llm_n_past(v->llm) / st->t_prefill : 0);
-        dv_progress_set_note(prog, note);
-        dv_progress_update(prog, st->frames);
+        dv_vlm_cb_progress(cb, "video", "frames", DV_VLM_PROGRESS_UPDATE, st->frames, p->n_frames, note);
     }
     st->t_decode = dv_prefetch_decode_seconds(pf);
     if (st->frames == 0) {
@@ -433,8 +486,9 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
     v->video_tokens = dv_llm_n_past(v->llm);
     st->context_tokens = v->video_tokens;
 done:
-    if (rc) dv_progress_free(prog);
-    else dv_progress_finish(prog);
+    if (began)
+        dv_vlm_cb_progress(cb, "video", "frames", rc ? DV_VLM_PROGRESS_ABORT : DV_VLM_PROGRESS_END, st->frames,
+                           p->n_frames, "");
     dv_prefetch_free(pf);
     st->t_total = dv_time_now() - t_start;
     if (rc) {
@@ -516,7 +570,8 @@ static int answer_append(dv_vlm *v, size_t *len, const char *piece) {
     return 0;
 }
 
-int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, dv_vlm_answer *out) {
+int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, const dv_vlm_callbacks *cb,
+               dv_vlm_answer *out) {
     memset(out, 0, sizeof *out);
     const double t0 = dv_time_now();
     int n;
@@ -551,11 +606,10 @@ int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, 
         out->stop = DV_VLM_STOP_CONTEXT;
     }
     int produced = 0;
-    // nothing streams to the terminal (--json, batch jobs): show the answer's progress instead
-    dv_progress *prog = g->on_text ? NULL : dv_progress_init("answer", max_new, "tok");
+    dv_vlm_cb_progress(cb, "answer", "tok", DV_VLM_PROGRESS_BEGIN, 0, max_new, "");
     for (int i = 0; i < max_new; i++) {
-        dv_progress_update(prog, i);
-        if (g->stop && *g->stop) {
+        dv_vlm_cb_progress(cb, "answer", "tok", DV_VLM_PROGRESS_UPDATE, i, max_new, "");
+        if (dv_vlm_cb_cancel(cb)) {
             out->stop = DV_VLM_STOP_INTERRUPT;
             break;
         }
@@ -573,22 +627,22 @@ int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, 
         const char *piece = dv_tokenizer_stream_push(v->stream, next);
         if (piece && *piece) {
             if ((rc = answer_append(v, &len, piece))) {
-                dv_progress_free(prog);
+                dv_vlm_cb_progress(cb, "answer", "tok", DV_VLM_PROGRESS_ABORT, i, max_new, "");
                 return rc;
             }
-            if (g->on_text) g->on_text(g->ctx, piece);
+            if (cb && cb->on_text) cb->on_text(cb->user, piece);
         }
         // every answer token enters the context, so the conversation can go on after it
         if ((rc = dv_llm_decode(v->llm, next, v->logits))) {
-            dv_progress_free(prog);
+            dv_vlm_cb_progress(cb, "answer", "tok", DV_VLM_PROGRESS_ABORT, i, max_new, "");
             return rc;
         }
     }
-    dv_progress_free(prog); // the summary line of the command says the rate
+    dv_vlm_cb_progress(cb, "answer", "tok", DV_VLM_PROGRESS_END, produced, max_new, "");
     const char *tail = dv_tokenizer_stream_flush(v->stream);
     if (tail && *tail) {
         if ((rc = answer_append(v, &len, tail))) return rc;
-        if (g->on_text) g->on_text(g->ctx, tail);
+        if (cb && cb->on_text) cb->on_text(cb->user, tail);
     }
     if (!produced) out->ttft = dv_time_now() - t0;
     out->t_generate = dv_time_now() - tg;
