@@ -149,7 +149,7 @@ static int handle_line(chat *ch, char *line) {
         }
         return 0;
     }
-    dv_vlm_gen g = {.sampler = ch->c->sampler, .max_new = ch->c->n_predict, .ignore_eos = ch->c->ignore_eos};
+    dv_vlm_gen g = {.sampler = ch->c->sampler.params, .max_new = ch->c->n_predict, .ignore_eos = ch->c->sampler.ignore_eos};
     dv_vlm_answer a;
     dv_chat_stop = 0;
     int rc = dv_vlm_ask(ch->s->vlm, q, ch->first, &g, &ch->cb, &a);

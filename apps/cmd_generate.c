@@ -2,11 +2,13 @@
 #include "apps/app_common.h"
 #include "apps/args.h"
 #include "apps/duo_args.h"
+#include "apps/sampler_args.h"
 #include "apps/cli.h"
 
 #include "core/dv_error.h"
 #include "core/dv_log.h"
 #include "core/dv_progress.h"
+#include "llm/dv_generate.h"
 #include "llm/dv_llm.h"
 #include "llm/dv_sampler.h"
 #include "llm/dv_tokenizer.h"
@@ -25,12 +27,6 @@ static void usage(FILE *f) {
             "  -p, --prompt TEXT      the prompt (use -f to read it from a file)\n"
             "  -f, --file FILE        read the prompt from FILE ('-' = stdin)\n"
             "  -n, --n-predict N      tokens to generate (default 128; stops early at end-of-sequence)\n"
-            "      --temp T           sampling temperature; 0 = greedy (default 0.8)\n"
-            "      --top-k K          keep the K most likely tokens; 0 = all (default 40)\n"
-            "      --top-p P          nucleus sampling mass in (0, 1] (default 0.95)\n"
-            "      --repeat-penalty R penalty for tokens among the last 64 (default 1.0 = off)\n"
-            "      --seed S           random seed (default: from the clock)\n"
-            "      --ignore-eos       keep generating past end-of-sequence\n"
             "      --no-bos           do not prepend the BOS token\n"
             "      --ctx N            context limit in tokens (default: the model's maximum; KV memory\n"
             "                         grows with the context actually used)\n"
@@ -38,7 +34,11 @@ static void usage(FILE *f) {
             "  -t, --threads N        CPU threads (default: all cores)\n"
             "      --device D         auto | cpu | cuda (default auto)\n"
             "  -v, --verbose          print the model summary and KV cache size\n"
-            "  -h, --help             this help\n\n");
+            "  -h, --help             this help\n");
+    dv_sampler_args sa;
+    dv_sampler_args_init(&sa, 0.8f);
+    dv_sampler_args_help(&sa, f);
+    fputc('\n', f);
     dv_duo_args_help(f);
 }
 
@@ -64,20 +64,26 @@ static char *read_all(const char *path) {
     return buf;
 }
 
+static int put_piece(void *user, int32_t id, const char *piece) {
+    (void)user, (void)id;
+    if (*piece) {
+        fputs(piece, stdout);
+        fflush(stdout);
+    }
+    return 0;
+}
+
 int dv_cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *prompt = NULL, *prompt_file = NULL, *device = "auto";
-    int n_predict = 128, threads = 0, n_ctx = 0, n_batch = 0, verbose = 0, ignore_eos = 0, add_bos = 1;
-    dv_sampler_params sp = dv_sampler_default_params();
-    sp.temperature = 0.8f;
+    int n_predict = 128, threads = 0, n_ctx = 0, n_batch = 0, verbose = 0, add_bos = 1;
+    dv_sampler_args sa;
+    dv_sampler_args_init(&sa, 0.8f);
     dv_duo_args duo;
     dv_duo_args_init(&duo);
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},  {"prompt", required_argument, 0, 'p'},
         {"file", required_argument, 0, 'f'},   {"n-predict", required_argument, 0, 'n'},
-        {"temp", required_argument, 0, 1},     {"top-k", required_argument, 0, 2},
-        {"top-p", required_argument, 0, 3},    {"repeat-penalty", required_argument, 0, 4},
-        {"seed", required_argument, 0, 5},     {"ignore-eos", no_argument, 0, 6},
-        {"no-bos", no_argument, 0, 7},         {"ctx", required_argument, 0, 8},
+        DV_SAMPLER_LONG_OPTIONS,               {"no-bos", no_argument, 0, 7},         {"ctx", required_argument, 0, 8},
         {"chunk", required_argument, 0, 9},    {"batch", required_argument, 0, 9},
         {"threads", required_argument, 0, 't'}, DV_DUO_LONG_OPTIONS,
         {"device", required_argument, 0, 10},  {"verbose", no_argument, 0, 'v'},
@@ -91,12 +97,6 @@ int dv_cmd_generate(int argc, char **argv) {
         case 'p': prompt = optarg; break;
         case 'f': prompt_file = optarg; break;
         case 'n': bad = dv_arg_int("--n-predict", optarg, 0, 1 << 24, &n_predict); break;
-        case 1: bad = dv_arg_float("--temp", optarg, 0, 100, &sp.temperature); break;
-        case 2: bad = dv_arg_int("--top-k", optarg, 0, 1 << 30, &sp.top_k); break;
-        case 3: bad = dv_arg_float("--top-p", optarg, 1e-6, 1, &sp.top_p); break;
-        case 4: bad = dv_arg_float("--repeat-penalty", optarg, 1e-3, 100, &sp.repetition_penalty); break;
-        case 5: bad = dv_arg_u64("--seed", optarg, &sp.seed); break;
-        case 6: ignore_eos = 1; break;
         case 7: add_bos = 0; break;
         case 8: bad = dv_arg_int("--ctx", optarg, 1, 1 << 30, &n_ctx); break;
         case 9: bad = dv_arg_int("--chunk", optarg, 1, 1 << 20, &n_batch); break;
@@ -106,7 +106,8 @@ int dv_cmd_generate(int argc, char **argv) {
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("generate", "%s needs a value", argv[optind - 1]); return 1;
         default: {
-            int d = dv_duo_args_parse(&duo, c, optarg);
+            int d = dv_sampler_args_parse(&sa, c, optarg);
+            if (d == 0) d = dv_duo_args_parse(&duo, c, optarg);
             if (d == 0) {
                 dv_app_usage_error("generate", "unknown option '%s'", argv[optind - 1]);
                 return 1;
@@ -134,7 +135,6 @@ int dv_cmd_generate(int argc, char **argv) {
     char *prompt_buf = NULL;
     dv_backend *be = NULL;
     dv_tokenizer *tok = NULL;
-    dv_tokenizer_stream *stream = NULL;
     dv_llm *llm = NULL;
     dv_sampler *smp = NULL;
     dv_duo_pattern *pattern = NULL;
@@ -191,8 +191,7 @@ int dv_cmd_generate(int argc, char **argv) {
                     n_ctx_eff, fit);
         n_predict = fit;
     }
-    if ((rc = dv_sampler_init(&sp, cfg->vocab_size, &smp))) goto fail_msg;
-    if (!(stream = dv_tokenizer_stream_init(tok, 0))) goto fail_msg;
+    if ((rc = dv_sampler_init(&sa.params, cfg->vocab_size, &smp))) goto fail_msg;
 
     // ---- prefill the prompt ----
     double tp = dv_time_now();
@@ -203,21 +202,13 @@ int dv_cmd_generate(int argc, char **argv) {
     fputs(prompt, stdout);
     fflush(stdout);
     double td = dv_time_now();
-    int n_gen = 0;
-    for (; n_gen < n_predict; n_gen++) {
-        int32_t next = dv_sampler_sample(smp, logits, ids, n_ids);
-        if (!ignore_eos && dv_llm_config_is_eos(cfg, next)) break;
-        if (!ignore_eos && next == dv_tokenizer_eos(tok)) break;
-        ids[n_ids++] = next;
-        const char *piece = dv_tokenizer_stream_push(stream, next);
-        if (piece && *piece) {
-            fputs(piece, stdout);
-            fflush(stdout);
-        }
-        if (n_gen + 1 < n_predict && (rc = dv_llm_decode(llm, next, logits))) goto fail_msg;
-    }
-    const char *tail = dv_tokenizer_stream_flush(stream);
-    if (tail) fputs(tail, stdout);
+    // the last token is not decoded: nothing comes after it
+    dv_llm_gen_params gp = {.sampler = smp, .tokenizer = tok, .max_new = n_predict, .ignore_eos = sa.ignore_eos,
+                            .at_start = 0, .decode_last = 0, .on_token = put_piece};
+    dv_llm_gen_result gr;
+    if ((rc = dv_llm_generate(llm, &gp, logits, ids, n_ids, n_ctx_eff, &gr))) goto fail_msg;
+    const int n_gen = gr.n_tokens;
+    n_ids += n_gen;
     fputc('\n', stdout);
     fflush(stdout);
     double t_dec = dv_time_now() - td;
@@ -235,7 +226,6 @@ done:
     free(prompt_buf);
     dv_sampler_free(smp);
     dv_duo_pattern_free(pattern);
-    dv_tokenizer_stream_free(stream);
     dv_llm_free(llm);
     dv_tokenizer_free(tok);
     dv_backend_free(be);

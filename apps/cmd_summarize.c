@@ -156,7 +156,7 @@ static cJSON *summarize_one(const dv_vlm_cli *c, dv_vlm_session *s, const char *
     int nq = 0;
     dv_vlm_video vc;
     dv_vlm_answer a;
-    dv_vlm_gen g = {.sampler = c->sampler, .max_new = c->n_predict, .ignore_eos = c->ignore_eos};
+    dv_vlm_gen g = {.sampler = c->sampler.params, .max_new = c->n_predict, .ignore_eos = c->sampler.ignore_eos};
     dv_app_cb cbs;
     dv_vlm_callbacks cb = dv_app_callbacks(&cbs, &dv_sum_stop, 0);
     int rc = dv_vlm_question_ids(s->vlm, prompt, 1, &qids, &nq);

@@ -18,8 +18,7 @@ void dv_vlm_cli_init(dv_vlm_cli *c) {
     c->device = "auto";
     c->n_predict = 256;
     c->plan = dv_sample_plan_default();
-    c->sampler = dv_sampler_default_params();
-    c->sampler.temperature = 0; // answers are greedy unless --temp says otherwise (as HF generate)
+    dv_sampler_args_init(&c->sampler, 0);
     dv_duo_args_init(&c->duo);
 }
 
@@ -34,12 +33,6 @@ int dv_vlm_cli_parse(dv_vlm_cli *c, int code, const char *v) {
     case DV_VLM_OPT_BASE + 2: bad = dv_arg_double("--start", v, 0, 1e9, &c->plan.start_sec); break;
     case DV_VLM_OPT_BASE + 3: bad = dv_arg_double("--end", v, 1e-9, 1e9, &c->plan.end_sec); break;
     case DV_VLM_OPT_BASE + 4: bad = dv_arg_i64("--max-frames", v, 1, 100000000, &c->plan.max_frames); break;
-    case DV_VLM_OPT_BASE + 5: bad = dv_arg_float("--temp", v, 0, 100, &c->sampler.temperature); break;
-    case DV_VLM_OPT_BASE + 6: bad = dv_arg_int("--top-k", v, 0, 1 << 30, &c->sampler.top_k); break;
-    case DV_VLM_OPT_BASE + 7: bad = dv_arg_float("--top-p", v, 1e-6, 1, &c->sampler.top_p); break;
-    case DV_VLM_OPT_BASE + 8: bad = dv_arg_float("--repeat-penalty", v, 1e-3, 100, &c->sampler.repetition_penalty); break;
-    case DV_VLM_OPT_BASE + 9: bad = dv_arg_u64("--seed", v, &c->sampler.seed); break;
-    case DV_VLM_OPT_BASE + 10: c->ignore_eos = 1; break;
     case DV_VLM_OPT_BASE + 11: c->timestamps = 1; break;
     case DV_VLM_OPT_BASE + 12: bad = dv_arg_i64("--max-tokens-context", v, 1, 1 << 30, &c->max_tokens_context); break;
     case DV_VLM_OPT_BASE + 13: bad = dv_arg_int("--ctx", v, 16, 1 << 30, &c->n_ctx); break;
@@ -60,7 +53,10 @@ int dv_vlm_cli_parse(dv_vlm_cli *c, int code, const char *v) {
             return -1;
         }
         break;
-    default: return dv_duo_args_parse(&c->duo, code, v);
+    default: {
+        int r = dv_sampler_args_parse(&c->sampler, code, v);
+        return r ? r : dv_duo_args_parse(&c->duo, code, v);
+    }
     }
     return bad ? -1 : 1;
 }
@@ -94,9 +90,10 @@ void dv_vlm_cli_help(FILE *f) {
             "      --no-cache           neither read nor write the context cache\n"
             "answer (as `duovid generate`):\n"
             "  -n, --n-predict N        answer tokens at most (default 256)\n"
-            "      --temp T             sampling temperature; 0 = greedy (default 0)\n"
-            "      --top-k K, --top-p P, --repeat-penalty R, --seed S, --ignore-eos\n"
             "      --verbose            model summary and KV cache report on stderr\n");
+    dv_sampler_args c;
+    dv_sampler_args_init(&c, 0);
+    dv_sampler_args_help(&c, f);
     dv_duo_args_help(f);
 }
 

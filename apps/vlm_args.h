@@ -6,6 +6,7 @@
 #define DV_VLM_ARGS_H
 
 #include "apps/duo_args.h"
+#include "apps/sampler_args.h"
 #include "core/dv_progress.h"
 #include "vlm/dv_vlm.h"
 
@@ -15,24 +16,22 @@
 
 typedef struct dv_vlm_cli {
     const char *model_dir, *device, *template_name, *system, *cache_dir;
-    int threads, n_ctx, n_batch, encode_batch, n_predict, ignore_eos, timestamps, no_cache, verbose;
+    int threads, n_ctx, n_batch, encode_batch, n_predict, timestamps, no_cache, verbose;
     int have_fps; // --fps was given (it conflicts with --frames)
     int64_t max_tokens_context;
     dv_sample_plan plan;
-    dv_sampler_params sampler;
+    dv_sampler_args sampler; // answers are greedy unless --temp says otherwise (as HF generate)
     dv_duo_args duo;
 } dv_vlm_cli;
 
-// getopt_long codes of the shared options start here (each command's own codes stay below 400)
+// getopt_long codes of the shared options start here (each command's own codes stay below 300;
+// DuoAttention flags use 300.., sampler flags 500..)
 #define DV_VLM_OPT_BASE 400
 #define DV_VLM_LONG_OPTIONS                                                                                    \
     {"model", required_argument, 0, 'm'}, {"fps", required_argument, 0, DV_VLM_OPT_BASE + 0},                 \
         {"frames", required_argument, 0, DV_VLM_OPT_BASE + 1}, {"start", required_argument, 0, DV_VLM_OPT_BASE + 2}, \
         {"end", required_argument, 0, DV_VLM_OPT_BASE + 3}, {"max-frames", required_argument, 0, DV_VLM_OPT_BASE + 4}, \
-        {"n-predict", required_argument, 0, 'n'}, {"temp", required_argument, 0, DV_VLM_OPT_BASE + 5},        \
-        {"top-k", required_argument, 0, DV_VLM_OPT_BASE + 6}, {"top-p", required_argument, 0, DV_VLM_OPT_BASE + 7}, \
-        {"repeat-penalty", required_argument, 0, DV_VLM_OPT_BASE + 8},                                        \
-        {"seed", required_argument, 0, DV_VLM_OPT_BASE + 9}, {"ignore-eos", no_argument, 0, DV_VLM_OPT_BASE + 10}, \
+        {"n-predict", required_argument, 0, 'n'}, DV_SAMPLER_LONG_OPTIONS,                                   \
         {"timestamps", no_argument, 0, DV_VLM_OPT_BASE + 11},                                                \
         {"max-tokens-context", required_argument, 0, DV_VLM_OPT_BASE + 12},                                  \
         {"ctx", required_argument, 0, DV_VLM_OPT_BASE + 13}, {"chunk", required_argument, 0, DV_VLM_OPT_BASE + 14}, \

@@ -2,6 +2,7 @@
 // decode -> encode -> prefill into the (DuoAttention) KV cache, then answer questions.
 #include "vlm/dv_vlm.h"
 
+#include "llm/dv_generate.h"
 #include "vlm/frame_prefetch.h"
 #include "vlm/vlm_internal.h"
 #include "core/dv_error.h"
@@ -18,7 +19,6 @@ struct dv_vlm {
     dv_llm *llm;                   // owned
     dv_encoder *enc;               // owned
     dv_tokenizer *tok;             // owned
-    dv_tokenizer_stream *stream;   // owned, the current answer's text (made per answer)
     dv_sampler *smp;               // owned, re-made when the settings change
     dv_sampler_params smp_params;
     dv_template tpl;
@@ -155,7 +155,6 @@ void dv_vlm_free(dv_vlm *v) {
     if (!v) return;
     dv_llm_free(v->llm);
     dv_encoder_free(v->enc);
-    dv_tokenizer_stream_free(v->stream);
     dv_tokenizer_free(v->tok);
     dv_sampler_free(v->smp);
     if (v->snapshot) fclose(v->snapshot);
@@ -570,12 +569,34 @@ static int answer_append(dv_vlm *v, size_t *len, const char *piece) {
     return 0;
 }
 
+// dv_llm_generate's callbacks: the answer text is kept and streamed; cancel and progress pass through
+typedef struct answer_ctx {
+    dv_vlm *v;
+    const dv_vlm_callbacks *cb;
+    size_t len;
+    int max_new;
+} answer_ctx;
+
+static int answer_token(void *user, int32_t id, const char *piece) {
+    (void)id;
+    answer_ctx *a = user;
+    if (!*piece) return 0;
+    int rc = answer_append(a->v, &a->len, piece);
+    if (!rc && a->cb && a->cb->on_text) a->cb->on_text(a->cb->user, piece);
+    return rc;
+}
+
+static int answer_cancel(void *user) { return dv_vlm_cb_cancel(((answer_ctx *)user)->cb); }
+
+static void answer_step(void *user, int done, int total) {
+    dv_vlm_cb_progress(((answer_ctx *)user)->cb, "answer", "tok", DV_VLM_PROGRESS_UPDATE, done, total, "");
+}
+
 int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, const dv_vlm_callbacks *cb,
                dv_vlm_answer *out) {
     memset(out, 0, sizeof *out);
     const double t0 = dv_time_now();
     int n;
-    size_t len = 0;
     int rc = question_tokens(v, question, first, &n);
     if (rc) return rc;
     const int room = v->n_ctx - dv_llm_n_past(v->llm);
@@ -595,58 +616,29 @@ int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, 
     out->t_prefill = dv_time_now() - tp;
     out->n_prompt = n;
     v->answer[0] = 0;
-    dv_tokenizer_stream_free(v->stream);
-    if (!(v->stream = dv_tokenizer_stream_init(v->tok, 1))) return DV_ENOMEM;
 
     const double tg = dv_time_now();
-    int n_ids = n, max_new = g->max_new;
+    int max_new = g->max_new;
     out->stop = DV_VLM_STOP_LENGTH;
     if (max_new > v->n_ctx - dv_llm_n_past(v->llm)) {
         max_new = v->n_ctx - dv_llm_n_past(v->llm);
         out->stop = DV_VLM_STOP_CONTEXT;
     }
-    int produced = 0;
+    answer_ctx ac = {.v = v, .cb = cb, .len = 0, .max_new = max_new};
+    // every answer token enters the context (decode_last), so the conversation can go on after it
+    dv_llm_gen_params gp = {.sampler = v->smp, .tokenizer = v->tok, .max_new = max_new, .ignore_eos = g->ignore_eos,
+                            .at_start = 1, .decode_last = 1, .on_token = answer_token, .cancel = answer_cancel,
+                            .on_step = answer_step, .user = &ac, .logits_trace = g->logits_trace};
+    dv_llm_gen_result r;
     dv_vlm_cb_progress(cb, "answer", "tok", DV_VLM_PROGRESS_BEGIN, 0, max_new, "");
-    for (int i = 0; i < max_new; i++) {
-        dv_vlm_cb_progress(cb, "answer", "tok", DV_VLM_PROGRESS_UPDATE, i, max_new, "");
-        if (dv_vlm_cb_cancel(cb)) {
-            out->stop = DV_VLM_STOP_INTERRUPT;
-            break;
-        }
-        if (g->logits_trace)
-            memcpy(g->logits_trace + (size_t)i * (size_t)v->cfg->vocab_size, v->logits,
-                   (size_t)v->cfg->vocab_size * sizeof(float));
-        int32_t next = dv_sampler_sample(v->smp, v->logits, v->answer_ids, n_ids);
-        if (!g->ignore_eos && (dv_llm_config_is_eos(v->cfg, next) || next == dv_tokenizer_eos(v->tok))) {
-            out->stop = DV_VLM_STOP_EOS;
-            break;
-        }
-        if (i == 0) out->ttft = dv_time_now() - t0;
-        v->answer_ids[n_ids++] = next;
-        produced++;
-        const char *piece = dv_tokenizer_stream_push(v->stream, next);
-        if (piece && *piece) {
-            if ((rc = answer_append(v, &len, piece))) {
-                dv_vlm_cb_progress(cb, "answer", "tok", DV_VLM_PROGRESS_ABORT, i, max_new, "");
-                return rc;
-            }
-            if (cb && cb->on_text) cb->on_text(cb->user, piece);
-        }
-        // every answer token enters the context, so the conversation can go on after it
-        if ((rc = dv_llm_decode(v->llm, next, v->logits))) {
-            dv_vlm_cb_progress(cb, "answer", "tok", DV_VLM_PROGRESS_ABORT, i, max_new, "");
-            return rc;
-        }
-    }
-    dv_vlm_cb_progress(cb, "answer", "tok", DV_VLM_PROGRESS_END, produced, max_new, "");
-    const char *tail = dv_tokenizer_stream_flush(v->stream);
-    if (tail && *tail) {
-        if ((rc = answer_append(v, &len, tail))) return rc;
-        if (cb && cb->on_text) cb->on_text(cb->user, tail);
-    }
-    if (!produced) out->ttft = dv_time_now() - t0;
+    rc = dv_llm_generate(v->llm, &gp, v->logits, v->answer_ids, n, v->n_ctx, &r);
+    dv_vlm_cb_progress(cb, "answer", "tok", rc ? DV_VLM_PROGRESS_ABORT : DV_VLM_PROGRESS_END, r.n_tokens, max_new, "");
+    if (rc) return rc;
+    if (r.stop == DV_GEN_STOP_EOS) out->stop = DV_VLM_STOP_EOS;
+    else if (r.stop == DV_GEN_STOP_CANCEL) out->stop = DV_VLM_STOP_INTERRUPT;
+    out->ttft = (tg - t0) + r.t_first;
     out->t_generate = dv_time_now() - tg;
-    out->n_tokens = produced;
+    out->n_tokens = r.n_tokens;
     out->ids = v->answer_ids + n;
     out->text = v->answer;
     return 0;
