@@ -4,6 +4,7 @@
 #include "core/dv_safetensors.h"
 
 #include "core/dv_error.h"
+#include "core/dv_fs.h"
 #include "core/dv_json.h"
 #include "core/dv_mmap.h"
 
@@ -616,19 +617,9 @@ static int st_cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-// Writes all n bytes, retrying short writes and EINTR; 0 or errno.
-static int st_write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        size_t k = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
-        ssize_t w = write(fd, c, k);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return errno;
-        if (w == 0) return EIO;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
+// Writes all n bytes to the stream; 0 or errno.
+static int st_write_all(FILE *f, const void *p, size_t n) {
+    return fwrite(p, 1, n, f) == n ? 0 : (errno ? errno : EIO);
 }
 
 int dv_safetensors_write(const char *path, const dv_st_write_tensor *tensors, int n,
@@ -637,9 +628,11 @@ int dv_safetensors_write(const char *path, const dv_st_write_tensor *tensors, in
               ((meta_keys && meta_values) || n_meta == 0));
     st_buf h = {0};
     const char **names = NULL;
-    char *tmp = NULL, *buf = NULL;
+    char *buf = NULL;
     size_t *nbytes = NULL; // (n) bytes per tensor
-    int fd = -1, rc = 0, err;
+    dv_fs_atomic *out = NULL;
+    FILE *fd = NULL;
+    int rc = 0, err;
 
     // ---- validate everything before touching the disk ----
     nbytes = malloc((n ? (size_t)n : 1) * sizeof *nbytes);
@@ -724,21 +717,14 @@ int dv_safetensors_write(const char *path, const dv_st_write_tensor *tensors, in
         goto fail;
     }
 
-    // ---- write to a temp file next to the target, then rename over it ----
-    tmp = st_asprintf("%s.tmp.%ld", path, (long)getpid());
+    // ---- write to a temporary beside the target, published whole (core/dv_fs.h) ----
     buf = malloc(ST_WRITE_CHUNK);
-    if (!tmp || !buf) {
+    if (!buf) {
         rc = dv_error_set(DV_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        err = errno;
-        free(tmp); // nothing was created; do not unlink someone else's file
-        tmp = NULL;
-        rc = dv_error_set(DV_EIO, "%s: cannot create temp file (%s)", path, strerror(err));
-        goto fail;
-    }
+    if ((rc = dv_fs_atomic_open(path, &out))) goto fail;
+    fd = dv_fs_atomic_file(out);
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
     if ((err = st_write_all(fd, len8, 8)) || (err = st_write_all(fd, h.p, h.n))) goto io_fail;
@@ -755,40 +741,16 @@ int dv_safetensors_write(const char *path, const dv_st_write_tensor *tensors, in
             if ((err = st_write_all(fd, buf, k * es))) goto io_fail;
         }
     }
-    if (fsync(fd) != 0) {
-        err = errno;
-        goto io_fail;
-    }
-    err = close(fd) != 0 ? errno : 0;
-    fd = -1;
-    if (err) goto io_fail;
-    if (rename(tmp, path) != 0) {
-        err = errno;
-        rc = dv_error_set(DV_EIO, "%s: cannot rename the temp file into place (%s)", path, strerror(err));
-        goto fail;
-    }
-    free(tmp);
-    tmp = NULL;
-    {
-        // make the rename itself durable; best effort (some file systems refuse fsync on folders)
-        const char *slash = strrchr(path, '/');
-        char *dir = slash ? st_asprintf("%.*s", (int)(slash - path) + (slash == path), path) : st_strdup(".");
-        int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
+    rc = dv_fs_atomic_commit(out);
+    out = NULL;
+    if (rc) goto fail;
     rc = 0;
     goto done;
 io_fail:
     rc = dv_error_set(DV_EIO, "%s: write failed (%s)", path, strerror(err));
 fail:
-    if (fd >= 0) close(fd);
-    if (tmp) unlink(tmp);
+    dv_fs_atomic_abort(out);
 done:
-    free(tmp);
     free(buf);
     free(h.p);
     free(names);

@@ -4,6 +4,7 @@
 
 #include "core/dv_dtype.h"
 #include "core/dv_error.h"
+#include "core/dv_fs.h"
 #include "core/dv_safetensors.h"
 
 #include <errno.h>
@@ -68,11 +69,7 @@ static void add(synth_list *l, const char *name, int n_dims, const int64_t *shap
 static int write_text(const char *dir, const char *name, const char *text) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) return dv_error_set(DV_EIO, "%s: cannot create (%s)", path, strerror(errno));
-    const int ok = fputs(text, f) >= 0;
-    if (fclose(f) != 0 || !ok) return dv_error_set(DV_EIO, "%s: write failed", path);
-    return 0;
+    return dv_fs_write_atomic(path, text, strlen(text));
 }
 
 int dv_encoder_synth_write(const char *dir, const dv_encoder_synth_params *p) {

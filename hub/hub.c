@@ -731,21 +731,14 @@ int dv_hub_download(dv_hub *h, const dv_hub_file *f, const char *dir, const char
             goto done;
         }
     }
-    // Data on disk before the name: a crash after the rename never shows a short file.
-    if (fsync(fileno(fp))) {
-        e = dv_error_set(DV_EIO, "%s: cannot sync (%s)", part, strerror(errno));
-        goto done;
-    }
     int ce = fclose(fp);
     fp = NULL;
     if (ce) {
         e = dv_error_set(DV_EIO, "%s: cannot write (%s)", part, strerror(errno));
         goto done;
     }
-    if (rename(part, path)) {
-        e = dv_error_set(DV_EIO, "%s: cannot rename to %s (%s)", part, path, strerror(errno));
-        goto done;
-    }
+    // data on disk before the name, the name durable (core/dv_fs.h): a crash never shows a short file
+    if ((e = dv_fs_publish(part, path))) goto done;
     if (outcome && resumed) *outcome = DV_HUB_RESUMED;
 done:
     if (fp) fclose(fp);

@@ -2,6 +2,7 @@
 #include "video/dv_png.h"
 
 #include "core/dv_error.h"
+#include "core/dv_fs.h"
 
 #include <errno.h>
 #include <png.h>
@@ -52,27 +53,15 @@ static int write_stream(FILE *f, const uint8_t *rgb, int w, int h, png_err *err)
 
 int dv_png_write_rgb(const char *path, const uint8_t *rgb, int w, int h) {
     DV_ASSERT(path && rgb && w > 0 && h > 0);
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!tmp) return dv_error_set(DV_ENOMEM, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int rc = dv_error_set(DV_EIO, "%s: cannot create (%s)", path, strerror(errno));
-        free(tmp);
-        return rc;
-    }
+    dv_fs_atomic *a;
+    int rc = dv_fs_atomic_open(path, &a);
+    if (rc) return rc;
     png_err err = {{0}};
-    int bad = write_stream(f, rgb, w, h, &err);
-    int close_bad = fclose(f) != 0;
-    if (bad || close_bad || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return dv_error_set(DV_EIO, "%s: cannot write PNG (%s)", path, bad ? err.msg : strerror(e));
+    if (write_stream(dv_fs_atomic_file(a), rgb, w, h, &err)) {
+        dv_fs_atomic_abort(a);
+        return dv_error_set(DV_EIO, "%s: cannot write PNG (%s)", path, err.msg);
     }
-    free(tmp);
-    return DV_OK;
+    return dv_fs_atomic_commit(a);
 }
 
 int dv_png_read_rgb(const char *path, uint8_t **out, int *w, int *h) {

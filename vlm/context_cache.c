@@ -252,51 +252,30 @@ static void header_pack(uint8_t *b, uint64_t size, const dv_ctx_key *k, int64_t 
 
 // ---- save ----
 
-// A save killed mid-write (Ctrl-C, a crash) leaves its ".NAME.tmp.XXXXXX" behind; the next save of
-// the same file removes those older than an hour (a younger one may be another process's save).
-static void remove_stale_temps(const char *dir, const char *base) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    char prefix[512], p[8192];
-    const int pn = snprintf(prefix, sizeof prefix, ".%s.tmp.", base);
-    const time_t now = time(NULL);
-    for (struct dirent *e; pn > 0 && (size_t)pn < sizeof prefix && (e = readdir(d));) {
-        struct stat sb;
-        if (strncmp(e->d_name, prefix, (size_t)pn)) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (!stat(p, &sb) && S_ISREG(sb.st_mode) && now - sb.st_mtime > 3600 && !unlink(p))
-            DV_LOG_DEBUG("%s: removed a temporary file of an interrupted save", p);
-    }
-    closedir(d);
-}
-
 int dv_ctx_cache_save(const char *path, const dv_ctx_key *k, const char *info_json, dv_llm *m) {
-    char dir[4096], tmp[4096 + 32], mid[CX_MAX_MODEL_ID + 1];
+    char dir[4096], mid[CX_MAX_MODEL_ID + 1];
     if (!info_json) info_json = "";
     const size_t pl = plan_len(k), il = strlen(info_json);
     if (pl > CX_MAX_PLAN) return dv_error_set(DV_EINVAL, "%s: context cache key: plan is not NUL-terminated", path);
     if (il > CX_MAX_INFO) return dv_error_set(DV_EINVAL, "%s: context info text of %zu bytes is too long", path, il);
     model_id(m, mid, sizeof mid);
     const size_t ml = strlen(mid);
-    // the temporary goes next to the target (rename is atomic only within one file system)
-    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    const char *slash = strrchr(path, '/');
+    if (!*(slash ? slash + 1 : path)) return dv_error_set(DV_EINVAL, "%s: not a file path", path);
     const int dn = !slash ? snprintf(dir, sizeof dir, ".")
                    : slash == path ? snprintf(dir, sizeof dir, "/")
                                    : snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    if (!*base) return dv_error_set(DV_EINVAL, "%s: not a file path", path);
-    if (dn >= (int)sizeof dir || snprintf(tmp, sizeof tmp, "%s/.%s.tmp.XXXXXX", dir, base) >= (int)sizeof tmp)
-        return dv_error_set(DV_EINVAL, "%s: path too long", path);
+    if (dn >= (int)sizeof dir) return dv_error_set(DV_EINVAL, "%s: path too long", path);
     int rc = dv_fs_mkdirs(dir);
     if (rc) return dv_error_prefix(rc, "%s: cannot save the video context", path);
-    remove_stale_temps(dir, base);
 
-    const int fd = mkstemp(tmp);
-    if (fd < 0) return dv_error_set(DV_EIO, "%s: cannot create a temporary file in %s (%s)", path, dir, strerror(errno));
-    cx_stream s = {.f = fdopen(fd, "wb"), .h = XXH3_createState()};
+    // a temporary beside the target, published whole (core/dv_fs.h)
+    dv_fs_atomic *out = NULL;
+    if ((rc = dv_fs_atomic_open(path, &out))) return rc;
+    cx_stream s = {.f = dv_fs_atomic_file(out), .h = XXH3_createState()};
     const uint64_t size = CX_HEADER + pl + ml + il + (uint64_t)dv_llm_state_bytes(m) + 8;
-    if (!s.f || !s.h) {
+    if (!s.h) {
         rc = dv_error_set(DV_ENOMEM, "out of memory");
-        if (!s.f) close(fd);
         goto fail;
     }
     XXH3_64bits_reset(s.h);
@@ -309,26 +288,9 @@ int dv_ctx_cache_save(const char *path, const dv_ctx_key *k, const char *info_js
     DV_ASSERT(s.pos == size - 8);
     dv_io_put_le(sum, XXH3_64bits_digest(s.h), 8);
     if ((rc = dv_io_write_stdio(s.f, sum, 8))) goto fail;
-    if (fflush(s.f) || fsync(fileno(s.f))) {
-        rc = dv_error_set(DV_EIO, "write failed (%s)", strerror(errno));
-        goto fail;
-    }
-    FILE *f = s.f;
-    s.f = NULL;
-    if (fclose(f)) {
-        rc = dv_error_set(DV_EIO, "write failed (%s)", strerror(errno));
-        goto fail;
-    }
-    if (rename(tmp, path)) {
-        rc = dv_error_set(DV_EIO, "cannot rename %s (%s)", tmp, strerror(errno));
-        goto fail;
-    }
-    // the rename itself is durable only once the directory is synced; failing that loses nothing now
-    const int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
+    rc = dv_fs_atomic_commit(out);
+    out = NULL;
+    if (rc) goto fail;
     dv_progress_finish(s.prog);
     XXH3_freeState(s.h);
     DV_LOG_DEBUG("%s: saved the video context (%d tokens, %.1f MiB)", path, dv_llm_n_past(m),
@@ -336,9 +298,8 @@ int dv_ctx_cache_save(const char *path, const dv_ctx_key *k, const char *info_js
     return 0;
 fail:
     dv_progress_free(s.prog);
-    if (s.f) fclose(s.f);
+    dv_fs_atomic_abort(out);
     XXH3_freeState(s.h);
-    unlink(tmp);
     return dv_error_prefix(rc, "%s: cannot save the video context", path);
 }
 

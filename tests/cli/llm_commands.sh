@@ -45,7 +45,7 @@ $bin info tests/fixtures/llm/tiny-llama-f16-sharded | grep -q "F16"; check "info
 
 # synth-model + bench
 $bin synth-model --shape tiny -o "$tmp/synth" --dtype f16 2>/dev/null && [ -f "$tmp/synth/model.safetensors" ] \
-  && ! ls "$tmp/synth" | grep -q tmp; check "synth-model writes a checkpoint, no temp files left" $?
+  && ! ls -A "$tmp/synth" | grep -q tmp; check "synth-model writes a checkpoint, no temp files left" $?
 $bin bench llm -m "$tmp/synth" --prompt-tokens 16 --gen-tokens 4 --json >"$tmp/bj" 2>/dev/null \
   && grep -q '"prefill_tok_s":' "$tmp/bj" && grep -q '"peak_rss_mib":' "$tmp/bj"; check "bench llm --json" $?
 $bin synth-model --shape nonsense -o "$tmp/x" 2>"$tmp/e"; [ $? = 1 ] && grep -q "known: tiny" "$tmp/e" && [ ! -e "$tmp/x/model.safetensors" ]

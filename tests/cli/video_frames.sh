@@ -71,7 +71,7 @@ else
 fi
 # Contact sheet and --size.
 if "$bin" frames "$tmp/v.mp4" --fps 2 --thumb 64 --sheet "$tmp/sheet.png" 2>"$tmp/err" && [ -s "$tmp/sheet.png" ] &&
-   [ -z "$(ls "$tmp" | grep -E '\.tmp')" ]; then
+   [ -z "$(ls -A "$tmp" | grep -E '\.tmp')" ]; then
   ok "contact sheet written (no temp files left)"
 else
   bad "contact sheet: $(cat "$tmp/err")"

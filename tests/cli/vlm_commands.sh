@@ -112,7 +112,7 @@ grep -q "unknown command '/bogus'" "$tmp/chat.err" && ok "chat: unknown command 
 grep -q "nodir/chat.json" "$tmp/chat.err" && ok "chat: /save to a missing folder reported, session went on" || bad "chat /save error"
 python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert len(j['turns'])==2 and j['turns'][0]['answer']==sys.argv[2]" \
   "$tmp/chat.json" "$a1" && ok "chat /save: the transcript as JSON" || bad "chat /save JSON"
-ls "$tmp" | grep -q 'chat.json.tmp' && bad "chat /save left a temporary file" || ok "chat /save: no temporary file"
+ls -A "$tmp" | grep -q 'chat.json.tmp' && bad "chat /save left a temporary file" || ok "chat /save: no temporary file"
 
 # ---- summarize ----
 cp "$clip" "$tmp/a.mp4"; cp "$clip" "$tmp/b.mp4"
