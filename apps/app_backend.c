@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 dv_backend *dv_app_backend_init(const char *device, int n_threads) {
     if (!device || !strcmp(device, "auto") || !strcmp(device, "cuda")) {
@@ -47,6 +48,26 @@ double dv_app_device_used_gib(dv_backend *be) {
     size_t used = 0, total = 0;
     if (!be->ops->mem_info || be->ops->mem_info(be, &used, &total)) return 0;
     return (double)used / (1 << 30);
+}
+
+int dv_app_find_data(const char *rel, const char *flag, char *out, size_t cap) {
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        fprintf(stderr, "duovid: error: cannot locate the executable to find %s (give %s FILE)\n", rel, flag);
+        return -1;
+    }
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    static const char *const where[] = {"%s/%s", "%s/../%s", "%s/../share/duovid/%s"};
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
+        if (snprintf(out, cap, where[i], exe, rel) >= (int)cap) continue;
+        if (access(out, R_OK) == 0) return 0;
+    }
+    fprintf(stderr, "duovid: error: %s not found next to the executable (%s/, %s/.., %s/../share/duovid); give %s FILE\n",
+            rel, exe, exe, exe, flag);
+    return -1;
 }
 
 int dv_app_random_pattern(int n_layers, int n_kv_heads, double sparsity, int sink, int recent, dv_duo_pattern **out) {

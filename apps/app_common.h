@@ -4,6 +4,8 @@
 
 #include "kernels/dv_backend.h"
 
+#include <stddef.h>
+
 // device: "auto" (CUDA when available, else CPU), "cpu" or "cuda"; n_threads <= 0: all cores.
 // Prints a one-line error and returns NULL on failure.
 dv_backend *dv_app_backend_init(const char *device, int n_threads);
@@ -13,6 +15,12 @@ int dv_app_check_model_dir(const char *dir);
 double dv_app_peak_rss_mib(void);
 // Device memory in use now (GiB) on a GPU backend; 0 on the CPU backend.
 double dv_app_device_used_gib(dv_backend *be);
+
+// Finds a file duovid ships (REL, e.g. "assets/text/filler.txt") relative to the executable
+// (/proc/self/exe), so a moved or installed binary finds its data: EXE_DIR/REL, EXE_DIR/../REL (a
+// build folder inside the source tree), EXE_DIR/../share/duovid/REL (an install prefix). 0 and the
+// path in out, or -1 after printing an error that lists where it looked and names `flag`.
+int dv_app_find_data(const char *rel, const char *flag, char *out, size_t cap);
 
 struct dv_duo_pattern;
 // A DuoAttention pattern for benchmarks: random gates binarized at `sparsity` (the fraction of

@@ -27,7 +27,8 @@ static void usage(FILE *f) {
             "  --passkeys N           passkeys per sample (default 4)\n"
             "  --passkey-words N      NATO words per passkey (default 8)\n"
             "  --sink N, --recent N   the streaming window scored against (default 64, 256)\n"
-            "  --filler FILE          filler text (default assets/text/filler.txt)\n"
+            "  --filler FILE          filler text (default assets/text/filler.txt beside the executable, in its\n"
+            "                         parent folder or in ../share/duovid)\n"
             "  --seed S               data seed (default 1)\n"
             "  -t, --threads N        CPU threads (default: all cores)\n"
             "  -h, --help             this help\n");
@@ -80,6 +81,11 @@ int dv_cmd_identify(int argc, char **argv) {
         return 1;
     }
     if (dv_app_check_model_dir(model_dir)) return 1;
+    char filler[4096];
+    if (!p.filler_path) {
+        if (dv_app_find_data("assets/text/filler.txt", "--filler", filler, sizeof filler)) return 1;
+        p.filler_path = filler;
+    }
     int ret = 1;
     dv_backend *be = dv_app_backend_init("cpu", threads);
     dv_tokenizer *tok = NULL;

@@ -76,8 +76,8 @@ void dv_duo_sample_free(dv_duo_sample *s) {
 
 int dv_duo_sample_make(dv_tokenizer *tok, const dv_duo_id_params *p, uint64_t seed, dv_duo_sample *out) {
     memset(out, 0, sizeof *out);
-    char path[4096];
-    snprintf(path, sizeof path, "%s", p->filler_path ? p->filler_path : DUOVID_SOURCE_DIR "/assets/text/filler.txt");
+    if (!p->filler_path) return dv_error_set(DV_EINVAL, "identify: no filler text given");
+    const char *path = p->filler_path;
     FILE *f = fopen(path, "rb");
     if (!f) return dv_error_set(DV_ENOTFOUND, "%s: cannot open the filler text (%s)", path, strerror(errno));
     const size_t max_text = 1 << 20; // filler is recycled cyclically: 1 MiB is plenty

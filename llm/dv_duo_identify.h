@@ -30,7 +30,7 @@ typedef struct dv_duo_id_params {
     int passkey_words;  // NATO words per passkey (default 8)
     int sink, recent;   // the streaming window the scores assume (default 64, 256)
     uint64_t seed;
-    const char *filler_path; // default: DUOVID_SOURCE_DIR/assets/text/filler.txt
+    const char *filler_path; // the filler text (required; duovid ships assets/text/filler.txt)
 } dv_duo_id_params;
 
 dv_duo_id_params dv_duo_id_default_params(void);
