@@ -10,7 +10,6 @@
 static enum dv_log_level dv_log_level = DV_LOG_LEVEL_INFO;
 
 void dv_log_set_level(enum dv_log_level level) { dv_log_level = level; }
-enum dv_log_level dv_log_get_level(void) { return dv_log_level; }
 int dv_log_enabled(enum dv_log_level level) { return level >= dv_log_level; }
 
 void dv_log_init_from_env(void) {

@@ -13,7 +13,6 @@ enum dv_log_level { DV_LOG_LEVEL_DEBUG = 0, DV_LOG_LEVEL_INFO, DV_LOG_LEVEL_WARN
 // Reads DUOVID_LOG; an unknown value warns once and keeps "info". Safe to call more than once.
 void dv_log_init_from_env(void);
 void dv_log_set_level(enum dv_log_level level);
-enum dv_log_level dv_log_get_level(void);
 int dv_log_enabled(enum dv_log_level level);
 void dv_log_write(enum dv_log_level level, const char *func, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -114,10 +114,6 @@ void dv_progress_set_note(dv_progress *p, const char *note) {
     if (p) snprintf(p->note, sizeof p->note, "%s", note ? note : "");
 }
 
-void dv_progress_add(dv_progress *p, int64_t delta) {
-    if (p) dv_progress_update(p, p->done + delta);
-}
-
 void dv_progress_finish(dv_progress *p) {
     if (!p) return;
     double now = dv_time_now();

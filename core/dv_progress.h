@@ -19,7 +19,6 @@ typedef struct dv_progress dv_progress;
 // Returns NULL only when out of memory; every function accepts NULL and then does nothing.
 dv_progress *dv_progress_init(const char *label, int64_t total, const char *unit);
 void dv_progress_update(dv_progress *p, int64_t done);
-void dv_progress_add(dv_progress *p, int64_t delta);
 // Text shown after the rate on every line (e.g. per-stage counts of a pipeline); "" or NULL clears.
 void dv_progress_set_note(dv_progress *p, const char *note);
 // Prints the final line (count, elapsed, average rate) and frees.

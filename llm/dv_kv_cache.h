@@ -48,7 +48,6 @@ typedef struct dv_kv_memory {
 int dv_kv_cache_init(const dv_kv_cache_params *p, dv_kv_cache **out);
 void dv_kv_cache_free(dv_kv_cache *c);
 
-int64_t dv_kv_cache_n_tokens(const dv_kv_cache *c);
 // Views of layer `l` for a chunk starting at the current length: one per kv head (Hkv entries),
 // valid until the next append. Host memory owned by the cache.
 const dv_kv_head_view *dv_kv_cache_views(dv_kv_cache *c, int l);

@@ -85,7 +85,6 @@ void dv_kv_cache_free(dv_kv_cache *c) {
     free(c);
 }
 
-int64_t dv_kv_cache_n_tokens(const dv_kv_cache *c) { return c->len; }
 
 int dv_kv_cache_is_retrieval(const dv_kv_cache *c, int l, int h) { return c->layers[l].is_ret[h]; }
 
