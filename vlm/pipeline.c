@@ -300,11 +300,20 @@ void dv_vlm_plan_text(const dv_vlm *v, const dv_vlm_plan *p, char *buf, size_t c
     else snprintf(how, sizeof how, "%g fps over %s-%s", p->times.fps, a, b);
     char extra[32] = "";
     if (p->ts_tokens) snprintf(extra, sizeof extra, " + %d text", p->ts_tokens);
+    char attn[128] = "full attention";
+    if (v->stream_window) { // say how much of the model streams: the point of DuoAttention
+        const dv_kv_cache *kv = dv_llm_kv_cache(v->llm);
+        int n_ret = 0;
+        for (int l = 0; l < v->cfg->n_layers; l++)
+            for (int h = 0; h < v->cfg->n_kv_heads; h++) n_ret += dv_kv_cache_is_retrieval(kv, l, h);
+        const int n_all = v->cfg->n_layers * v->cfg->n_kv_heads;
+        snprintf(attn, sizeof attn, "DuoAttention: %d of %d KV heads streaming, window %lld", n_all - n_ret, n_all,
+                 (long long)v->stream_window);
+    }
     text_add(buf, cap, &len, "plan: %lld frames (%s), %d tokens/frame%s, %lld context tokens, KV cache ~%.1f MiB "
                "(%s, template %s)\n",
             (long long)p->n_frames, how, p->tokens_per_frame, extra,
-            (long long)p->context_tokens, (double)p->kv_bytes / (1 << 20),
-            v->stream_window ? "DuoAttention" : "full attention",
+            (long long)p->context_tokens, (double)p->kv_bytes / (1 << 20), attn,
             dv_template_name(v->tpl.kind));
     if (p->capped) {
         if (p->asked_frames < 0)
