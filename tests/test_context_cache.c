@@ -1,4 +1,4 @@
-// test_context_cache.c: the video context cache (apps/context_cache.c) and the LLM state stream
+// test_context_cache.c: the video context cache (vlm/context_cache.c) and the LLM state stream
 // under it (llm/kv_cache_io.c), on the tiny checkpoints.
 //
 // Checked:
