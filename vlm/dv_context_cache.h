@@ -1,4 +1,4 @@
-// context_cache.h: the video context cache. After the pipeline prefills a video into the LLM, the
+// dv_context_cache.h: the video context cache. After the pipeline prefills a video into the LLM, the
 // hybrid DuoAttention KV cache and its metadata are saved to DIR/<key hash>.dvctx; a later ask /
 // chat / summarize with the same inputs loads it and skips decode, encode and prefill.
 //
