@@ -9,7 +9,6 @@ int dv_cmd_chat(int argc, char **argv);
 int dv_cmd_summarize(int argc, char **argv);
 int dv_cmd_generate(int argc, char **argv);
 int dv_cmd_info(int argc, char **argv);
-int dv_cmd_info_model(int argc, char **argv);
 int dv_cmd_bench(int argc, char **argv);
 int dv_cmd_synth_model(int argc, char **argv);
 int dv_bench_duo(int argc, char **argv);

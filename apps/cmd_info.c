@@ -22,7 +22,7 @@ static void usage(FILE *f) {
                "  -h, --help this help\n");
 }
 
-int dv_cmd_info_model(int argc, char **argv) {
+static int info_model(int argc, char **argv) {
     int json;
     const char *dir;
     int a = dv_arg_info(argc, argv, usage, "MODEL_DIR", &dir, &json);
@@ -108,5 +108,5 @@ int dv_cmd_info(int argc, char **argv) {
         struct stat sb;
         if (argv[i][0] != '-' && stat(argv[i], &sb) == 0 && S_ISREG(sb.st_mode)) return dv_cmd_info_video(argc, argv);
     }
-    return dv_cmd_info_model(argc, argv);
+    return info_model(argc, argv);
 }

@@ -22,7 +22,8 @@ void dv_vlm_cli_init(dv_vlm_cli *c) {
     dv_duo_args_init(&c->duo);
 }
 
-int dv_vlm_cli_parse(dv_vlm_cli *c, int code, const char *v) {
+// One option code: 1 handled, 0 not a shared option, -1 bad value (error printed).
+static int cli_parse(dv_vlm_cli *c, int code, const char *v) {
     int bad = 0;
     switch (code) {
     case 'm': c->model_dir = v; break;
@@ -97,7 +98,8 @@ void dv_vlm_cli_help(FILE *f) {
     dv_duo_args_help(f);
 }
 
-int dv_vlm_cli_check(const dv_vlm_cli *c, const char *cmd) {
+// What parsing alone cannot check: 0, or -1 after printing the error for command `cmd`.
+static int cli_check(const dv_vlm_cli *c, const char *cmd) {
     if (!c->model_dir) {
         dv_app_usage_error(cmd, "-m MODEL_DIR is required");
         return -1;
@@ -141,11 +143,11 @@ int dv_vlm_cli_getopt(dv_vlm_cli *c, const char *cmd, int argc, char **argv, con
             return -1;
         }
         int r = own ? own(ctx, o, optarg) : 0;
-        if (r == 0) r = dv_vlm_cli_parse(c, o, optarg);
+        if (r == 0) r = cli_parse(c, o, optarg);
         if (r == 0) dv_app_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         if (r <= 0) return -1;
     }
-    return dv_vlm_cli_check(c, cmd);
+    return cli_check(c, cmd);
 }
 
 int dv_vlm_session_open(const dv_vlm_cli *c, dv_vlm_session *s) {

@@ -43,21 +43,16 @@ typedef struct dv_vlm_cli {
 
 // Defaults: 1 fps, greedy answers of up to 256 tokens, the model's context, cache on.
 void dv_vlm_cli_init(dv_vlm_cli *c);
-// One option code (from getopt_long with DV_VLM_LONG_OPTIONS and "m:n:t:" in the short string):
-// 1 handled, 0 not a shared option, -1 bad value (error printed).
-int dv_vlm_cli_parse(dv_vlm_cli *c, int code, const char *value);
 // The shared --help sections.
 void dv_vlm_cli_help(FILE *f);
 // The whole command line: the command's own options first (`own` returns 1 handled, -1 bad value
-// already printed, 0 not its), then the shared ones, then dv_vlm_cli_check. Positional arguments
+// already printed, 0 not its), then the shared ones, then the checks parsing alone cannot make (model
+// dir given, --template name, --fps with --frames). Positional arguments
 // are left at argv[optind..]. Returns 0 to go on, 1 after --help was printed (exit 0), -1 after an
 // error was printed (exit 1).
 typedef int (*dv_vlm_own_opt)(void *ctx, int code, const char *value);
 int dv_vlm_cli_getopt(dv_vlm_cli *c, const char *cmd, int argc, char **argv, const struct option *own_opts,
                       const char *own_short, dv_vlm_own_opt own, void *ctx, void (*usage)(FILE *));
-// Checks what parsing alone cannot (model dir given, --template name, --fps with --frames): 0 or -1
-// after printing the error for command `cmd`.
-int dv_vlm_cli_check(const dv_vlm_cli *c, const char *cmd);
 
 // Everything a command holds while it runs: the library objects the flags chose.
 typedef struct dv_vlm_session {

@@ -59,10 +59,11 @@ dv_vlm_params dv_vlm_default_params(void) {
     return p;
 }
 
-int dv_vlm_cb_cancel(const dv_vlm_callbacks *cb) { return cb && cb->cancel && cb->cancel(cb->user); }
+// Callback helpers: each accepts cb == NULL or a NULL member.
+static int dv_vlm_cb_cancel(const dv_vlm_callbacks *cb) { return cb && cb->cancel && cb->cancel(cb->user); }
 
-void dv_vlm_cb_progress(const dv_vlm_callbacks *cb, const char *stage, const char *unit, dv_vlm_progress_state st,
-                        int64_t done, int64_t total, const char *note) {
+static void dv_vlm_cb_progress(const dv_vlm_callbacks *cb, const char *stage, const char *unit,
+                               dv_vlm_progress_state st, int64_t done, int64_t total, const char *note) {
     if (cb && cb->on_progress) cb->on_progress(cb->user, stage, unit, st, done, total, note ? note : "");
 }
 
@@ -329,7 +330,7 @@ void dv_vlm_plan_text(const dv_vlm *v, const dv_vlm_plan *p, char *buf, size_t c
     }
 }
 
-void dv_vlm_plan_key(const dv_vlm *v, const dv_vlm_plan *p, int timestamps, char *buf, size_t cap) {
+static void dv_vlm_plan_key(const dv_vlm *v, const dv_vlm_plan *p, int timestamps, char *buf, size_t cap) {
     // the system prompt goes in through its hash (it can be long); FNV-1a
     uint64_t sys = 1469598103934665603ull;
     for (const char *c = v->tpl.system; *c; c++) sys = (sys ^ (uint8_t)*c) * 1099511628211ull;
