@@ -55,7 +55,8 @@ typedef struct dv_kv_seg {
 
 // What one kv head sees: its cached segments (all at positions < q_pos0), then the chunk's own new
 // keys causally. window > 0 adds the streaming mask: a key at position j is visible to the query at
-// position p only if j < sink or p - j <= window (the `window` keys before p, and p itself).
+// position p only if j < sink or p - j <= window (the `window` keys before p, and p itself); the
+// rule is kernels/dv_attn_mask.h's dv_attn_mask_visible, which every kernel uses.
 typedef struct dv_kv_head_view {
     const dv_kv_seg *segs;
     int n_segs;

@@ -68,8 +68,8 @@ typedef struct dv_cpu_attn {
     float l[DV_ATT_MAXQ];       // running sum of exp(s - m) per query
     int64_t pos[DV_ATT_MAXQ];   // absolute position per query
     int64_t p_lo, p_hi;         // min / max of pos
-    int causal;                 // key j visible to query p only if j <= p
-    int64_t sink, window;       // window > 0: j visible only if j < sink or p - j <= window
+    int causal;                 // the mask, as kernels/dv_attn_mask.h states it: key j visible to query p
+    int64_t sink, window;       // iff dv_attn_mask_visible(p, j, causal, sink, window)
 } dv_cpu_attn;
 
 // Workspace floats one block needs for head dim D.
