@@ -36,7 +36,7 @@ struct dv_dhead_dev {
 // Kernel launchers for the shapes kernels/cuda/attn_path.h selects them for.
 // out/q rows: element (t, h, d) at base + t * s0 + h * s1 + d floats.
 void dv_cuda_flash_attn(dv_backend *be, float *out, long long os0, long long os1, const float *q, long long qs0,
-                       long long qs1, long long Tq, int Hq, int Hkv, int D, const dv_run_dev *runs,
-                       const dv_head_dev *heads, float scale, int causal, long long q_pos0);
+                        long long qs1, long long Tq, int Hq, int Hkv, int D, const dv_run_dev *runs,
+                        const dv_head_dev *heads, float scale, int causal, long long q_pos0);
 void dv_cuda_flash_decode(dv_backend *be, float *out, long long os1, const float *q, long long qs1, int Hq, int Hkv,
-                         int D, const dv_ival_dev *ivals, const dv_dhead_dev *heads, long long max_total, float scale);
+                          int D, const dv_ival_dev *ivals, const dv_dhead_dev *heads, long long max_total, float scale);
