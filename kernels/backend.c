@@ -30,12 +30,12 @@ int dv_backend_module_open(const char *path, dv_backend_module *mod) {
     if (access(path, F_OK) && strchr(path, '/')) // (a bare name is the dynamic loader's to search)
         return dv_error_set(DV_ENOTFOUND, "%s: no such backend module (%s)", path, strerror(errno));
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) return dv_error_set(DV_EDEVICE, "%s: cannot load the backend module: %s", path, dlerror());
+    if (!lib) return dv_error_set(DV_EFORMAT, "%s: cannot load the backend module: %s", path, dlerror());
     dv_backend_module_register_fn reg;
     *(void **)&reg = dlsym(lib, DV_BACKEND_MODULE_SYMBOL); // (POSIX: object to function pointer)
     if (!reg) {
         dlclose(lib);
-        return dv_error_set(DV_EDEVICE, "%s: not a duovid backend module (no %s symbol)", path,
+        return dv_error_set(DV_EFORMAT, "%s: not a duovid backend module (no %s symbol)", path,
                             DV_BACKEND_MODULE_SYMBOL);
     }
     const dv_backend_host host = {.abi = DV_BACKEND_MODULE_ABI,
@@ -52,7 +52,7 @@ int dv_backend_module_open(const char *path, dv_backend_module *mod) {
         rc = dv_error_set(DV_EUNSUPPORTED, "module ABI %d, duovid has ABI %d", m.abi, DV_BACKEND_MODULE_ABI);
     if (rc) {
         dlclose(lib);
-        return dv_error_prefix(DV_EDEVICE, "%s: backend module refused", path);
+        return dv_error_prefix(DV_EFORMAT, "%s: backend module refused", path);
     }
     *mod = m; // the library stays loaded: its op tables live as long as the process
     return 0;

@@ -128,7 +128,8 @@ dv_backend *dv_backend_cpu_init(int n_threads);
 // first call: $DUOVID_CUDA_MODULE, else next to the executable, else the install's module folder;
 // kernels/dv_backend_module.h). NULL with *status and a message when it cannot be had:
 // DV_EUNSUPPORTED (built without CUDA, no module anywhere), DV_ENOTFOUND (the module is missing),
-// DV_EDEVICE (the module does not load or has another ABI; no usable GPU), DV_EINVAL (no such device).
+// DV_EFORMAT (the module does not load or has another ABI), DV_EDEVICE (no usable GPU), DV_EINVAL
+// (no such device).
 dv_backend *dv_backend_cuda_init(int device, int *status);
 // Frees the backend (NULL is a no-op).
 void dv_backend_free(dv_backend *be);

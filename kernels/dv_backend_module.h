@@ -31,7 +31,7 @@ typedef struct dv_backend_host {
     int abi;                    // DV_BACKEND_MODULE_ABI of the host
     size_t sizeof_ops, sizeof_backend, sizeof_tensor; // layout check of the shared structures
     // records the host thread's last error (core/dv_error.h's dv_error_set); returns code
-    int (*error_set)(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+    int (*error_set)(int code, const char *fmt, ...);
 } dv_backend_host;
 
 // What the module hands back.
@@ -48,7 +48,7 @@ typedef struct dv_backend_module {
 typedef int (*dv_backend_module_register_fn)(const dv_backend_host *host, dv_backend_module *mod);
 
 // Loads the module at `path` (dlopen, the register symbol, the ABI check both ways). 0 and *mod
-// filled, or <0 with a message naming the file: DV_ENOTFOUND when it does not exist, DV_EDEVICE when
+// filled, or <0 with a message naming the file: DV_ENOTFOUND when it does not exist, DV_EFORMAT when
 // it cannot be loaded, lacks the symbol or refuses the ABI. The library stays loaded on success.
 int dv_backend_module_open(const char *path, dv_backend_module *mod);
 

@@ -34,13 +34,13 @@ int main(void) {
         close(fd);
     }
     expect_fail("missing file", "/nonexistent/dir/libduovid-cuda.so", DV_ENOTFOUND, "/nonexistent/dir/libduovid-cuda.so");
-    expect_fail("garbage file", garbage, DV_EDEVICE, garbage);
+    expect_fail("garbage file", garbage, DV_EFORMAT, garbage);
 
     char path[4096];
     snprintf(path, sizeof path, "%s/libdv_fake_module_skew.so", DV_FAKE_MODULE_DIR);
-    expect_fail("ABI mismatch", path, DV_EDEVICE, "ABI");
+    expect_fail("ABI mismatch", path, DV_EFORMAT, "ABI");
     // a real shared library without the registration symbol
-    expect_fail("no registration symbol", "libm.so.6", DV_EDEVICE, "dv_backend_module_register");
+    expect_fail("no registration symbol", "libm.so.6", DV_EFORMAT, "dv_backend_module_register");
 
     // the right ABI: registers; init's error is recorded in this process's error message
     snprintf(path, sizeof path, "%s/libdv_fake_module.so", DV_FAKE_MODULE_DIR);
@@ -58,11 +58,11 @@ int main(void) {
     setenv("DUOVID_CUDA_MODULE", garbage, 1);
     int st = 0;
     dv_backend *be = dv_backend_cuda_init(0, &st);
-    DV_CHECK_MSG(!be && st == DV_EDEVICE && mentions(garbage), "cuda init via DUOVID_CUDA_MODULE: %d %s", st,
+    DV_CHECK_MSG(!be && st == DV_EFORMAT && mentions(garbage), "cuda init via DUOVID_CUDA_MODULE: %d %s", st,
                  dv_error_message());
     // asked again: the same answer (the load is attempted once per process)
     st = 0;
-    DV_CHECK(!dv_backend_cuda_init(0, &st) && st == DV_EDEVICE && mentions(garbage));
+    DV_CHECK(!dv_backend_cuda_init(0, &st) && st == DV_EFORMAT && mentions(garbage));
     dv_backend_free(be);
     unlink(garbage);
     return dv_test_finish();
