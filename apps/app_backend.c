@@ -21,7 +21,12 @@ dv_backend *dv_app_backend_init(const char *device, int n_threads) {
             dv_app_error();
             return NULL;
         }
-        DV_LOG_DEBUG("no CUDA backend (%s); using the CPU", dv_error_message());
+        // a CPU-only build, or a machine without a GPU, is the normal case for auto (quiet, as before);
+        // a missing or broken module is an installation problem worth one line
+        if (st == DV_EUNSUPPORTED || st == DV_EDEVICE)
+            DV_LOG_DEBUG("no CUDA backend (%s); using the CPU", dv_error_message());
+        else
+            DV_LOG_WARN("CUDA backend unavailable: %s; using the CPU", dv_error_message());
     } else if (strcmp(device, "cpu")) {
         fprintf(stderr, "duovid: error: --device: '%s' is not one of auto, cpu, cuda\n", device);
         return NULL;

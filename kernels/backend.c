@@ -1,12 +1,20 @@
 // backend.c: backend-independent pieces: freeing, core count, RoPE frequency tables, and the CUDA
-// entry point (which reports "not built with CUDA" when nvcc was absent at build time).
+// entry point, which loads the CUDA backend as a run-time module (kernels/dv_backend_module.h) so
+// that duovid itself never links the CUDA runtime or cuBLAS.
 #include "kernels/dv_backend.h"
+#include "kernels/dv_backend_module.h"
 
 #include "core/dv_error.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
+
+#define DV_CUDA_MODULE_FILE "libduovid-cuda.so"
 
 void dv_backend_free(dv_backend *be) {
     if (be) be->ops->destroy(be);
@@ -17,20 +25,91 @@ int dv_cpu_count(void) {
     return n > 0 ? (int)n : 1;
 }
 
-#ifdef DUOVID_HAVE_CUDA
-dv_backend *dv_backend_cuda_init_impl(int device, int *status);
+int dv_backend_module_open(const char *path, dv_backend_module *mod) {
+    memset(mod, 0, sizeof *mod);
+    if (access(path, F_OK) && strchr(path, '/')) // (a bare name is the dynamic loader's to search)
+        return dv_error_set(DV_ENOTFOUND, "%s: no such backend module (%s)", path, strerror(errno));
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) return dv_error_set(DV_EFORMAT, "%s: cannot load the backend module: %s", path, dlerror());
+    dv_backend_module_register_fn reg;
+    *(void **)&reg = dlsym(lib, DV_BACKEND_MODULE_SYMBOL); // (POSIX: object to function pointer)
+    if (!reg) {
+        dlclose(lib);
+        return dv_error_set(DV_EFORMAT, "%s: not a duovid backend module (no %s symbol)", path,
+                            DV_BACKEND_MODULE_SYMBOL);
+    }
+    const dv_backend_host host = {.abi = DV_BACKEND_MODULE_ABI,
+                                  .sizeof_ops = sizeof(dv_backend_ops),
+                                  .sizeof_backend = sizeof(dv_backend),
+                                  .sizeof_tensor = sizeof(dv_tensor),
+                                  .error_set = dv_error_set};
+    dv_backend_module m = {0};
+    dv_error_clear();
+    int rc = reg(&host, &m);
+    if (rc && !*dv_error_message()) // (a module of another ABI cannot use error_set)
+        dv_error_set(rc, "it does not speak duovid's backend ABI %d", DV_BACKEND_MODULE_ABI);
+    if (!rc && (m.abi != DV_BACKEND_MODULE_ABI || !m.init))
+        rc = dv_error_set(DV_EUNSUPPORTED, "module ABI %d, duovid has ABI %d", m.abi, DV_BACKEND_MODULE_ABI);
+    if (rc) {
+        dlclose(lib);
+        return dv_error_prefix(DV_EFORMAT, "%s: backend module refused", path);
+    }
+    *mod = m; // the library stays loaded: its op tables live as long as the process
+    return 0;
+}
+
+// Where the CUDA module is looked for: $DUOVID_CUDA_MODULE (that file only), else next to the
+// executable (/proc/self/exe: the build tree and a relocated install), else the install's module dir.
+static int cuda_module_load(dv_backend_module *mod) {
+    const char *env = getenv("DUOVID_CUDA_MODULE");
+    if (env && *env) return dv_backend_module_open(env, mod);
+    char exe[PATH_MAX], path[PATH_MAX + 32];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(path, sizeof path, "%s/%s", exe, DV_CUDA_MODULE_FILE);
+            int rc = dv_backend_module_open(path, mod);
+            if (rc != DV_ENOTFOUND) return rc;
+        }
+    }
+#ifdef DUOVID_MODULE_DIR
+    snprintf(path, sizeof path, "%s/%s", DUOVID_MODULE_DIR, DV_CUDA_MODULE_FILE);
+    int rc = dv_backend_module_open(path, mod);
+    if (rc != DV_ENOTFOUND) return rc;
 #endif
+#ifdef DUOVID_HAVE_CUDA
+    return dv_error_set(DV_ENOTFOUND, "no CUDA backend module: %s is neither next to the executable nor in the "
+                                      "install's module folder (set DUOVID_CUDA_MODULE to its path)",
+                        DV_CUDA_MODULE_FILE);
+#else
+    return dv_error_set(DV_EUNSUPPORTED, "duovid was built without CUDA (nvcc was not found at build time) and no "
+                                         "%s was found", DV_CUDA_MODULE_FILE);
+#endif
+}
+
+// The module is loaded once per process, on the first request; its outcome (and message) is kept.
+static pthread_once_t cuda_once = PTHREAD_ONCE_INIT;
+static dv_backend_module cuda_mod;
+static int cuda_status;
+static char cuda_msg[1024];
+
+static void cuda_load_once(void) {
+    cuda_status = cuda_module_load(&cuda_mod);
+    if (cuda_status) snprintf(cuda_msg, sizeof cuda_msg, "%s", dv_error_message());
+}
 
 dv_backend *dv_backend_cuda_init(int device, int *status) {
     int dummy;
     if (!status) status = &dummy;
-#ifdef DUOVID_HAVE_CUDA
-    return dv_backend_cuda_init_impl(device, status);
-#else
-    (void)device;
-    *status = dv_error_set(DV_EUNSUPPORTED, "duovid was built without CUDA (nvcc was not found at build time)");
-    return NULL;
-#endif
+    pthread_once(&cuda_once, cuda_load_once);
+    if (cuda_status) {
+        *status = dv_error_set(cuda_status, "%s", cuda_msg);
+        return NULL;
+    }
+    return cuda_mod.init(device, status);
 }
 
 // Frequencies as Hugging Face computes them, in float32 (modeling_rope_utils):

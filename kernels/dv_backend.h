@@ -55,7 +55,8 @@ typedef struct dv_kv_seg {
 
 // What one kv head sees: its cached segments (all at positions < q_pos0), then the chunk's own new
 // keys causally. window > 0 adds the streaming mask: a key at position j is visible to the query at
-// position p only if j < sink or p - j <= window (the `window` keys before p, and p itself).
+// position p only if j < sink or p - j <= window (the `window` keys before p, and p itself); the
+// rule is kernels/dv_attn_mask.h's dv_attn_mask_visible, which every kernel uses.
 typedef struct dv_kv_head_view {
     const dv_kv_seg *segs;
     int n_segs;
@@ -89,8 +90,6 @@ typedef struct dv_backend_ops {
     void (*act)(dv_backend *be, dv_tensor *y, const dv_tensor *x, dv_act act);
     // y = silu(gate) * up, elementwise (the Llama MLP), y may alias gate.
     void (*swiglu)(dv_backend *be, dv_tensor *y, const dv_tensor *gate, const dv_tensor *up);
-    // y (M, N) = softmax over the last dim of x, in F32 (y may alias x).
-    void (*softmax)(dv_backend *be, dv_tensor *y, const dv_tensor *x);
     // out (Tq, Hq, D) = softmax(q k^T * scale + mask) v, with online softmax (no score matrix).
     // q (Tq, Hq, D) F32; k, v (Tk, Hkv, D) F32 with any byte strides (cache layouts); GQA: query
     // head h reads kv head h / (Hq / Hkv).
@@ -104,12 +103,8 @@ typedef struct dv_backend_ops {
                          const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p);
     // y (T, D) F32 = table (V, D)[ids (T) I32]; ids must be in [0, V).
     void (*embed)(dv_backend *be, dv_tensor *y, const dv_tensor *table, const dv_tensor *ids);
-    // Elementwise, same shapes, y may alias a: y = a + b, y = a * b, y = a * s.
+    // y = a + b elementwise, same shapes, y may alias a (residual connections).
     void (*add)(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
-    void (*mul)(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
-    void (*scale)(dv_backend *be, dv_tensor *y, const dv_tensor *a, float s);
-    // y = x converted to y's dtype (F32/F16/BF16), same shape; both contiguous.
-    void (*convert)(dv_backend *be, dv_tensor *y, const dv_tensor *x);
 
     // ---- optional (NULL when a backend does not provide it; callers fall back to `copy` per row) ----
     // Strided device-to-device copy: `rows` rows of `row_bytes` bytes, row i from src + i * src_pitch
@@ -129,8 +124,12 @@ struct dv_backend {
 
 // CPU backend with n_threads worker threads (<= 0: one per core). NULL on failure (message set).
 dv_backend *dv_backend_cpu_init(int n_threads);
-// CUDA backend on `device` (an ordinal). Without CUDA support compiled in, or with no GPU, returns
-// NULL with DV_EUNSUPPORTED/DV_EDEVICE in *status and a message.
+// CUDA backend on `device` (an ordinal), from the run-time module libduovid-cuda.so (loaded on the
+// first call: $DUOVID_CUDA_MODULE, else next to the executable, else the install's module folder;
+// kernels/dv_backend_module.h). NULL with *status and a message when it cannot be had:
+// DV_EUNSUPPORTED (built without CUDA, no module anywhere), DV_ENOTFOUND (the module is missing),
+// DV_EFORMAT (the module does not load or has another ABI), DV_EDEVICE (no usable GPU), DV_EINVAL
+// (no such device).
 dv_backend *dv_backend_cuda_init(int device, int *status);
 // Frees the backend (NULL is a no-op).
 void dv_backend_free(dv_backend *be);

@@ -5,6 +5,7 @@
 #include "core/dv_error.h"
 #include "core/dv_fs.h"
 #include "core/dv_progress.h"
+#include "kernels/dv_attn_mask.h"
 #include "llm/llm_internal.h"
 
 #include <cjson/cJSON.h>
@@ -214,7 +215,7 @@ static void mass_observer(void *vctx, int layer, const dv_tensor *q, const dv_te
             for (int64_t j = 0; j < n; j++) {
                 double e = exp((double)c->scores[j] - mx);
                 z += e;
-                if (j >= c->sink && p - j > c->recent) out += e;
+                if (!dv_attn_mask_visible(p, j, 1, c->sink, c->recent)) out += e; // outside the strict window
             }
             c->sum[layer * c->Hkv + g] += out / z;
             c->count[layer * c->Hkv + g] += 1;

@@ -3,6 +3,7 @@
 #include "llm/kv_cache_internal.h"
 
 #include "core/dv_error.h"
+#include "kernels/dv_attn_mask.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,7 +132,7 @@ const dv_kv_head_view *dv_kv_cache_views(dv_kv_cache *c, int l) {
             const int64_t ns = len < S ? len : S;
             if (ns) sg[n++] = (dv_kv_seg){kb, vb, 0, ns, D};
             // the ring holds positions [a, len), position q at slot S + (q - S) % R
-            const int64_t a = len - R > S ? len - R : S;
+            const int64_t a = dv_attn_mask_ring_start(len, S, R);
             if (len > a) {
                 const int64_t i0 = (a - S) % R, first = len - a < R - i0 ? len - a : R - i0;
                 sg[n++] = (dv_kv_seg){kb + (S + i0) * D, vb + (S + i0) * D, a, first, D};
@@ -140,7 +141,7 @@ const dv_kv_head_view *dv_kv_cache_views(dv_kv_cache *c, int l) {
             v->sink = S;
             // reference: the chunk's own tokens are all visible (causally), the cache being sink + recent;
             // strict: every query sees only the sink and its `recent` predecessors
-            v->window = c->prefill == DV_DUO_PREFILL_STRICT ? R : 0;
+            v->window = dv_attn_mask_window(c->prefill == DV_DUO_PREFILL_STRICT, R);
         }
         v->segs = sg;
         v->n_segs = n;
@@ -185,8 +186,9 @@ int dv_kv_cache_append(dv_kv_cache *c, int l, const dv_tensor *k_new, const dv_t
                 kd = ly->k_str + (s * W + p) * D;
                 vd = ly->v_str + (s * W + p) * D;
             } else {
-                if (p < end - R) { // overwritten later in this chunk
-                    p = end - R;
+                const int64_t keep = dv_attn_mask_ring_start(end, S, R);
+                if (p < keep) { // overwritten later in this chunk
+                    p = keep;
                     continue;
                 }
                 const int64_t slot = (p - S) % R;

@@ -8,6 +8,7 @@
 #include "kernels/cpu/cpu_ops.h"
 
 #include "core/dv_error.h"
+#include "kernels/dv_attn_mask.h"
 
 #include <math.h>
 #include <omp.h>
@@ -39,11 +40,6 @@ static inline float dot_q_k(const float *restrict q, const float *restrict k, in
     return s;
 }
 
-static inline int visible(const dv_cpu_attn *a, int64_t p, int64_t j) {
-    if (a->causal && j > p) return 0;
-    return a->window <= 0 || j < a->sink || p - j <= a->window;
-}
-
 // Keys rows [r0, r1) of a run starting at position pos0: all scored, masked per query when needed.
 static void attend_rows(dv_cpu_attn *a, const float *k, int64_t ks, const float *v, int64_t vs, int64_t pos0,
                         int64_t r0, int64_t r1) {
@@ -58,12 +54,11 @@ static void attend_rows(dv_cpu_attn *a, const float *k, int64_t ks, const float 
             for (int i = 0; i < nq; i++) a->s[i * DV_ATT_KB + j] = dot_q_k(a->q + i * D, kr, D);
         }
         // mask only steps that some query cannot fully see
-        const int all_visible = (!a->causal || kp1 <= a->p_lo) &&
-                                (a->window <= 0 || kp1 < a->sink || a->p_hi - kp0 <= a->window);
-        if (!all_visible)
+        if (!dv_attn_mask_all_visible(kp0, kp1, a->p_lo, a->p_hi, a->causal, a->sink, a->window))
             for (int i = 0; i < nq; i++)
                 for (int64_t j = 0; j < nb; j++)
-                    if (!visible(a, a->pos[i], kp0 + j)) a->s[i * DV_ATT_KB + j] = -INFINITY;
+                    if (!dv_attn_mask_visible(a->pos[i], kp0 + j, a->causal, a->sink, a->window))
+                        a->s[i * DV_ATT_KB + j] = -INFINITY;
         // online softmax: new max, rescale the running sums, turn scores into weights
         for (int i = 0; i < nq; i++) {
             float *s = a->s + i * DV_ATT_KB;
@@ -116,20 +111,10 @@ static void attend_rows(dv_cpu_attn *a, const float *k, int64_t ks, const float 
 
 void dv_cpu_attn_run(dv_cpu_attn *a, const float *k, int64_t k_stride, const float *v, int64_t v_stride,
                      int64_t pos0, int64_t n) {
-    int64_t end = pos0 + n; // one past the last position any query of the block may see
-    if (a->causal && end > a->p_hi + 1) end = a->p_hi + 1;
-    if (end <= pos0) return;
-    if (a->window <= 0) {
-        attend_rows(a, k, k_stride, v, v_stride, pos0, 0, end - pos0);
-        return;
-    }
-    // streaming mask: the sink part [pos0, sink) and the window part [p_lo - window, end), disjoint
-    const int64_t s_end = a->sink < end ? a->sink : end;
-    if (s_end > pos0) attend_rows(a, k, k_stride, v, v_stride, pos0, 0, s_end - pos0);
-    int64_t w0 = a->p_lo - a->window;
-    if (w0 < pos0) w0 = pos0;
-    if (w0 < s_end) w0 = s_end;
-    if (w0 < end) attend_rows(a, k, k_stride, v, v_stride, pos0, w0 - pos0, end - pos0);
+    // only the rows some query of the block can see (the sink part and the window part, disjoint)
+    int64_t lo[2], hi[2];
+    const int ni = dv_attn_mask_run(pos0, n, a->p_lo, a->p_hi, a->causal, a->sink, a->window, lo, hi);
+    for (int i = 0; i < ni; i++) attend_rows(a, k, k_stride, v, v_stride, pos0, lo[i] - pos0, hi[i] - pos0);
 }
 
 void dv_cpu_attn_end(const dv_cpu_attn *a, float *const *out) {

@@ -77,14 +77,10 @@ static const dv_backend_ops dv_cpu_ops = {
     .rope = dv_cpu_rope,
     .act = dv_cpu_act,
     .swiglu = dv_cpu_swiglu,
-    .softmax = dv_cpu_softmax,
     .attention = dv_cpu_attention,
     .attention_kv = dv_cpu_attention_kv,
     .embed = dv_cpu_embed,
     .add = dv_cpu_add,
-    .mul = dv_cpu_mul,
-    .scale = dv_cpu_scale,
-    .convert = dv_cpu_convert,
 };
 
 dv_backend *dv_backend_cpu_init(int n_threads) {

@@ -48,8 +48,6 @@ static inline int dv_cpu_is_float(dv_dtype t) {
 
 // Converts n contiguous elements of an F32/F16/BF16 buffer to F32 (the loops vectorize).
 void dv_cpu_to_f32(float *dst, const void *src, dv_dtype dtype, size_t n);
-// Converts n F32 values to F32/F16/BF16 (round to nearest even).
-void dv_cpu_from_f32(void *dst, const float *src, dv_dtype dtype, size_t n);
 
 // ---- attention core (attn_core.c), shared by attention.c and attention_kv.c ----
 // A block of up to DV_ATT_MAXQ query vectors, all reading one kv head, attends to runs of keys with
@@ -68,8 +66,8 @@ typedef struct dv_cpu_attn {
     float l[DV_ATT_MAXQ];       // running sum of exp(s - m) per query
     int64_t pos[DV_ATT_MAXQ];   // absolute position per query
     int64_t p_lo, p_hi;         // min / max of pos
-    int causal;                 // key j visible to query p only if j <= p
-    int64_t sink, window;       // window > 0: j visible only if j < sink or p - j <= window
+    int causal;                 // the mask, as kernels/dv_attn_mask.h states it: key j visible to query p
+    int64_t sink, window;       // iff dv_attn_mask_visible(p, j, causal, sink, window)
 } dv_cpu_attn;
 
 // Workspace floats one block needs for head dim D.
@@ -100,15 +98,11 @@ void dv_cpu_layer_norm(dv_backend *be, dv_tensor *y, const dv_tensor *x, const d
 void dv_cpu_rope(dv_backend *be, dv_tensor *x, const dv_tensor *pos, const dv_rope *rope);
 void dv_cpu_act(dv_backend *be, dv_tensor *y, const dv_tensor *x, dv_act act);
 void dv_cpu_swiglu(dv_backend *be, dv_tensor *y, const dv_tensor *gate, const dv_tensor *up);
-void dv_cpu_softmax(dv_backend *be, dv_tensor *y, const dv_tensor *x);
 void dv_cpu_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
                       const dv_attn_params *p);
 void dv_cpu_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k_new,
                          const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p);
 void dv_cpu_embed(dv_backend *be, dv_tensor *y, const dv_tensor *table, const dv_tensor *ids);
 void dv_cpu_add(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
-void dv_cpu_mul(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
-void dv_cpu_scale(dv_backend *be, dv_tensor *y, const dv_tensor *a, float s);
-void dv_cpu_convert(dv_backend *be, dv_tensor *y, const dv_tensor *x);
 
 #endif

@@ -1,4 +1,4 @@
-// act.cu: activations (SiLU, GELU erf/tanh, quick GELU), SwiGLU, and row softmax.
+// act.cu: activations (SiLU, GELU erf/tanh, quick GELU) and SwiGLU.
 #include "kernels/cuda/common.cuh"
 
 static __global__ void act_kernel(float *y, const float *x, long long n, int a) {
@@ -20,23 +20,6 @@ static __global__ void swiglu_kernel(float *y, const float *g, const float *u, l
     if (i < n) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-static __global__ void softmax_kernel(float *y, const float *x, int N, long long ldx, long long ldy) {
-    const float *xr = x + (long long)blockIdx.x * ldx;
-    float *yr = y + (long long)blockIdx.x * ldy;
-    __shared__ float smax[32];
-    float m = -INFINITY;
-    for (int i = threadIdx.x; i < N; i += blockDim.x) m = fmaxf(m, xr[i]);
-    m = dv_warp_max(m);
-    if (threadIdx.x % 32 == 0) smax[threadIdx.x / 32] = m;
-    __syncthreads();
-    m = -INFINITY;
-    for (int w = 0; w < (int)blockDim.x / 32; w++) m = fmaxf(m, smax[w]);
-    float s = 0.0f;
-    for (int i = threadIdx.x; i < N; i += blockDim.x) s += expf(xr[i] - m);
-    const float inv = 1.0f / dv_block_sum(s);
-    for (int i = threadIdx.x; i < N; i += blockDim.x) yr[i] = expf(xr[i] - m) * inv;
-}
-
 void dv_cuda_act(dv_backend *be, dv_tensor *y, const dv_tensor *x, dv_act a) {
     DV_ASSERT(dv_tensor_same_shape(x, y) && dv_tensor_is_contiguous(x) && dv_tensor_is_contiguous(y));
     const long long n = dv_tensor_nelem(x);
@@ -53,13 +36,4 @@ void dv_cuda_swiglu(dv_backend *be, dv_tensor *y, const dv_tensor *gate, const d
     swiglu_kernel<<<(unsigned)DV_CEIL_DIV(n, 256), 256, 0, dv_cuda(be)->stream>>>(
         (float *)y->data, (const float *)gate->data, (const float *)up->data, n);
     DV_CUDA_LAUNCHED(be, "swiglu");
-}
-
-void dv_cuda_softmax(dv_backend *be, dv_tensor *y, const dv_tensor *x) {
-    const long long M = x->ne[0], N = x->ne[1];
-    DV_ASSERT(x->dtype == DV_DTYPE_F32 && y->ne[0] == M && y->ne[1] == N && x->nb[1] == 4 && y->nb[1] == 4);
-    if (!M) return;
-    softmax_kernel<<<(unsigned)M, 256, 0, dv_cuda(be)->stream>>>((float *)y->data, (const float *)x->data, (int)N,
-                                                                 (long long)(x->nb[0] / 4), (long long)(y->nb[0] / 4));
-    DV_CUDA_LAUNCHED(be, "softmax");
 }

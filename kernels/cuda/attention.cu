@@ -1,11 +1,9 @@
 // attention.cu: the plain fp32 attention kernels (one warp per (query row, query head), online
-// softmax, no score matrix) and the dispatch of the attention / attention_kv ops:
-//  - flash_attn.cu: tensor-core prefill (bf16 mma, fp32 accumulation) for head dims 16/32/64/128
-//    when the K/V rows are 16-byte aligned;
-//  - flash_decode.cu: split-K decode (one query token) for head dims 64/128, GQA groups <= 8;
-//  - these fp32 kernels for everything else (odd head dims, misaligned strides, GQA groups > 8).
-// The CPU twins are kernels/cpu/attention.c and attention_kv.c. DV_ATTN_FP32=1 in the environment
-// forces the fp32 kernels (for comparisons on a GPU).
+// softmax, no score matrix) and the dispatch of the attention / attention_kv ops to them, to
+// flash_attn.cu (tensor-core prefill) or to flash_decode.cu (split-K decode), as
+// kernels/cuda/attn_path.h's dv_cuda_attn_select chooses (DV_ATTN_FP32=1 forces the fp32 kernels).
+// The CPU twins are kernels/cpu/attention.c and attention_kv.c.
+#include "kernels/cuda/attn_path.h"
 #include "kernels/cuda/attn_table.cuh"
 #include "kernels/cuda/common.cuh"
 
@@ -43,8 +41,8 @@ static __global__ void attention_kernel(float *out, const float *q, const float 
         q_l[j] = q[t * qs0 + h * qs1 + i];
         acc[j] = 0.0f;
     }
-    long long n = Tk;
-    if (causal) n = pos0 + t + 1 < Tk ? pos0 + t + 1 : Tk;
+    int64_t lo[2], hi[2];
+    const long long n = dv_attn_mask_run(0, Tk, pos0 + t, pos0 + t, causal, 0, 0, lo, hi) ? hi[0] : 0;
     online st = {-INFINITY, 0.0f};
     for (long long r = 0; r < n; r++) attend_key(st, acc, q_l, k + r * ks0 + g * ks1, v + r * vs0 + g * vs1, D, scale);
     const float inv = st.l > 0 ? 1.0f / st.l : 0.0f;
@@ -56,8 +54,8 @@ static __global__ void attention_kernel(float *out, const float *q, const float 
 // keys at positions [pos0, pos0 + n) of one run, restricted to what position p sees
 __device__ void attend_run(online &st, float *acc, const float *q_l, const dv_run_dev &run, long long p, int causal,
                            long long sink, long long window, int D, float scale) {
-    long long lo[2], hi[2];
-    const int ni = dv_run_visible(run.pos0, run.n, p, p, causal, sink, window, lo, hi);
+    int64_t lo[2], hi[2];
+    const int ni = dv_attn_mask_run(run.pos0, run.n, p, p, causal, sink, window, lo, hi);
     for (int i = 0; i < ni; i++)
         for (long long r = lo[i] - run.pos0; r < hi[i] - run.pos0; r++)
             attend_key(st, acc, q_l, run.k + r * run.ks, run.v + r * run.vs, D, scale);
@@ -85,29 +83,13 @@ static __global__ void attention_runs_kernel(float *out, const float *q, const d
 
 // ---- host: tables ----
 
-static int force_fp32(void) {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("DV_ATTN_FP32");
-        v = e && *e && *e != '0';
-    }
-    return v;
-}
-
-static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
-
-// Row / head strides (floats) of a (T, H, D) key and value pair, and whether the flash kernels'
-// 16-byte loads may read them.
+// Row / head strides (floats) of a (T, H, D) key and value pair.
 typedef struct kv_strides {
     long long k0, k1, v0, v1;
-    int aligned;
 } kv_strides;
 
 static kv_strides kv_strides_of(const dv_tensor *k, const dv_tensor *v) {
-    kv_strides st = {(long long)k->nb[0] / 4, (long long)k->nb[1] / 4, (long long)v->nb[0] / 4, (long long)v->nb[1] / 4, 0};
-    st.aligned = st.k0 % 4 == 0 && st.k1 % 4 == 0 && st.v0 % 4 == 0 && st.v1 % 4 == 0 && aligned16(k->data) &&
-                 aligned16(v->data);
-    return st;
+    return {(long long)k->nb[0] / 4, (long long)k->nb[1] / 4, (long long)v->nb[0] / 4, (long long)v->nb[1] / 4};
 }
 
 // Host staging buffer of the backend, reused across calls; growing keeps its contents (a failure is
@@ -145,16 +127,14 @@ typedef struct attn_job {
     float scale;
 } attn_job;
 
-// Runs the job over a host run table (runs, heads) staged at the front of the backend's host buffer:
-// split-K decode for one query, else the tensor-core kernel, else the fp32 kernel.
-static void run_job(dv_backend *be, const attn_job *j, int n_runs, int aligned) {
+// Runs the job over a host run table (runs, heads) staged at the front of the backend's host buffer,
+// on the kernel dv_cuda_attn_select chose.
+static void run_job(dv_backend *be, const attn_job *j, int n_runs, dv_cuda_attn_kernel kernel) {
     char *host = dv_cuda(be)->host_table;
     const size_t run_bytes = (size_t)n_runs * sizeof(dv_run_dev), head_bytes = (size_t)j->Hkv * sizeof(dv_head_dev);
     const dv_run_dev *hr = (const dv_run_dev *)host;
     const dv_head_dev *hh = (const dv_head_dev *)(host + run_bytes);
-    const int fast = aligned && !force_fp32() && (j->qs0 % 2 == 0) && (j->qs1 % 2 == 0) && (j->os0 % 2 == 0) &&
-                     (j->os1 % 2 == 0) && ((uintptr_t)j->q & 7) == 0 && ((uintptr_t)j->out & 7) == 0;
-    if (fast && j->causal && j->T == 1 && dv_cuda_flash_decode_supports(j->D, j->Hq / j->Hkv)) {
+    if (kernel == DV_CUDA_ATTN_SPLITK_DECODE) {
         // visible intervals of each head for the one query position, numbered consecutively
         const size_t n_iv = 2 * (size_t)n_runs; // at most two visible intervals per run
         const size_t base = run_bytes + head_bytes, iv_bytes = n_iv * sizeof(dv_ival_dev);
@@ -171,8 +151,8 @@ static void run_job(dv_backend *be, const attn_job *j, int n_runs, int aligned) 
             dh[g].off = k;
             for (int r = 0; r < hh[g].cnt; r++) {
                 const dv_run_dev &run = hr[hh[g].off + r];
-                long long lo[2], hi[2];
-                const int ni = dv_run_visible(run.pos0, run.n, j->q_pos0, j->q_pos0, 1, hh[g].sink, hh[g].window, lo, hi);
+                int64_t lo[2], hi[2];
+                const int ni = dv_attn_mask_run(run.pos0, run.n, j->q_pos0, j->q_pos0, 1, hh[g].sink, hh[g].window, lo, hi);
                 for (int i = 0; i < ni; i++) {
                     const long long r0 = lo[i] - run.pos0;
                     iv[k++] = {run.k + r0 * run.ks, run.v + r0 * run.vs, run.ks, run.vs, hi[i] - lo[i], total};
@@ -185,17 +165,19 @@ static void run_job(dv_backend *be, const attn_job *j, int n_runs, int aligned) 
         }
         char *dev = upload_table(be, host + base, iv_bytes + (size_t)j->Hkv * sizeof(dv_dhead_dev));
         if (!dev) return;
-        if (!dv_cuda_flash_decode(be, j->out, j->os1, j->q, j->qs1, j->Hq, j->Hkv, j->D, (const dv_ival_dev *)dev,
-                                  (const dv_dhead_dev *)(dev + iv_bytes), max_total, j->scale))
-            return;
+        dv_cuda_flash_decode(be, j->out, j->os1, j->q, j->qs1, j->Hq, j->Hkv, j->D, (const dv_ival_dev *)dev,
+                             (const dv_dhead_dev *)(dev + iv_bytes), max_total, j->scale);
+        return;
     }
     char *dev = upload_table(be, host, run_bytes + head_bytes);
     if (!dev) return;
     const dv_run_dev *dr = (const dv_run_dev *)dev;
     const dv_head_dev *dh = (const dv_head_dev *)(dev + run_bytes);
-    if (fast && !dv_cuda_flash_attn(be, j->out, j->os0, j->os1, j->q, j->qs0, j->qs1, j->T, j->Hq, j->Hkv, j->D, dr, dh,
-                                    j->scale, j->causal, j->q_pos0))
+    if (kernel == DV_CUDA_ATTN_FLASH_PREFILL) {
+        dv_cuda_flash_attn(be, j->out, j->os0, j->os1, j->q, j->qs0, j->qs1, j->T, j->Hq, j->Hkv, j->D, dr, dh, j->scale,
+                           j->causal, j->q_pos0);
         return;
+    }
     const long long warps = j->T * j->Hq;
     attention_runs_kernel<<<(unsigned)DV_CEIL_DIV(warps * 32, 128), 128, 0, dv_cuda(be)->stream>>>(
         j->out, j->q, dr, dh, j->T, j->Hq, j->Hkv, j->D, j->qs0, j->qs1, j->os0, j->os1, j->scale, j->causal, j->q_pos0);
@@ -226,6 +208,7 @@ void dv_cuda_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const
     DV_ASSERT(D <= 32 * DV_MAX_PER_LANE && Hq % Hkv == 0 && q->nb[2] == 4 && k->nb[2] == 4 && v->nb[2] == 4);
     DV_ASSERT(out->nb[2] == 4 && k->nb[0] % 4 == 0 && k->nb[1] % 4 == 0 && v->nb[0] % 4 == 0 && v->nb[1] % 4 == 0);
     if (!Tq) return;
+    const dv_cuda_attn_path path = dv_cuda_attn_select(out, q, k, v, NULL, p->causal);
     if (!p->causal || Tq > 1) {
         // one run per kv head: keys 0 .. Tk-1
         const size_t bytes = (size_t)Hkv * (sizeof(dv_run_dev) + sizeof(dv_head_dev));
@@ -240,7 +223,7 @@ void dv_cuda_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const
         }
         attn_job j = make_job(out, q, Hkv, p, p->causal != 0);
         if (!p->causal) j.q_pos0 = 0;
-        run_job(be, &j, (int)Hkv, st.aligned);
+        run_job(be, &j, (int)Hkv, path.kernel);
         return;
     }
     attention_kernel<<<(unsigned)DV_CEIL_DIV(Tq * Hq * 32, 128), 128, 0, dv_cuda(be)->stream>>>(
@@ -266,14 +249,12 @@ void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, co
     dv_run_dev *hr = (dv_run_dev *)host;
     dv_head_dev *hh = (dv_head_dev *)(host + (size_t)n_runs * sizeof(dv_run_dev));
     const kv_strides st = kv_strides_of(k_new, v_new);
-    int aligned = st.aligned;
     int off = 0;
     for (int g = 0; g < Hkv; g++) {
         hh[g] = {off, views[g].n_segs + 1, (long long)views[g].sink, (long long)views[g].window};
         for (int s = 0; s < views[g].n_segs; s++) {
             const dv_kv_seg *sg = &views[g].segs[s];
             DV_ASSERT(sg->n >= 0 && sg->pos0 + sg->n <= p->q_pos0);
-            aligned &= sg->stride % 4 == 0 && aligned16(sg->k) && aligned16(sg->v);
             hr[off++] = {sg->k, sg->v, (long long)sg->pos0, (long long)sg->n, (long long)sg->stride,
                          (long long)sg->stride};
         }
@@ -281,5 +262,5 @@ void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, co
                      (long long)p->q_pos0, T, st.k0, st.v0};
     }
     attn_job j = make_job(out, q, Hkv, p, 1);
-    run_job(be, &j, n_runs, aligned);
+    run_job(be, &j, n_runs, dv_cuda_attn_select(out, q, k_new, v_new, views, 1).kernel);
 }

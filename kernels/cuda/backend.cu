@@ -1,8 +1,12 @@
 // backend.cu: the CUDA backend: device, stream, cuBLAS handle, device memory (plain cudaMalloc, no
-// managed memory), copies, and the op table. Ops live in one .cu file per family beside this one;
-// each has a plain-C twin in kernels/cpu/ that tests/test_cuda_ops.c compares it against.
+// managed memory), copies, the op table, and the registration function of the run-time module
+// libduovid-cuda.so (kernels/dv_backend_module.h). Ops live in one .cu file per family beside this
+// one; each has a plain-C twin in kernels/cpu/ that tests/test_cuda_backend_ops.c compares it against.
 #include "kernels/cuda/common.cuh"
+#include "kernels/dv_backend_module.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static void *grow(dv_backend *be, void **buf, size_t *have, size_t bytes) {
@@ -103,33 +107,29 @@ static void cuda_destroy(dv_backend *be) {
 }
 
 static const dv_backend_ops dv_cuda_ops = {
-    "cuda",
-    cuda_alloc,
-    cuda_free,
-    cuda_upload,
-    cuda_download,
-    cuda_copy,
-    cuda_sync,
-    cuda_destroy,
-    dv_cuda_matmul,
-    dv_cuda_rms_norm,
-    dv_cuda_layer_norm,
-    dv_cuda_rope,
-    dv_cuda_act,
-    dv_cuda_swiglu,
-    dv_cuda_softmax,
-    dv_cuda_attention,
-    dv_cuda_attention_kv,
-    dv_cuda_embed,
-    dv_cuda_add,
-    dv_cuda_mul,
-    dv_cuda_scale,
-    dv_cuda_convert,
-    cuda_copy_2d,
-    cuda_mem_info,
+    .name = "cuda",
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .copy = cuda_copy,
+    .synchronize = cuda_sync,
+    .destroy = cuda_destroy,
+    .matmul = dv_cuda_matmul,
+    .rms_norm = dv_cuda_rms_norm,
+    .layer_norm = dv_cuda_layer_norm,
+    .rope = dv_cuda_rope,
+    .act = dv_cuda_act,
+    .swiglu = dv_cuda_swiglu,
+    .attention = dv_cuda_attention,
+    .attention_kv = dv_cuda_attention_kv,
+    .embed = dv_cuda_embed,
+    .add = dv_cuda_add,
+    .copy_2d = cuda_copy_2d,
+    .mem_info = cuda_mem_info,
 };
 
-extern "C" dv_backend *dv_backend_cuda_init_impl(int device, int *status) {
+static dv_backend *cuda_init(int device, int *status) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0) {
@@ -169,4 +169,35 @@ extern "C" dv_backend *dv_backend_cuda_init_impl(int device, int *status) {
     cublasSetMathMode(c->cublas, CUBLAS_DEFAULT_MATH);
     *status = 0;
     return be;
+}
+
+// ---- the module's side of kernels/dv_backend_module.h ----
+
+static const dv_backend_host *dv_host; // set once by dv_backend_module_register
+
+// This module's dv_error_set (core/dv_error.h, which it does not link): the message is recorded in
+// the host's thread-local error, where the caller's dv_error_message() reads it.
+extern "C" int dv_error_set(int code, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return dv_host ? dv_host->error_set(code, "%s", msg) : code;
+}
+
+extern "C" __attribute__((visibility("default"))) int dv_backend_module_register(const dv_backend_host *host,
+                                                                                 dv_backend_module *mod) {
+    // (a host of another ABI may lay the structure out differently: only its first field is read then)
+    if (host->abi != DV_BACKEND_MODULE_ABI) return DV_EUNSUPPORTED;
+    if (host->sizeof_ops != sizeof(dv_backend_ops) || host->sizeof_backend != sizeof(dv_backend) ||
+        host->sizeof_tensor != sizeof(dv_tensor))
+        return host->error_set(DV_EUNSUPPORTED, "structure sizes differ from the module's (ops %zu/%zu, backend "
+                               "%zu/%zu, tensor %zu/%zu)", host->sizeof_ops, sizeof(dv_backend_ops),
+                               host->sizeof_backend, sizeof(dv_backend), host->sizeof_tensor, sizeof(dv_tensor));
+    dv_host = host;
+    mod->abi = DV_BACKEND_MODULE_ABI;
+    mod->name = "cuda";
+    mod->init = cuda_init;
+    return 0;
 }

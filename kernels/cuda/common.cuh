@@ -84,13 +84,9 @@ void dv_cuda_layer_norm(dv_backend *be, dv_tensor *y, const dv_tensor *x, const 
 void dv_cuda_rope(dv_backend *be, dv_tensor *x, const dv_tensor *pos, const dv_rope *rope);
 void dv_cuda_act(dv_backend *be, dv_tensor *y, const dv_tensor *x, dv_act act);
 void dv_cuda_swiglu(dv_backend *be, dv_tensor *y, const dv_tensor *gate, const dv_tensor *up);
-void dv_cuda_softmax(dv_backend *be, dv_tensor *y, const dv_tensor *x);
 void dv_cuda_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
                        const dv_attn_params *p);
 void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k_new,
                           const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p);
 void dv_cuda_embed(dv_backend *be, dv_tensor *y, const dv_tensor *table, const dv_tensor *ids);
 void dv_cuda_add(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
-void dv_cuda_mul(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
-void dv_cuda_scale(dv_backend *be, dv_tensor *y, const dv_tensor *a, float s);
-void dv_cuda_convert(dv_backend *be, dv_tensor *y, const dv_tensor *x);

@@ -8,9 +8,10 @@
 // rounded to bf16 as they enter registers / shared memory: CUDA prefill attention therefore has bf16
 // accuracy (tests hold it to relative L2 < 1e-2 against the CPU's fp32).
 //
-// Only the key rows some query of the block can see are visited (dv_run_visible: causal end, sink
+// Only the key rows some query of the block can see are visited (dv_attn_mask_run: causal end, sink
 // interval, window interval), so a strict streaming head costs O(rows * (sink + window)) and causal
 // attention skips the upper triangle; per-element masks are applied only to tiles not fully visible.
+#include "kernels/cuda/attn_path.h"
 #include "kernels/cuda/attn_table.cuh"
 
 #include <stdint.h>
@@ -36,11 +37,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t *r, const void *smem)
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(addr));
-}
-
-__device__ __forceinline__ bool fa_visible(long long p, long long j, int causal, long long sink, long long window) {
-    if (causal && j > p) return false;
-    return window <= 0 || j < sink || p - j <= window;
 }
 
 template <int D>
@@ -86,8 +82,8 @@ flash_attn_kernel(float *out, long long os0, long long os1, const float *q, long
     const dv_head_dev hd = heads[g];
     for (int ri = 0; ri < hd.cnt; ri++) {
         const dv_run_dev run = runs[hd.off + ri];
-        long long lo[2], hi[2];
-        const int ni = dv_run_visible(run.pos0, run.n, p_lo, p_hi, causal, hd.sink, hd.window, lo, hi);
+        int64_t lo[2], hi[2];
+        const int ni = dv_attn_mask_run(run.pos0, run.n, p_lo, p_hi, causal, hd.sink, hd.window, lo, hi);
 #pragma unroll
         for (int ii = 0; ii < 2; ii++) { // (constant trip count: lo/hi stay in registers)
             if (ii >= ni) break;
@@ -119,8 +115,7 @@ flash_attn_kernel(float *out, long long os0, long long os1, const float *q, long
                     }
                 // ---- mask (only where some query of the block cannot see the whole tile) ----
                 const long long jl = j + FA_BN - 1;
-                const bool full = jl < hi[ii] && (!causal || jl <= p_lo) &&
-                                  (hd.window <= 0 || jl < hd.sink || p_hi - j <= hd.window);
+                const bool full = jl < hi[ii] && dv_attn_mask_all_visible(j, jl, p_lo, p_hi, causal, hd.sink, hd.window);
                 if (!full) {
 #pragma unroll
                     for (int nt = 0; nt < FA_BN / 8; nt++)
@@ -128,7 +123,8 @@ flash_attn_kernel(float *out, long long os0, long long os1, const float *q, long
                         for (int e = 0; e < 4; e++) {
                             const long long jp = j + nt * 8 + 2 * tq + (e & 1);
                             const long long p = e < 2 ? pA : pB;
-                            if (!(jp < hi[ii] && fa_visible(p, jp, causal, hd.sink, hd.window))) s[nt][e] = -INFINITY;
+                            if (!(jp < hi[ii] && dv_attn_mask_visible(p, jp, causal, hd.sink, hd.window)))
+                                s[nt][e] = -INFINITY;
                         }
                 }
                 // ---- online softmax (rows A and B; a row's 64 scores sit in the 4 threads of a quad) ----
@@ -199,12 +195,10 @@ flash_attn_kernel(float *out, long long os0, long long os1, const float *q, long
     }
 }
 
-int dv_cuda_flash_attn_supports(int D) { return D == 16 || D == 32 || D == 64 || D == 128; }
-
-int dv_cuda_flash_attn(dv_backend *be, float *out, long long os0, long long os1, const float *q, long long qs0,
+void dv_cuda_flash_attn(dv_backend *be, float *out, long long os0, long long os1, const float *q, long long qs0,
                        long long qs1, long long Tq, int Hq, int Hkv, int D, const dv_run_dev *runs,
                        const dv_head_dev *heads, float scale, int causal, long long q_pos0) {
-    if (!dv_cuda_flash_attn_supports(D)) return 1;
+    DV_ASSERT(dv_cuda_flash_attn_supports(D));
     const dim3 grid((unsigned)DV_CEIL_DIV(Tq, FA_BM), (unsigned)Hq);
     const float sl2 = scale * 1.4426950408889634f;
     cudaStream_t st = dv_cuda(be)->stream;
@@ -219,5 +213,4 @@ int dv_cuda_flash_attn(dv_backend *be, float *out, long long os0, long long os1,
     }
 #undef DV_FA_LAUNCH
     DV_CUDA_LAUNCHED(be, "flash attention (prefill)");
-    return 0;
 }

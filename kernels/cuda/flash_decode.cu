@@ -8,6 +8,7 @@
 // consecutive dims (16-byte loads, a group reads one whole row). Math is fp32 (the cache is F32; decode
 // is bandwidth-bound). Each block leaves (max, sum, unnormalized output) per query head; a second small
 // kernel merges the splits.
+#include "kernels/cuda/attn_path.h"
 #include "kernels/cuda/attn_table.cuh"
 
 #define FD_THREADS 128
@@ -126,12 +127,11 @@ static __global__ void flash_decode_reduce(float *out, long long os1, const floa
     }
 }
 
-int dv_cuda_flash_decode_supports(int D, int group) { return (D == 64 || D == 128) && group >= 1 && group <= 8; }
-
-int dv_cuda_flash_decode(dv_backend *be, float *out, long long os1, const float *q, long long qs1, int Hq, int Hkv,
+void dv_cuda_flash_decode(dv_backend *be, float *out, long long os1, const float *q, long long qs1, int Hq, int Hkv,
                          int D, const dv_ival_dev *ivals, const dv_dhead_dev *heads, long long max_total, float scale) {
     const int G = Hq / Hkv;
-    if (!dv_cuda_flash_decode_supports(D, G) || max_total <= 0) return 1;
+    // (max_total >= 1: the query always sees its own key)
+    DV_ASSERT(dv_cuda_flash_decode_supports(D, G) && max_total > 0);
     // ~512 keys per block; smaller chunks when that leaves the GPU idle, at most 4096 splits
     long long chunk = 512;
     while (chunk > 64 && DV_CEIL_DIV(max_total, chunk) * Hkv < 512) chunk /= 2;
@@ -139,7 +139,7 @@ int dv_cuda_flash_decode(dv_backend *be, float *out, long long os1, const float 
     const int n_splits = (int)DV_CEIL_DIV(max_total, chunk);
     const size_t slots = (size_t)Hq * (size_t)n_splits;
     float *ws = (float *)dv_cuda_attn_ws(be, slots * (size_t)(D + 2) * sizeof(float)); // (Hq, splits, D) + (Hq, splits, 2)
-    if (!ws) return 0; // error recorded (sticky)
+    if (!ws) return; // error recorded (sticky)
     float *ws_o = ws, *ws_ml = ws + slots * (size_t)D;
     const float sl2 = scale * 1.4426950408889634f;
     cudaStream_t st = dv_cuda(be)->stream;
@@ -162,5 +162,4 @@ int dv_cuda_flash_decode(dv_backend *be, float *out, long long os1, const float 
     DV_CUDA_LAUNCHED(be, "flash decode (split-K)");
     flash_decode_reduce<<<(unsigned)Hq, D, 0, st>>>(out, os1, ws_o, ws_ml, n_splits, D);
     DV_CUDA_LAUNCHED(be, "flash decode (merge)");
-    return 0;
 }
