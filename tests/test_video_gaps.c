@@ -4,7 +4,8 @@
 // two targets in the gap: both must not fall on frame 14 — the second takes frame 15, and all 8
 // come out distinct, in time order, each at its frame's own time, in every sampling mode. Asking for
 // more frames than the file has returns every frame once and reports the shortfall
-// (stats.frames_missing).
+// (stats.frames_missing), also when the frames are clustered (ten in the first second, two at 10 s):
+// targets sparser than the cluster would skip its frames, yet the file has fewer than asked.
 #include "tests/test_video_util.h"
 
 #include "core/dv_error.h"
@@ -105,6 +106,29 @@ static void check_file(const char *label, const char *path) {
     }
 }
 
+// Frames 0..9 at 100 n ms, frames 10 and 11 at 10.0 and 10.1 s; 16 asked -> all 12.
+static void check_cluster(void) {
+    if (vt_ffmpeg("-f lavfi -i \"color=c=black:s=64x48:r=10:d=1.2,format=yuv420p," VT_PATTERN
+                  ",settb=1/1000,setpts='N*100+if(gte(N,10),9000,0)'\" -fps_mode passthrough -c:v wmv2 -q:v 2 "
+                  "-f asf cluster.wmv")) {
+        DV_CHECK_MSG(0, "could not make cluster.wmv");
+        return;
+    }
+    static const dv_sample_mode modes[3] = {DV_SAMPLE_MODE_AUTO, DV_SAMPLE_MODE_SEEK, DV_SAMPLE_MODE_SEQUENTIAL};
+    for (int m = 0; m < 3; m++) {
+        run_result r;
+        if (sample(vt_path("cluster.wmv"), 16, modes[m], &r)) continue;
+        int all = r.n == 12;
+        for (int i = 0; all && i < 12; i++) {
+            int64_t want_ms = i < 10 ? 100 * i : 10000 + 100 * (i - 10);
+            all = r.idx[i] == i && fabs(r.t[i] - want_ms / 1000.0) < 1e-6;
+        }
+        printf("cluster mode %d: 16 asked: %d frames, missing %lld\n", m, r.n, (long long)r.st.frames_missing);
+        DV_CHECK_MSG(all, "cluster mode %d: %d frames, expected all 12 in order", m, r.n);
+        DV_CHECK(r.st.frames_missing == 4);
+    }
+}
+
 int main(void) {
     if (vt_setup()) DV_TEST_SKIP("ffmpeg CLI not found (needed to make test videos)");
     const char *src = "-f lavfi -i \"color=c=black:s=64x48:r=10:d=3,format=yuv420p," VT_PATTERN
@@ -113,6 +137,7 @@ int main(void) {
     else DV_CHECK_MSG(0, "could not make gap.wmv");
     if (vt_ffmpeg("%s -c:v libx264 -preset veryfast -bf 2 -g 8 gap.mp4", src) == 0) check_file("h264/mp4", vt_path("gap.mp4"));
     else DV_CHECK_MSG(0, "could not make gap.mp4");
+    check_cluster();
     vt_cleanup();
     return dv_test_finish();
 }

@@ -23,10 +23,13 @@
 // t precedes it). Frames come out in time order, each once: a target that selects a frame already
 // returned (two targets in one timestamp gap, or more targets than the source rate gives) takes the
 // next frame instead, the nearest one not returned yet, while one starts before the end of the
-// range. So N uniform targets give N distinct frames whenever the range has them past the gap, fps
-// above the source rate yields every source frame of the range once, and a one-frame file yields one
-// frame. When the plan asked for more frames than it got, stats.frames_missing says how many, and
-// one warning line (DV_LOG_WARN) names the file and the counts.
+// range. When the range holds no more frames than the plan has targets (counted from the packets
+// at init, reading at most count + 1 of them), the sampler returns every frame of the range in turn
+// instead, so clustered frames are not skipped. So N uniform targets give N distinct frames whenever
+// the range has N, fps above the source rate yields every source frame of the range once, and a
+// one-frame file yields one frame. When the plan asked for more frames than it got,
+// stats.frames_missing says how many, and one warning line (DV_LOG_WARN) names the file and the
+// counts (unless the corrupt-data warning came first: one warning per sampler).
 //
 // Corrupt packets are skipped with one warning (DV_LOG_WARN) per sampler; decoding goes on.
 #ifndef DV_VIDEO_H

@@ -44,6 +44,7 @@ struct dv_video_sampler {
     int emitted_any;
     int off_grid;              // a CFR-flagged stream produced a pts off its frame grid: treat as VFR
     int warned;
+    int every_frame;           // the range has no more frames than the plan asks: return each in turn
     int registered;            // this sampler set v->has_sampler
     dv_video_sampler_stats stats;
 };
@@ -246,6 +247,29 @@ static int resolve(dv_video_sampler *s, int64_t target, AVFrame **out) {
     }
 }
 
+// Counts the packets of the stream that start inside the plan's range [start_pts, end_pts), plus the
+// frame shown at the start when it begins before it, reading from the keyframe before start_pts; stops
+// once the count passes `limit`. A packet without a time counts (a frame too many only makes the
+// sampler take its usual path). Leaves the demuxer anywhere: the caller rewinds.
+static int64_t count_range_packets(dv_video_sampler *s, int64_t start_pts, int64_t limit) {
+    dv_video *v = s->v;
+    if (start_pts > v->info.first_pts) av_seek_frame(v->fmt, v->stream_index, start_pts, AVSEEK_FLAG_BACKWARD);
+    int64_t n = 0, past = 0;
+    int before = 0, at_start = 0;
+    // Decode order is not presentation order: a few packets past the end may precede one inside it.
+    while (n <= limit && past < 32 && av_read_frame(v->fmt, s->pkt) >= 0) {
+        if (s->pkt->stream_index == v->stream_index) {
+            int64_t t = s->pkt->pts != AV_NOPTS_VALUE ? s->pkt->pts : s->pkt->dts;
+            if (t == AV_NOPTS_VALUE) n++;
+            else if (t < start_pts) before = 1;
+            else if (t < s->end_pts) n++, at_start |= t == start_pts;
+            else past++;
+        }
+        av_packet_unref(s->pkt);
+    }
+    return n + (before && !at_start);
+}
+
 // ---- public ----
 
 int dv_video_sampler_init(dv_video *v, const dv_sample_plan *plan, int out_w, int out_h, dv_video_sampler **out) {
@@ -295,8 +319,14 @@ int dv_video_sampler_init(dv_video *v, const dv_sample_plan *plan, int out_w, in
         goto fail;
     }
     if ((rc = dv_frame_convert_init(out_w, out_h, in->rotation, &s->conv))) goto fail;
+    if (s->plan.count > 0 && v->fmt->pb && (v->fmt->pb->seekable & AVIO_SEEKABLE_NORMAL)) {
+        // Does the range hold more frames than the plan asks? If not, the plan takes every one.
+        int64_t start_pts = ticks_of_sec(in, pt.start_sec);
+        s->every_frame = count_range_packets(s, start_pts, s->plan.count + 1) <= s->plan.count;
+        v->touched = 1; // rewind below
+    }
     if (v->touched) {
-        // An earlier sampler read packets: go back to the first one.
+        // Packets were read (an earlier sampler, the count above): go back to the first one.
         if (do_seek(s, in->first_pts) != 0 &&
             av_seek_frame(v->fmt, v->stream_index, 0, AVSEEK_FLAG_BYTE | AVSEEK_FLAG_BACKWARD) < 0) {
             rc = dv_error_set(DV_EIO, "%s: cannot rewind to the start for a second pass", v->path);
@@ -380,11 +410,16 @@ int dv_video_sampler_next(dv_video_sampler *s, dv_frame *frame) {
     if (s->eof && !s->has_ahead && (!s->has_prev || (s->emitted_any && s->prev->pts == s->last_emitted_pts)))
         return finish(s);
     int64_t k = s->k++;
-    int64_t target = ticks_of_sec(in, dv_plan_times_at(&s->plan, k));
     AVFrame *f = NULL;
-    int r = resolve(s, target, &f);
-    if (r < 0) return r;
-    if (r == 0) return finish(s);
+    int r;
+    if (s->every_frame && s->emitted_any) {
+        // Every frame of the range in turn, whatever the targets: there are no more than asked.
+        if ((r = next_distinct(s, &f)) <= 0) return r < 0 ? r : finish(s);
+    } else {
+        int64_t target = ticks_of_sec(in, s->every_frame ? s->plan.start_sec : dv_plan_times_at(&s->plan, k));
+        if ((r = resolve(s, target, &f)) < 0) return r;
+        if (r == 0) return finish(s);
+    }
     if (s->emitted_any && f->pts <= s->last_emitted_pts) {
         // This target selects a frame already returned (a timestamp gap, a frame rate below the
         // plan's): it takes the next frame instead. None left in the range: neither has any later
