@@ -29,7 +29,7 @@
 // the range has N, fps above the source rate yields every source frame of the range once, and a
 // one-frame file yields one frame. When the plan asked for more frames than it got,
 // stats.frames_missing says how many, and one warning line (DV_LOG_WARN) names the file and the
-// counts (unless the corrupt-data warning came first: one warning per sampler).
+// counts (unless the corrupt-data warning came first, one warning per sampler, or no frame came).
 //
 // Corrupt packets are skipped with one warning (DV_LOG_WARN) per sampler; decoding goes on.
 #ifndef DV_VIDEO_H

@@ -381,11 +381,12 @@ static void frame_index(dv_video_sampler *s, int64_t pts, int64_t counted, dv_fr
 }
 
 // The plan is over: if it asked for more frames than the range has distinct ones, say so once (unless
-// the corrupt-data warning already did: one warning per sampler, and lost frames are its news).
+// the corrupt-data warning already did: one warning per sampler, and lost frames are its news; or no
+// frame came at all, which callers report as their error).
 static int finish(dv_video_sampler *s) {
     if (s->plan.count < 0 || s->stats.frames_returned >= s->plan.count || s->stats.frames_missing) return 0;
     s->stats.frames_missing = s->plan.count - s->stats.frames_returned;
-    if (!s->warned)
+    if (!s->warned && s->stats.frames_returned > 0)
         DV_LOG_WARN("%s: %lld frames asked, but only %lld distinct frames lie in %.3f..%.3f s: returned them all",
                     s->v->path, (long long)s->plan.count, (long long)s->stats.frames_returned, s->plan.start_sec,
                     s->plan.end_sec);
