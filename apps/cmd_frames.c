@@ -1,7 +1,8 @@
 // cmd_frames.c: `duovid frames VIDEO ...`: sample frames from a video and write numbered PNGs named
 // with their timestamps (-o DIR), a labelled contact sheet (--sheet FILE.png), or nothing (--null,
-// for benchmarks). Every flag is validated before anything is decoded or written; PNGs are written
-// atomically, so an error never leaves a partial image behind.
+// for benchmarks). Every flag is validated before anything is decoded or written; PNGs are encoded on
+// worker threads beside the decoder (video/dv_png.h) and written atomically, so an error never
+// leaves a partial image behind.
 #include "apps/args.h"
 #include "apps/cli.h"
 
@@ -136,6 +137,7 @@ int dv_cmd_frames(int argc, char **argv) {
     dv_video_sampler *s = NULL;
     dv_sheet *sheet = NULL;
     dv_progress *prog = NULL;
+    dv_png_writer *pngs = NULL;
     char *name = NULL;
     if (dv_video_open(path, &vp, &v)) goto fail;
     const dv_video_info *in = dv_video_get_info(v);
@@ -156,7 +158,8 @@ int dv_cmd_frames(int argc, char **argv) {
         if (dv_sheet_init((int)count, 0, thumb_w, thumb_h, &sheet)) goto fail;
     }
     if (out_dir && dv_fs_mkdirs(out_dir)) goto fail;
-    name = malloc(strlen(out_dir ? out_dir : "") + 64);
+    size_t name_cap = strlen(out_dir ? out_dir : "") + 64;
+    name = malloc(name_cap);
     if (!name) {
         dv_error_set(DV_ENOMEM, "out of memory");
         goto fail;
@@ -168,8 +171,10 @@ int dv_cmd_frames(int argc, char **argv) {
     while ((r = dv_video_sampler_next(s, &f)) == 1) {
         n++;
         if (out_dir) {
-            sprintf(name, "%s/frame_%06d_t%010.3fs.png", out_dir, n, f.t_sec);
-            if (dv_png_write_rgb(name, f.rgb, f.w, f.h)) goto fail;
+            // Frames have the sampler's one output size: the writer is made for it at the first one.
+            if (!pngs && dv_png_writer_init(vp.n_threads, f.w, f.h, name_cap, &pngs)) goto fail;
+            snprintf(name, name_cap, "%s/frame_%06d_t%010.3fs.png", out_dir, n, f.t_sec);
+            if (dv_png_writer_submit(pngs, name, f.rgb)) goto fail;
         }
         if (sheet) {
             char label[32];
@@ -179,6 +184,7 @@ int dv_cmd_frames(int argc, char **argv) {
         dv_progress_update(prog, (int64_t)f.target + 1);
     }
     if (r < 0) goto fail;
+    if (pngs && dv_png_writer_finish(pngs)) goto fail;
     if (sheet && dv_sheet_write(sheet, sheet_path)) goto fail;
     dv_progress_free(prog);
     prog = NULL;
@@ -192,6 +198,7 @@ int dv_cmd_frames(int argc, char **argv) {
     rc = 0;
 fail:
     if (rc) dv_app_error();
+    dv_png_writer_free(pngs);
     dv_progress_free(prog);
     free(name);
     dv_sheet_free(sheet);

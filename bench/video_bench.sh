@@ -18,24 +18,8 @@ command -v ffmpeg >/dev/null || { echo "video_bench: ffmpeg CLI missing" >&2; ex
 dir=build/bench-video
 file=$dir/testsrc2_720p25_${secs}s.mp4
 mkdir -p "$dir"
-if [ ! -s "$file" ]; then
-  # Encoding an hour of 720p takes ~10 min of both cores; instead encode one minute (every segment
-  # starts with a keyframe) and stream-copy it back to back with the concat demuxer, which rewrites
-  # the timestamps: the result decodes and seeks exactly like a real 1-hour file (the picture repeats
-  # every minute, which costs the decoder the same).
-  echo "video_bench: generating $file (${secs} s of 1280x720 at 25 fps, x264 ultrafast, GOP 250)..." >&2
-  start=$(date +%s)
-  seg=$(( secs < 60 ? secs : 60 ))
-  ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i "testsrc2=s=1280x720:r=25:d=$seg" \
-    -c:v libx264 -preset ultrafast -g 250 -pix_fmt yuv420p "$dir/segment_${seg}s.mp4"
-  : >"$dir/concat.txt"
-  for ((i = 0; i < (secs + seg - 1) / seg; i++)); do echo "file 'segment_${seg}s.mp4'" >>"$dir/concat.txt"; done
-  ffmpeg -nostdin -hide_banner -loglevel error -y -f concat -safe 0 -i "$dir/concat.txt" -t "$secs" -c copy \
-    "$file.part.mp4"
-  mv "$file.part.mp4" "$file"
-  rm -f "$dir/segment_${seg}s.mp4" "$dir/concat.txt"
-  echo "video_bench: generated in $(( $(date +%s) - start )) s" >&2
-fi
+. bench/make_video.sh
+dv_bench_make_video "$file" "$secs" -c:v libx264 -preset ultrafast -g 250
 
 # run LABEL CMD...: prints "LABEL|wall seconds|peak RSS MiB".
 run() {

@@ -20,8 +20,16 @@
 //
 // Time: t_sec = (pts - first_pts) * time_base, exact to the stream's time base, 0 at the first frame.
 // A planned time t selects the frame shown at t: the last frame with pts <= t (the first frame when
-// t precedes it). When consecutive targets select the same frame it is returned once (so fps above
-// the source rate yields every source frame once, and a one-frame file yields one frame).
+// t precedes it). Frames come out in time order, each once: a target that selects a frame already
+// returned (two targets in one timestamp gap, or more targets than the source rate gives) takes the
+// next frame instead, the nearest one not returned yet, while one starts before the end of the
+// range. When the range holds no more frames than the plan has targets (counted from the packets
+// at init, reading at most count + 1 of them), the sampler returns every frame of the range in turn
+// instead, so clustered frames are not skipped. So N uniform targets give N distinct frames whenever
+// the range has N, fps above the source rate yields every source frame of the range once, and a
+// one-frame file yields one frame. When the plan asked for more frames than it got,
+// stats.frames_missing says how many, and one warning line (DV_LOG_WARN) names the file and the
+// counts (unless the corrupt-data warning came first, one warning per sampler, or no frame came).
 //
 // Corrupt packets are skipped with one warning (DV_LOG_WARN) per sampler; decoding goes on.
 #ifndef DV_VIDEO_H
@@ -95,6 +103,8 @@ typedef struct dv_video_sampler_stats {
     int64_t frames_returned; // frames dv_video_sampler_next returned
     int64_t seeks;           // demuxer seeks (the initial positioning included)
     int64_t bad_packets;     // packets or frames the decoder rejected (skipped)
+    int64_t frames_missing;  // set when the plan ended: targets left without a distinct frame of their
+                             // own (the range has fewer frames than asked); 0 when none or not ended
 } dv_video_sampler_stats;
 
 // Resolves `plan` (dv_sample_plan_resolve) against the stream and prepares output frames of

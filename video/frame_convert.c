@@ -1,10 +1,15 @@
 // frame_convert.c: AVFrame -> packed RGB24 at the output size via libswscale, then rotation.
-// libswscale cannot rotate, so a rotated stream is scaled into a pre-rotation buffer and then turned
-// by a plain pixel copy (an exact permutation; no resampling).
+// libswscale never writes into the caller's packed buffer: its SIMD paths store whole vectors and
+// run up to 42 bytes past a row of 3 * w bytes (yuv420p -> rgb24 at about half of all widths), which
+// corrupts the heap after a tightly packed last row. It writes into a libav-allocated frame instead
+// (av_frame_get_buffer: linesize aligned for SIMD, padded end), from which the rows are copied out
+// packed, or turned by a plain pixel copy for a rotated stream (libswscale cannot rotate; the copy is
+// an exact permutation, no resampling).
 #include "video/frame_convert.h"
 
 #include "core/dv_error.h"
 
+#include <libavutil/frame.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 #include <stdlib.h>
@@ -14,7 +19,8 @@ struct dv_frame_convert {
     int out_w, out_h;        // final size (after rotation)
     int pre_w, pre_h;        // swscale's output size (before rotation): out swapped for 90/270
     int rotation;            // clockwise degrees
-    uint8_t *pre;            // (pre_h, pre_w, 3) RGB24 before rotation; NULL when rotation == 0
+    AVFrame *pre;            // (pre_h, linesize) RGB24 that swscale writes: rows of pre_w * 3 bytes
+                             // plus alignment padding, the buffer padded past the last row
     struct SwsContext *sws;  // cached; rebuilt when the source changes
     int src_w, src_h, src_fmt, src_cs, src_range;  // what `sws` was built for
 };
@@ -31,12 +37,16 @@ int dv_frame_convert_init(int out_w, int out_h, int rotation, dv_frame_convert *
     c->pre_w = swap ? out_h : out_w;
     c->pre_h = swap ? out_w : out_h;
     c->src_fmt = -1;
-    if (rotation) {
-        c->pre = malloc((size_t)c->pre_w * (size_t)c->pre_h * 3);
-        if (!c->pre) {
-            free(c);
-            return dv_error_set(DV_ENOMEM, "frame converter: out of memory for a %dx%d frame", out_w, out_h);
-        }
+    c->pre = av_frame_alloc();
+    if (c->pre) {
+        c->pre->format = AV_PIX_FMT_RGB24;
+        c->pre->width = c->pre_w;
+        c->pre->height = c->pre_h;
+    }
+    // align 0: the alignment this libavutil build's SIMD wants (it also pads the buffer's end).
+    if (!c->pre || av_frame_get_buffer(c->pre, 0) < 0) {
+        dv_frame_convert_free(c);
+        return dv_error_set(DV_ENOMEM, "frame converter: out of memory for a %dx%d frame", out_w, out_h);
     }
     *out = c;
     return DV_OK;
@@ -85,11 +95,11 @@ static int rebuild(dv_frame_convert *c, const AVFrame *f) {
     return DV_OK;
 }
 
-// Clockwise rotation of `src` (sh, sw, 3) into `dst` (out_h, out_w, 3).
-static void rotate_rgb(const uint8_t *src, int sw, int sh, int rotation, uint8_t *dst) {
+// Clockwise rotation of `src` (sh rows of `stride` bytes, sw pixels each) into `dst` (out_h, out_w, 3).
+static void rotate_rgb(const uint8_t *src, int stride, int sw, int sh, int rotation, uint8_t *dst) {
     int dw = rotation == 180 ? sw : sh;
     for (int y = 0; y < sh; y++) {
-        const uint8_t *row = src + (size_t)y * sw * 3;
+        const uint8_t *row = src + (size_t)y * stride;
         for (int x = 0; x < sw; x++) {
             int dx, dy;
             if (rotation == 90) { dx = sh - 1 - y; dy = x; }
@@ -107,18 +117,23 @@ int dv_frame_convert_run(dv_frame_convert *c, const AVFrame *f, uint8_t *rgb) {
         int rc = rebuild(c, f);
         if (rc) return rc;
     }
-    uint8_t *dst = c->rotation ? c->pre : rgb;
-    uint8_t *planes[4] = {dst, NULL, NULL, NULL};
-    int strides[4] = {c->pre_w * 3, 0, 0, 0};
-    int h = sws_scale(c->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, planes, strides);
+    const uint8_t *pre = c->pre->data[0];
+    int stride = c->pre->linesize[0];
+    int h = sws_scale(c->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, c->pre->data,
+                      c->pre->linesize);
     if (h != c->pre_h) return dv_error_set(DV_EFORMAT, "colour conversion produced %d of %d rows", h, c->pre_h);
-    if (c->rotation) rotate_rgb(c->pre, c->pre_w, c->pre_h, c->rotation, rgb);
+    if (c->rotation) {
+        rotate_rgb(pre, stride, c->pre_w, c->pre_h, c->rotation, rgb);
+    } else {
+        size_t row = (size_t)c->pre_w * 3;
+        for (int y = 0; y < c->pre_h; y++) memcpy(rgb + (size_t)y * row, pre + (size_t)y * stride, row);
+    }
     return DV_OK;
 }
 
 void dv_frame_convert_free(dv_frame_convert *c) {
     if (!c) return;
     sws_freeContext(c->sws);
-    free(c->pre);
+    av_frame_free(&c->pre);
     free(c);
 }

@@ -40,9 +40,11 @@ struct dv_video_sampler {
     int64_t last_key_pts, max_gop; // keyframe spacing seen so far (for streams without an index)
     int64_t k;                 // next plan target
     int64_t last_emitted_pts;
+    int64_t end_pts;           // the plan's range ends here (ticks; INT64_MAX: the end of the stream)
     int emitted_any;
     int off_grid;              // a CFR-flagged stream produced a pts off its frame grid: treat as VFR
     int warned;
+    int every_frame;           // the range has no more frames than the plan asks: return each in turn
     int registered;            // this sampler set v->has_sampler
     dv_video_sampler_stats stats;
 };
@@ -53,6 +55,14 @@ static int64_t ticks_of_sec(const dv_video_info *in, double sec) {
     double t = floor(sec * (double)in->tb_den / (double)in->tb_num + 1e-4);
     if (t > 4e18) t = 4e18;
     if (t < -4e18) t = -4e18;
+    return in->first_pts + (int64_t)t;
+}
+
+// The first tick at or past `sec`: a frame is inside a range ending at `sec` iff its pts is below this
+// (1e-4 tick slack, as above: a frame exactly at the end is outside).
+static int64_t end_ticks_of_sec(const dv_video_info *in, double sec) {
+    double t = ceil(sec * (double)in->tb_den / (double)in->tb_num - 1e-4);
+    if (t > 4e18) t = 4e18;
     return in->first_pts + (int64_t)t;
 }
 
@@ -175,6 +185,35 @@ static void swap_frames(AVFrame **a, AVFrame **b, int64_t *ia, int64_t *ib) {
     *ib = i;
 }
 
+// Decodes forward until a frame lies past `target` (ticks): then s->prev is the last frame at or
+// before it (if any since the last seek) and s->ahead the first one after it (unless the stream
+// ended). Returns 0 or < 0 on a fatal error.
+static int decode_past(dv_video_sampler *s, int64_t target) {
+    while (!(s->has_ahead && s->ahead->pts > target)) {
+        if (s->has_ahead) {
+            // ahead is at or before the target: it becomes the candidate (never move backwards in
+            // time on a broken file with non-monotonic pts).
+            if (!s->has_prev || s->ahead->pts >= s->prev->pts) {
+                swap_frames(&s->prev, &s->ahead, &s->prev_idx, &s->ahead_idx);
+                s->has_prev = 1;
+            }
+            av_frame_unref(s->ahead);
+            s->has_ahead = 0;
+        }
+        if (s->eof) break;
+        int r = decode_one(s);
+        if (r < 0) return r;
+        if (r == 0) {
+            s->eof = 1;
+            break;
+        }
+        av_frame_unref(s->ahead);
+        swap_frames(&s->ahead, &s->tmp, &s->ahead_idx, &s->tmp_idx);
+        s->has_ahead = 1;
+    }
+    return 0;
+}
+
 // Finds the frame shown at `target` (ticks). Returns 1 with *out = s->prev or s->ahead, 0 when the
 // stream has no frame at all, < 0 on error.
 static int resolve(dv_video_sampler *s, int64_t target, AVFrame **out) {
@@ -185,29 +224,8 @@ static int resolve(dv_video_sampler *s, int64_t target, AVFrame **out) {
     int64_t step = av_rescale_q(1, (AVRational){1, 1}, s->v->st->time_base);
     if (step < 16 * s->frame_dur) step = 16 * s->frame_dur;
     for (int attempt = 0;; attempt++) {
-        // Decode forward until a frame lies past the target; the one before it is the answer.
-        while (!(s->has_ahead && s->ahead->pts > target)) {
-            if (s->has_ahead) {
-                // ahead is at or before the target: it becomes the candidate (never move backwards in
-                // time on a broken file with non-monotonic pts).
-                if (!s->has_prev || s->ahead->pts >= s->prev->pts) {
-                    swap_frames(&s->prev, &s->ahead, &s->prev_idx, &s->ahead_idx);
-                    s->has_prev = 1;
-                }
-                av_frame_unref(s->ahead);
-                s->has_ahead = 0;
-            }
-            if (s->eof) break;
-            int r = decode_one(s);
-            if (r < 0) return r;
-            if (r == 0) {
-                s->eof = 1;
-                break;
-            }
-            av_frame_unref(s->ahead);
-            swap_frames(&s->ahead, &s->tmp, &s->ahead_idx, &s->tmp_idx);
-            s->has_ahead = 1;
-        }
+        int r = decode_past(s, target);
+        if (r < 0) return r;
         if (s->has_prev) {
             *out = s->prev;
             return 1;
@@ -227,6 +245,29 @@ static int resolve(dv_video_sampler *s, int64_t target, AVFrame **out) {
         }
         return 0;
     }
+}
+
+// Counts the packets of the stream that start inside the plan's range [start_pts, end_pts), plus the
+// frame shown at the start when it begins before it, reading from the keyframe before start_pts; stops
+// once the count passes `limit`. A packet without a time counts (a frame too many only makes the
+// sampler take its usual path). Leaves the demuxer anywhere: the caller rewinds.
+static int64_t count_range_packets(dv_video_sampler *s, int64_t start_pts, int64_t limit) {
+    dv_video *v = s->v;
+    if (start_pts > v->info.first_pts) av_seek_frame(v->fmt, v->stream_index, start_pts, AVSEEK_FLAG_BACKWARD);
+    int64_t n = 0, past = 0;
+    int before = 0, at_start = 0;
+    // Decode order is not presentation order: a few packets past the end may precede one inside it.
+    while (n <= limit && past < 32 && av_read_frame(v->fmt, s->pkt) >= 0) {
+        if (s->pkt->stream_index == v->stream_index) {
+            int64_t t = s->pkt->pts != AV_NOPTS_VALUE ? s->pkt->pts : s->pkt->dts;
+            if (t == AV_NOPTS_VALUE) n++;
+            else if (t < start_pts) before = 1;
+            else if (t < s->end_pts) n++, at_start |= t == start_pts;
+            else past++;
+        }
+        av_packet_unref(s->pkt);
+    }
+    return n + (before && !at_start);
 }
 
 // ---- public ----
@@ -267,6 +308,7 @@ int dv_video_sampler_init(dv_video *v, const dv_sample_plan *plan, int out_w, in
     s->frame_dur = in->fps_num ? av_rescale_q(1, (AVRational){in->fps_den, in->fps_num}, v->st->time_base) : 1;
     if (s->frame_dur < 1) s->frame_dur = 1;
     s->counting = 1;
+    s->end_pts = pt.end_sec >= 0 ? end_ticks_of_sec(in, pt.end_sec) : INT64_MAX;
     s->rgb = malloc((size_t)out_w * (size_t)out_h * 3);
     s->pkt = av_packet_alloc();
     s->tmp = av_frame_alloc();
@@ -277,8 +319,14 @@ int dv_video_sampler_init(dv_video *v, const dv_sample_plan *plan, int out_w, in
         goto fail;
     }
     if ((rc = dv_frame_convert_init(out_w, out_h, in->rotation, &s->conv))) goto fail;
+    if (s->plan.count > 0 && v->fmt->pb && (v->fmt->pb->seekable & AVIO_SEEKABLE_NORMAL)) {
+        // Does the range hold more frames than the plan asks? If not, the plan takes every one.
+        int64_t start_pts = ticks_of_sec(in, pt.start_sec);
+        s->every_frame = count_range_packets(s, start_pts, s->plan.count + 1) <= s->plan.count;
+        v->touched = 1; // rewind below
+    }
     if (v->touched) {
-        // An earlier sampler read packets: go back to the first one.
+        // Packets were read (an earlier sampler, the count above): go back to the first one.
         if (do_seek(s, in->first_pts) != 0 &&
             av_seek_frame(v->fmt, v->stream_index, 0, AVSEEK_FLAG_BYTE | AVSEEK_FLAG_BACKWARD) < 0) {
             rc = dv_error_set(DV_EIO, "%s: cannot rewind to the start for a second pass", v->path);
@@ -332,34 +380,66 @@ static void frame_index(dv_video_sampler *s, int64_t pts, int64_t counted, dv_fr
     }
 }
 
+// The plan is over: if it asked for more frames than the range has distinct ones, say so once (unless
+// the corrupt-data warning already did: one warning per sampler, and lost frames are its news; or no
+// frame came at all, which callers report as their error).
+static int finish(dv_video_sampler *s) {
+    if (s->plan.count < 0 || s->stats.frames_returned >= s->plan.count || s->stats.frames_missing) return 0;
+    s->stats.frames_missing = s->plan.count - s->stats.frames_returned;
+    if (!s->warned && s->stats.frames_returned > 0)
+        DV_LOG_WARN("%s: %lld frames asked, but only %lld distinct frames lie in %.3f..%.3f s: returned them all",
+                    s->v->path, (long long)s->plan.count, (long long)s->stats.frames_returned, s->plan.start_sec,
+                    s->plan.end_sec);
+    return 0;
+}
+
+// The frame after the last one returned (the nearest one not returned yet, as frames go out in time
+// order), if it starts before the end of the range: *out = s->ahead, 1; else 0 (none left).
+static int next_distinct(dv_video_sampler *s, AVFrame **out) {
+    int r = decode_past(s, s->last_emitted_pts);
+    if (r < 0) return r;
+    if (!s->has_ahead || s->ahead->pts >= s->end_pts) return 0;
+    *out = s->ahead;
+    return 1;
+}
+
 int dv_video_sampler_next(dv_video_sampler *s, dv_frame *frame) {
     DV_ASSERT(s && frame);
     const dv_video_info *in = &s->v->info;
-    for (;;) {
-        if (s->plan.count >= 0 && s->k >= s->plan.count) return 0;
-        // Past the end of the stream every target selects the last frame: stop once it was returned.
-        if (s->eof && !s->has_ahead && (!s->has_prev || (s->emitted_any && s->prev->pts == s->last_emitted_pts)))
-            return 0;
-        int64_t k = s->k++;
-        int64_t target = ticks_of_sec(in, dv_plan_times_at(&s->plan, k));
-        AVFrame *f = NULL;
-        int r = resolve(s, target, &f);
-        if (r <= 0) return r;
-        if (s->emitted_any && f->pts == s->last_emitted_pts) continue; // same frame as the last target
-        int rc = dv_frame_convert_run(s->conv, f, s->rgb);
-        if (rc) return dv_error_prefix(rc, "%s", s->v->path);
-        s->emitted_any = 1;
-        s->last_emitted_pts = f->pts;
-        s->stats.frames_returned++;
-        frame->rgb = s->rgb;
-        frame->w = s->out_w;
-        frame->h = s->out_h;
-        frame->pts = f->pts;
-        frame->t_sec = (double)(f->pts - in->first_pts) * in->tb_num / in->tb_den;
-        frame->target = k;
-        frame_index(s, f->pts, f == s->prev ? s->prev_idx : s->ahead_idx, frame);
-        return 1;
+    if (s->plan.count >= 0 && s->k >= s->plan.count) return finish(s);
+    // Past the end of the stream every target selects the last frame: stop once it was returned.
+    if (s->eof && !s->has_ahead && (!s->has_prev || (s->emitted_any && s->prev->pts == s->last_emitted_pts)))
+        return finish(s);
+    int64_t k = s->k++;
+    AVFrame *f = NULL;
+    int r;
+    if (s->every_frame && s->emitted_any) {
+        // Every frame of the range in turn, whatever the targets: there are no more than asked.
+        if ((r = next_distinct(s, &f)) <= 0) return r < 0 ? r : finish(s);
+    } else {
+        int64_t target = ticks_of_sec(in, s->every_frame ? s->plan.start_sec : dv_plan_times_at(&s->plan, k));
+        if ((r = resolve(s, target, &f)) < 0) return r;
+        if (r == 0) return finish(s);
     }
+    if (s->emitted_any && f->pts <= s->last_emitted_pts) {
+        // This target selects a frame already returned (a timestamp gap, a frame rate below the
+        // plan's): it takes the next frame instead. None left in the range: neither has any later
+        // target (they select frames at or before this one), so the plan is over.
+        if ((r = next_distinct(s, &f)) <= 0) return r < 0 ? r : finish(s);
+    }
+    int rc = dv_frame_convert_run(s->conv, f, s->rgb);
+    if (rc) return dv_error_prefix(rc, "%s", s->v->path);
+    s->emitted_any = 1;
+    s->last_emitted_pts = f->pts;
+    s->stats.frames_returned++;
+    frame->rgb = s->rgb;
+    frame->w = s->out_w;
+    frame->h = s->out_h;
+    frame->pts = f->pts;
+    frame->t_sec = (double)(f->pts - in->first_pts) * in->tb_num / in->tb_den;
+    frame->target = k;
+    frame_index(s, f->pts, f == s->prev ? s->prev_idx : s->ahead_idx, frame);
+    return 1;
 }
 
 void dv_video_sampler_get_stats(const dv_video_sampler *s, dv_video_sampler_stats *stats) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # video_frames.sh: `duovid frames` and `duovid info VIDEO`: help lists every flag; bad flags and bad
 # files give one error line, exit 1 and leave no output behind; PNGs, contact sheet and --null work;
-# a file with corrupt packets warns once and keeps going.
+# a file with corrupt packets warns once and keeps going; asking for more frames than exist warns once.
 #   bash tests/cli/video_frames.sh build/duovid
 set -u
 bin=${1:?usage: video_frames.sh path/to/duovid}
@@ -101,6 +101,18 @@ if "$bin" frames "$tmp/c.mp4" --fps 10 --null 2>"$tmp/err"; then
     { bad "corrupt packets: $warnings warnings"; cat "$tmp/err"; }
 else
   bad "corrupt packets: exit $?: $(cat "$tmp/err")"
+fi
+
+# More frames asked than the file has (30): every frame once, exit 0, one warning saying so.
+rm -rf "$tmp/out"
+if "$bin" frames "$tmp/v.mp4" --frames 40 -o "$tmp/out" 2>"$tmp/err"; then
+  n=$(ls "$tmp/out" | wc -l)
+  warnings=$(grep -c "warning" "$tmp/err")
+  [ "$n" = 30 ] && [ "$warnings" = 1 ] && grep -q "40 frames asked, but only 30 distinct frames" "$tmp/err" &&
+    ok "--frames 40 of 30: all 30 PNGs, one warning: $(grep warning "$tmp/err")" ||
+    { bad "--frames 40 of 30: $n PNGs, $warnings warnings"; cat "$tmp/err"; }
+else
+  bad "--frames 40: exit $?: $(cat "$tmp/err")"
 fi
 
 # info VIDEO: aligned lines and JSON.
