@@ -4,6 +4,8 @@
 
 #include "kernels/dv_backend.h"
 
+#include <stddef.h>
+
 // device: "auto" (CUDA when available, else CPU), "cpu" or "cuda"; n_threads <= 0: all cores.
 // Prints a one-line error and returns NULL on failure.
 dv_backend *dv_app_backend_init(const char *device, int n_threads);
@@ -13,6 +15,10 @@ int dv_app_check_model_dir(const char *dir);
 double dv_app_peak_rss_mib(void);
 // Device memory in use now (GiB) on a GPU backend; 0 on the CPU backend.
 double dv_app_device_used_gib(dv_backend *be);
+
+// The whole of a text file ('-' = stdin), NUL-terminated, malloc'd; *len (when not NULL) gets its
+// length (the text may hold NUL bytes). NULL with the message set when it cannot be read.
+char *dv_app_read_text(const char *path, size_t *len);
 
 struct dv_duo_pattern;
 // A DuoAttention pattern for benchmarks: random gates binarized at `sparsity` (the fraction of
