@@ -261,34 +261,93 @@ int dv_bpe_pretok_run(dv_bpe_pretok *p, const char *text, size_t len, dv_bpe_pie
 
 int dv_bpe_has_normalizer(const dv_bpe_pretok *p) { return p->n_norm > 0; }
 
-long dv_bpe_normalize(const dv_bpe_pretok *p, const char *text, size_t len, char **buf, size_t *cap) {
-    int ascii = 1; // ASCII is its own NFC/NFD/NFKC/NFKD
-    for (size_t i = 0; i < len && ascii; i++) ascii = (uint8_t)text[i] < 0x80;
-    const char *src = text;
-    size_t n = len;
-    utf8proc_uint8_t *tmp = NULL;
-    for (int k = 0; k < p->n_norm && !ascii; k++) {
-        utf8proc_uint8_t *dst = NULL;
-        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)src, (utf8proc_ssize_t)n, &dst, p->norm[k]);
-        free(tmp);
-        if (r < 0) return dv_error_set(DV_EINVAL, "normalizer: %s", utf8proc_errmsg(r));
-        tmp = dst;
-        src = (const char *)dst;
-        n = (size_t)r;
-    }
-    if (n + 1 > *cap) {
-        char *b = realloc(*buf, n + 1);
-        if (!b) {
-            free(tmp);
-            return dv_error_set(DV_ENOMEM, "out of memory");
+// A character that every normalization form leaves alone and that nothing before it composes or
+// reorders with: combining class 0, no decomposition, not the second of a composition pair.
+// Normalization can be split before such a character, so runs of them are copied as they are and
+// only the spans between them go through utf8proc (conservative: Hangul is always normalized).
+static int nf_stable(int32_t cp) {
+    if (cp < 0x300) return 1;
+    if ((cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0xAC00 && cp <= 0xD7A3)) return 0; // algorithmic Hangul
+    const utf8proc_property_t *pr = utf8proc_get_property(cp);
+    return pr->combining_class == 0 && pr->decomp_seqindex == UINT16_MAX &&
+           (pr->comb_index == UINT16_MAX || pr->comb_index < 0x8000);
+}
+
+static int grow(char **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return 0;
+    size_t nc = *cap ? *cap : 256;
+    while (nc < need) nc *= 2;
+    char *b = realloc(*buf, nc);
+    if (!b) return dv_error_set(DV_ENOMEM, "out of memory");
+    *buf = b;
+    *cap = nc;
+    return 0;
+}
+
+// One normalization form over text into out (NUL-terminated); returns the length or <0.
+static long normalize_one(utf8proc_option_t opt, const char *text, size_t len, char **out, size_t *cap) {
+    size_t o = 0, i = 0;
+    while (i < len) {
+        // copy stable characters; stop at the start of the last one before an unstable character
+        size_t run = i, last = i;
+        int32_t cp = 0;
+        int k = 0;
+        while (run < len) {
+            k = dv_bpe_utf8_next(text + run, len - run, &cp);
+            if (!nf_stable(cp)) break;
+            last = run;
+            run += (size_t)k;
         }
-        *buf = b;
-        *cap = n + 1;
+        size_t copy_end = run < len && last < run ? last : run; // the stable starter joins the span
+        if (grow(out, cap, o + (copy_end - i) + 1)) return DV_ENOMEM;
+        memcpy(*out + o, text + i, copy_end - i);
+        o += copy_end - i;
+        if (run >= len) break;
+        size_t end = run; // the unstable span runs to the next stable character
+        while (end < len) {
+            k = dv_bpe_utf8_next(text + end, len - end, &cp);
+            if (nf_stable(cp)) break;
+            end += (size_t)k;
+        }
+        utf8proc_uint8_t *dst = NULL;
+        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)text + copy_end, (utf8proc_ssize_t)(end - copy_end),
+                                          &dst, opt);
+        if (r < 0) return dv_error_set(DV_EINVAL, "normalizer: %s", utf8proc_errmsg(r));
+        if (grow(out, cap, o + (size_t)r + 1)) {
+            free(dst);
+            return DV_ENOMEM;
+        }
+        memcpy(*out + o, dst, (size_t)r);
+        free(dst);
+        o += (size_t)r;
+        i = end;
     }
-    memcpy(*buf, src, n);
-    (*buf)[n] = 0;
-    free(tmp);
-    return (long)n;
+    if (grow(out, cap, o + 1)) return DV_ENOMEM;
+    (*out)[o] = 0;
+    return (long)o;
+}
+
+long dv_bpe_normalize(const dv_bpe_pretok *p, const char *text, size_t len, char **buf, size_t *cap) {
+    if (p->n_norm == 1) return normalize_one(p->norm[0], text, len, buf, cap);
+    // a Sequence: each form reads the previous one's output
+    char *a = NULL;
+    size_t acap = 0;
+    long n = (long)len;
+    if (grow(&a, &acap, len + 1)) return DV_ENOMEM;
+    memcpy(a, text, len);
+    a[len] = 0;
+    for (int k = 0; k < p->n_norm; k++) {
+        if ((n = normalize_one(p->norm[k], a, (size_t)n, buf, cap)) < 0) break;
+        if (k + 1 == p->n_norm) break;
+        const size_t m = (size_t)n;
+        if (grow(&a, &acap, m + 1)) {
+            n = DV_ENOMEM;
+            break;
+        }
+        memcpy(a, *buf, m + 1);
+    }
+    free(a);
+    return n;
 }
 
 // ---- parsing ----

@@ -45,6 +45,18 @@ typedef struct merge_cand {
     int32_t rank, pos, id;
 } merge_cand;
 
+// A direct-mapped cache of short words and their ids: text repeats its words, and the merges of a
+// word depend on its bytes alone (HF keeps such a cache too).
+#define CACHE_SLOTS 16384
+#define CACHE_KEY 22
+#define CACHE_IDS 11
+typedef struct cache_entry {
+    uint64_t hash;
+    uint8_t len, n; // key bytes (0: empty), ids
+    char key[CACHE_KEY];
+    int32_t ids[CACHE_IDS];
+} cache_entry;
+
 typedef struct bpe {
     int n_ids;        // max id + 1 over the model and the added tokens
     char **spell;     // (n_ids) owned spellings, NULL for holes
@@ -74,6 +86,7 @@ typedef struct bpe {
     sym *syms; // (sym_cap)
     merge_cand *heap; // (3 * sym_cap)
     size_t sym_cap;
+    cache_entry *cache; // (CACHE_SLOTS)
 } bpe;
 
 typedef struct out_ids {
@@ -246,6 +259,17 @@ static int encode_word(bpe *m, const uint8_t *p, size_t n, out_ids *o) {
             return 0;
         }
     }
+    cache_entry *ce = NULL;
+    if (n <= CACHE_KEY) {
+        const uint64_t h = XXH3_64bits(p, n);
+        ce = &m->cache[h & (CACHE_SLOTS - 1)];
+        if (ce->len == n && ce->hash == h && !memcmp(ce->key, p, n)) {
+            for (int i = 0; i < ce->n; i++) put(o, ce->ids[i]);
+            return 0;
+        }
+        ce->hash = h;
+        ce->len = 0; // filled below when the ids fit
+    }
     int rc = scratch(m, n);
     if (rc) return rc;
     sym *s = m->syms;
@@ -282,7 +306,16 @@ static int encode_word(bpe *m, const uint8_t *p, size_t n, out_ids *o) {
         push_pair(m, h, &nh, a->prev);
         push_pair(m, h, &nh, c.pos);
     }
-    for (int i = ns ? 0 : -1; i >= 0; i = s[i].next) put(o, s[i].id);
+    int k = 0;
+    for (int i = ns ? 0 : -1; i >= 0; i = s[i].next, k++) {
+        put(o, s[i].id);
+        if (ce && k < CACHE_IDS) ce->ids[k] = s[i].id;
+    }
+    if (ce && k <= CACHE_IDS) {
+        memcpy(ce->key, p, n);
+        ce->len = (uint8_t)n;
+        ce->n = (uint8_t)k;
+    }
     return 0;
 }
 
@@ -473,6 +506,7 @@ static void bpe_free(void *impl) {
     dv_bpe_pieces_free(&m->pieces);
     free(m->syms);
     free(m->heap);
+    free(m->cache);
     free(m);
 }
 
@@ -856,6 +890,10 @@ static int open_pair(bpe *m, const char *dir, dv_tokenizer *out) {
 int dv_tokenizer_open_bpe(const char *dir, dv_tokenizer *out) {
     alphabet_init();
     bpe *m = calloc(1, sizeof *m);
+    if (m && !(m->cache = calloc(CACHE_SLOTS, sizeof *m->cache))) {
+        free(m);
+        m = NULL;
+    }
     if (!m) return dv_error_set(DV_ENOMEM, "out of memory");
     char path[4096];
     struct stat sb;
