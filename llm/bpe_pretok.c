@@ -51,6 +51,10 @@ struct dv_bpe_pretok {
 // ---- Unicode ----
 
 int dv_bpe_utf8_next(const char *s, size_t n, int32_t *cp) {
+    if ((uint8_t)s[0] < 0x80) { // the common case, without a library call
+        *cp = (uint8_t)s[0];
+        return 1;
+    }
     utf8proc_int32_t c;
     utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &c);
     if (k <= 0) { // cannot happen on valid UTF-8; treat the byte as a character of its own
@@ -266,7 +270,7 @@ int dv_bpe_has_normalizer(const dv_bpe_pretok *p) { return p->n_norm > 0; }
 // Normalization can be split before such a character, so runs of them are copied as they are and
 // only the spans between them go through utf8proc (conservative: Hangul is always normalized).
 static int nf_stable(int32_t cp) {
-    if (cp < 0x300) return 1;
+    if (cp < 0x300 || (cp >= 0x4E00 && cp <= 0x9FFF)) return 1; // incl. CJK ideographs: no decompositions
     if ((cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0xAC00 && cp <= 0xD7A3)) return 0; // algorithmic Hangul
     const utf8proc_property_t *pr = utf8proc_get_property(cp);
     return pr->combining_class == 0 && pr->decomp_seqindex == UINT16_MAX &&
