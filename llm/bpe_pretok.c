@@ -269,8 +269,10 @@ int dv_bpe_has_normalizer(const dv_bpe_pretok *p) { return p->n_norm > 0; }
 // reorders with: combining class 0, no decomposition, not the second of a composition pair.
 // Normalization can be split before such a character, so runs of them are copied as they are and
 // only the spans between them go through utf8proc (conservative: Hangul is always normalized).
-static int nf_stable(int32_t cp) {
-    if (cp < 0x300 || (cp >= 0x4E00 && cp <= 0x9FFF)) return 1; // incl. CJK ideographs: no decompositions
+static int nf_stable(int32_t cp, utf8proc_option_t opt) {
+    // below U+0300 NFC changes nothing (precomposed Latin stays); the other forms change U+00A0 and up
+    if (cp < (opt == (UTF8PROC_STABLE | UTF8PROC_COMPOSE) ? 0x300 : 0xA0)) return 1;
+    if (cp >= 0x4E00 && cp <= 0x9FFF) return 1; // CJK ideographs: no decompositions
     if ((cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0xAC00 && cp <= 0xD7A3)) return 0; // algorithmic Hangul
     const utf8proc_property_t *pr = utf8proc_get_property(cp);
     return pr->combining_class == 0 && pr->decomp_seqindex == UINT16_MAX &&
@@ -298,7 +300,7 @@ static long normalize_one(utf8proc_option_t opt, const char *text, size_t len, c
         int k = 0;
         while (run < len) {
             k = dv_bpe_utf8_next(text + run, len - run, &cp);
-            if (!nf_stable(cp)) break;
+            if (!nf_stable(cp, opt)) break;
             last = run;
             run += (size_t)k;
         }
@@ -310,7 +312,7 @@ static long normalize_one(utf8proc_option_t opt, const char *text, size_t len, c
         size_t end = run; // the unstable span runs to the next stable character
         while (end < len) {
             k = dv_bpe_utf8_next(text + end, len - end, &cp);
-            if (nf_stable(cp)) break;
+            if (nf_stable(cp, opt)) break;
             end += (size_t)k;
         }
         utf8proc_uint8_t *dst = NULL;
@@ -361,7 +363,22 @@ static const char *type_of(const cJSON *o) {
     return t ? t : "(no type)";
 }
 
-static int parse_normalizer(dv_bpe_pretok *p, const cJSON *n, const char *what) {
+int dv_bpe_json_sequence(const cJSON *seq, const char *key, const char *kind, const char *what,
+                         int (*fn)(void *ctx, const cJSON *item, const char *what), void *ctx) {
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(seq, key), *e;
+    if (!cJSON_IsArray(list)) return dv_error_set(DV_EFORMAT, "%s: %s Sequence without a '%s' list", what, kind, key);
+    cJSON_ArrayForEach(e, list) {
+        int rc = fn(ctx, e, what);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int parse_normalizer(void *ctx, const cJSON *n, const char *what);
+static int parse_pre(void *ctx, const cJSON *n, const char *what);
+
+static int parse_normalizer(void *ctx, const cJSON *n, const char *what) {
+    dv_bpe_pretok *p = ctx;
     if (!n || cJSON_IsNull(n)) return 0;
     if (!cJSON_IsObject(n)) return dv_error_set(DV_EFORMAT, "%s: normalizer is not an object", what);
     const char *t = type_of(n);
@@ -370,15 +387,8 @@ static int parse_normalizer(dv_bpe_pretok *p, const cJSON *n, const char *what) 
     else if (!strcmp(t, "NFD")) o = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE;
     else if (!strcmp(t, "NFKC")) o = UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
     else if (!strcmp(t, "NFKD")) o = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
-    else if (!strcmp(t, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers"), *e;
-        if (!cJSON_IsArray(list)) return dv_error_set(DV_EFORMAT, "%s: normalizer Sequence without a list", what);
-        cJSON_ArrayForEach(e, list) {
-            int rc = parse_normalizer(p, e, what);
-            if (rc) return rc;
-        }
-        return 0;
-    } else {
+    else if (!strcmp(t, "Sequence")) return dv_bpe_json_sequence(n, "normalizers", "normalizer", what, parse_normalizer, p);
+    else {
         return dv_error_set(DV_EUNSUPPORTED, "%s: normalizer '%s' is not supported (NFC, NFD, NFKC, NFKD, Sequence)",
                             what, t);
     }
@@ -390,7 +400,7 @@ static int parse_normalizer(dv_bpe_pretok *p, const cJSON *n, const char *what) 
 static int compile(const char *pat, size_t len, int literal, const char *what, pcre2_code **out) {
     int err;
     PCRE2_SIZE off;
-    uint32_t opt = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : PCRE2_MULTILINE);
+    uint32_t opt = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP | PCRE2_MULTILINE);
     *out = pcre2_compile((PCRE2_SPTR)pat, len, opt, &err, &off, NULL);
     if (!*out) {
         PCRE2_UCHAR msg[160];
@@ -402,18 +412,11 @@ static int compile(const char *pat, size_t len, int literal, const char *what, p
     return 0;
 }
 
-static int parse_pre(dv_bpe_pretok *p, const cJSON *n, const char *what) {
+static int parse_pre(void *ctx, const cJSON *n, const char *what) {
+    dv_bpe_pretok *p = ctx;
     if (!cJSON_IsObject(n)) return dv_error_set(DV_EFORMAT, "%s: pre_tokenizer is not an object", what);
     const char *t = type_of(n);
-    if (!strcmp(t, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "pretokenizers"), *e;
-        if (!cJSON_IsArray(list)) return dv_error_set(DV_EFORMAT, "%s: pre_tokenizer Sequence without a list", what);
-        cJSON_ArrayForEach(e, list) {
-            int rc = parse_pre(p, e, what);
-            if (rc) return rc;
-        }
-        return 0;
-    }
+    if (!strcmp(t, "Sequence")) return dv_bpe_json_sequence(n, "pretokenizers", "pre_tokenizer", what, parse_pre, p);
     if (p->n_steps == MAX_STEPS) return dv_error_set(DV_EUNSUPPORTED, "%s: more than %d pre-tokenizers", what, MAX_STEPS);
     step *st = &p->steps[p->n_steps];
     memset(st, 0, sizeof *st);

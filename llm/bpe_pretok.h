@@ -42,6 +42,11 @@ long dv_bpe_normalize(const dv_bpe_pretok *p, const char *text, size_t len, char
 // 0 or <0 (message set: out of memory, a regex that failed to run).
 int dv_bpe_pretok_run(dv_bpe_pretok *p, const char *text, size_t len, dv_bpe_pieces *out);
 
+// HF's {"type": "Sequence", KEY: [...]}: calls fn on each item in order, stopping at an error.
+// Returns 0 or fn's error; DV_EFORMAT naming `what` and `kind` when KEY is not a list.
+int dv_bpe_json_sequence(const cJSON *seq, const char *key, const char *kind, const char *what,
+                         int (*fn)(void *ctx, const cJSON *item, const char *what), void *ctx);
+
 // Unicode classes as Rust's char methods define them, for HF's added-token matching:
 // is_whitespace (the White_Space property) and is_alphanumeric || '_' (letters and numbers).
 int dv_bpe_is_white_space(int32_t cp);

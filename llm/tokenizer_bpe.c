@@ -687,20 +687,13 @@ static int parse_merges_txt(bpe *m, const char *path) {
 }
 
 // "post_processor": ByteLevel, TemplateProcessing (the "single" template), or a Sequence of them.
-static int parse_post(bpe *m, const cJSON *p, const char *what) {
+static int parse_post(void *ctx, const cJSON *p, const char *what) {
+    bpe *m = ctx;
     if (!p || cJSON_IsNull(p)) return 0;
     const char *t = dv_json_get_string(p, "type");
     if (!t) return dv_error_set(DV_EFORMAT, "%s: post_processor has no type", what);
     if (!strcmp(t, "ByteLevel")) return 0; // offsets only
-    if (!strcmp(t, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "processors"), *e;
-        if (!cJSON_IsArray(list)) return dv_error_set(DV_EFORMAT, "%s: post_processor Sequence without a list", what);
-        cJSON_ArrayForEach(e, list) {
-            int rc = parse_post(m, e, what);
-            if (rc) return rc;
-        }
-        return 0;
-    }
+    if (!strcmp(t, "Sequence")) return dv_bpe_json_sequence(p, "processors", "post_processor", what, parse_post, m);
     if (strcmp(t, "TemplateProcessing"))
         return dv_error_set(DV_EUNSUPPORTED, "%s: post-processor '%s' is not supported (ByteLevel, TemplateProcessing)",
                             what, t);

@@ -1,6 +1,7 @@
 // test_tokenizer_bpe.c: the byte-level BPE tokenizer against the Python tokenizers package
 // (tests/fixtures/bpe/make_bpe_fixtures.py): for every string of corpus.json and each tokenizer style
-// (Qwen2, Qwen3.5, GPT-2, GPT-2 as vocab.json + merges.txt, SmolLM2, Llama-3) the ids are identical,
+// (Qwen2, Qwen3.5, GPT-2, GPT-2 as vocab.json + merges.txt, SmolLM2, Llama-3, and "mixed": every
+// other normalizer / Split behaviour / pre-tokenizer option / template) the ids are identical,
 // decode with and without special tokens equals HF's, decode(encode(x)) == x wherever HF's is, and
 // the stream, one token at a time, gives whole characters adding up to the batch decode. Then the
 // special-token lookups, streaming of a character split over tokens, and bad tokenizer files.
@@ -251,6 +252,7 @@ int main(void) {
     check_style("smollm2", "smollm2", corpus);
     check_style("llama3", "llama3", corpus);
     check_style("qwen35", "qwen35", corpus);
+    check_style("mixed", "mixed", corpus);
     cJSON_Delete(corpus);
 
     // special tokens by text, EOS/BOS from tokenizer_config.json and the post-processor

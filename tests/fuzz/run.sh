@@ -17,6 +17,14 @@ cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -
   -DDUOVID_NATIVE=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz --target fuzz_video_open fuzz_ctx_cache fuzz_bpe_load fuzz_bpe_encode -j"$(nproc 2>/dev/null || echo 2)"
 
+# run TARGET SECONDS MAX_LEN CORPUS: one libFuzzer target for a fixed time, findings left in build-fuzz/
+run() {
+  echo "fuzz: $1 for $2 s" >&2
+  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "build-fuzz/tests/fuzz/$1" -max_total_time="$2" -max_len="$3" -timeout=20 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix=build-fuzz/ "$4"
+}
+
 corpus=build-fuzz/corpus/video_open
 mkdir -p "$corpus"
 if [ -z "$(ls -A "$corpus")" ] && command -v ffmpeg >/dev/null; then
@@ -29,18 +37,12 @@ if [ -z "$(ls -A "$corpus")" ] && command -v ffmpeg >/dev/null; then
   ff -frames:v 2 "$corpus/seed.y4m"
   ff -c:v libx264 -preset ultrafast -f mpegts "$corpus/seed.ts"
 fi
-echo "fuzz: fuzz_video_open for ${secs} s" >&2
-ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  build-fuzz/tests/fuzz/fuzz_video_open -max_total_time="$secs" -max_len=65536 -timeout=20 -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix=build-fuzz/ "$corpus"
+run fuzz_video_open "$secs" 65536 "$corpus"
 
 corpus=build-fuzz/corpus/ctx_cache
 mkdir -p "$corpus"
 [ -n "$(ls -A "$corpus")" ] || DV_FUZZ_WRITE_SEED="$corpus/seed.dvctx" build-fuzz/tests/fuzz/fuzz_ctx_cache
-echo "fuzz: fuzz_ctx_cache for $((secs / 2)) s" >&2
-ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  build-fuzz/tests/fuzz/fuzz_ctx_cache -max_total_time="$((secs / 2))" -max_len=65536 -timeout=20 -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix=build-fuzz/ "$corpus"
+run fuzz_ctx_cache "$((secs / 2))" 65536 "$corpus"
 
 # The BPE tokenizer: tokenizer.json bytes (seeds: the committed fixtures) and text on fixed fixtures
 # (seeds: the committed corpus, one string per file)
@@ -49,10 +51,7 @@ mkdir -p "$corpus"
 for d in tests/fixtures/bpe/*/; do
   [ -f "$d/tokenizer.json" ] && cp -n "$d/tokenizer.json" "$corpus/$(basename "$d").json"
 done
-echo "fuzz: fuzz_bpe_load for $((secs / 3)) s" >&2
-ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  build-fuzz/tests/fuzz/fuzz_bpe_load -max_total_time="$((secs / 3))" -max_len=65536 -timeout=20 -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix=build-fuzz/ "$corpus"
+run fuzz_bpe_load "$((secs / 3))" 65536 "$corpus"
 
 corpus=build-fuzz/corpus/bpe_encode
 mkdir -p "$corpus"
@@ -62,7 +61,4 @@ for i, e in enumerate(json.load(open(sys.argv[1]))):
     b = e.encode() if isinstance(e, str) else bytes.fromhex(e["hex"])
     open(f"{sys.argv[2]}/s{i:03d}", "wb").write(b)' tests/fixtures/bpe/corpus.json "$corpus"
 fi
-echo "fuzz: fuzz_bpe_encode for $((secs / 3)) s" >&2
-ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  build-fuzz/tests/fuzz/fuzz_bpe_encode -max_total_time="$((secs / 3))" -max_len=4096 -timeout=20 -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix=build-fuzz/ "$corpus"
+run fuzz_bpe_encode "$((secs / 3))" 4096 "$corpus"
