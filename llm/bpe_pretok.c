@@ -71,12 +71,13 @@ int dv_bpe_is_white_space(int32_t c) {
 }
 
 static int is_numeric(int32_t c) {
+    if (c < 0x80) return c >= '0' && c <= '9';
     utf8proc_category_t k = utf8proc_category(c);
     return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
 }
 
 int dv_bpe_is_word_char(int32_t c) {
-    if (c == '_') return 1;
+    if (c < 0x80) return c == '_' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
     utf8proc_category_t k = utf8proc_category(c);
     return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) || is_numeric(c);
 }

@@ -47,10 +47,10 @@ typedef struct merge_cand {
 
 // A direct-mapped cache of short words and their ids: text repeats its words, and the merges of a
 // word depend on its bytes alone (HF keeps such a cache too).
-#define CACHE_SLOTS 16384
+#define CACHE_SLOTS 8192
 #define CACHE_KEY 22
-#define CACHE_IDS 11
-typedef struct cache_entry {
+#define CACHE_IDS 8
+typedef struct __attribute__((aligned(64))) cache_entry { // one cache line
     uint64_t hash;
     uint8_t len, n; // key bytes (0: empty), ids
     char key[CACHE_KEY];
@@ -883,11 +883,12 @@ static int open_pair(bpe *m, const char *dir, dv_tokenizer *out) {
 int dv_tokenizer_open_bpe(const char *dir, dv_tokenizer *out) {
     alphabet_init();
     bpe *m = calloc(1, sizeof *m);
-    if (m && !(m->cache = calloc(CACHE_SLOTS, sizeof *m->cache))) {
+    if (m && !(m->cache = aligned_alloc(64, CACHE_SLOTS * sizeof *m->cache))) {
         free(m);
         m = NULL;
     }
     if (!m) return dv_error_set(DV_ENOMEM, "out of memory");
+    memset(m->cache, 0, CACHE_SLOTS * sizeof *m->cache);
     char path[4096];
     struct stat sb;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
