@@ -11,9 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <errno.h>
 #include <unistd.h>
 
 static char dir[64], path[96];
+
+static void cleanup(void) {
+    unlink(path);
+    rmdir(dir);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
@@ -21,9 +28,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     dv_log_set_level(DV_LOG_LEVEL_QUIET);
     snprintf(dir, sizeof dir, "/tmp/dv_fuzz_bpe_%d", (int)getpid());
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    if (system(cmd)) abort();
+    if (mkdir(dir, 0700) && errno != EEXIST) abort();
+    atexit(cleanup);
     return 0;
 }
 
