@@ -9,6 +9,7 @@
 #include "core/dv_json.h"
 #include "llm/dv_tokenizer.h"
 #include "tests/dv_test.h"
+#include "tests/test_tokenizer_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,22 +36,6 @@ static const char *entry_bytes(const cJSON *e, char *buf, size_t cap) {
     return buf;
 }
 
-// 1 when s is complete, valid UTF-8 (written from the Unicode table, not shared with the tokenizer)
-static int valid_utf8(const unsigned char *s) {
-    while (*s) {
-        unsigned c = *s, n = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 9;
-        if (n == 9) return 0;
-        unsigned cp = n == 0 ? c : c & (0x3F >> n);
-        for (unsigned k = 1; k <= n; k++) {
-            if ((s[k] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | (s[k] & 0x3F);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        s += n + 1;
-    }
-    return 1;
-}
 
 static int in_list(const cJSON *list, int i) {
     const cJSON *e;
@@ -114,16 +99,8 @@ static void check_style(const char *name, const char *ref_name, const cJSON *cor
         // the stream: whole characters only, adding up to decode(skip_special = 1)
         size_t len = 0, sl = 0;
         dv_tokenizer_decode(t, want, n_want, 1, buf, sizeof buf, &len);
-        dv_tokenizer_stream *s = dv_tokenizer_stream_init(t, 1);
         int whole = 1;
-        for (int i = 0; i <= n_want; i++) {
-            const char *piece = i < n_want ? dv_tokenizer_stream_push(s, want[i]) : dv_tokenizer_stream_flush(s);
-            size_t pl = strlen(piece);
-            whole &= valid_utf8((const unsigned char *)piece);
-            if (sl + pl < sizeof sbuf) memcpy(sbuf + sl, piece, pl + 1);
-            sl += pl;
-        }
-        dv_tokenizer_stream_free(s);
+        sl = stream_all(t, want, n_want, sbuf, sizeof sbuf, &whole);
         ok = whole && sl == len && !strcmp(sbuf, buf);
         DV_CHECK_MSG(ok, "%s: stream of string %d \"%s\" != batch \"%s\" (whole %d)", name, n, sbuf, buf, whole);
         stream_ok += ok;
@@ -136,13 +113,6 @@ static void check_style(const char *name, const char *ref_name, const cJSON *cor
     dv_tokenizer_free(t);
 }
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    DV_CHECK(f != NULL);
-    if (!f) return;
-    fputs(text, f);
-    fclose(f);
-}
 
 static char *read_all(const char *path) {
     FILE *f = fopen(path, "rb");
