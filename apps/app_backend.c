@@ -1,4 +1,4 @@
-// app_backend.c: --device / --threads handling shared by the subcommands.
+// app_backend.c: --device / --threads handling and the text-file reader shared by the subcommands.
 #include "apps/app_common.h"
 
 #include "apps/args.h"
@@ -7,6 +7,7 @@
 #include "llm/dv_duo_pattern.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -94,4 +95,27 @@ int dv_app_random_pattern(int n_layers, int n_kv_heads, double sparsity, int sin
     }
     *out = pat;
     return rc;
+}
+
+char *dv_app_read_text(const char *path, size_t *len) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        dv_error_set(DV_ENOTFOUND, "%s: cannot open", path);
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t r; buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+        n += r;
+        if (n + 1 == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+    }
+    if (f != stdin) fclose(f);
+    if (!buf) dv_error_set(DV_ENOMEM, "%s: out of memory reading it", path);
+    else buf[n] = 0;
+    if (buf && len) *len = n;
+    return buf;
 }

@@ -21,6 +21,9 @@ double dv_app_device_used_gib(dv_backend *be);
 // build folder inside the source tree), EXE_DIR/../share/duovid/REL (an install prefix). 0 and the
 // path in out, or -1 after printing an error that lists where it looked and names `flag`.
 int dv_app_find_data(const char *rel, const char *flag, char *out, size_t cap);
+// The whole of a text file ('-' = stdin), NUL-terminated, malloc'd; *len (when not NULL) gets its
+// length (the text may hold NUL bytes). NULL with the message set when it cannot be read.
+char *dv_app_read_text(const char *path, size_t *len);
 
 struct dv_duo_pattern;
 // A DuoAttention pattern for benchmarks: random gates binarized at `sparsity` (the fraction of

@@ -230,13 +230,15 @@ int dv_cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "llm")) return bench_llm(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "duo")) return dv_bench_duo(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "encoder")) return dv_bench_encoder(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "tokenize")) return dv_bench_tokenize(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: duovid bench WHAT [options]\n\n"
                "  llm   prefill/decode tokens per second and peak RSS (duovid bench llm --help)\n"
                "  duo   DuoAttention vs full attention: KV bytes, prefill, decode (duovid bench duo --help)\n"
-               "  encoder  vision encoder frames/s and GFLOP/s next to sgemm (duovid bench encoder --help)\n");
+               "  encoder  vision encoder frames/s and GFLOP/s next to sgemm (duovid bench encoder --help)\n"
+               "  tokenize  tokenizer encoding MB/s of a text file (duovid bench tokenize --help)\n");
         return 0;
     }
-    dv_app_usage_error("bench", "expected a benchmark name: llm, duo, encoder");
+    dv_app_usage_error("bench", "expected a benchmark name: llm, duo, encoder, tokenize");
     return 1;
 }

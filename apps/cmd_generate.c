@@ -42,28 +42,6 @@ static void usage(FILE *f) {
     dv_duo_args_help(f);
 }
 
-static char *read_all(const char *path) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        dv_error_set(DV_ENOTFOUND, "%s: cannot open the prompt file", path);
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (size_t r; buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-        n += r;
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    if (f != stdin) fclose(f);
-    if (!buf) dv_error_set(DV_ENOMEM, "%s: out of memory reading the prompt", path);
-    else buf[n] = 0;
-    return buf;
-}
-
 static int put_piece(void *user, int32_t id, const char *piece) {
     (void)user, (void)id;
     if (*piece) {
@@ -141,7 +119,7 @@ int dv_cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL;
     float *logits = NULL;
 
-    if (prompt_file && !(prompt = prompt_buf = read_all(prompt_file))) goto fail_msg;
+    if (prompt_file && !(prompt = prompt_buf = dv_app_read_text(prompt_file, NULL))) goto fail_msg;
     if (!(be = dv_app_backend_init(device, threads))) goto done;
     if ((rc = dv_tokenizer_open(model_dir, &tok))) goto fail_msg;
     dv_llm_config mcfg;

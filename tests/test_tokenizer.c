@@ -6,6 +6,7 @@
 #include "core/dv_json.h"
 #include "llm/dv_tokenizer.h"
 #include "tests/dv_test.h"
+#include "tests/test_tokenizer_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,23 +15,6 @@
 
 #define MAX_IDS 512
 
-// 1 when s is complete, valid UTF-8 (shortest forms, no surrogates, <= U+10FFFF). Written from the
-// Unicode table (not shared with the tokenizer) to check that the stream never splits a character.
-static int valid_utf8(const unsigned char *s) {
-    while (*s) {
-        unsigned c = *s, n = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 9;
-        if (n == 9) return 0;
-        unsigned cp = n == 0 ? c : c & (0x3F >> n);
-        for (unsigned k = 1; k <= n; k++) {
-            if ((s[k] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | (s[k] & 0x3F);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        s += n + 1;
-    }
-    return 1;
-}
 
 static int json_ids(const cJSON *arr, int32_t *ids) {
     int n = 0;
@@ -92,18 +76,10 @@ static void check_cases(dv_tokenizer *t, const cJSON *cases, const char *label) 
             DV_CHECK(dv_tokenizer_decode(t, ref, n_ref, 0, buf, len, &need) == DV_EINVAL && need == len);
         }
         // one token at a time: every piece is whole characters; all pieces == decode(skip_special)
-        dv_tokenizer_stream *s = dv_tokenizer_stream_init(t, 1);
         int whole = 1;
-        for (int i = 0; i <= n_ref; i++) {
-            const char *piece = i < n_ref ? dv_tokenizer_stream_push(s, ref[i]) : dv_tokenizer_stream_flush(s);
-            size_t pl = strlen(piece);
-            whole &= valid_utf8((const unsigned char *)piece);
-            if (sl + pl < sizeof sbuf) memcpy(sbuf + sl, piece, pl + 1);
-            sl += pl;
-        }
-        dv_tokenizer_stream_free(s);
+        sl = stream_all(t, ref, n_ref, sbuf, sizeof sbuf, &whole);
         DV_CHECK_MSG(whole, "%s: a streamed piece of \"%s\" is not whole UTF-8", label, what);
-        ok = whole && !strcmp(sbuf, skip);
+        ok = whole && sl == slen && !strcmp(sbuf, skip);
         DV_CHECK_MSG(ok, "%s: stream \"%s\" != batch \"%s\"", label, sbuf, skip);
         stream_ok += ok;
     }
@@ -113,13 +89,6 @@ static void check_cases(dv_tokenizer *t, const cJSON *cases, const char *label) 
     DV_CHECK(n >= 8);
 }
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    DV_CHECK(f != NULL);
-    if (!f) return;
-    fputs(text, f);
-    fclose(f);
-}
 
 static void bad_input(void) {
     dv_tokenizer *t = NULL;
