@@ -13,6 +13,7 @@
 #include <string.h>
 
 struct dv_vlm {
+    dv_backend *be;                // not owned: the encoder's and the LLM's
     dv_llm *llm;                   // owned
     dv_encoder *enc;               // owned
     dv_tokenizer *tok;             // owned
@@ -64,6 +65,7 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     int rc;
     dv_vlm *v = calloc(1, sizeof *v);
     if (!v) return dv_error_set(DV_ENOMEM, "out of memory");
+    v->be = p->backend;
     v->encode_batch = p->encode_batch > 0 ? p->encode_batch : 8;
 
     dv_encoder_params ep = dv_encoder_default_params();
@@ -380,6 +382,8 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
                          volatile sig_atomic_t *stop, dv_vlm_stats *st) {
     memset(st, 0, sizeof *st);
     const double t_start = dv_time_now();
+    dv_backend *be = v->be;
+    const dv_xfer_stats x0 = be->xfer;
     int rc;
     char text[4096];
     dv_prefetch *pf = NULL;
@@ -437,6 +441,8 @@ done:
     else dv_progress_finish(prog);
     dv_prefetch_free(pf);
     st->t_total = dv_time_now() - t_start;
+    st->h2d_bytes = be->xfer.h2d_bytes - x0.h2d_bytes;
+    st->d2h_bytes = be->xfer.d2h_bytes - x0.d2h_bytes;
     if (rc) {
         v->n_feed = 0;
         v->video_tokens = 0;

@@ -87,6 +87,7 @@ typedef struct dv_vlm_stats {
                                           // its own thread, overlapping the others)
     double t_wait;                    // seconds the pipeline waited for decoded frames
     double t_total;                   // wall time of dv_vlm_prefill_video
+    uint64_t h2d_bytes, d2h_bytes;    // host <-> device bytes while building it (0 on the CPU backend)
 } dv_vlm_stats;
 
 // Picks the frames that fit: errors (DV_EINVAL, one line) when not even one frame fits.

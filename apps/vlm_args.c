@@ -298,6 +298,10 @@ int dv_vlm_video_context(const dv_vlm_cli *c, dv_vlm_session *s, const char *vid
     DV_LOG_INFO("video context: %lld frames, %lld tokens in %.2f s (decode %.2f s, encode %.2f s, prefill %.2f s)",
                 (long long)out->stats.frames, (long long)out->stats.context_tokens, out->stats.t_total,
                 out->stats.t_decode, out->stats.t_encode, out->stats.t_prefill);
+    if (c->verbose && out->stats.frames > 0)
+        fprintf(stderr, "duovid: host<->device per frame: %.0f bytes up, %.0f bytes down (%s backend)\n",
+                (double)out->stats.h2d_bytes / (double)out->stats.frames,
+                (double)out->stats.d2h_bytes / (double)out->stats.frames, s->be->ops->name);
     if (s->cache_on) {
         char *info = context_info(v, out);
         double t0 = dv_time_now();

@@ -167,7 +167,7 @@ static int upload_weights(dv_encoder *e) {
             break;
         }
         e->dev_weights[e->n_dev_weights++] = d;
-        rc = e->be->ops->upload(e->be, d, t->data, nb);
+        rc = dv_backend_upload(e->be, d, t->data, nb);
         t->data = d;
         t->device = e->be->device;
     }
@@ -228,7 +228,7 @@ static int alloc_buffers(dv_encoder *e) {
     for (size_t i = 0; i < T; i++) e->pos_ids[i] = (int32_t)i;
     int32_t *ids_dev = e->pos_ids;
     if (e->gpu) {
-        int rc = e->be->ops->upload(e->be, e->pos_ids_dev, e->pos_ids, T * sizeof(int32_t));
+        int rc = dv_backend_upload(e->be, e->pos_ids_dev, e->pos_ids, T * sizeof(int32_t));
         if (rc) return rc;
         ids_dev = e->pos_ids_dev;
     }

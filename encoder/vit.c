@@ -28,7 +28,7 @@ void enc_im2col(dv_encoder *e, const float *pixels, int nb) {
                        (size_t)P * sizeof(float));
     }
     if (e->gpu) // (a failed upload is sticky: the forward's synchronize reports it)
-        e->be->ops->upload(e->be, e->patches_dev, e->patches, (size_t)rows * PP * sizeof(float));
+        dv_backend_upload(e->be, e->patches_dev, e->patches, (size_t)rows * PP * sizeof(float));
 }
 
 double enc_flops_per_frame(const enc_config *c) {
@@ -116,12 +116,11 @@ static void pool(dv_encoder *e, int nb) {
         pool_host(e, nb, e->sel, dst);
         return;
     }
-    const dv_backend_ops *op = e->be->ops;
     const size_t tok = (size_t)nb * c->tokens;
     const size_t width = c->pool == ENC_POOL_CONV ? (size_t)c->d_sel * c->pool_stride * c->pool_stride : (size_t)c->pool_out;
-    if (op->download(e->be, e->sel_host, e->sel, (size_t)nb * c->n_sel * c->d_sel * sizeof(float))) return; // sticky
+    if (dv_backend_download(e->be, e->sel_host, e->sel, (size_t)nb * c->n_sel * c->d_sel * sizeof(float))) return; // sticky
     pool_host(e, nb, e->sel_host, e->pool_host);
-    op->upload(e->be, dst, e->pool_host, tok * width * sizeof(float));
+    dv_backend_upload(e->be, dst, e->pool_host, tok * width * sizeof(float));
 }
 
 void enc_forward(dv_encoder *e, int nb, float *out) {
@@ -208,5 +207,5 @@ void enc_forward(dv_encoder *e, int nb, float *out) {
     op->matmul(be, &hid, &x, &w->p1_w, w->has_p_b ? &w->p1_b : NULL);
     op->act(be, &hid, &hid, c->proj_act);
     op->matmul(be, &y, &hid, &w->p2_w, w->has_p_b ? &w->p2_b : NULL);
-    if (e->gpu) op->download(be, out, e->out_dev, (size_t)rows * c->d_model * sizeof(float)); // sticky on failure
+    if (e->gpu) dv_backend_download(be, out, e->out_dev, (size_t)rows * c->d_model * sizeof(float)); // sticky on failure
 }

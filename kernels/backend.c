@@ -1,4 +1,4 @@
-// backend.c: backend-independent pieces: freeing, core count, RoPE frequency tables, and the CUDA
+// backend.c: backend-independent pieces: freeing, counted host <-> device copies, core count, RoPE frequency tables, and the CUDA
 // entry point (which reports "not built with CUDA" when nvcc was absent at build time).
 #include "kernels/dv_backend.h"
 
@@ -10,6 +10,24 @@
 
 void dv_backend_free(dv_backend *be) {
     if (be) be->ops->destroy(be);
+}
+
+void dv_backend_count_xfer(dv_backend *be, size_t h2d, size_t d2h) {
+    if (be->device == DV_DEVICE_CPU) return; // host memory: nothing crossed
+    be->xfer.h2d_bytes += h2d;
+    be->xfer.d2h_bytes += d2h;
+    be->xfer.h2d_copies += h2d > 0;
+    be->xfer.d2h_copies += d2h > 0;
+}
+
+int dv_backend_upload(dv_backend *be, void *dst, const void *src, size_t n) {
+    dv_backend_count_xfer(be, n, 0);
+    return be->ops->upload(be, dst, src, n);
+}
+
+int dv_backend_download(dv_backend *be, void *dst, const void *src, size_t n) {
+    dv_backend_count_xfer(be, 0, n);
+    return be->ops->download(be, dst, src, n);
 }
 
 int dv_cpu_count(void) {

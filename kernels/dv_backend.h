@@ -69,6 +69,7 @@ typedef struct dv_backend_ops {
     // ---- memory: device buffers (the CPU backend uses aligned host memory) ----
     void *(*alloc)(dv_backend *be, size_t nbytes); // NULL on failure (message set)
     void (*free)(dv_backend *be, void *ptr);
+    // Call these through dv_backend_upload / dv_backend_download (below), which count the bytes.
     int (*upload)(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
     int (*download)(dv_backend *be, void *dst_host, const void *src_dev, size_t nbytes);
     int (*copy)(dv_backend *be, void *dst_dev, const void *src_dev, size_t nbytes); // device to device
@@ -120,11 +121,18 @@ typedef struct dv_backend_ops {
     int (*mem_info)(dv_backend *be, size_t *used, size_t *total);
 } dv_backend_ops;
 
+// Host <-> device traffic of one backend since it was made: bytes and copies.
+typedef struct dv_xfer_stats {
+    uint64_t h2d_bytes, d2h_bytes;
+    uint64_t h2d_copies, d2h_copies;
+} dv_xfer_stats;
+
 struct dv_backend {
     const dv_backend_ops *ops;
     dv_device device;
     int n_threads;
     void *ctx; // backend-private state
+    dv_xfer_stats xfer; // kept by dv_backend_upload / _download / _count_xfer only
 };
 
 // CPU backend with n_threads worker threads (<= 0: one per core). NULL on failure (message set).
@@ -136,6 +144,14 @@ dv_backend *dv_backend_cuda_init(int device, int *status);
 void dv_backend_free(dv_backend *be);
 // Number of cores, the default for --threads.
 int dv_cpu_count(void);
+
+// Host <-> device copies, counted in be->xfer (the one place that counts them). A backend whose
+// device is DV_DEVICE_CPU moves nothing across a bus (its buffers are host memory), so nothing is
+// counted there; the CPU backend posing as a device (tests) is counted like a GPU.
+int dv_backend_upload(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
+int dv_backend_download(dv_backend *be, void *dst_host, const void *src_dev, size_t nbytes);
+// For a backend's own host <-> device copies that do not go through upload/download (staging tables).
+void dv_backend_count_xfer(dv_backend *be, size_t h2d_bytes, size_t d2h_bytes);
 
 // dv_rope_init: fill inv_freq for a head dim, base theta, and HF rope_scaling (type may be NULL or
 // "default", "linear" with factor, or "llama3" with factor, low_freq_factor, high_freq_factor,

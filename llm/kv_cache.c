@@ -235,7 +235,7 @@ int dv_kv_cache_fill_synthetic(dv_kv_cache *c, int64_t n, uint64_t seed) {
         x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
         host[i] = (float)((x * 0x2545f4914f6cdd1dull) >> 40) * (2.0f / 16777216.0f) - 1.0f;
     }
-    rc = op->upload(c->be, blk, host, nf * sizeof(float));
+    rc = dv_backend_upload(c->be, blk, host, nf * sizeof(float));
     for (int l = 0; !rc && l < c->L; l++) {
         kv_layer *ly = &c->layers[l];
         const size_t pg = dv_kv_page_bytes(c, ly), st = (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D * 4;

@@ -34,17 +34,17 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
 
     // ---- inputs: positions and token ids / embeddings ----
     for (int t = 0; t < T; t++) m->pos_host[t] = (int32_t)(p0 + t);
-    if ((rc = op->upload(be, m->pos, m->pos_host, (size_t)T * sizeof(int32_t)))) return rc;
+    if ((rc = dv_backend_upload(be, m->pos, m->pos_host, (size_t)T * sizeof(int32_t)))) return rc;
     dv_tensor pos = dv_tensor_1d(DV_DTYPE_I32, m->pos, T);
     dv_tensor x = rows_f32(m->x, 0, T, H);   // (T, H) residual stream
     dv_tensor xb = rows_f32(m->xb, 0, T, H); // (T, H)
     if (ids) {
         memcpy(m->ids_host, ids, (size_t)T * sizeof(int32_t));
-        if ((rc = op->upload(be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t)))) return rc;
+        if ((rc = dv_backend_upload(be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t)))) return rc;
         dv_tensor idt = dv_tensor_1d(DV_DTYPE_I32, m->ids, T);
         op->embed(be, &x, &m->tok_embd, &idt);
     } else {
-        if ((rc = op->upload(be, m->x, embd, (size_t)T * (size_t)H * sizeof(float)))) return rc;
+        if ((rc = dv_backend_upload(be, m->x, embd, (size_t)T * (size_t)H * sizeof(float)))) return rc;
     }
 
     dv_tensor q = dv_tensor_3d(DV_DTYPE_F32, m->q, T, Hq, D);     // (T, Hq, D)
@@ -88,7 +88,7 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
     if (hidden_out) { // final normed hidden states of every row
         dv_tensor xr = rows_f32(m->x, 0, T, H), xbr = rows_f32(m->xb, 0, T, H);
         op->rms_norm(be, &xbr, &xr, &m->out_norm, (float)c->rms_norm_eps);
-        if ((rc = op->download(be, hidden_out, m->xb, (size_t)(T * H) * sizeof(float)))) return rc;
+        if ((rc = dv_backend_download(be, hidden_out, m->xb, (size_t)(T * H) * sizeof(float)))) return rc;
     }
     if (logits_out) {
         int64_t r0 = all_logits ? 0 : T - 1, nr = all_logits ? T : 1;
@@ -96,7 +96,7 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
         dv_tensor lg = rows_f32(m->logits, 0, nr, V);
         op->rms_norm(be, &xbr, &xr, &m->out_norm, (float)c->rms_norm_eps);
         op->matmul(be, &lg, &xbr, &m->lm_head, NULL);
-        if ((rc = op->download(be, logits_out, m->logits, (size_t)(nr * V) * sizeof(float)))) return rc;
+        if ((rc = dv_backend_download(be, logits_out, m->logits, (size_t)(nr * V) * sizeof(float)))) return rc;
     }
     if ((rc = op->synchronize(be))) return rc;
     dv_kv_cache_commit(m->kv, T);
@@ -160,11 +160,11 @@ int dv_llm_embed_tokens(dv_llm *m, const int32_t *ids, int n, float *out) {
     for (int i = 0; i < n; i += m->n_batch) {
         const int T = n - i < m->n_batch ? n - i : m->n_batch;
         memcpy(m->ids_host, ids + i, (size_t)T * sizeof(int32_t));
-        int rc = op->upload(m->be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t));
+        int rc = dv_backend_upload(m->be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t));
         if (rc) return rc;
         dv_tensor idt = dv_tensor_1d(DV_DTYPE_I32, m->ids, T), x = rows_f32(m->xb, 0, T, H);
         op->embed(m->be, &x, &m->tok_embd, &idt);
-        if ((rc = op->download(m->be, out + (size_t)i * (size_t)H, m->xb, (size_t)T * (size_t)H * sizeof(float))) ||
+        if ((rc = dv_backend_download(m->be, out + (size_t)i * (size_t)H, m->xb, (size_t)T * (size_t)H * sizeof(float))) ||
             (rc = op->synchronize(m->be)))
             return rc;
     }

@@ -89,7 +89,7 @@ static int upload_one(dv_llm *m, dv_tensor *t) {
     void *d = m->be->ops->alloc(m->be, n);
     if (!d) return dv_error_prefix(DV_ENOMEM, "uploading tensor '%s'", t->name ? t->name : "?");
     m->dev_weights[m->n_dev_weights++] = d;
-    int rc = m->be->ops->upload(m->be, d, t->data, n);
+    int rc = dv_backend_upload(m->be, d, t->data, n);
     t->data = d;
     t->device = m->be->device;
     return rc;

@@ -133,6 +133,7 @@ static char *upload_table(dv_backend *be, const char *host, size_t bytes) {
     // synchronous w.r.t. the host buffer: pageable memory is staged before cudaMemcpyAsync returns
     DV_CUDA_CHECK(be, cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, dv_cuda(be)->stream),
                   "attention key table");
+    dv_backend_count_xfer(be, bytes, 0);
     return dev;
 }
 
