@@ -189,7 +189,7 @@ static int alloc_buffers(dv_encoder *e) {
     const size_t PP = 3 * (size_t)c->patch * c->patch, tok = (size_t)c->tokens;
     const size_t s2 = (size_t)(c->pool_stride ? c->pool_stride * c->pool_stride : 1);
     int fail = 0;
-    if (e->gpu) { // host-side steps (preprocessing, im2col, pooling) work in host memory
+    if (e->gpu) { // host-side steps (preprocessing, im2col) work in host memory
         e->u8 = halloc(B * S * S * 3, &fail);
         e->pix = halloc(B * 3 * S * S * sizeof(float), &fail);
         e->patches = halloc(B * c->n_patches * PP * sizeof(float), &fail);
@@ -197,11 +197,6 @@ static int alloc_buffers(dv_encoder *e) {
         e->patches_dev = balloc(e, B * c->n_patches * PP * sizeof(float), &fail);
         e->pos_ids_dev = balloc(e, T * sizeof(int32_t), &fail);
         e->out_dev = balloc(e, B * tok * (size_t)c->d_model * sizeof(float), &fail);
-        if (c->pool != ENC_POOL_NONE) {
-            e->sel_host = halloc(B * c->n_sel * (size_t)c->d_sel * sizeof(float), &fail);
-            e->pool_host = halloc(B * tok * (c->pool == ENC_POOL_CONV ? c->d_sel * s2 : (size_t)c->pool_out) *
-                                      sizeof(float), &fail);
-        }
     } else {
         e->u8 = balloc(e, B * S * S * 3, &fail);
         e->pix = balloc(e, B * 3 * S * S * sizeof(float), &fail);
@@ -333,8 +328,6 @@ void dv_encoder_free(dv_encoder *e) {
     free(e->preps);
     free(e->prep_rc);
     free(e->dev_weights);
-    free(e->sel_host);
-    free(e->pool_host);
     free(e->w.layers);
     dv_safetensors_free(e->st);
     free(e);

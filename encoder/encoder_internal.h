@@ -93,8 +93,6 @@ struct dv_encoder {
     int n_dev_weights;
     float *patches_dev;   // (B * NP, 3 * P * P) device copy of patches
     int32_t *pos_ids_dev; // (T)
-    float *sel_host;      // (B * n_sel, d_sel) host mirror of sel (pooling runs on the host)
-    float *pool_host;     // host mirror of win (conv) or pooled (avg / max)
     float *out_dev;       // (B * tokens, d_model) projector output before its download
 };
 

@@ -26,6 +26,13 @@ typedef enum dv_act {
     DV_ACT_COUNT
 } dv_act;
 
+// Pooling of square token grids (LLaVA-NeXT-Video's vision_resampler): kernel = stride, no padding.
+typedef enum dv_pool {
+    DV_POOL_AVG = 0, // nn.AvgPool2d
+    DV_POOL_MAX,     // nn.MaxPool2d (a NaN in the window wins, as in torch)
+    DV_POOL_WINDOWS, // the windows of a stride-s Conv2d, gathered for a matmul with its (O, C*s*s) kernel
+} dv_pool;
+
 // Rotary embedding as Hugging Face Llama applies it ("rotate_half": element i pairs with i + d/2).
 // inv_freq already includes rope_scaling (linear: divided by factor; llama3: the banded rule);
 // attn_factor scales cos/sin (1 for the types we support).
@@ -119,6 +126,13 @@ typedef struct dv_backend_ops {
                    size_t rows);
     // Device memory in use (by the whole process on that device) and its total, in bytes.
     int (*mem_info)(dv_backend *be, size_t *used, size_t *total);
+
+    // ---- appended: device-resident frame hand-off ----
+    // x (B * g * g, C) F32: B frames, each a row-major (g, g) grid of C-wide tokens; pg = g / s
+    // (floor). DV_POOL_AVG / _MAX: y (B * pg * pg, C). DV_POOL_WINDOWS: y (B * pg * pg, C * s * s), the
+    // window of output token (oy, ox) with element (ch, ky, kx) at ch * s * s + ky * s + kx (Conv2d's
+    // kernel layout). Rows of x and y contiguous; output tokens row-major over the pooled grid.
+    void (*pool2d)(dv_backend *be, dv_tensor *y, const dv_tensor *x, int grid, int stride, dv_pool mode);
 } dv_backend_ops;
 
 // Host <-> device traffic of one backend since it was made: bytes and copies.

@@ -110,5 +110,6 @@ void dv_cpu_add(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tenso
 void dv_cpu_mul(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
 void dv_cpu_scale(dv_backend *be, dv_tensor *y, const dv_tensor *a, float s);
 void dv_cpu_convert(dv_backend *be, dv_tensor *y, const dv_tensor *x);
+void dv_cpu_pool2d(dv_backend *be, dv_tensor *y, const dv_tensor *x, int grid, int stride, dv_pool mode);
 
 #endif

@@ -127,6 +127,7 @@ static const dv_backend_ops dv_cuda_ops = {
     dv_cuda_convert,
     cuda_copy_2d,
     cuda_mem_info,
+    dv_cuda_pool2d,
 };
 
 extern "C" dv_backend *dv_backend_cuda_init_impl(int device, int *status) {

@@ -94,3 +94,4 @@ void dv_cuda_add(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tens
 void dv_cuda_mul(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
 void dv_cuda_scale(dv_backend *be, dv_tensor *y, const dv_tensor *a, float s);
 void dv_cuda_convert(dv_backend *be, dv_tensor *y, const dv_tensor *x);
+void dv_cuda_pool2d(dv_backend *be, dv_tensor *y, const dv_tensor *x, int grid, int stride, dv_pool mode);
