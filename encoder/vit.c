@@ -86,7 +86,7 @@ static void pool(dv_encoder *e, int nb) {
     }
 }
 
-void enc_forward(dv_encoder *e, int nb, float *out) {
+void enc_forward(dv_encoder *e, int nb) {
     const enc_config *c = &e->c;
     const enc_weights *w = &e->w;
     dv_backend *be = e->be;
@@ -166,9 +166,8 @@ void enc_forward(dv_encoder *e, int nb, float *out) {
         }
     }
     dv_tensor hid = dv_tensor_2d(DV_DTYPE_F32, e->proj, rows, c->d_model);
-    dv_tensor y = dv_tensor_2d(DV_DTYPE_F32, e->gpu ? e->out_dev : out, rows, c->d_model);
+    dv_tensor y = dv_tensor_2d(DV_DTYPE_F32, e->out, rows, c->d_model);
     op->matmul(be, &hid, &x, &w->p1_w, w->has_p_b ? &w->p1_b : NULL);
     op->act(be, &hid, &hid, c->proj_act);
     op->matmul(be, &y, &hid, &w->p2_w, w->has_p_b ? &w->p2_b : NULL);
-    if (e->gpu) dv_backend_download(be, out, e->out_dev, (size_t)rows * c->d_model * sizeof(float)); // sticky on failure
 }
