@@ -167,12 +167,13 @@ static int upload_weights(dv_encoder *e) {
             break;
         }
         e->dev_weights[e->n_dev_weights++] = d;
-        rc = dv_backend_upload(e->be, d, t->data, nb);
+        rc = dv_backend_upload_async(e->be, d, t->data, nb); // from the mmap: valid until the sync below
         t->data = d;
         t->device = e->be->device;
     }
     free(ts);
-    return rc;
+    int rs = e->be->ops->synchronize(e->be);
+    return rc ? rc : rs;
 }
 
 // Host memory (GPU backends' host-side buffers); same failure protocol as balloc.
@@ -223,7 +224,7 @@ static int alloc_buffers(dv_encoder *e) {
     for (size_t i = 0; i < T; i++) e->pos_ids[i] = (int32_t)i;
     int32_t *ids_dev = e->pos_ids;
     if (e->gpu) {
-        int rc = dv_backend_upload(e->be, e->pos_ids_dev, e->pos_ids, T * sizeof(int32_t));
+        int rc = dv_backend_upload_async(e->be, e->pos_ids_dev, e->pos_ids, T * sizeof(int32_t)); // synced below
         if (rc) return rc;
         ids_dev = e->pos_ids_dev;
     }

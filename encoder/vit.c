@@ -26,8 +26,8 @@ void enc_im2col(dv_encoder *e, const float *pixels, int nb) {
                 memcpy(o + (ch * P + ky) * P, img + ((size_t)ch * S + (size_t)py * P + ky) * S + (size_t)px * P,
                        (size_t)P * sizeof(float));
     }
-    if (e->gpu) // (a failed upload is sticky: the forward's synchronize reports it)
-        dv_backend_upload(e->be, e->patches_dev, e->patches, (size_t)rows * PP * sizeof(float));
+    // async: e->patches is written again only after the batch's synchronize (a failure is sticky)
+    if (e->gpu) dv_backend_upload_async(e->be, e->patches_dev, e->patches, (size_t)rows * PP * sizeof(float));
 }
 
 double enc_flops_per_frame(const enc_config *c) {

@@ -25,6 +25,11 @@ int dv_backend_upload(dv_backend *be, void *dst, const void *src, size_t n) {
     return be->ops->upload(be, dst, src, n);
 }
 
+int dv_backend_upload_async(dv_backend *be, void *dst, const void *src, size_t n) {
+    dv_backend_count_xfer(be, n, 0);
+    return be->ops->upload_async ? be->ops->upload_async(be, dst, src, n) : be->ops->upload(be, dst, src, n);
+}
+
 int dv_backend_download(dv_backend *be, void *dst, const void *src, size_t n) {
     dv_backend_count_xfer(be, 0, n);
     return be->ops->download(be, dst, src, n);

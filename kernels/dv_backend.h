@@ -76,7 +76,9 @@ typedef struct dv_backend_ops {
     // ---- memory: device buffers (the CPU backend uses aligned host memory) ----
     void *(*alloc)(dv_backend *be, size_t nbytes); // NULL on failure (message set)
     void (*free)(dv_backend *be, void *ptr);
-    // Call these through dv_backend_upload / dv_backend_download (below), which count the bytes.
+    // Call these through dv_backend_upload / _upload_async / _download (below), which count the bytes.
+    // upload: returns once src_host may be reused or freed (the copy is done, or staged by the driver).
+    // download: returns once dst_host holds the data (it waits for the queued work that produces it).
     int (*upload)(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
     int (*download)(dv_backend *be, void *dst_host, const void *src_dev, size_t nbytes);
     int (*copy)(dv_backend *be, void *dst_dev, const void *src_dev, size_t nbytes); // device to device
@@ -133,6 +135,10 @@ typedef struct dv_backend_ops {
     // window of output token (oy, ox) with element (ch, ky, kx) at ch * s * s + ky * s + kx (Conv2d's
     // kernel layout). Rows of x and y contiguous; output tokens row-major over the pooled grid.
     void (*pool2d)(dv_backend *be, dv_tensor *y, const dv_tensor *x, int grid, int stride, dv_pool mode);
+    // Upload that may return before the copy is done (no wait on the stream): src_host must stay
+    // valid and unchanged until the next synchronize() (the mmap'd weights, staging buffers that are
+    // written again only after a synchronize). NULL: dv_backend_upload_async uses upload.
+    int (*upload_async)(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
 } dv_backend_ops;
 
 // Host <-> device traffic of one backend since it was made: bytes and copies.
@@ -164,6 +170,8 @@ int dv_cpu_count(void);
 // counted there; the CPU backend posing as a device (tests) is counted like a GPU.
 int dv_backend_upload(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
 int dv_backend_download(dv_backend *be, void *dst_host, const void *src_dev, size_t nbytes);
+// ops->upload_async's contract: src_host untouched until the next synchronize().
+int dv_backend_upload_async(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
 // For a backend's own host <-> device copies that do not go through upload/download (staging tables).
 void dv_backend_count_xfer(dv_backend *be, size_t h2d_bytes, size_t d2h_bytes);
 

@@ -34,19 +34,20 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
 
     // ---- inputs: positions and token ids / embeddings ----
     for (int t = 0; t < T; t++) m->pos_host[t] = (int32_t)(p0 + t);
-    if ((rc = dv_backend_upload(be, m->pos, m->pos_host, (size_t)T * sizeof(int32_t)))) return rc;
+    // pos_host / ids_host are written again only after this chunk's synchronize: no wait here
+    if ((rc = dv_backend_upload_async(be, m->pos, m->pos_host, (size_t)T * sizeof(int32_t)))) goto fail;
     dv_tensor pos = dv_tensor_1d(DV_DTYPE_I32, m->pos, T);
     dv_tensor x = rows_f32(m->x, 0, T, H);   // (T, H) residual stream
     dv_tensor xb = rows_f32(m->xb, 0, T, H); // (T, H)
     if (ids) {
         memcpy(m->ids_host, ids, (size_t)T * sizeof(int32_t));
-        if ((rc = dv_backend_upload(be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t)))) return rc;
+        if ((rc = dv_backend_upload_async(be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t)))) goto fail;
         dv_tensor idt = dv_tensor_1d(DV_DTYPE_I32, m->ids, T);
         op->embed(be, &x, &m->tok_embd, &idt);
     } else if (embd_dev) { // already on the device: no host round trip
-        if ((rc = op->copy(be, m->x, embd_dev, (size_t)T * (size_t)H * sizeof(float)))) return rc;
+        if ((rc = op->copy(be, m->x, embd_dev, (size_t)T * (size_t)H * sizeof(float)))) goto fail;
     } else {
-        if ((rc = dv_backend_upload(be, m->x, embd, (size_t)T * (size_t)H * sizeof(float)))) return rc;
+        if ((rc = dv_backend_upload(be, m->x, embd, (size_t)T * (size_t)H * sizeof(float)))) goto fail;
     }
 
     dv_tensor q = dv_tensor_3d(DV_DTYPE_F32, m->q, T, Hq, D);     // (T, Hq, D)
@@ -73,7 +74,7 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
         const dv_kv_head_view *views = dv_kv_cache_views(m->kv, l);
         if (m->observer) m->observer(m->observer_ctx, l, &q, &k_new, views, p0);
         op->attention_kv(be, &att, &q, &k_new, &v_new, views, &ap);
-        if ((rc = dv_kv_cache_append(m->kv, l, &k_new, &v_new))) return rc;
+        if ((rc = dv_kv_cache_append(m->kv, l, &k_new, &v_new))) goto fail;
         op->matmul(be, &xb, &att2, &w->wo, w->bo.data ? &w->bo : NULL);
         op->add(be, &x, &x, &xb);
 
@@ -90,7 +91,7 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
     if (hidden_out) { // final normed hidden states of every row
         dv_tensor xr = rows_f32(m->x, 0, T, H), xbr = rows_f32(m->xb, 0, T, H);
         op->rms_norm(be, &xbr, &xr, &m->out_norm, (float)c->rms_norm_eps);
-        if ((rc = dv_backend_download(be, hidden_out, m->xb, (size_t)(T * H) * sizeof(float)))) return rc;
+        if ((rc = dv_backend_download(be, hidden_out, m->xb, (size_t)(T * H) * sizeof(float)))) goto fail;
     }
     if (logits_out) {
         int64_t r0 = all_logits ? 0 : T - 1, nr = all_logits ? T : 1;
@@ -98,12 +99,15 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
         dv_tensor lg = rows_f32(m->logits, 0, nr, V);
         op->rms_norm(be, &xbr, &xr, &m->out_norm, (float)c->rms_norm_eps);
         op->matmul(be, &lg, &xbr, &m->lm_head, NULL);
-        if ((rc = dv_backend_download(be, logits_out, m->logits, (size_t)(nr * V) * sizeof(float)))) return rc;
+        if ((rc = dv_backend_download(be, logits_out, m->logits, (size_t)(nr * V) * sizeof(float)))) goto fail;
     }
     if ((rc = op->synchronize(be))) return rc;
     dv_kv_cache_commit(m->kv, T);
     m->n_past += T;
     return 0;
+fail: // queued copies from the staging buffers finish before they can be written again
+    op->synchronize(be);
+    return rc;
 }
 
 static int check_ids(const dv_llm *m, const int32_t *ids, int n) {

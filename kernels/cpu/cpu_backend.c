@@ -86,6 +86,7 @@ static const dv_backend_ops dv_cpu_ops = {
     .scale = dv_cpu_scale,
     .convert = dv_cpu_convert,
     .pool2d = dv_cpu_pool2d,
+    .upload_async = cpu_copy,
 };
 
 dv_backend *dv_backend_cpu_init(int n_threads) {
