@@ -60,13 +60,54 @@ typedef struct dv_kv_seg {
     int64_t stride;
 } dv_kv_seg;
 
+#ifdef __CUDACC__
+#define DV_HOST_DEVICE __host__ __device__
+#else
+#define DV_HOST_DEVICE
+#endif
+
+// Where a KV cache stores keys of one kv head, whatever its length: a block of `cap` rows (row i at
+// k + i * stride floats, V likewise) holding positions pos0 .. pos0+cap-1 (a page, the sink), or with
+// ring = 1 the last positions >= pos0 of the sequence, position q at row (q - pos0) % cap.
+typedef struct dv_kv_block {
+    const float *k, *v;
+    int64_t pos0, cap, stride;
+    int ring;
+} dv_kv_block;
+
+// The segments of block b that hold positions < len, in position order: at most two (a wrapped
+// ring). The one rule for the host's views (llm/kv_cache.c) and a device's key tables (kernels/cuda).
+static inline DV_HOST_DEVICE int dv_kv_block_segs(const dv_kv_block *b, int64_t len, dv_kv_seg *out) {
+    if (!b->ring) {
+        const int64_t n = len - b->pos0 < b->cap ? len - b->pos0 : b->cap;
+        if (n <= 0) return 0;
+        out[0].k = b->k, out[0].v = b->v, out[0].pos0 = b->pos0, out[0].n = n, out[0].stride = b->stride;
+        return 1;
+    }
+    const int64_t a = len - b->cap > b->pos0 ? len - b->cap : b->pos0; // the ring holds [a, len)
+    if (len <= a) return 0;
+    const int64_t i0 = (a - b->pos0) % b->cap, first = len - a < b->cap - i0 ? len - a : b->cap - i0;
+    out[0].k = b->k + i0 * b->stride, out[0].v = b->v + i0 * b->stride, out[0].pos0 = a, out[0].n = first;
+    out[0].stride = b->stride;
+    if (len - a == first) return 1;
+    out[1].k = b->k, out[1].v = b->v, out[1].pos0 = a + first, out[1].n = len - a - first, out[1].stride = b->stride;
+    return 2;
+}
+
 // What one kv head sees: its cached segments (all at positions < q_pos0), then the chunk's own new
 // keys causally. window > 0 adds the streaming mask: a key at position j is visible to the query at
 // position p only if j < sink or p - j <= window (the `window` keys before p, and p itself).
+// Optionally (blocks != NULL, filled by a KV cache) also the head's storage as blocks, whose segments
+// at length q_pos0 are exactly segs: a device backend may keep its key table for them on the device
+// and refresh it only when layout_gen changes (unique in the process for one layer's blocks and key:
+// a new page makes a new one), instead of building and uploading a table per call.
 typedef struct dv_kv_head_view {
     const dv_kv_seg *segs;
     int n_segs;
     int64_t sink, window;
+    const dv_kv_block *blocks; // (n_blocks) or NULL
+    int n_blocks;
+    uint64_t layout_gen;       // the same for every head of one call
 } dv_kv_head_view;
 
 typedef struct dv_backend dv_backend;

@@ -184,21 +184,3 @@ int dv_llm_embed_tokens_tensor(dv_llm *m, const int32_t *ids, int n, dv_tensor *
     }
     return rc;
 }
-
-int dv_llm_embed_tokens(dv_llm *m, const int32_t *ids, int n, float *out) {
-    DV_ASSERT(ids && out && n >= 0);
-    const int64_t H = m->cfg.hidden_size;
-    int rc = check_ids(m, ids, n); // positions in messages count from ids[0]
-    if (rc) return rc;
-    // through the activation buffer xb: the table may live on the device
-    for (int i = 0; i < n; i += m->n_batch) {
-        const int T = n - i < m->n_batch ? n - i : m->n_batch;
-        dv_tensor x = rows_f32(m->xb, 0, T, H);
-        x.device = m->be->device;
-        if ((rc = dv_llm_embed_tokens_tensor(m, ids + i, T, &x)) ||
-            (rc = dv_backend_download(m->be, out + (size_t)i * (size_t)H, m->xb, (size_t)T * (size_t)H * sizeof(float))) ||
-            (rc = m->be->ops->synchronize(m->be)))
-            return rc;
-    }
-    return 0;
-}

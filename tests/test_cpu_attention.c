@@ -125,7 +125,7 @@ static void attention_kv_case(dv_backend *be, int64_t T, int64_t Hq, int64_t Hkv
             hs[a] = hs[b];
             hs[b] = t;
         }
-        views[g] = (dv_kv_head_view){hs, n, masks[g][0], masks[g][1]};
+        views[g] = (dv_kv_head_view){.segs = hs, .n_segs = n, .sink = masks[g][0], .window = masks[g][1]};
     }
     // k_new, v_new (T, Hkv, D): the last T positions of kall/vall
     const float *kn = kall + q_pos0 * Hkv * D, *vn = vall + q_pos0 * Hkv * D;

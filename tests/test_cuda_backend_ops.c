@@ -273,7 +273,8 @@ static void fake_cache_make(fake_cache *c, int64_t len, int64_t Hkv, int64_t D, 
                 }
             }
 #undef SEG
-            c->views[b][g] = (dv_kv_head_view){sg, ns, streaming ? sink : 0, streaming && strict ? recent : 0};
+            c->views[b][g] = (dv_kv_head_view){.segs = sg, .n_segs = ns, .sink = streaming ? sink : 0,
+                                               .window = streaming && strict ? recent : 0};
         }
     }
 }

@@ -5,11 +5,13 @@
 //  - flash_decode.cu: split-K decode (one query token) for head dims 64/128, GQA groups <= 8;
 //  - these fp32 kernels for everything else (odd head dims, misaligned strides, GQA groups > 8).
 // The CPU twins are kernels/cpu/attention.c and attention_kv.c. DV_ATTN_FP32=1 in the environment
-// forces the fp32 kernels (for comparisons on a GPU).
+// forces the fp32 kernels (for comparisons on a GPU). Over a KV cache (views with blocks) the key
+// table is built on the device from a per-layer layout cached there (attention_kv_blocks).
 #include "kernels/cuda/attn_table.cuh"
 #include "kernels/cuda/common.cuh"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define DV_MAX_PER_LANE 32 // head_dim <= 1024
 
@@ -94,6 +96,17 @@ static int force_fp32(void) {
     return v;
 }
 
+// DV_ATTN_HOST_TABLE=1: attention_kv builds and uploads its table on the host also for a KV cache's
+// views (the old path, for comparisons on a GPU).
+static int host_tables(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("DV_ATTN_HOST_TABLE");
+        v = e && *e && *e != '0';
+    }
+    return v;
+}
+
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 // Row / head strides (floats) of a (T, H, D) key and value pair, and whether the flash kernels'
@@ -146,6 +159,31 @@ typedef struct attn_job {
     float scale;
 } attn_job;
 
+// Whether the job may take the tensor-core / split-K kernels (16-byte K/V rows: `aligned`).
+static int job_fast(const attn_job *j, int aligned) {
+    return aligned && !force_fp32() && (j->qs0 % 2 == 0) && (j->qs1 % 2 == 0) && (j->os0 % 2 == 0) &&
+           (j->os1 % 2 == 0) && ((uintptr_t)j->q & 7) == 0 && ((uintptr_t)j->out & 7) == 0;
+}
+
+static int job_decode(const attn_job *j, int fast) {
+    return fast && j->causal && j->T == 1 && dv_cuda_flash_decode_supports(j->D, j->Hq / j->Hkv);
+}
+
+// The kernels over device tables: split-K decode when given intervals (iv, dd) and it takes the shape,
+// else the tensor-core kernel, else the fp32 kernel.
+static void run_tables(dv_backend *be, const attn_job *j, const dv_run_dev *dr, const dv_head_dev *dh,
+                       const dv_ival_dev *iv, const dv_dhead_dev *dd, long long max_total, int fast) {
+    if (iv && !dv_cuda_flash_decode(be, j->out, j->os1, j->q, j->qs1, j->Hq, j->Hkv, j->D, iv, dd, max_total, j->scale))
+        return;
+    if (fast && !dv_cuda_flash_attn(be, j->out, j->os0, j->os1, j->q, j->qs0, j->qs1, j->T, j->Hq, j->Hkv, j->D, dr, dh,
+                                    j->scale, j->causal, j->q_pos0))
+        return;
+    const long long warps = j->T * j->Hq;
+    attention_runs_kernel<<<(unsigned)DV_CEIL_DIV(warps * 32, 128), 128, 0, dv_cuda(be)->stream>>>(
+        j->out, j->q, dr, dh, j->T, j->Hq, j->Hkv, j->D, j->qs0, j->qs1, j->os0, j->os1, j->scale, j->causal, j->q_pos0);
+    DV_CUDA_LAUNCHED(be, "attention (fp32)");
+}
+
 // Runs the job over a host run table (runs, heads) staged at the front of the backend's host buffer:
 // split-K decode for one query, else the tensor-core kernel, else the fp32 kernel.
 static void run_job(dv_backend *be, const attn_job *j, int n_runs, int aligned) {
@@ -153,9 +191,8 @@ static void run_job(dv_backend *be, const attn_job *j, int n_runs, int aligned) 
     const size_t run_bytes = (size_t)n_runs * sizeof(dv_run_dev), head_bytes = (size_t)j->Hkv * sizeof(dv_head_dev);
     const dv_run_dev *hr = (const dv_run_dev *)host;
     const dv_head_dev *hh = (const dv_head_dev *)(host + run_bytes);
-    const int fast = aligned && !force_fp32() && (j->qs0 % 2 == 0) && (j->qs1 % 2 == 0) && (j->os0 % 2 == 0) &&
-                     (j->os1 % 2 == 0) && ((uintptr_t)j->q & 7) == 0 && ((uintptr_t)j->out & 7) == 0;
-    if (fast && j->causal && j->T == 1 && dv_cuda_flash_decode_supports(j->D, j->Hq / j->Hkv)) {
+    const int fast = job_fast(j, aligned);
+    if (job_decode(j, fast)) {
         // visible intervals of each head for the one query position, numbered consecutively
         const size_t n_iv = 2 * (size_t)n_runs; // at most two visible intervals per run
         const size_t base = run_bytes + head_bytes, iv_bytes = n_iv * sizeof(dv_ival_dev);
@@ -192,15 +229,7 @@ static void run_job(dv_backend *be, const attn_job *j, int n_runs, int aligned) 
     }
     char *dev = upload_table(be, host, run_bytes + head_bytes);
     if (!dev) return;
-    const dv_run_dev *dr = (const dv_run_dev *)dev;
-    const dv_head_dev *dh = (const dv_head_dev *)(dev + run_bytes);
-    if (fast && !dv_cuda_flash_attn(be, j->out, j->os0, j->os1, j->q, j->qs0, j->qs1, j->T, j->Hq, j->Hkv, j->D, dr, dh,
-                                    j->scale, j->causal, j->q_pos0))
-        return;
-    const long long warps = j->T * j->Hq;
-    attention_runs_kernel<<<(unsigned)DV_CEIL_DIV(warps * 32, 128), 128, 0, dv_cuda(be)->stream>>>(
-        j->out, j->q, dr, dh, j->T, j->Hq, j->Hkv, j->D, j->qs0, j->qs1, j->os0, j->os1, j->scale, j->causal, j->q_pos0);
-    DV_CUDA_LAUNCHED(be, "attention (fp32)");
+    run_tables(be, j, (const dv_run_dev *)dev, (const dv_head_dev *)(dev + run_bytes), NULL, NULL, 0, fast);
 }
 
 static attn_job make_job(dv_tensor *out, const dv_tensor *q, long long Hkv, const dv_attn_params *p, int causal) {
@@ -252,13 +281,180 @@ void dv_cuda_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const
     DV_CUDA_LAUNCHED(be, "attention");
 }
 
+// ---- attention_kv over a KV cache's blocks: the key table is built on the device ----
+// Per layer (keyed by the cache's views array) the blocks and head masks live on the device, uploaded
+// again only when the layer's layout_gen changes (a new page); each call a one-warp kernel turns them,
+// at length q_pos0, into the run table (and the decode intervals) the kernels read. No host table.
+
+struct dv_lhead_dev {
+    int blk_off, blk_cnt;     // blocks [blk_off, blk_off + blk_cnt) of the layout
+    long long sink, window;
+};
+
+struct dv_cuda_layout {
+    const void *key;          // the views array (one per layer of a KV cache)
+    uint64_t gen;
+    int Hkv, n_blocks, aligned;
+    char *dev;                // (n_blocks) dv_kv_block, then (Hkv) dv_lhead_dev
+    size_t dev_bytes;
+};
+
+void dv_cuda_layouts_free(dv_backend *be) {
+    dv_cuda_ctx *c = dv_cuda(be);
+    for (int i = 0; i < c->n_layouts; i++)
+        if (c->layouts[i].dev) cudaFree(c->layouts[i].dev);
+    free(c->layouts);
+    c->layouts = NULL;
+    c->n_layouts = 0;
+}
+
+// Run r of head g sits at 2 * blk_off + g + r (two segments per block, then the chunk's own keys);
+// decode intervals at twice that (two per run).
+static __global__ void build_tables_kernel(const dv_kv_block *blocks, const dv_lhead_dev *lh, int Hkv, long long len,
+                                           const float *kn, const float *vn, long long k0, long long k1, long long v0,
+                                           long long v1, long long T, dv_run_dev *runs, dv_head_dev *heads,
+                                           dv_ival_dev *iv, dv_dhead_dev *dd) {
+    const int g = blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= Hkv) return;
+    const dv_lhead_dev L = lh[g];
+    const int off = 2 * L.blk_off + g;
+    int n = 0;
+    for (int b = 0; b < L.blk_cnt; b++) {
+        dv_kv_seg s[2];
+        const int ns = dv_kv_block_segs(&blocks[L.blk_off + b], len, s);
+        for (int i = 0; i < ns; i++)
+            runs[off + n++] = {s[i].k, s[i].v, (long long)s[i].pos0, (long long)s[i].n, (long long)s[i].stride,
+                               (long long)s[i].stride};
+    }
+    runs[off + n++] = {kn + g * k1, vn + g * v1, len, T, k0, v0};
+    heads[g] = {off, n, L.sink, L.window};
+    if (!iv) return;
+    // decode: what the one query at position len sees, as intervals numbered consecutively
+    const int ioff = 2 * off;
+    int k = 0;
+    long long total = 0;
+    for (int r = 0; r < n; r++) {
+        const dv_run_dev run = runs[off + r];
+        long long lo[2], hi[2];
+        const int ni = dv_run_visible(run.pos0, run.n, len, len, 1, L.sink, L.window, lo, hi);
+        for (int i = 0; i < ni; i++) {
+            const long long r0 = lo[i] - run.pos0;
+            iv[ioff + k++] = {run.k + r0 * run.ks, run.v + r0 * run.vs, run.ks, run.vs, hi[i] - lo[i], total};
+            total += hi[i] - lo[i];
+        }
+    }
+    dd[g] = {ioff, k, total};
+}
+
+// The layer's layout on the device, refreshed when its generation changed; NULL on failure (sticky).
+static dv_cuda_layout *layout_of(dv_backend *be, const dv_kv_head_view *views, int Hkv) {
+    dv_cuda_ctx *c = dv_cuda(be);
+    dv_cuda_layout *e = NULL;
+    for (int i = 0; i < c->n_layouts && !e; i++)
+        if (c->layouts[i].key == (const void *)views) e = &c->layouts[i];
+    if (e && e->gen == views[0].layout_gen && e->Hkv == Hkv) return e;
+    if (!e) {
+        dv_cuda_layout *nl = (dv_cuda_layout *)realloc(c->layouts, (size_t)(c->n_layouts + 1) * sizeof *nl);
+        if (!nl) {
+            if (!c->status) c->status = dv_error_set(DV_ENOMEM, "attention: out of host memory for a KV layout");
+            return NULL;
+        }
+        c->layouts = nl;
+        e = &c->layouts[c->n_layouts++];
+        memset(e, 0, sizeof *e);
+        e->key = views;
+    }
+    int nb = 0, aligned = 1;
+    for (int g = 0; g < Hkv; g++) nb += views[g].n_blocks;
+    const size_t blk_bytes = (size_t)nb * sizeof(dv_kv_block), bytes = blk_bytes + (size_t)Hkv * sizeof(dv_lhead_dev);
+    char *host = host_buf(be, bytes);
+    if (!host) return NULL;
+    dv_kv_block *hb = (dv_kv_block *)host;
+    dv_lhead_dev *hl = (dv_lhead_dev *)(host + blk_bytes);
+    for (int g = 0, o = 0; g < Hkv; g++) {
+        hl[g] = {o, views[g].n_blocks, (long long)views[g].sink, (long long)views[g].window};
+        for (int b = 0; b < views[g].n_blocks; b++, o++) {
+            hb[o] = views[g].blocks[b];
+            aligned &= hb[o].stride % 4 == 0 && aligned16(hb[o].k) && aligned16(hb[o].v);
+        }
+    }
+    if (e->dev_bytes < bytes) { // grows by doubling (a page at a time otherwise); queued work may read the old one
+        DV_CUDA_CHECK(be, cudaStreamSynchronize(c->stream), "KV layout sync");
+        if (e->dev) cudaFree(e->dev);
+        e->dev = NULL;
+        e->dev_bytes = 0;
+        const size_t cap = bytes > 2 * e->dev_bytes ? 2 * bytes : 2 * e->dev_bytes;
+        DV_CUDA_CHECK(be, cudaMalloc((void **)&e->dev, cap), "KV layout alloc");
+        if (!e->dev) return NULL;
+        e->dev_bytes = cap;
+    }
+    // pageable source: staged before cudaMemcpyAsync returns, so the host buffer may be reused at once
+    DV_CUDA_CHECK(be, cudaMemcpyAsync(e->dev, host, bytes, cudaMemcpyHostToDevice, c->stream), "KV layout upload");
+    dv_backend_count_xfer(be, bytes, 0);
+    e->gen = views[0].layout_gen;
+    e->Hkv = Hkv;
+    e->n_blocks = nb;
+    e->aligned = aligned;
+    return c->status ? NULL : e;
+}
+
+// Keys the one query at position q_pos0 can see, most over the heads (split-K sizing), from the views.
+static long long decode_max_total(const dv_kv_head_view *views, int Hkv, long long q_pos0) {
+    long long most = 0;
+    for (int g = 0; g < Hkv; g++) {
+        long long total = 1; // the query's own key
+        for (int s = 0; s < views[g].n_segs; s++) {
+            long long lo[2], hi[2];
+            const dv_kv_seg *sg = &views[g].segs[s];
+            const int ni = dv_run_visible((long long)sg->pos0, (long long)sg->n, q_pos0, q_pos0, 1,
+                                          (long long)views[g].sink, (long long)views[g].window, lo, hi);
+            for (int i = 0; i < ni; i++) total += hi[i] - lo[i];
+        }
+        most = total > most ? total : most;
+    }
+    return most;
+}
+
+static void attention_kv_blocks(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k_new,
+                                const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p) {
+    const int Hkv = (int)k_new->ne[1];
+    const long long T = q->ne[0];
+    const dv_cuda_layout *L = layout_of(be, views, Hkv);
+    if (!L) return;
+    const kv_strides st = kv_strides_of(k_new, v_new);
+    attn_job j = make_job(out, q, Hkv, p, 1);
+    const int fast = job_fast(&j, L->aligned && st.aligned), decode = job_decode(&j, fast);
+    const size_t n_runs = 2 * (size_t)L->n_blocks + (size_t)Hkv;
+    const size_t run_b = n_runs * sizeof(dv_run_dev), head_b = (size_t)Hkv * sizeof(dv_head_dev);
+    const size_t iv_b = decode ? 2 * n_runs * sizeof(dv_ival_dev) : 0, dd_b = decode ? (size_t)Hkv * sizeof(dv_dhead_dev) : 0;
+    char *dev = (char *)dv_cuda_table(be, run_b + head_b + iv_b + dd_b);
+    if (!dev) return;
+    dv_run_dev *dr = (dv_run_dev *)dev;
+    dv_head_dev *dh = (dv_head_dev *)(dev + run_b);
+    dv_ival_dev *iv = decode ? (dv_ival_dev *)(dev + run_b + head_b) : NULL;
+    dv_dhead_dev *dd = decode ? (dv_dhead_dev *)(dev + run_b + head_b + iv_b) : NULL;
+    const dv_kv_block *blocks = (const dv_kv_block *)L->dev;
+    const dv_lhead_dev *lh = (const dv_lhead_dev *)(L->dev + (size_t)L->n_blocks * sizeof(dv_kv_block));
+    build_tables_kernel<<<(unsigned)DV_CEIL_DIV(Hkv, 32), 32, 0, dv_cuda(be)->stream>>>(
+        blocks, lh, Hkv, (long long)p->q_pos0, (const float *)k_new->data, (const float *)v_new->data, st.k0, st.k1,
+        st.v0, st.v1, T, dr, dh, iv, dd);
+    DV_CUDA_LAUNCHED(be, "attention key table");
+    run_tables(be, &j, dr, dh, iv, dd, decode ? decode_max_total(views, Hkv, (long long)p->q_pos0) : 0, fast);
+}
+
 void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k_new,
                           const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p) {
     const long long T = q->ne[0], Hq = q->ne[1], D = q->ne[2], Hkv = k_new->ne[1];
     DV_ASSERT(D <= 32 * DV_MAX_PER_LANE && Hq % Hkv == 0 && q->nb[2] == 4 && out->nb[2] == 4);
     DV_ASSERT(k_new->nb[2] == 4 && v_new->nb[2] == 4 && k_new->nb[0] % 4 == 0 && v_new->nb[0] % 4 == 0);
     if (!T) return;
-    // the run table (host: the cache's views, then each head's new keys) goes to the device in one copy
+    int blocks = 1; // a KV cache's views: the table is built on the device from its cached layout
+    for (int g = 0; g < Hkv; g++) blocks &= views[g].blocks != NULL && views[g].layout_gen == views[0].layout_gen;
+    if (blocks && !host_tables()) {
+        attention_kv_blocks(be, out, q, k_new, v_new, views, p);
+        return;
+    }
+    // else the run table (host: the views, then each head's new keys) goes to the device in one copy
     int n_runs = 0;
     for (int g = 0; g < Hkv; g++) n_runs += views[g].n_segs + 1;
     const size_t bytes = (size_t)n_runs * sizeof(dv_run_dev) + (size_t)Hkv * sizeof(dv_head_dev);

@@ -100,6 +100,7 @@ static void cuda_destroy(dv_backend *be) {
         if (c->scratch) cudaFree(c->scratch);
         if (c->table) cudaFree(c->table);
         if (c->attn_ws) cudaFree(c->attn_ws);
+        dv_cuda_layouts_free(be);
         free(c->host_table);
         if (c->cublas) cublasDestroy(c->cublas);
         if (c->stream) cudaStreamDestroy(c->stream);

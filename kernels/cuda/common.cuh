@@ -25,6 +25,8 @@ typedef struct dv_cuda_ctx {
     size_t host_table_bytes;
     void *attn_ws;           // split-K decode partial results, owned
     size_t attn_ws_bytes;
+    struct dv_cuda_layout *layouts; // (n_layouts) KV cache layouts on the device, per layer, owned
+    int n_layouts;
 } dv_cuda_ctx;
 
 static inline dv_cuda_ctx *dv_cuda(dv_backend *be) { return (dv_cuda_ctx *)be->ctx; }
@@ -46,6 +48,8 @@ static inline dv_cuda_ctx *dv_cuda(dv_backend *be) { return (dv_cuda_ctx *)be->c
 void *dv_cuda_scratch(dv_backend *be, size_t bytes);
 void *dv_cuda_table(dv_backend *be, size_t bytes);
 void *dv_cuda_attn_ws(dv_backend *be, size_t bytes);
+// attention.cu: frees the cached KV layouts (backend teardown).
+void dv_cuda_layouts_free(dv_backend *be);
 
 // Element i of a float-typed buffer as float, on the device.
 __device__ __forceinline__ float dv_ld(const void *p, dv_dtype t, long long i) {
