@@ -127,18 +127,20 @@ int dv_kv_cache_reserve(dv_kv_cache *c, int64_t T) {
     for (int l = 0; l < c->L; l++) {
         kv_layer *ly = &c->layers[l];
         if (!ly->n_ret) continue;
+        const int had = ly->n_pages;
         while (ly->n_pages < need) {
             // pages are allocated once and kept (rewind reuses them): never per token
             float *k = c->be->ops->alloc(c->be, dv_kv_page_bytes(c, ly)), *v = k ? c->be->ops->alloc(c->be, dv_kv_page_bytes(c, ly)) : NULL;
             if (!k || !v) {
                 if (k) c->be->ops->free(c->be, k);
+                if (ly->n_pages != had) layer_blocks(c, ly); // the pages that were added stay
                 return dv_error_prefix(DV_ENOMEM, "KV cache page %d of layer %d", ly->n_pages, l);
             }
             ly->k_pages[ly->n_pages] = k;
             ly->v_pages[ly->n_pages] = v;
             ly->n_pages++;
-            if (ly->n_pages == need) layer_blocks(c, ly);
         }
+        if (ly->n_pages != had) layer_blocks(c, ly);
     }
     return 0;
 }
