@@ -353,6 +353,10 @@ static dv_cuda_layout *layout_of(dv_backend *be, const dv_kv_head_view *views, i
     for (int i = 0; i < c->n_layouts && !e; i++)
         if (c->layouts[i].key == (const void *)views) e = &c->layouts[i];
     if (e && e->gen == views[0].layout_gen && e->Hkv == Hkv) return e;
+    if (!e && c->n_layouts >= 1024) { // caches come and go (identify, /reset): start over, bounded
+        DV_CUDA_CHECK(be, cudaStreamSynchronize(c->stream), "KV layout sync");
+        dv_cuda_layouts_free(be);
+    }
     if (!e) {
         dv_cuda_layout *nl = (dv_cuda_layout *)realloc(c->layouts, (size_t)(c->n_layouts + 1) * sizeof *nl);
         if (!nl) {
