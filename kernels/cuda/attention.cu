@@ -87,24 +87,25 @@ static __global__ void attention_runs_kernel(float *out, const float *q, const d
 
 // ---- host: tables ----
 
+// A switch from the environment ("1": on), read once into *cache.
+static int env_switch(const char *name, int *cache) {
+    if (*cache < 0) {
+        const char *e = getenv(name);
+        *cache = e && *e && *e != '0';
+    }
+    return *cache;
+}
+
 static int force_fp32(void) {
     static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("DV_ATTN_FP32");
-        v = e && *e && *e != '0';
-    }
-    return v;
+    return env_switch("DV_ATTN_FP32", &v);
 }
 
 // DV_ATTN_HOST_TABLE=1: attention_kv builds and uploads its table on the host also for a KV cache's
 // views (the old path, for comparisons on a GPU).
 static int host_tables(void) {
     static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("DV_ATTN_HOST_TABLE");
-        v = e && *e && *e != '0';
-    }
-    return v;
+    return env_switch("DV_ATTN_HOST_TABLE", &v);
 }
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
