@@ -144,6 +144,7 @@ int dv_cmd_ask(int argc, char **argv) {
     free(qids);
     dv_vlm_video_opts vo = dv_vlm_cli_video_opts(&c, nq + c.n_predict);
     if (dv_vlm_load_video(s.vlm, video, &vo, &cb, &vc)) goto fail;
+    dv_vlm_cli_report_xfer(&c, &s, &vc);
     dv_vlm_gen g = {.sampler = c.sampler.params, .max_new = c.n_predict, .ignore_eos = c.sampler.ignore_eos};
     dv_vlm_answer a;
     at.ask_start = dv_time_now() - t0;

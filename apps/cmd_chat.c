@@ -209,6 +209,7 @@ int dv_cmd_chat(int argc, char **argv) {
     if (reserve > n_ctx / 2) reserve = n_ctx / 2;
     dv_vlm_video_opts vo = dv_vlm_cli_video_opts(&c, reserve);
     if (dv_vlm_load_video(s.vlm, video, &vo, &ch.cb, &vc)) goto fail;
+    dv_vlm_cli_report_xfer(&c, &s, &vc);
     if (dv_vlm_take_snapshot(s.vlm)) goto fail;
     const int tty = isatty(STDIN_FILENO);
     fprintf(stderr, "duovid: %lld frames in context (%lld tokens). Ask about the video; /help for commands.\n",

@@ -206,6 +206,13 @@ dv_vlm_video_opts dv_vlm_cli_video_opts(const dv_vlm_cli *c, int64_t reserve) {
                                .reserve = reserve};
 }
 
+void dv_vlm_cli_report_xfer(const dv_vlm_cli *c, const dv_vlm_session *s, const dv_vlm_video *vc) {
+    if (!c->verbose || vc->stats.frames <= 0) return;
+    fprintf(stderr, "duovid: host<->device per frame: %.0f bytes up, %.0f bytes down (%s backend)\n",
+            (double)vc->stats.h2d_bytes / (double)vc->stats.frames,
+            (double)vc->stats.d2h_bytes / (double)vc->stats.frames, s->be->ops->name);
+}
+
 // ---- the callbacks ----
 
 static void cb_plan(void *user, const dv_vlm_plan *plan, const char *text) {

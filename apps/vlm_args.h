@@ -68,6 +68,9 @@ void dv_vlm_session_close(dv_vlm_session *s);
 
 // The video options the flags give, keeping `reserve` tokens for questions and answers.
 dv_vlm_video_opts dv_vlm_cli_video_opts(const dv_vlm_cli *c, int64_t reserve);
+// --verbose: the host <-> device bytes per frame that building the video context moved (stderr; 0 on
+// the CPU backend, where nothing crosses).
+void dv_vlm_cli_report_xfer(const dv_vlm_cli *c, const dv_vlm_session *s, const dv_vlm_video *vc);
 
 // The CLI's side of the library callbacks: the plan and progress bars on stderr, the answer on
 // stdout (stream_text) or a progress bar instead, and Ctrl-C through `stop` (a signal handler sets it).

@@ -61,6 +61,13 @@ const char *dv_encoder_describe(const dv_encoder *e);
 // max_batch. A frame with no pixels or a stride below 3 * w -> DV_EINVAL naming the frame.
 int dv_encoder_encode(dv_encoder *e, const dv_image *frames, int n, float *out);
 
+// Device-resident hand-off: encodes n <= dv_encoder_max_batch frames and sets *out to a view of the
+// encoder's own output buffer on its backend (device memory on a GPU), (n * tokens_per_frame,
+// d_model) F32, contiguous: what dv_llm_prefill_tensor takes, with no host round trip. Valid until
+// the next encode call or dv_encoder_free. dv_encoder_encode is this, batch by batch, plus a download.
+int dv_encoder_encode_tensor(dv_encoder *e, const dv_image *frames, int n, dv_tensor *out);
+int dv_encoder_max_batch(const dv_encoder *e);
+
 // The same from already preprocessed pixel values (n, 3, S, S), S = dv_encoder_image_size: what a HF
 // processor returns (tests feed Python's pixel values through this).
 int dv_encoder_encode_pixels(dv_encoder *e, const float *pixels, int n, float *out);

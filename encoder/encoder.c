@@ -167,12 +167,13 @@ static int upload_weights(dv_encoder *e) {
             break;
         }
         e->dev_weights[e->n_dev_weights++] = d;
-        rc = e->be->ops->upload(e->be, d, t->data, nb);
+        rc = dv_backend_upload_async(e->be, d, t->data, nb); // from the mmap: valid until the sync below
         t->data = d;
         t->device = e->be->device;
     }
     free(ts);
-    return rc;
+    int rs = e->be->ops->synchronize(e->be);
+    return rc ? rc : rs;
 }
 
 // Host memory (GPU backends' host-side buffers); same failure protocol as balloc.
@@ -189,19 +190,13 @@ static int alloc_buffers(dv_encoder *e) {
     const size_t PP = 3 * (size_t)c->patch * c->patch, tok = (size_t)c->tokens;
     const size_t s2 = (size_t)(c->pool_stride ? c->pool_stride * c->pool_stride : 1);
     int fail = 0;
-    if (e->gpu) { // host-side steps (preprocessing, im2col, pooling) work in host memory
+    if (e->gpu) { // host-side steps (preprocessing, im2col) work in host memory
         e->u8 = halloc(B * S * S * 3, &fail);
         e->pix = halloc(B * 3 * S * S * sizeof(float), &fail);
         e->patches = halloc(B * c->n_patches * PP * sizeof(float), &fail);
         e->pos_ids = halloc(T * sizeof(int32_t), &fail);
         e->patches_dev = balloc(e, B * c->n_patches * PP * sizeof(float), &fail);
         e->pos_ids_dev = balloc(e, T * sizeof(int32_t), &fail);
-        e->out_dev = balloc(e, B * tok * (size_t)c->d_model * sizeof(float), &fail);
-        if (c->pool != ENC_POOL_NONE) {
-            e->sel_host = halloc(B * c->n_sel * (size_t)c->d_sel * sizeof(float), &fail);
-            e->pool_host = halloc(B * tok * (c->pool == ENC_POOL_CONV ? c->d_sel * s2 : (size_t)c->pool_out) *
-                                      sizeof(float), &fail);
-        }
     } else {
         e->u8 = balloc(e, B * S * S * 3, &fail);
         e->pix = balloc(e, B * 3 * S * S * sizeof(float), &fail);
@@ -220,6 +215,7 @@ static int alloc_buffers(dv_encoder *e) {
     if (c->pool == ENC_POOL_CONV) e->win = balloc(e, B * tok * c->d_sel * s2 * sizeof(float), &fail);
     if (c->pool != ENC_POOL_NONE) e->pooled = balloc(e, B * tok * (size_t)c->pool_out * sizeof(float), &fail);
     e->proj = balloc(e, B * tok * (size_t)c->d_model * sizeof(float), &fail);
+    e->out = balloc(e, B * tok * (size_t)c->d_model * sizeof(float), &fail);
     if (fail)
         return dv_error_prefix(DV_ENOMEM, "encoder: activations for a batch of %d frames (%d tokens x %d)",
                                e->max_batch, c->n_pos, c->hidden);
@@ -228,7 +224,7 @@ static int alloc_buffers(dv_encoder *e) {
     for (size_t i = 0; i < T; i++) e->pos_ids[i] = (int32_t)i;
     int32_t *ids_dev = e->pos_ids;
     if (e->gpu) {
-        int rc = e->be->ops->upload(e->be, e->pos_ids_dev, e->pos_ids, T * sizeof(int32_t));
+        int rc = dv_backend_upload_async(e->be, e->pos_ids_dev, e->pos_ids, T * sizeof(int32_t)); // synced below
         if (rc) return rc;
         ids_dev = e->pos_ids_dev;
     }
@@ -319,7 +315,7 @@ void dv_encoder_free(dv_encoder *e) {
     if (!e) return;
     if (e->be) {
         void *bufs[] = {e->pos, e->h, e->a, e->q, e->k, e->v, e->att, e->f, e->sel, e->win, e->pooled, e->proj,
-                        e->patches_dev, e->pos_ids_dev, e->out_dev};
+                        e->out, e->patches_dev, e->pos_ids_dev};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bfree(e, bufs[i]);
         void *host[] = {e->u8, e->pix, e->patches, e->pos_ids};
         for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) {
@@ -333,8 +329,6 @@ void dv_encoder_free(dv_encoder *e) {
     free(e->preps);
     free(e->prep_rc);
     free(e->dev_weights);
-    free(e->sel_host);
-    free(e->pool_host);
     free(e->w.layers);
     dv_safetensors_free(e->st);
     free(e);
@@ -356,29 +350,61 @@ int dv_encoder_preprocess(dv_encoder *e, const dv_image *frame, uint8_t *out) {
     return dv_prep_run(e->preps[0], frame, out);
 }
 
-int dv_encoder_encode(dv_encoder *e, const dv_image *frames, int n, float *out) {
-    DV_ASSERT(e && (n == 0 || (frames && out)) && n >= 0);
+int dv_encoder_max_batch(const dv_encoder *e) { return e->max_batch; }
+
+// The encoder's output buffer as a tensor of nb frames' tokens (on the backend).
+static dv_tensor out_view(const dv_encoder *e, int nb) {
+    dv_tensor t = dv_tensor_2d(DV_DTYPE_F32, e->out, (int64_t)nb * e->c.tokens, e->c.d_model);
+    t.device = e->be->device;
+    return t;
+}
+
+// nb <= max_batch preprocessed frames (nb, 3, S, S) through the tower into e->out.
+static int run_batch(dv_encoder *e, const float *pixels, int nb) {
+    enc_im2col(e, pixels, nb);
+    enc_forward(e, nb);
+    return e->be->ops->synchronize(e->be);
+}
+
+// Preprocesses frames[0 .. nb) (nb <= max_batch) and runs them; errors name frame first + b.
+static int encode_frames(dv_encoder *e, const dv_image *frames, int nb, int first) {
     const int S = e->c.image_size;
     const size_t frame_u8 = (size_t)S * S * 3, frame_px = (size_t)3 * S * S;
+    // one frame per thread (error messages are thread-local: a failed frame is redone below)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(e->n_threads)
+    for (int b = 0; b < nb; b++) {
+        dv_prep *p = e->preps[omp_get_thread_num()];
+        e->prep_rc[b] = dv_prep_run(p, &frames[b], e->u8 + b * frame_u8);
+        if (!e->prep_rc[b]) dv_prep_normalize(&e->prep_cfg, e->u8 + b * frame_u8, S, S, e->pix + b * frame_px);
+    }
+    for (int b = 0; b < nb; b++)
+        if (e->prep_rc[b]) {
+            int rc = dv_prep_run(e->preps[0], &frames[b], e->u8 + b * frame_u8);
+            return dv_error_prefix(rc ? rc : e->prep_rc[b], "frame %d", first + b);
+        }
+    return run_batch(e, e->pix, nb);
+}
+
+int dv_encoder_encode_tensor(dv_encoder *e, const dv_image *frames, int nb, dv_tensor *out) {
+    DV_ASSERT(e && out && nb >= 1 && nb <= e->max_batch && frames);
+    int rc = encode_frames(e, frames, nb, 0);
+    if (!rc) *out = out_view(e, nb);
+    return rc;
+}
+
+// The host APIs: batches through e->out, then one download each (a copy on the CPU backend).
+static int fetch(dv_encoder *e, int nb, float *dst) {
+    dv_tensor t = out_view(e, nb);
+    return dv_backend_download(e->be, dst, t.data, dv_tensor_nbytes(&t));
+}
+
+int dv_encoder_encode(dv_encoder *e, const dv_image *frames, int n, float *out) {
+    DV_ASSERT(e && (n == 0 || (frames && out)) && n >= 0);
     const size_t per_out = (size_t)e->c.tokens * e->c.d_model;
     for (int i0 = 0; i0 < n; i0 += e->max_batch) {
         const int nb = n - i0 < e->max_batch ? n - i0 : e->max_batch;
-        // one frame per thread (error messages are thread-local: a failed frame is redone below)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(e->n_threads)
-        for (int b = 0; b < nb; b++) {
-            dv_prep *p = e->preps[omp_get_thread_num()];
-            e->prep_rc[b] = dv_prep_run(p, &frames[i0 + b], e->u8 + b * frame_u8);
-            if (!e->prep_rc[b]) dv_prep_normalize(&e->prep_cfg, e->u8 + b * frame_u8, S, S, e->pix + b * frame_px);
-        }
-        for (int b = 0; b < nb; b++)
-            if (e->prep_rc[b]) {
-                int rc = dv_prep_run(e->preps[0], &frames[i0 + b], e->u8 + b * frame_u8);
-                return dv_error_prefix(rc ? rc : e->prep_rc[b], "frame %d", i0 + b);
-            }
-        enc_im2col(e, e->pix, nb);
-        enc_forward(e, nb, out + (size_t)i0 * per_out);
-        int rc = e->be->ops->synchronize(e->be);
-        if (rc) return rc;
+        int rc = encode_frames(e, frames + i0, nb, i0);
+        if (rc || (rc = fetch(e, nb, out + (size_t)i0 * per_out))) return rc;
     }
     return 0;
 }
@@ -389,10 +415,8 @@ int dv_encoder_encode_pixels(dv_encoder *e, const float *pixels, int n, float *o
     const size_t per_out = (size_t)e->c.tokens * e->c.d_model;
     for (int i0 = 0; i0 < n; i0 += e->max_batch) {
         const int nb = n - i0 < e->max_batch ? n - i0 : e->max_batch;
-        enc_im2col(e, pixels + (size_t)i0 * frame_px, nb);
-        enc_forward(e, nb, out + (size_t)i0 * per_out);
-        int rc = e->be->ops->synchronize(e->be);
-        if (rc) return rc;
+        int rc = run_batch(e, pixels + (size_t)i0 * frame_px, nb);
+        if (rc || (rc = fetch(e, nb, out + (size_t)i0 * per_out))) return rc;
     }
     return 0;
 }

@@ -85,6 +85,7 @@ struct dv_encoder {
     float *win;      // (B * tokens, d_sel * s * s) conv pooling windows (conv mode only)
     float *pooled;   // (B * tokens, pool_out) after pooling (NeXT-Video)
     float *proj;     // (B * tokens, d_model) projector hidden
+    float *out;      // (B * tokens, d_model) projector output: the batch's features, on the backend
     // GPU backends (gpu = 1): u8, pix, patches and pos_ids above are host memory (malloc), the
     // weights are device copies, and these carry data between host steps and the device; all NULL
     // on the CPU backend, whose memory is host memory.
@@ -93,9 +94,6 @@ struct dv_encoder {
     int n_dev_weights;
     float *patches_dev;   // (B * NP, 3 * P * P) device copy of patches
     int32_t *pos_ids_dev; // (T)
-    float *sel_host;      // (B * n_sel, d_sel) host mirror of sel (pooling runs on the host)
-    float *pool_host;     // host mirror of win (conv) or pooled (avg / max)
-    float *out_dev;       // (B * tokens, d_model) projector output before its download
 };
 
 // encoder_config.c: parse MODEL_DIR/config.json into c (no tensors yet). Errors name config.json.
@@ -103,8 +101,8 @@ int enc_config_load(const char *model_dir, enc_config *c);
 // "gelu" -> DV_ACT_GELU_ERF ...; -1 when unknown.
 int enc_act_from_name(const char *s);
 
-// vit.c: patches -> out (nb, tokens, d_model) for nb <= max_batch frames already in e->patches.
-void enc_forward(dv_encoder *e, int nb, float *out);
+// vit.c: patches -> e->out (nb * tokens, d_model) for nb <= max_batch frames already in e->patches.
+void enc_forward(dv_encoder *e, int nb);
 // pixels (nb, 3, S, S) -> e->patches
 void enc_im2col(dv_encoder *e, const float *pixels, int nb);
 double enc_flops_per_frame(const enc_config *c);

@@ -1,14 +1,13 @@
 // vit.c: the forward pass of a batch of frames: patch embedding (as a matmul over im2col rows),
 // class + position embeddings, pre-norm transformer blocks (biased attention and MLP), feature layer
-// selection, LLaVA-NeXT-Video's spatial pooling, and the two-layer projector. Heavy math goes through
-// the backend ops; im2col and pooling are short host loops. On a GPU backend the patches are uploaded
-// once per batch, feature rows are gathered with strided device copies, pooling goes through host
-// mirrors (allocated at open), and the projector output is downloaded into the caller's buffer.
+// selection, LLaVA-NeXT-Video's spatial pooling, and the two-layer projector. Everything after im2col
+// (a short host loop) goes through the backend ops: on a GPU backend the patches are uploaded once per
+// batch, feature rows are gathered with strided device copies, pooling is the pool2d op, and the
+// projector output stays on the device.
 #include "encoder/encoder_internal.h"
 
 #include "core/dv_error.h"
 
-#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -27,8 +26,8 @@ void enc_im2col(dv_encoder *e, const float *pixels, int nb) {
                 memcpy(o + (ch * P + ky) * P, img + ((size_t)ch * S + (size_t)py * P + ky) * S + (size_t)px * P,
                        (size_t)P * sizeof(float));
     }
-    if (e->gpu) // (a failed upload is sticky: the forward's synchronize reports it)
-        e->be->ops->upload(e->be, e->patches_dev, e->patches, (size_t)rows * PP * sizeof(float));
+    // async: e->patches is written again only after the batch's synchronize (a failure is sticky)
+    if (e->gpu) dv_backend_upload_async(e->be, e->patches_dev, e->patches, (size_t)rows * PP * sizeof(float));
 }
 
 double enc_flops_per_frame(const enc_config *c) {
@@ -71,60 +70,23 @@ static void capture(dv_encoder *e, int idx, int nb) {
     }
 }
 
-// nn.AvgPool2d / MaxPool2d (kernel = stride = s, no padding) over each frame's (g, g, C) token grid,
-// or the windows of the Conv2d (gathered as (C, ky, kx) rows for a matmul). Token order is row-major
-// over the pooled grid, as HF's flatten(2).transpose(1, 2) leaves it.
-static void pool_host(dv_encoder *e, int nb, const float *sel, float *dst) {
-    const enc_config *c = &e->c;
-    const int g = c->sel_grid, s = c->pool_stride, pg = c->pool_grid, C = c->d_sel;
-    const int rows = nb * pg * pg;
-#pragma omp parallel for schedule(static) num_threads(e->n_threads)
-    for (int r = 0; r < rows; r++) {
-        const int b = r / (pg * pg), oy = (r / pg) % pg, ox = r % pg;
-        const float *src = sel + (size_t)b * c->n_sel * C;
-        if (c->pool == ENC_POOL_CONV) {
-            float *o = dst + (size_t)r * C * s * s;
-            for (int ch = 0; ch < C; ch++)
-                for (int ky = 0; ky < s; ky++)
-                    for (int kx = 0; kx < s; kx++)
-                        o[(ch * s + ky) * s + kx] = src[((size_t)(oy * s + ky) * g + ox * s + kx) * C + ch];
-            continue;
-        }
-        float *o = dst + (size_t)r * C;
-        for (int ch = 0; ch < C; ch++) {
-            float acc = c->pool == ENC_POOL_MAX ? -FLT_MAX : 0.0f;
-            for (int ky = 0; ky < s; ky++)
-                for (int kx = 0; kx < s; kx++) {
-                    const float v = src[((size_t)(oy * s + ky) * g + ox * s + kx) * C + ch];
-                    if (c->pool == ENC_POOL_MAX) {
-                        acc = v > acc || isnan(v) ? v : acc;
-                    } else {
-                        acc += v;
-                    }
-                }
-            o[ch] = c->pool == ENC_POOL_MAX ? acc : acc / (float)(s * s);
-        }
-    }
-}
-
-// Pooling of e->sel into e->win (conv) / e->pooled: in place on the CPU backend, through the host
-// mirrors on a GPU.
+// LLaVA-NeXT-Video's pooling of e->sel (each frame's (g, g, d_sel) grid) into e->pooled (average /
+// max), or into e->win (the conv's windows, for the matmul that follows), on the backend.
 static void pool(dv_encoder *e, int nb) {
     const enc_config *c = &e->c;
-    float *dst = c->pool == ENC_POOL_CONV ? e->win : e->pooled;
-    if (!e->gpu) {
-        pool_host(e, nb, e->sel, dst);
-        return;
+    const int s = c->pool_stride, s2 = s * s;
+    const int64_t rows = (int64_t)nb * c->tokens;
+    dv_tensor x = dv_tensor_2d(DV_DTYPE_F32, e->sel, (int64_t)nb * c->n_sel, c->d_sel);
+    if (c->pool == ENC_POOL_CONV) {
+        dv_tensor y = dv_tensor_2d(DV_DTYPE_F32, e->win, rows, (int64_t)c->d_sel * s2);
+        e->be->ops->pool2d(e->be, &y, &x, c->sel_grid, s, DV_POOL_WINDOWS);
+    } else {
+        dv_tensor y = dv_tensor_2d(DV_DTYPE_F32, e->pooled, rows, c->pool_out);
+        e->be->ops->pool2d(e->be, &y, &x, c->sel_grid, s, c->pool == ENC_POOL_MAX ? DV_POOL_MAX : DV_POOL_AVG);
     }
-    const dv_backend_ops *op = e->be->ops;
-    const size_t tok = (size_t)nb * c->tokens;
-    const size_t width = c->pool == ENC_POOL_CONV ? (size_t)c->d_sel * c->pool_stride * c->pool_stride : (size_t)c->pool_out;
-    if (op->download(e->be, e->sel_host, e->sel, (size_t)nb * c->n_sel * c->d_sel * sizeof(float))) return; // sticky
-    pool_host(e, nb, e->sel_host, e->pool_host);
-    op->upload(e->be, dst, e->pool_host, tok * width * sizeof(float));
 }
 
-void enc_forward(dv_encoder *e, int nb, float *out) {
+void enc_forward(dv_encoder *e, int nb) {
     const enc_config *c = &e->c;
     const enc_weights *w = &e->w;
     dv_backend *be = e->be;
@@ -204,9 +166,8 @@ void enc_forward(dv_encoder *e, int nb, float *out) {
         }
     }
     dv_tensor hid = dv_tensor_2d(DV_DTYPE_F32, e->proj, rows, c->d_model);
-    dv_tensor y = dv_tensor_2d(DV_DTYPE_F32, e->gpu ? e->out_dev : out, rows, c->d_model);
+    dv_tensor y = dv_tensor_2d(DV_DTYPE_F32, e->out, rows, c->d_model);
     op->matmul(be, &hid, &x, &w->p1_w, w->has_p_b ? &w->p1_b : NULL);
     op->act(be, &hid, &hid, c->proj_act);
     op->matmul(be, &y, &hid, &w->p2_w, w->has_p_b ? &w->p2_b : NULL);
-    if (e->gpu) op->download(be, out, e->out_dev, (size_t)rows * c->d_model * sizeof(float)); // sticky on failure
 }

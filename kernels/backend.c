@@ -1,6 +1,6 @@
-// backend.c: backend-independent pieces: freeing, core count, RoPE frequency tables, and the CUDA
-// entry point, which loads the CUDA backend as a run-time module (kernels/dv_backend_module.h) so
-// that duovid itself never links the CUDA runtime or cuBLAS.
+// backend.c: backend-independent pieces: freeing, counted host <-> device copies, core count, RoPE
+// frequency tables, and the CUDA entry point, which loads the CUDA backend as a run-time module
+// (kernels/dv_backend_module.h) so that duovid itself never links the CUDA runtime or cuBLAS.
 #include "kernels/dv_backend.h"
 #include "kernels/dv_backend_module.h"
 
@@ -18,6 +18,21 @@
 
 void dv_backend_free(dv_backend *be) {
     if (be) be->ops->destroy(be);
+}
+
+int dv_backend_upload(dv_backend *be, void *dst, const void *src, size_t n) {
+    dv_backend_count_xfer(be, n, 0);
+    return be->ops->upload(be, dst, src, n);
+}
+
+int dv_backend_upload_async(dv_backend *be, void *dst, const void *src, size_t n) {
+    dv_backend_count_xfer(be, n, 0);
+    return be->ops->upload_async ? be->ops->upload_async(be, dst, src, n) : be->ops->upload(be, dst, src, n);
+}
+
+int dv_backend_download(dv_backend *be, void *dst, const void *src, size_t n) {
+    dv_backend_count_xfer(be, 0, n);
+    return be->ops->download(be, dst, src, n);
 }
 
 int dv_cpu_count(void) {

@@ -9,6 +9,7 @@
 #ifndef DV_BACKEND_H
 #define DV_BACKEND_H
 
+#include "kernels/dv_attn_mask.h"
 #include "kernels/dv_tensor.h"
 
 #include <stddef.h>
@@ -25,6 +26,13 @@ typedef enum dv_act {
     DV_ACT_QUICK_GELU, // x * sigmoid(1.702 x)                  (CLIP "quick_gelu")
     DV_ACT_COUNT
 } dv_act;
+
+// Pooling of square token grids (LLaVA-NeXT-Video's vision_resampler): kernel = stride, no padding.
+typedef enum dv_pool {
+    DV_POOL_AVG = 0, // nn.AvgPool2d
+    DV_POOL_MAX,     // nn.MaxPool2d (a NaN in the window wins, as in torch)
+    DV_POOL_WINDOWS, // the windows of a stride-s Conv2d, gathered for a matmul with its (O, C*s*s) kernel
+} dv_pool;
 
 // Rotary embedding as Hugging Face Llama applies it ("rotate_half": element i pairs with i + d/2).
 // inv_freq already includes rope_scaling (linear: divided by factor; llama3: the banded rule);
@@ -53,14 +61,55 @@ typedef struct dv_kv_seg {
     int64_t stride;
 } dv_kv_seg;
 
+#ifdef __CUDACC__
+#define DV_HOST_DEVICE __host__ __device__
+#else
+#define DV_HOST_DEVICE
+#endif
+
+// Where a KV cache stores keys of one kv head, whatever its length: a block of `cap` rows (row i at
+// k + i * stride floats, V likewise) holding positions pos0 .. pos0+cap-1 (a page, the sink), or with
+// ring = 1 the last positions >= pos0 of the sequence, position q at row (q - pos0) % cap.
+typedef struct dv_kv_block {
+    const float *k, *v;
+    int64_t pos0, cap, stride;
+    int ring;
+} dv_kv_block;
+
+// The segments of block b that hold positions < len, in position order: at most two (a wrapped
+// ring). The one rule for the host's views (llm/kv_cache.c) and a device's key tables (kernels/cuda).
+static inline DV_HOST_DEVICE int dv_kv_block_segs(const dv_kv_block *b, int64_t len, dv_kv_seg *out) {
+    if (!b->ring) {
+        const int64_t n = len - b->pos0 < b->cap ? len - b->pos0 : b->cap;
+        if (n <= 0) return 0;
+        out[0].k = b->k, out[0].v = b->v, out[0].pos0 = b->pos0, out[0].n = n, out[0].stride = b->stride;
+        return 1;
+    }
+    const int64_t a = dv_attn_mask_ring_start(len, b->pos0, b->cap); // the ring holds [a, len)
+    if (len <= a) return 0;
+    const int64_t i0 = (a - b->pos0) % b->cap, first = len - a < b->cap - i0 ? len - a : b->cap - i0;
+    out[0].k = b->k + i0 * b->stride, out[0].v = b->v + i0 * b->stride, out[0].pos0 = a, out[0].n = first;
+    out[0].stride = b->stride;
+    if (len - a == first) return 1;
+    out[1].k = b->k, out[1].v = b->v, out[1].pos0 = a + first, out[1].n = len - a - first, out[1].stride = b->stride;
+    return 2;
+}
+
 // What one kv head sees: its cached segments (all at positions < q_pos0), then the chunk's own new
 // keys causally. window > 0 adds the streaming mask: a key at position j is visible to the query at
 // position p only if j < sink or p - j <= window (the `window` keys before p, and p itself); the
 // rule is kernels/dv_attn_mask.h's dv_attn_mask_visible, which every kernel uses.
+// Optionally (blocks != NULL, filled by a KV cache) also the head's storage as blocks, whose segments
+// at length q_pos0 are exactly segs: a device backend may keep its key table for them on the device
+// and refresh it only when layout_gen changes (unique in the process for one layer's blocks and key:
+// a new page makes a new one), instead of building and uploading a table per call.
 typedef struct dv_kv_head_view {
     const dv_kv_seg *segs;
     int n_segs;
     int64_t sink, window;
+    const dv_kv_block *blocks; // (n_blocks) or NULL
+    int n_blocks;
+    uint64_t layout_gen;       // the same for every head of one call
 } dv_kv_head_view;
 
 typedef struct dv_backend dv_backend;
@@ -70,6 +119,9 @@ typedef struct dv_backend_ops {
     // ---- memory: device buffers (the CPU backend uses aligned host memory) ----
     void *(*alloc)(dv_backend *be, size_t nbytes); // NULL on failure (message set)
     void (*free)(dv_backend *be, void *ptr);
+    // Call these through dv_backend_upload / _upload_async / _download (below), which count the bytes.
+    // upload: returns once src_host may be reused or freed (the copy is done, or staged by the driver).
+    // download: returns once dst_host holds the data (it waits for the queued work that produces it).
     int (*upload)(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
     int (*download)(dv_backend *be, void *dst_host, const void *src_dev, size_t nbytes);
     int (*copy)(dv_backend *be, void *dst_dev, const void *src_dev, size_t nbytes); // device to device
@@ -113,13 +165,31 @@ typedef struct dv_backend_ops {
                    size_t rows);
     // Device memory in use (by the whole process on that device) and its total, in bytes.
     int (*mem_info)(dv_backend *be, size_t *used, size_t *total);
+
+    // ---- appended: device-resident frame hand-off ----
+    // x (B * g * g, C) F32: B frames, each a row-major (g, g) grid of C-wide tokens; pg = g / s
+    // (floor). DV_POOL_AVG / _MAX: y (B * pg * pg, C). DV_POOL_WINDOWS: y (B * pg * pg, C * s * s), the
+    // window of output token (oy, ox) with element (ch, ky, kx) at ch * s * s + ky * s + kx (Conv2d's
+    // kernel layout). Rows of x and y contiguous; output tokens row-major over the pooled grid.
+    void (*pool2d)(dv_backend *be, dv_tensor *y, const dv_tensor *x, int grid, int stride, dv_pool mode);
+    // Upload that may return before the copy is done (no wait on the stream): src_host must stay
+    // valid and unchanged until the next synchronize() (the mmap'd weights, staging buffers that are
+    // written again only after a synchronize). NULL: dv_backend_upload_async uses upload.
+    int (*upload_async)(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
 } dv_backend_ops;
+
+// Host <-> device traffic of one backend since it was made: bytes and copies.
+typedef struct dv_xfer_stats {
+    uint64_t h2d_bytes, d2h_bytes;
+    uint64_t h2d_copies, d2h_copies;
+} dv_xfer_stats;
 
 struct dv_backend {
     const dv_backend_ops *ops;
     dv_device device;
     int n_threads;
     void *ctx; // backend-private state
+    dv_xfer_stats xfer; // kept by dv_backend_upload / _download / _count_xfer only
 };
 
 // CPU backend with n_threads worker threads (<= 0: one per core). NULL on failure (message set).
@@ -135,6 +205,23 @@ dv_backend *dv_backend_cuda_init(int device, int *status);
 void dv_backend_free(dv_backend *be);
 // Number of cores, the default for --threads.
 int dv_cpu_count(void);
+
+// Host <-> device copies, counted in be->xfer (the one place that counts them). A backend whose
+// device is DV_DEVICE_CPU moves nothing across a bus (its buffers are host memory), so nothing is
+// counted there; the CPU backend posing as a device (tests) is counted like a GPU.
+int dv_backend_upload(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
+int dv_backend_download(dv_backend *be, void *dst_host, const void *src_dev, size_t nbytes);
+// ops->upload_async's contract: src_host untouched until the next synchronize().
+int dv_backend_upload_async(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
+// For a backend's own host <-> device copies that do not go through upload/download (staging tables).
+// Inline so the CUDA module (which links nothing of the host) counts through the same rule.
+static inline void dv_backend_count_xfer(dv_backend *be, size_t h2d_bytes, size_t d2h_bytes) {
+    if (be->device == DV_DEVICE_CPU) return; // host memory: nothing crossed
+    be->xfer.h2d_bytes += h2d_bytes;
+    be->xfer.d2h_bytes += d2h_bytes;
+    be->xfer.h2d_copies += h2d_bytes > 0;
+    be->xfer.d2h_copies += d2h_bytes > 0;
+}
 
 // dv_rope_init: fill inv_freq for a head dim, base theta, and HF rope_scaling (type may be NULL or
 // "default", "linear" with factor, or "llama3" with factor, low_freq_factor, high_freq_factor,

@@ -60,9 +60,14 @@ int64_t dv_llm_param_count(const dv_llm *m);
 // it receives the last token's logits (V) or, with all_logits, every token's (n, V).
 // Errors: out-of-range ids, context full (DV_EINVAL naming n_ctx).
 int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, float *logits, int all_logits);
-// The input embeddings (n, H) F32 (host) of token ids: what prefill from ids feeds the first layer.
-// Lets a caller mix text and image/video embeddings in one sequence (the VLM pipeline).
-int dv_llm_embed_tokens(dv_llm *m, const int32_t *ids, int n, float *out);
+// Embeddings on m's backend (device memory on a GPU: no host round trip), so a caller can mix text
+// and image/video embeddings in one sequence (the VLM pipeline):
+// dv_llm_prefill_tensor: like dv_llm_prefill from embd (n, hidden) F32, contiguous, n = embd->ne[0].
+// dv_llm_embed_tokens_tensor: the input embeddings of token ids (what prefill from ids feeds the first
+// layer) into the rows of out (n, hidden) F32 (any row stride); only the ids cross to the device; the
+// rows are queued on the backend's stream like its ops (not waited for).
+int dv_llm_prefill_tensor(dv_llm *m, const dv_tensor *embd, float *logits, int all_logits);
+int dv_llm_embed_tokens_tensor(dv_llm *m, const int32_t *ids, int n, dv_tensor *out);
 // One token: append it and write its logits (V).
 int dv_llm_decode(dv_llm *m, int32_t id, float *logits);
 // Like dv_llm_prefill from token ids, but writes the final (normed) hidden states (n, hidden) of

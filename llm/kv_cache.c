@@ -9,6 +9,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+// A new, process-unique generation for a layer whose blocks changed (dv_kv_head_view.layout_gen).
+static uint64_t next_layout_gen(void) {
+    static uint64_t gen;
+    return __atomic_add_fetch(&gen, 1, __ATOMIC_RELAXED);
+}
+
+// Each head's blocks: retrieval heads one per allocated page, streaming heads the sink and the ring.
+static void layer_blocks(const dv_kv_cache *c, kv_layer *ly) {
+    const int64_t P = c->P, D = c->D, S = c->sink, R = c->recent, W = S + R;
+    for (int h = 0; h < c->Hkv; h++) {
+        dv_kv_block *b = ly->blocks + (size_t)h * (size_t)(c->max_pages + 2);
+        const int64_t s = ly->slot[h];
+        int n = 0;
+        if (ly->is_ret[h]) {
+            for (int i = 0; i < ly->n_pages; i++)
+                b[n++] = (dv_kv_block){ly->k_pages[i] + s * P * D, ly->v_pages[i] + s * P * D, i * P, P, D, 0};
+        } else {
+            const float *kb = ly->k_str + s * W * D, *vb = ly->v_str + s * W * D;
+            if (S) b[n++] = (dv_kv_block){kb, vb, 0, S, D, 0};
+            if (R) b[n++] = (dv_kv_block){kb + S * D, vb + S * D, S, R, D, 1}; // position q at slot S + (q - S) % R
+        }
+        ly->views[h].blocks = b;
+        ly->views[h].n_blocks = n;
+    }
+    ly->layout_gen = next_layout_gen();
+}
+
 int dv_kv_cache_init(const dv_kv_cache_params *p, dv_kv_cache **out) {
     *out = NULL;
     DV_ASSERT(p->backend && p->n_layers > 0 && p->n_kv_heads > 0 && p->head_dim > 0 && p->n_ctx > 0);
@@ -40,7 +67,8 @@ int dv_kv_cache_init(const dv_kv_cache_params *p, dv_kv_cache **out) {
         ly->v_pages = calloc((size_t)c->max_pages, sizeof *ly->v_pages);
         ly->views = calloc((size_t)c->Hkv, sizeof *ly->views);
         ly->segs = calloc((size_t)c->Hkv * (size_t)(c->max_pages + 3), sizeof *ly->segs);
-        if (!ly->slot || !ly->is_ret || !ly->k_pages || !ly->v_pages || !ly->views || !ly->segs) {
+        ly->blocks = calloc((size_t)c->Hkv * (size_t)(c->max_pages + 2), sizeof *ly->blocks);
+        if (!ly->slot || !ly->is_ret || !ly->k_pages || !ly->v_pages || !ly->views || !ly->segs || !ly->blocks) {
             rc = dv_error_set(DV_ENOMEM, "out of memory");
             goto fail;
         }
@@ -57,6 +85,7 @@ int dv_kv_cache_init(const dv_kv_cache_params *p, dv_kv_cache **out) {
                 goto fail;
             }
         }
+        layer_blocks(c, ly);
     }
     *out = c;
     return 0;
@@ -81,6 +110,7 @@ void dv_kv_cache_free(dv_kv_cache *c) {
         free(ly->v_pages);
         free(ly->views);
         free(ly->segs);
+        free(ly->blocks);
     }
     free(c->layers);
     free(c);
@@ -97,54 +127,43 @@ int dv_kv_cache_reserve(dv_kv_cache *c, int64_t T) {
     for (int l = 0; l < c->L; l++) {
         kv_layer *ly = &c->layers[l];
         if (!ly->n_ret) continue;
+        const int had = ly->n_pages;
         while (ly->n_pages < need) {
             // pages are allocated once and kept (rewind reuses them): never per token
             float *k = c->be->ops->alloc(c->be, dv_kv_page_bytes(c, ly)), *v = k ? c->be->ops->alloc(c->be, dv_kv_page_bytes(c, ly)) : NULL;
             if (!k || !v) {
                 if (k) c->be->ops->free(c->be, k);
+                if (ly->n_pages != had) layer_blocks(c, ly); // the pages that were added stay
                 return dv_error_prefix(DV_ENOMEM, "KV cache page %d of layer %d", ly->n_pages, l);
             }
             ly->k_pages[ly->n_pages] = k;
             ly->v_pages[ly->n_pages] = v;
             ly->n_pages++;
         }
+        if (ly->n_pages != had) layer_blocks(c, ly);
     }
     return 0;
 }
 
 const dv_kv_head_view *dv_kv_cache_views(dv_kv_cache *c, int l) {
     kv_layer *ly = &c->layers[l];
-    const int64_t P = c->P, D = c->D, S = c->sink, R = c->recent, W = S + R, len = c->len;
     for (int h = 0; h < c->Hkv; h++) {
         dv_kv_seg *sg = ly->segs + (size_t)h * (size_t)(c->max_pages + 3);
         dv_kv_head_view *v = &ly->views[h];
         int n = 0;
-        const int64_t s = ly->slot[h];
+        for (int i = 0; i < v->n_blocks; i++) n += dv_kv_block_segs(&v->blocks[i], c->len, sg + n);
         if (ly->is_ret[h]) {
-            for (int64_t i = 0; i * P < len; i++) {
-                const int64_t off = s * P * D, cnt = len - i * P < P ? len - i * P : P;
-                sg[n++] = (dv_kv_seg){ly->k_pages[i] + off, ly->v_pages[i] + off, i * P, cnt, D};
-            }
             v->sink = 0;
             v->window = 0;
         } else {
-            const float *kb = ly->k_str + s * W * D, *vb = ly->v_str + s * W * D;
-            const int64_t ns = len < S ? len : S;
-            if (ns) sg[n++] = (dv_kv_seg){kb, vb, 0, ns, D};
-            // the ring holds positions [a, len), position q at slot S + (q - S) % R
-            const int64_t a = dv_attn_mask_ring_start(len, S, R);
-            if (len > a) {
-                const int64_t i0 = (a - S) % R, first = len - a < R - i0 ? len - a : R - i0;
-                sg[n++] = (dv_kv_seg){kb + (S + i0) * D, vb + (S + i0) * D, a, first, D};
-                if (len - a > first) sg[n++] = (dv_kv_seg){kb + S * D, vb + S * D, a + first, len - a - first, D};
-            }
-            v->sink = S;
+            v->sink = c->sink;
             // reference: the chunk's own tokens are all visible (causally), the cache being sink + recent;
             // strict: every query sees only the sink and its `recent` predecessors
-            v->window = dv_attn_mask_window(c->prefill == DV_DUO_PREFILL_STRICT, R);
+            v->window = dv_attn_mask_window(c->prefill == DV_DUO_PREFILL_STRICT, c->recent);
         }
         v->segs = sg;
         v->n_segs = n;
+        v->layout_gen = ly->layout_gen;
     }
     return ly->views;
 }
@@ -236,7 +255,7 @@ int dv_kv_cache_fill_synthetic(dv_kv_cache *c, int64_t n, uint64_t seed) {
         x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
         host[i] = (float)((x * 0x2545f4914f6cdd1dull) >> 40) * (2.0f / 16777216.0f) - 1.0f;
     }
-    rc = op->upload(c->be, blk, host, nf * sizeof(float));
+    rc = dv_backend_upload(c->be, blk, host, nf * sizeof(float));
     for (int l = 0; !rc && l < c->L; l++) {
         kv_layer *ly = &c->layers[l];
         const size_t pg = dv_kv_page_bytes(c, ly), st = (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D * 4;

@@ -16,6 +16,8 @@ typedef struct kv_layer {
     float *k_str, *v_str;       // backend memory, owned
     dv_kv_head_view *views;     // (Hkv) host, owned
     dv_kv_seg *segs;            // (Hkv, max_pages + 3) host, owned
+    dv_kv_block *blocks;        // (Hkv, max_pages + 2) host, owned: each head's storage (pages, or sink + ring)
+    uint64_t layout_gen;        // changes with the blocks (dv_kv_head_view.layout_gen)
 } kv_layer;
 
 struct dv_kv_cache {

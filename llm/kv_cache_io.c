@@ -145,16 +145,15 @@ typedef struct kv_io {
 
 // Moves n floats at device address dev through the stage, in chunks of at most cap floats.
 static int io_span(kv_io *io, float *dev, size_t n) {
-    const dv_backend_ops *op = io->c->be->ops;
     dv_backend *be = io->c->be;
     for (size_t done = 0; done < n;) {
         const size_t k = n - done < io->cap ? n - done : io->cap, bytes = k * sizeof(float);
         int rc;
         if (io->w) {
-            if ((rc = op->download(be, io->stage, dev + done, bytes)) || (rc = io->w(io->ctx, io->stage, bytes)))
+            if ((rc = dv_backend_download(be, io->stage, dev + done, bytes)) || (rc = io->w(io->ctx, io->stage, bytes)))
                 return rc;
         } else {
-            if ((rc = io->r(io->ctx, io->stage, bytes)) || (rc = op->upload(be, dev + done, io->stage, bytes)))
+            if ((rc = io->r(io->ctx, io->stage, bytes)) || (rc = dv_backend_upload(be, dev + done, io->stage, bytes)))
                 return rc;
         }
         done += k;
@@ -167,20 +166,19 @@ static int io_span(kv_io *io, float *dev, size_t n) {
 static int io_page(kv_io *io, const kv_layer *ly, float *page, int64_t n) {
     const dv_kv_cache *c = io->c;
     const size_t head = (size_t)c->P * (size_t)c->D, used = (size_t)n * (size_t)c->D, bytes = used * sizeof(float);
-    const dv_backend_ops *op = c->be->ops;
     int rc = 0;
     if (io->w) {
-        if (n == c->P) rc = op->download(c->be, io->stage, page, dv_kv_page_bytes(c, ly));
+        if (n == c->P) rc = dv_backend_download(c->be, io->stage, page, dv_kv_page_bytes(c, ly));
         for (int s = 0; !rc && s < ly->n_ret; s++) {
-            if (n != c->P) rc = op->download(c->be, io->stage + s * head, page + s * head, bytes);
+            if (n != c->P) rc = dv_backend_download(c->be, io->stage + s * head, page + s * head, bytes);
             if (!rc) rc = io->w(io->ctx, io->stage + s * head, bytes);
         }
     } else {
         for (int s = 0; !rc && s < ly->n_ret; s++) {
             rc = io->r(io->ctx, io->stage + s * head, bytes);
-            if (!rc && n != c->P) rc = op->upload(c->be, page + s * head, io->stage + s * head, bytes);
+            if (!rc && n != c->P) rc = dv_backend_upload(c->be, page + s * head, io->stage + s * head, bytes);
         }
-        if (!rc && n == c->P) rc = op->upload(c->be, page, io->stage, dv_kv_page_bytes(c, ly));
+        if (!rc && n == c->P) rc = dv_backend_upload(c->be, page, io->stage, dv_kv_page_bytes(c, ly));
     }
     return rc;
 }

@@ -1,7 +1,7 @@
 // llm_forward.c: the Llama/Mistral forward pass over a chunk of tokens, top to bottom.
 //
 // For a chunk of T tokens at positions p0 .. p0+T-1 (T <= n_batch):
-//   x = embed(ids)                                   (or the caller's embeddings)
+//   x = embed(ids)                                   (or the caller's embeddings, host or device)
 //   for each layer:
 //     xb = rms_norm(x) ; q, k, v = xb Wq, xb Wk, xb Wv
 //     rope(q), rope(k) at their absolute positions
@@ -21,8 +21,8 @@ static dv_tensor rows_f32(float *buf, int64_t r, int64_t n, int64_t w) {
     return dv_tensor_2d(DV_DTYPE_F32, buf + r * w, n, w);
 }
 
-int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T, float *logits_out, int all_logits,
-                         float *hidden_out) {
+int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const float *embd_dev, int T,
+                         float *logits_out, int all_logits, float *hidden_out) {
     const dv_llm_config *c = &m->cfg;
     dv_backend *be = m->be;
     const dv_backend_ops *op = be->ops;
@@ -34,17 +34,20 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
 
     // ---- inputs: positions and token ids / embeddings ----
     for (int t = 0; t < T; t++) m->pos_host[t] = (int32_t)(p0 + t);
-    if ((rc = op->upload(be, m->pos, m->pos_host, (size_t)T * sizeof(int32_t)))) return rc;
+    // pos_host / ids_host are written again only after this chunk's synchronize: no wait here
+    if ((rc = dv_backend_upload_async(be, m->pos, m->pos_host, (size_t)T * sizeof(int32_t)))) goto fail;
     dv_tensor pos = dv_tensor_1d(DV_DTYPE_I32, m->pos, T);
     dv_tensor x = rows_f32(m->x, 0, T, H);   // (T, H) residual stream
     dv_tensor xb = rows_f32(m->xb, 0, T, H); // (T, H)
     if (ids) {
         memcpy(m->ids_host, ids, (size_t)T * sizeof(int32_t));
-        if ((rc = op->upload(be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t)))) return rc;
+        if ((rc = dv_backend_upload_async(be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t)))) goto fail;
         dv_tensor idt = dv_tensor_1d(DV_DTYPE_I32, m->ids, T);
         op->embed(be, &x, &m->tok_embd, &idt);
+    } else if (embd_dev) { // already on the device: no host round trip
+        if ((rc = op->copy(be, m->x, embd_dev, (size_t)T * (size_t)H * sizeof(float)))) goto fail;
     } else {
-        if ((rc = op->upload(be, m->x, embd, (size_t)T * (size_t)H * sizeof(float)))) return rc;
+        if ((rc = dv_backend_upload(be, m->x, embd, (size_t)T * (size_t)H * sizeof(float)))) goto fail;
     }
 
     dv_tensor q = dv_tensor_3d(DV_DTYPE_F32, m->q, T, Hq, D);     // (T, Hq, D)
@@ -71,7 +74,7 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
         const dv_kv_head_view *views = dv_kv_cache_views(m->kv, l);
         if (m->observer) m->observer(m->observer_ctx, l, &q, &k_new, views, p0);
         op->attention_kv(be, &att, &q, &k_new, &v_new, views, &ap);
-        if ((rc = dv_kv_cache_append(m->kv, l, &k_new, &v_new))) return rc;
+        if ((rc = dv_kv_cache_append(m->kv, l, &k_new, &v_new))) goto fail;
         op->matmul(be, &xb, &att2, &w->wo, w->bo.data ? &w->bo : NULL);
         op->add(be, &x, &x, &xb);
 
@@ -88,7 +91,7 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
     if (hidden_out) { // final normed hidden states of every row
         dv_tensor xr = rows_f32(m->x, 0, T, H), xbr = rows_f32(m->xb, 0, T, H);
         op->rms_norm(be, &xbr, &xr, &m->out_norm, (float)c->rms_norm_eps);
-        if ((rc = op->download(be, hidden_out, m->xb, (size_t)(T * H) * sizeof(float)))) return rc;
+        if ((rc = dv_backend_download(be, hidden_out, m->xb, (size_t)(T * H) * sizeof(float)))) goto fail;
     }
     if (logits_out) {
         int64_t r0 = all_logits ? 0 : T - 1, nr = all_logits ? T : 1;
@@ -96,25 +99,36 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T
         dv_tensor lg = rows_f32(m->logits, 0, nr, V);
         op->rms_norm(be, &xbr, &xr, &m->out_norm, (float)c->rms_norm_eps);
         op->matmul(be, &lg, &xbr, &m->lm_head, NULL);
-        if ((rc = op->download(be, logits_out, m->logits, (size_t)(nr * V) * sizeof(float)))) return rc;
+        if ((rc = dv_backend_download(be, logits_out, m->logits, (size_t)(nr * V) * sizeof(float)))) goto fail;
     }
     if ((rc = op->synchronize(be))) return rc;
     dv_kv_cache_commit(m->kv, T);
     m->n_past += T;
     return 0;
+fail: // queued copies from the staging buffers finish before they can be written again
+    op->synchronize(be);
+    return rc;
 }
 
-int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, float *logits, int all_logits) {
-    DV_ASSERT((ids == NULL) != (embd == NULL) && n >= 0);
+static int check_ids(const dv_llm *m, const int32_t *ids, int n) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
+            return dv_error_set(DV_EINVAL, "token id %d at position %d is outside the vocabulary [0, %d)", ids[i], i,
+                                m->cfg.vocab_size);
+    return 0;
+}
+
+// The one prefill loop: n tokens from exactly one of ids, host embeddings, device embeddings (rows of
+// H floats), in chunks of n_batch.
+static int prefill(dv_llm *m, const int32_t *ids, const float *embd, const float *embd_dev, int n, float *logits,
+                   int all_logits) {
+    DV_ASSERT((ids != NULL) + (embd != NULL) + (embd_dev != NULL) == 1 && n >= 0);
     if (n == 0) return 0;
     if ((int64_t)m->n_past + n > m->n_ctx)
         return dv_error_set(DV_EINVAL, "context full: %d cached + %d new tokens exceed the context size %d (raise --ctx)",
                             m->n_past, n, m->n_ctx);
-    if (ids)
-        for (int i = 0; i < n; i++)
-            if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
-                return dv_error_set(DV_EINVAL, "token id %d at position %d is outside the vocabulary [0, %d)", ids[i],
-                                    i, m->cfg.vocab_size);
+    int rc;
+    if (ids && (rc = check_ids(m, ids, n))) return rc;
     const int64_t V = m->cfg.vocab_size, H = m->cfg.hidden_size;
     for (int i = 0; i < n; i += m->n_batch) {
         int T = n - i < m->n_batch ? n - i : m->n_batch;
@@ -122,11 +136,23 @@ int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, floa
         float *lg = NULL;
         if (logits && all_logits) lg = logits + (size_t)i * (size_t)V;
         else if (logits && last) lg = logits;
-        int rc = dv_llm_forward_chunk(m, ids ? ids + i : NULL, embd ? embd + (size_t)i * (size_t)H : NULL, T, lg,
-                                      all_logits, NULL);
-        if (rc) return rc;
+        const size_t off = (size_t)i * (size_t)H;
+        if ((rc = dv_llm_forward_chunk(m, ids ? ids + i : NULL, embd ? embd + off : NULL, embd_dev ? embd_dev + off : NULL,
+                                       T, lg, all_logits, NULL)))
+            return rc;
     }
     return 0;
+}
+
+int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, float *logits, int all_logits) {
+    DV_ASSERT((ids == NULL) != (embd == NULL));
+    return prefill(m, ids, embd, NULL, n, logits, all_logits);
+}
+
+int dv_llm_prefill_tensor(dv_llm *m, const dv_tensor *embd, float *logits, int all_logits) {
+    DV_ASSERT(embd && embd->dtype == DV_DTYPE_F32 && embd->n_dims == 2 && embd->ne[1] == m->cfg.hidden_size &&
+              dv_tensor_is_contiguous(embd) && embd->device == m->be->device);
+    return prefill(m, NULL, NULL, embd->data, (int)embd->ne[0], logits, all_logits);
 }
 
 int dv_llm_decode(dv_llm *m, int32_t id, float *logits) { return dv_llm_prefill(m, &id, NULL, 1, logits, 0); }
@@ -136,37 +162,25 @@ int dv_llm_prefill_hidden(dv_llm *m, const int32_t *ids, int n, float *hidden) {
     if ((int64_t)m->n_past + n > m->n_ctx)
         return dv_error_set(DV_EINVAL, "context full: %d cached + %d new tokens exceed the context size %d", m->n_past,
                             n, m->n_ctx);
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
-            return dv_error_set(DV_EINVAL, "token id %d at position %d is outside the vocabulary [0, %d)", ids[i], i,
-                                m->cfg.vocab_size);
-    for (int i = 0; i < n; i += m->n_batch) {
+    int rc = check_ids(m, ids, n);
+    for (int i = 0; !rc && i < n; i += m->n_batch) {
         int T = n - i < m->n_batch ? n - i : m->n_batch;
-        int rc = dv_llm_forward_chunk(m, ids + i, NULL, T, NULL, 0, hidden + (size_t)i * (size_t)m->cfg.hidden_size);
-        if (rc) return rc;
+        rc = dv_llm_forward_chunk(m, ids + i, NULL, NULL, T, NULL, 0, hidden + (size_t)i * (size_t)m->cfg.hidden_size);
     }
-    return 0;
+    return rc;
 }
 
-int dv_llm_embed_tokens(dv_llm *m, const int32_t *ids, int n, float *out) {
-    DV_ASSERT(ids && out && n >= 0);
-    const dv_backend_ops *op = m->be->ops;
-    const int64_t H = m->cfg.hidden_size;
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
-            return dv_error_set(DV_EINVAL, "token id %d at position %d is outside the vocabulary [0, %d)", ids[i], i,
-                                m->cfg.vocab_size);
-    // through the activation buffers: the table may live on the device
-    for (int i = 0; i < n; i += m->n_batch) {
+int dv_llm_embed_tokens_tensor(dv_llm *m, const int32_t *ids, int n, dv_tensor *out) {
+    DV_ASSERT(ids && out && n >= 0 && out->dtype == DV_DTYPE_F32 && out->n_dims == 2 && out->ne[0] == n &&
+              out->ne[1] == m->cfg.hidden_size && out->device == m->be->device);
+    int rc = check_ids(m, ids, n);
+    // the ids go up in chunks of n_batch through the staging buffer; the rows never leave the device
+    for (int i = 0; !rc && i < n; i += m->n_batch) {
         const int T = n - i < m->n_batch ? n - i : m->n_batch;
         memcpy(m->ids_host, ids + i, (size_t)T * sizeof(int32_t));
-        int rc = op->upload(m->be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t));
-        if (rc) return rc;
-        dv_tensor idt = dv_tensor_1d(DV_DTYPE_I32, m->ids, T), x = rows_f32(m->xb, 0, T, H);
-        op->embed(m->be, &x, &m->tok_embd, &idt);
-        if ((rc = op->download(m->be, out + (size_t)i * (size_t)H, m->xb, (size_t)T * (size_t)H * sizeof(float))) ||
-            (rc = op->synchronize(m->be)))
-            return rc;
+        if ((rc = dv_backend_upload(m->be, m->ids, m->ids_host, (size_t)T * sizeof(int32_t)))) break;
+        dv_tensor idt = dv_tensor_1d(DV_DTYPE_I32, m->ids, T), rows = dv_tensor_rows(out, i, T);
+        m->be->ops->embed(m->be, &rows, &m->tok_embd, &idt);
     }
-    return 0;
+    return rc;
 }

@@ -64,7 +64,8 @@ struct dv_llm {
 int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model_dir);
 
 // Forward of up to n_batch tokens (llm_forward.c); logits_out / hidden_out (host) may be NULL.
-int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, int T, float *logits_out, int all_logits,
-                         float *hidden_out);
+// The chunk's input is exactly one of ids, embd (host) and embd_dev (on the backend), rows of hidden.
+int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const float *embd_dev, int T,
+                         float *logits_out, int all_logits, float *hidden_out);
 
 #endif

@@ -89,7 +89,7 @@ static int upload_one(dv_llm *m, dv_tensor *t) {
     void *d = m->be->ops->alloc(m->be, n);
     if (!d) return dv_error_prefix(DV_ENOMEM, "uploading tensor '%s'", t->name ? t->name : "?");
     m->dev_weights[m->n_dev_weights++] = d;
-    int rc = m->be->ops->upload(m->be, d, t->data, n);
+    int rc = dv_backend_upload_async(m->be, d, t->data, n); // the source outlives the sync below
     t->data = d;
     t->device = m->be->device;
     return rc;
@@ -109,7 +109,8 @@ static int upload_weights(dv_llm *m) {
                              &y->bo, &y->ffn_norm, &y->w_gate, &y->w_up, &y->w_down, &y->b_gate, &y->b_up, &y->b_down};
         for (int i = 0; !rc && i < per_layer; i++) rc = upload_one(m, ts[i]);
     }
-    return rc;
+    int rs = m->be->ops->synchronize(m->be); // the async copies are done before anything frees a source
+    return rc ? rc : rs;
 }
 
 int dv_llm_open(const char *model_dir, const dv_llm_params *params, dv_llm **out) {

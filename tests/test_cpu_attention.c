@@ -2,7 +2,7 @@
 // over all visible keys, written here: causal with q_pos0 > 0, non-causal, GQA (Hq=8, Hkv=2; group 3;
 // MHA), odd head dims, k/v in a (Hkv, Tmax, D) cache layout viewed as (Tk, Hkv, D) through strides,
 // and DuoAttention views (paged retrieval heads, sink + window streaming heads) against a dense mask.
-// 1 and 2 threads; outputs poisoned with NaN.
+// 1 and 2 threads; outputs poisoned with NaN. Also dv_kv_block_segs against a naive walk.
 #include "tests/cpu_ops_ref.h"
 
 // out (Tq, Hq, D) for query (t, h) at position q_pos0 + t; k/v element (j, g, d) read through
@@ -125,7 +125,7 @@ static void attention_kv_case(dv_backend *be, int64_t T, int64_t Hq, int64_t Hkv
             hs[a] = hs[b];
             hs[b] = t;
         }
-        views[g] = (dv_kv_head_view){hs, n, masks[g][0], masks[g][1]};
+        views[g] = (dv_kv_head_view){.segs = hs, .n_segs = n, .sink = masks[g][0], .window = masks[g][1]};
     }
     // k_new, v_new (T, Hkv, D): the last T positions of kall/vall
     const float *kn = kall + q_pos0 * Hkv * D, *vn = vall + q_pos0 * Hkv * D;
@@ -166,8 +166,44 @@ static void attention_kv_case(dv_backend *be, int64_t T, int64_t Hq, int64_t Hkv
     free(out);
 }
 
+// dv_kv_block_segs (the rule behind a KV cache's views and a device's key tables) against a naive
+// row-by-row walk: a page holds positions [pos0, pos0 + cap); a ring the last `cap` positions >= pos0,
+// position q at row (q - pos0) % cap. Every length from empty to three wraps.
+static void test_kv_blocks(void) {
+    static float rows[16 * 3];
+    int bad = 0;
+    for (int ring = 0; ring <= 1; ring++)
+        for (int64_t cap = 1; cap <= 7; cap += 3)
+            for (int64_t pos0 = 0; pos0 <= 5; pos0 += 5)
+                for (int64_t len = 0; len <= pos0 + 3 * cap + 1; len++) {
+                    const dv_kv_block b = {rows, rows + 1, pos0, cap, 3, ring};
+                    dv_kv_seg sg[2];
+                    const int n = dv_kv_block_segs(&b, len, sg);
+                    // naive: position q is held iff q in [lo, len) (lo = pos0, or len - cap for a full ring)
+                    int64_t lo = pos0, hi = ring ? len : (len < pos0 + cap ? len : pos0 + cap);
+                    if (ring && len - cap > lo) lo = len - cap;
+                    int64_t next = lo;
+                    for (int i = 0; i < n && !bad; i++) {
+                        bad |= sg[i].pos0 != next || sg[i].n <= 0 || sg[i].stride != 3;
+                        for (int64_t r = 0; r < sg[i].n && !bad; r++) {
+                            const int64_t q = sg[i].pos0 + r, row = ring ? (q - pos0) % cap : q - pos0;
+                            bad |= sg[i].k + r * 3 != rows + row * 3 || sg[i].v + r * 3 != rows + 1 + row * 3;
+                        }
+                        next += sg[i].n;
+                    }
+                    bad |= (hi > lo ? next != hi : n != 0) || n > (ring ? 2 : 1);
+                    if (bad) {
+                        DV_CHECK_MSG(0, "kv block ring=%d cap=%lld pos0=%lld len=%lld: %d segments, wrong", ring,
+                                     (long long)cap, (long long)pos0, (long long)len, n);
+                        return;
+                    }
+                }
+    printf("OK   kv blocks: pages and rings at every length\n");
+}
+
 int main(void) {
     if (ref_backends_init()) return 1;
+    test_kv_blocks();
     // {sink, window} per kv head: retrieval (0, 0) and streaming heads, one with sink beyond the context
     const int64_t masks2[2][2] = {{0, 0}, {4, 8}};
     const int64_t masks4[4][2] = {{4, 8}, {0, 0}, {0, 16}, {100, 3}};

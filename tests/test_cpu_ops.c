@@ -1,5 +1,5 @@
-// test_cpu_ops.c: the CPU backend's matmul, norms, activations, SwiGLU, add, embed, and the dtype
-// conversions against naive float64 references written here, on random inputs over several shapes
+// test_cpu_ops.c: the CPU backend's matmul, norms, activations, SwiGLU, add, embed, the dtype
+// conversions and pool2d against naive float64 references written here, on random inputs over several shapes
 // (odd sizes included), weights in F32/F16/BF16, strided rows, 1 and 2 threads. Outputs are
 // poisoned with NaN first, so an element an op forgets to write fails; row padding is checked
 // untouched. (RoPE: test_cpu_rope.c; attention: test_cpu_attention.c.)
@@ -227,6 +227,54 @@ static void test_embed(void) {
         }
 }
 
+// ---- pool2d: average / max pooling and conv windows of token grids ------------------------------
+
+static void test_pool2d(void) {
+    // (frames, grid, stride, channels): odd grids whose last row/column is dropped, stride 1 and = grid
+    const int cases[][4] = {{1, 4, 2, 3}, {3, 5, 2, 7}, {2, 24, 2, 33}, {1, 7, 3, 1}, {2, 6, 1, 5}, {1, 3, 3, 4}};
+    char label[128];
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int mode = DV_POOL_AVG; mode <= DV_POOL_WINDOWS; mode++) {
+            const int B = cases[ci][0], g = cases[ci][1], s = cases[ci][2], C = cases[ci][3], pg = g / s;
+            const int64_t rows = (int64_t)B * pg * pg, width = mode == DV_POOL_WINDOWS ? (int64_t)C * s * s : C;
+            dv_backend *be = ref_backends[(ci + (size_t)mode) % 2];
+            double *xe = ref_xmalloc((size_t)B * g * g * C * 8);
+            float *x = ref_rand_f32((size_t)B * g * g * C, -2, 2, xe);
+            double *ref = ref_xmalloc((size_t)(rows * width) * 8);
+            for (int64_t r = 0; r < rows; r++) {
+                const int64_t b = r / (pg * pg), oy = r / pg % pg, ox = r % pg;
+                for (int64_t ch = 0; ch < C; ch++) {
+                    double sum = 0, mx = -INFINITY;
+                    for (int ky = 0; ky < s; ky++)
+                        for (int kx = 0; kx < s; kx++) {
+                            const double v = xe[((b * g + oy * s + ky) * g + ox * s + kx) * C + ch];
+                            sum += v;
+                            mx = v > mx ? v : mx;
+                            if (mode == DV_POOL_WINDOWS) ref[r * width + (ch * s + ky) * s + kx] = v;
+                        }
+                    if (mode == DV_POOL_AVG) ref[r * width + ch] = sum / (s * s);
+                    if (mode == DV_POOL_MAX) ref[r * width + ch] = mx;
+                }
+            }
+            float *y = ref_xmalloc((size_t)(rows * width) * 4);
+            ref_poison(y, (size_t)(rows * width));
+            dv_tensor tx = dv_tensor_2d(DV_DTYPE_F32, x, (int64_t)B * g * g, C), ty = dv_tensor_2d(DV_DTYPE_F32, y, rows, width);
+            be->ops->pool2d(be, &ty, &tx, g, s, (dv_pool)mode);
+            snprintf(label, sizeof label, "pool2d %s t=%d B=%d g=%d s=%d C=%d",
+                     mode == DV_POOL_AVG ? "avg" : mode == DV_POOL_MAX ? "max" : "windows", be->n_threads, B, g, s, C);
+            check_rows(label, y, width, ref, rows, width, mode == DV_POOL_AVG ? 1e-6 : 1e-15);
+            free(x), free(xe), free(ref), free(y);
+        }
+    // max pooling lets a NaN through, as torch does
+    float x[16], y[4];
+    for (int i = 0; i < 16; i++) x[i] = (float)i;
+    x[5] = NAN;
+    dv_tensor tx = dv_tensor_2d(DV_DTYPE_F32, x, 16, 1), ty = dv_tensor_2d(DV_DTYPE_F32, y, 4, 1);
+    ref_backends[0]->ops->pool2d(ref_backends[0], &ty, &tx, 4, 2, DV_POOL_MAX);
+    DV_CHECK_MSG(isnan(y[0]) && y[1] == 7 && y[2] == 13 && y[3] == 15, "pool2d max: NaN window gives %g, others %g %g %g",
+                 y[0], y[1], y[2], y[3]);
+}
+
 // ---- convert -------------------------------------------------------------------------------------
 
 // x rounded to `bits` significant bits, nearest even, with f16's subnormal floor (2^-24) when
@@ -306,6 +354,7 @@ int main(void) {
     test_elementwise();
     test_embed();
     test_convert();
+    test_pool2d();
     ref_backends_free();
     return dv_test_finish();
 }

@@ -264,8 +264,8 @@ static void fake_cache_make(fake_cache *c, int64_t len, int64_t Hkv, int64_t D, 
                 }
             }
 #undef SEG
-            c->views[b][g] = (dv_kv_head_view){sg, ns, streaming ? sink : 0,
-                                                 streaming ? dv_attn_mask_window(strict, recent) : 0};
+            c->views[b][g] = (dv_kv_head_view){.segs = sg, .n_segs = ns, .sink = streaming ? sink : 0,
+                                               .window = streaming ? dv_attn_mask_window(strict, recent) : 0};
         }
     }
 }
@@ -371,6 +371,35 @@ static void test_llm(const char *rel, int duo) {
 
 // The tiny ViT + projector fixtures (CLIP, SigLIP, NeXT-Video pooling) on both backends: the same
 // random pixels, features compared (bf16 GEMMs and attention on the GPU: rel L2 < 1e-2).
+// pool2d (LLaVA-NeXT-Video's pooling): average, max and conv windows, odd grids, fresh inputs.
+static void test_pool2d(void) {
+    if (!gpu->ops->pool2d) {
+        skip_op("pool2d");
+        return;
+    }
+    const int cases[][4] = {{1, 4, 2, 3}, {3, 5, 2, 7}, {8, 24, 2, 129}, {2, 7, 3, 64}, {2, 6, 1, 5}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int mode = DV_POOL_AVG; mode <= DV_POOL_WINDOWS; mode++) {
+            const int B = cases[ci][0], g = cases[ci][1], s = cases[ci][2], C = cases[ci][3], pg = g / s;
+            const int64_t rows = (int64_t)B * pg * pg, width = mode == DV_POOL_WINDOWS ? (int64_t)C * s * s : C;
+            const size_t nx = (size_t)B * g * g * C, ny = (size_t)(rows * width);
+            float *x = rnd(nx, -2, 2), *y = malloc(ny * 4);
+            void *dx = dev(x, nx * 4), *dy = dev_nan(ny);
+            dv_tensor tx = dv_tensor_2d(DV_DTYPE_F32, x, (int64_t)B * g * g, C), ty = dv_tensor_2d(DV_DTYPE_F32, y, rows, width);
+            dv_tensor gx = on(tx, dx), gy = on(ty, dy);
+            cpu->ops->pool2d(cpu, &ty, &tx, g, s, (dv_pool)mode);
+            gpu->ops->pool2d(gpu, &gy, &gx, g, s, (dv_pool)mode);
+            char label[96];
+            snprintf(label, sizeof label, "pool2d %s B=%d g=%d s=%d C=%d",
+                     mode == DV_POOL_AVG ? "avg" : mode == DV_POOL_MAX ? "max" : "windows", B, g, s, C);
+            compare(label, dy, y, ny, 1e-6);
+            gpu->ops->free(gpu, dx);
+            gpu->ops->free(gpu, dy);
+            free(x);
+            free(y);
+        }
+}
+
 static void test_encoder(const char *name) { enc_compare_backends(name, cpu, gpu, "GPU", 1e-2, 7); }
 
 int main(void) {
@@ -383,6 +412,7 @@ int main(void) {
     test_rope_embed();
     test_attention();
     test_attention_kv();
+    test_pool2d();
     test_llm("assets/models/tiny-llama", 0);
     test_llm("assets/models/tiny-llama", 1);
     test_llm("tests/fixtures/llm/tiny-mistral", 0);

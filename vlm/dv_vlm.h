@@ -126,6 +126,7 @@ typedef struct dv_vlm_stats {
                                           // its own thread, overlapping the others)
     double t_wait;                    // seconds the pipeline waited for decoded frames
     double t_total;                   // wall time of dv_vlm_prefill_video
+    uint64_t h2d_bytes, d2h_bytes;    // host <-> device bytes while building it (0 on the CPU backend)
 } dv_vlm_stats;
 
 // How a video's context came to be (dv_vlm_load_video).

@@ -16,6 +16,7 @@
 #include <string.h>
 
 struct dv_vlm {
+    dv_backend *be;                // not owned: the encoder's and the LLM's
     dv_llm *llm;                   // owned
     dv_encoder *enc;               // owned
     dv_tokenizer *tok;             // owned
@@ -27,13 +28,12 @@ struct dv_vlm {
     int n_ctx, n_batch, encode_batch, tpf, d_model;
     int video_model;               // 1: frames are <video> tokens back to back; 0: one <image> each
 
-    // the prefill feeder: rows are gathered until a chunk of n_batch is full
-    float *feed;                   // (n_batch, H) host, owned
+    // the prefill feeder: rows are gathered until a chunk of n_batch is full. Both buffers live on the
+    // backend (device memory on a GPU): frame and text embeddings never visit the host.
+    float *feed;                   // (n_batch, H) on the backend, owned
     int n_feed;
-    float *text_emb;               // (n_batch, H) host, owned: embeddings of text tokens on their way in
+    float *text_emb;               // (n_batch, H) on the backend, owned: text tokens' embeddings on their way in
     int64_t stream_window;         // sink + recent of DuoAttention streaming heads (0: full attention)
-    // the embeddings of one batch of frames
-    float *emb;                    // (encode_batch, tpf, d_model), owned
     int32_t *ids;                  // (n_ctx) token scratch, owned
     float *logits;                 // (V), owned
     int32_t *answer_ids;           // (n_ctx) this answer's tokens (repetition penalty), owned
@@ -82,6 +82,7 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     int rc;
     dv_vlm *v = calloc(1, sizeof *v);
     if (!v) return dv_error_set(DV_ENOMEM, "out of memory");
+    v->be = p->backend;
     v->encode_batch = p->encode_batch > 0 ? p->encode_batch : 8;
     v->model_dir = strdup(model_dir);
     v->cache_dir = strdup(p->cache_dir ? p->cache_dir : "");
@@ -130,16 +131,15 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     if (p->system) snprintf(v->tpl.system, sizeof v->tpl.system, "%s", p->system);
 
     const size_t H = (size_t)v->cfg->hidden_size;
-    v->feed = malloc((size_t)v->n_batch * H * sizeof(float));
-    v->text_emb = malloc((size_t)v->n_batch * H * sizeof(float));
+    v->feed = v->be->ops->alloc(v->be, (size_t)v->n_batch * H * sizeof(float));
+    v->text_emb = v->be->ops->alloc(v->be, (size_t)v->n_batch * H * sizeof(float));
     v->stream_window = p->pattern ? (int64_t)p->pattern->sink + p->pattern->recent : 0;
-    v->emb = malloc((size_t)v->encode_batch * (size_t)v->tpf * (size_t)v->d_model * sizeof(float));
     v->ids = malloc((size_t)v->n_ctx * sizeof(int32_t));
     v->answer_ids = malloc((size_t)v->n_ctx * sizeof(int32_t));
     v->logits = malloc((size_t)v->cfg->vocab_size * sizeof(float));
     v->answer_cap = 4096;
     v->answer = malloc(v->answer_cap);
-    if (!v->feed || !v->text_emb || !v->emb || !v->ids || !v->answer_ids || !v->logits || !v->answer) {
+    if (!v->feed || !v->text_emb || !v->ids || !v->answer_ids || !v->logits || !v->answer) {
         rc = dv_error_set(DV_ENOMEM, "out of memory");
         goto fail;
     }
@@ -159,9 +159,8 @@ void dv_vlm_free(dv_vlm *v) {
     dv_tokenizer_free(v->tok);
     dv_sampler_free(v->smp);
     if (v->snapshot) fclose(v->snapshot);
-    free(v->feed);
-    free(v->text_emb);
-    free(v->emb);
+    if (v->feed) v->be->ops->free(v->be, v->feed);
+    if (v->text_emb) v->be->ops->free(v->be, v->text_emb);
     free(v->ids);
     free(v->logits);
     free(v->answer_ids);
@@ -357,14 +356,23 @@ int dv_vlm_cache_key(dv_vlm *v, const char *video_path, const dv_vlm_plan *p, in
 
 // ---- the prefill feeder ----
 
+// (rows, H) F32 on the backend at `data`.
+static dv_tensor dev_rows(const dv_vlm *v, float *data, int64_t rows) {
+    dv_tensor t = dv_tensor_2d(DV_DTYPE_F32, data, rows, v->cfg->hidden_size);
+    t.device = v->be->device;
+    return t;
+}
+
 static int feed_flush(dv_vlm *v) {
     if (!v->n_feed) return 0;
-    int rc = dv_llm_prefill(v->llm, NULL, v->feed, v->n_feed, NULL, 0);
+    dv_tensor t = dev_rows(v, v->feed, v->n_feed);
+    int rc = dv_llm_prefill_tensor(v->llm, &t, NULL, 0);
     v->n_feed = 0;
     return rc;
 }
 
-// Appends n rows (n, H) to the context, prefilling every full chunk.
+// Appends n rows (n, H) on the backend to the context (device-to-device copies into the feeder),
+// prefilling every full chunk.
 static int feed_rows(dv_vlm *v, const float *rows, int64_t n, double *t_prefill) {
     const size_t H = (size_t)v->cfg->hidden_size;
     if (dv_llm_n_past(v->llm) + v->n_feed + n > v->n_ctx)
@@ -372,13 +380,14 @@ static int feed_rows(dv_vlm *v, const float *rows, int64_t n, double *t_prefill)
                             (long long)(dv_llm_n_past(v->llm) + v->n_feed + n), v->n_ctx);
     while (n > 0) {
         int take = v->n_batch - v->n_feed < n ? v->n_batch - v->n_feed : (int)n;
-        memcpy(v->feed + (size_t)v->n_feed * H, rows, (size_t)take * H * sizeof(float));
+        int rc = v->be->ops->copy(v->be, v->feed + (size_t)v->n_feed * H, rows, (size_t)take * H * sizeof(float));
+        if (rc) return rc;
         v->n_feed += take;
         rows += (size_t)take * H;
         n -= take;
         if (v->n_feed == v->n_batch) {
             double t0 = dv_time_now();
-            int rc = feed_flush(v);
+            rc = feed_flush(v);
             *t_prefill += dv_time_now() - t0;
             if (rc) return rc;
         }
@@ -392,7 +401,8 @@ static int feed_text(dv_vlm *v, const char *text, int bos, double *t_prefill) {
     if ((rc = encode(v, text, bos, &n))) return rc;
     for (int i = 0; i < n; i += v->n_batch) {
         const int m = n - i < v->n_batch ? n - i : v->n_batch;
-        if ((rc = dv_llm_embed_tokens(v->llm, v->ids + i, m, v->text_emb)) || (rc = feed_rows(v, v->text_emb, m, t_prefill)))
+        dv_tensor t = dev_rows(v, v->text_emb, m);
+        if ((rc = dv_llm_embed_tokens_tensor(v->llm, v->ids + i, m, &t)) || (rc = feed_rows(v, v->text_emb, m, t_prefill)))
             return rc;
     }
     return 0;
@@ -414,10 +424,12 @@ static int remember_frame(dv_vlm *v, double t) {
 static int encode_batch(dv_vlm *v, const dv_image *images, int n, const double *times, int timestamps,
                         dv_vlm_stats *st) {
     double t0 = dv_time_now();
-    int rc = dv_encoder_encode(v->enc, images, n, v->emb);
+    dv_tensor emb; // (n * tpf, d_model) on the backend, the encoder's buffer
+    int rc = dv_encoder_encode_tensor(v->enc, images, n, &emb);
     st->t_encode += dv_time_now() - t0;
     if (rc) return rc;
     const size_t per = (size_t)v->tpf * (size_t)v->d_model;
+    const float *feat = emb.data;
     for (int i = 0; i < n; i++) {
         // image models (llava-1.5) see one "<image>\n" per frame: the newline goes between frames (the
         // first question starts with the one after the last)
@@ -427,7 +439,7 @@ static int encode_batch(dv_vlm *v, const dv_image *images, int n, const double *
             timestamp_text(times[i], ts, sizeof ts);
             if ((rc = feed_text(v, ts, 0, &st->t_prefill))) return rc;
         }
-        if ((rc = feed_rows(v, v->emb + per * (size_t)i, v->tpf, &st->t_prefill))) return rc;
+        if ((rc = feed_rows(v, feat + per * (size_t)i, v->tpf, &st->t_prefill))) return rc;
     }
     return 0;
 }
@@ -442,6 +454,8 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
                          const dv_vlm_callbacks *cb, dv_vlm_stats *st) {
     memset(st, 0, sizeof *st);
     const double t_start = dv_time_now();
+    dv_backend *be = v->be;
+    const dv_xfer_stats x0 = be->xfer;
     int rc;
     char text[4096];
     dv_prefetch *pf = NULL;
@@ -500,6 +514,8 @@ done:
                            p->n_frames, "");
     dv_prefetch_free(pf);
     st->t_total = dv_time_now() - t_start;
+    st->h2d_bytes = be->xfer.h2d_bytes - x0.h2d_bytes;
+    st->d2h_bytes = be->xfer.d2h_bytes - x0.d2h_bytes;
     if (rc) {
         v->n_feed = 0;
         v->video_tokens = 0;

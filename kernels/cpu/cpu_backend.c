@@ -81,6 +81,8 @@ static const dv_backend_ops dv_cpu_ops = {
     .attention_kv = dv_cpu_attention_kv,
     .embed = dv_cpu_embed,
     .add = dv_cpu_add,
+    .pool2d = dv_cpu_pool2d,
+    .upload_async = cpu_copy,
 };
 
 dv_backend *dv_backend_cpu_init(int n_threads) {

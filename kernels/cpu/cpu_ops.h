@@ -104,5 +104,6 @@ void dv_cpu_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, con
                          const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p);
 void dv_cpu_embed(dv_backend *be, dv_tensor *y, const dv_tensor *table, const dv_tensor *ids);
 void dv_cpu_add(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
+void dv_cpu_pool2d(dv_backend *be, dv_tensor *y, const dv_tensor *x, int grid, int stride, dv_pool mode);
 
 #endif

@@ -53,21 +53,27 @@ static void cuda_free(dv_backend *be, void *p) {
     cudaFree(p);
 }
 
-static int cuda_memcpy(dv_backend *be, void *dst, const void *src, size_t n, cudaMemcpyKind kind, const char *what) {
+// wait: 1 when the host side must be done on return (upload from caller memory, download); device
+// copies and upload_async stay queued on the stream.
+static int cuda_memcpy(dv_backend *be, void *dst, const void *src, size_t n, cudaMemcpyKind kind, int wait,
+                       const char *what) {
     if (!n) return 0;
     DV_CUDA_CHECK(be, cudaMemcpyAsync(dst, src, n, kind, dv_cuda(be)->stream), what);
-    if (kind != cudaMemcpyDeviceToDevice) DV_CUDA_CHECK(be, cudaStreamSynchronize(dv_cuda(be)->stream), what);
+    if (wait) DV_CUDA_CHECK(be, cudaStreamSynchronize(dv_cuda(be)->stream), what);
     return dv_cuda(be)->status;
 }
 
 static int cuda_upload(dv_backend *be, void *d, const void *s, size_t n) {
-    return cuda_memcpy(be, d, s, n, cudaMemcpyHostToDevice, "upload");
+    return cuda_memcpy(be, d, s, n, cudaMemcpyHostToDevice, 1, "upload");
+}
+static int cuda_upload_async(dv_backend *be, void *d, const void *s, size_t n) {
+    return cuda_memcpy(be, d, s, n, cudaMemcpyHostToDevice, 0, "upload (async)");
 }
 static int cuda_download(dv_backend *be, void *d, const void *s, size_t n) {
-    return cuda_memcpy(be, d, s, n, cudaMemcpyDeviceToHost, "download");
+    return cuda_memcpy(be, d, s, n, cudaMemcpyDeviceToHost, 1, "download");
 }
 static int cuda_copy(dv_backend *be, void *d, const void *s, size_t n) {
-    return cuda_memcpy(be, d, s, n, cudaMemcpyDeviceToDevice, "device copy");
+    return cuda_memcpy(be, d, s, n, cudaMemcpyDeviceToDevice, 0, "device copy");
 }
 
 static int cuda_copy_2d(dv_backend *be, void *d, size_t dp, const void *s, size_t sp, size_t w, size_t rows) {
@@ -98,6 +104,7 @@ static void cuda_destroy(dv_backend *be) {
         if (c->scratch) cudaFree(c->scratch);
         if (c->table) cudaFree(c->table);
         if (c->attn_ws) cudaFree(c->attn_ws);
+        dv_cuda_layouts_free(be);
         free(c->host_table);
         if (c->cublas) cublasDestroy(c->cublas);
         if (c->stream) cudaStreamDestroy(c->stream);
@@ -127,6 +134,8 @@ static const dv_backend_ops dv_cuda_ops = {
     .add = dv_cuda_add,
     .copy_2d = cuda_copy_2d,
     .mem_info = cuda_mem_info,
+    .pool2d = dv_cuda_pool2d,
+    .upload_async = cuda_upload_async,
 };
 
 static dv_backend *cuda_init(int device, int *status) {

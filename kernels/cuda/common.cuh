@@ -25,6 +25,8 @@ typedef struct dv_cuda_ctx {
     size_t host_table_bytes;
     void *attn_ws;           // split-K decode partial results, owned
     size_t attn_ws_bytes;
+    struct dv_cuda_layout *layouts; // (n_layouts) KV cache layouts on the device, per layer, owned
+    int n_layouts;
 } dv_cuda_ctx;
 
 static inline dv_cuda_ctx *dv_cuda(dv_backend *be) { return (dv_cuda_ctx *)be->ctx; }
@@ -46,6 +48,8 @@ static inline dv_cuda_ctx *dv_cuda(dv_backend *be) { return (dv_cuda_ctx *)be->c
 void *dv_cuda_scratch(dv_backend *be, size_t bytes);
 void *dv_cuda_table(dv_backend *be, size_t bytes);
 void *dv_cuda_attn_ws(dv_backend *be, size_t bytes);
+// attention.cu: frees the cached KV layouts (backend teardown).
+void dv_cuda_layouts_free(dv_backend *be);
 
 // Element i of a float-typed buffer as float, on the device.
 __device__ __forceinline__ float dv_ld(const void *p, dv_dtype t, long long i) {
@@ -90,3 +94,4 @@ void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, co
                           const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p);
 void dv_cuda_embed(dv_backend *be, dv_tensor *y, const dv_tensor *table, const dv_tensor *ids);
 void dv_cuda_add(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
+void dv_cuda_pool2d(dv_backend *be, dv_tensor *y, const dv_tensor *x, int grid, int stride, dv_pool mode);
