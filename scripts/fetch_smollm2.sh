@@ -13,7 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
-  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
   "") ;;
   *) echo "fetch_smollm2.sh: unknown option '$1' (see --help)" >&2; exit 1 ;;
 esac
