@@ -11,6 +11,7 @@
 #include "llm/dv_generate.h"
 #include "llm/dv_llm.h"
 #include "llm/dv_sampler.h"
+#include "llm/dv_template.h"
 #include "llm/dv_tokenizer.h"
 
 #include <getopt.h>
@@ -22,10 +23,15 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: duovid generate -m MODEL_DIR -p PROMPT [options]\n\n"
             "Streams a continuation of PROMPT to stdout; timings go to stderr.\n\n"
-            "  -m, --model DIR        Hugging Face Llama/Mistral folder (config.json, *.safetensors,\n"
-            "                         tokenizer.model)\n"
+            "  -m, --model DIR        Hugging Face Llama/Mistral/Qwen2/Qwen3/SmolLM2 folder (config.json,\n"
+            "                         *.safetensors, tokenizer)\n"
             "  -p, --prompt TEXT      the prompt (use -f to read it from a file)\n"
             "  -f, --file FILE        read the prompt from FILE ('-' = stdin)\n"
+            "      --chat             PROMPT is a user message: wrap it in the model's chat format and\n"
+            "                         print only the answer (stops at the end of the model's turn)\n"
+            "      --template NAME    chat format for --chat: vicuna, mistral, llama2, plain, chatml\n"
+            "                         (default: detected from the model's chat_template)\n"
+            "      --system TEXT      system prompt for --chat (default: the model's own, if any)\n"
             "  -n, --n-predict N      tokens to generate (default 128; stops early at end-of-sequence)\n"
             "      --no-bos           do not prepend the BOS token\n"
             "      --ctx N            context limit in tokens (default: the model's maximum; KV memory\n"
@@ -53,7 +59,8 @@ static int put_piece(void *user, int32_t id, const char *piece) {
 
 int dv_cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *prompt = NULL, *prompt_file = NULL, *device = "auto";
-    int n_predict = 128, threads = 0, n_ctx = 0, n_batch = 0, verbose = 0, add_bos = 1;
+    const char *template_name = NULL, *system = NULL;
+    int n_predict = 128, threads = 0, n_ctx = 0, n_batch = 0, verbose = 0, add_bos = 1, chat = 0;
     dv_sampler_args sa;
     dv_sampler_args_init(&sa, 0.8f);
     dv_duo_args duo;
@@ -65,6 +72,8 @@ int dv_cmd_generate(int argc, char **argv) {
         {"chunk", required_argument, 0, 9},    {"batch", required_argument, 0, 9},
         {"threads", required_argument, 0, 't'}, DV_DUO_LONG_OPTIONS,
         {"device", required_argument, 0, 10},  {"verbose", no_argument, 0, 'v'},
+        {"chat", no_argument, 0, 11},          {"template", required_argument, 0, 12},
+        {"system", required_argument, 0, 13},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -80,6 +89,9 @@ int dv_cmd_generate(int argc, char **argv) {
         case 9: bad = dv_arg_int("--chunk", optarg, 1, 1 << 20, &n_batch); break;
         case 't': bad = dv_arg_threads(optarg, &threads); break;
         case 10: device = optarg; break;
+        case 11: chat = 1; break;
+        case 12: template_name = optarg; break;
+        case 13: system = optarg; break;
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("generate", "%s needs a value", argv[optind - 1]); return 1;
@@ -107,6 +119,19 @@ int dv_cmd_generate(int argc, char **argv) {
         dv_app_usage_error("generate", "give the prompt with exactly one of -p TEXT or -f FILE");
         return 1;
     }
+    int template_kind = -1;
+    if (template_name) {
+        dv_template_kind k;
+        if (dv_template_parse(template_name, &k)) {
+            dv_app_error();
+            return 1;
+        }
+        template_kind = (int)k;
+    }
+    if ((template_name || system) && !chat) {
+        dv_app_usage_error("generate", "--template and --system need --chat");
+        return 1;
+    }
 
     if (dv_app_check_model_dir(model_dir)) return 1;
     int ret = 1, rc;
@@ -118,6 +143,8 @@ int dv_cmd_generate(int argc, char **argv) {
     dv_duo_pattern *pattern = NULL;
     int32_t *ids = NULL;
     float *logits = NULL;
+    char *chat_text = NULL;
+    int32_t end_of_turn = -1; // --chat: the id of the template's end-of-turn token, if the vocabulary has it
 
     if (prompt_file && !(prompt = prompt_buf = dv_app_read_text(prompt_file, NULL))) goto fail_msg;
     if (!(be = dv_app_backend_init(device, threads))) goto done;
@@ -146,6 +173,23 @@ int dv_cmd_generate(int argc, char **argv) {
                 model_dir, cfg->arch_name, (double)dv_llm_param_count(llm) / 1e6, cfg->n_layers, cfg->hidden_size,
                 cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size, dv_llm_n_ctx(llm), be->ops->name, be->n_threads,
                 dv_time_now() - t0);
+
+    // ---- chat format ----
+    if (chat) {
+        dv_template tpl;
+        const char *why;
+        const size_t cap = strlen(prompt) + sizeof tpl.system + sizeof tpl.default_system + 256;
+        if ((rc = dv_template_load(model_dir, template_kind, system, &tpl, &why))) goto fail_msg;
+        if (!(chat_text = malloc(cap))) {
+            dv_error_set(DV_ENOMEM, "out of memory");
+            goto fail_msg;
+        }
+        if ((rc = dv_template_chat_prompt(&tpl, prompt, chat_text, cap))) goto fail_msg;
+        end_of_turn = dv_tokenizer_token_id(tok, dv_template_end_of_turn(tpl.kind));
+        if (verbose) fprintf(stderr, "duovid: chat format %s (%s)\n", dv_template_name(tpl.kind), why);
+        prompt = chat_text;
+        add_bos = add_bos && dv_tokenizer_add_bos(tok);
+    }
 
     // ---- tokenize ----
     int n_ctx_eff = dv_llm_n_ctx(llm), n_ids = 0;
@@ -177,12 +221,13 @@ int dv_cmd_generate(int argc, char **argv) {
     double t_prefill = dv_time_now() - tp;
 
     // ---- decode ----
-    fputs(prompt, stdout);
+    if (!chat) fputs(prompt, stdout); // --chat prints only the answer
     fflush(stdout);
     double td = dv_time_now();
     // the last token is not decoded: nothing comes after it
     dv_llm_gen_params gp = {.sampler = smp, .tokenizer = tok, .max_new = n_predict, .ignore_eos = sa.ignore_eos,
-                            .at_start = 0, .decode_last = 0, .on_token = put_piece};
+                            .at_start = 0, .decode_last = 0, .on_token = put_piece,
+                            .stop_ids = &end_of_turn, .n_stop_ids = end_of_turn >= 0};
     dv_llm_gen_result gr;
     if ((rc = dv_llm_generate(llm, &gp, logits, ids, n_ids, n_ctx_eff, &gr))) goto fail_msg;
     const int n_gen = gr.n_tokens;
@@ -202,6 +247,7 @@ done:
     free(ids);
     free(logits);
     free(prompt_buf);
+    free(chat_text);
     dv_sampler_free(smp);
     dv_duo_pattern_free(pattern);
     dv_llm_free(llm);

@@ -35,8 +35,9 @@ typedef enum dv_pool {
 } dv_pool;
 
 // Rotary embedding as Hugging Face Llama applies it ("rotate_half": element i pairs with i + d/2).
-// inv_freq already includes rope_scaling (linear: divided by factor; llama3: the banded rule);
-// attn_factor scales cos/sin (1 for the types we support).
+// inv_freq already includes rope_scaling (linear: divided by factor; llama3: the banded rule; yarn:
+// the ramp between interpolated and extrapolated frequencies; dynamic: a larger base); attn_factor
+// scales cos/sin as HF's attention_scaling does (yarn's attention factor; 1 for the other types).
 #define DV_ROPE_MAX_HALF 512
 typedef struct dv_rope {
     int head_dim;                      // rotary dim == head dim
@@ -224,12 +225,20 @@ static inline void dv_backend_count_xfer(dv_backend *be, size_t h2d_bytes, size_
 }
 
 // dv_rope_init: fill inv_freq for a head dim, base theta, and HF rope_scaling (type may be NULL or
-// "default", "linear" with factor, or "llama3" with factor, low_freq_factor, high_freq_factor,
-// original_max_position_embeddings). Returns 0 or DV_EUNSUPPORTED for another type.
+// "default", "linear" with factor, "llama3" with factor, low_freq_factor, high_freq_factor,
+// original_max_position_embeddings, "yarn" with factor and the optional fields below, or "dynamic"
+// with factor, for sequence length seq_len). Returns 0 or DV_EUNSUPPORTED for another type.
+// Fields a config does not give are 0 and take HF's defaults.
 typedef struct dv_rope_scaling {
     const char *type;
     double factor, low_freq_factor, high_freq_factor;
-    double original_max_position_embeddings;
+    double original_max_position_embeddings; // 0 = absent (yarn: max_position_embeddings then)
+    double max_position_embeddings;          // the config's (yarn, dynamic)
+    double attention_factor;                 // yarn: 0 = from the factor (0.1 ln(factor) + 1, or mscale's)
+    double beta_fast, beta_slow;             // yarn: 0 = 32 and 1
+    double mscale, mscale_all_dim;           // yarn: 0 = absent
+    int no_truncate;                         // yarn "truncate": false (HF default true)
+    double seq_len;                          // dynamic: the sequence length (<= max: the plain base)
 } dv_rope_scaling;
 int dv_rope_init(dv_rope *rope, int head_dim, double theta, const dv_rope_scaling *scaling);
 

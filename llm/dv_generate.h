@@ -26,6 +26,8 @@ typedef struct dv_llm_gen_params {
     dv_tokenizer *tokenizer;  // not owned; required (EOS id, text pieces)
     int max_new;              // tokens at most
     int ignore_eos;           // 1: go on past end-of-sequence
+    const int32_t *stop_ids;  // further tokens that end the answer (a chat format's end of turn), unless
+    int n_stop_ids;           // ignore_eos; they are not appended. NULL / 0: none
     int at_start;             // 1: the text begins the sequence (its first dummy-prefix space is dropped)
     int decode_last;          // 1: the last token is decoded too, so it is in the context (a conversation
                               // goes on after it); 0: it is not (one-shot generation saves a forward pass)

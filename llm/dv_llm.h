@@ -1,4 +1,4 @@
-// dv_llm.h: a decoder-only LLM (Llama/Mistral family) with a KV cache: open a Hugging Face model
+// dv_llm.h: a decoder-only LLM (Llama/Mistral/SmolLM2, Qwen2, Qwen3) with a KV cache: open a Hugging Face model
 // folder, prefill tokens or embeddings, decode one token at a time.
 //
 //   dv_llm *m; dv_llm_params p = dv_llm_default_params(); p.backend = be;

@@ -1,5 +1,6 @@
 // dv_llm_config.h: the decoder-only LLM hyper-parameters read from a Hugging Face config.json
-// (LlamaForCausalLM, MistralForCausalLM), with every field validated.
+// (LlamaForCausalLM incl. SmolLM2, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM), with
+// every field validated.
 #ifndef DV_LLM_CONFIG_H
 #define DV_LLM_CONFIG_H
 
@@ -12,7 +13,12 @@
 extern "C" {
 #endif
 
-typedef enum dv_llm_arch { DV_LLM_ARCH_LLAMA = 0, DV_LLM_ARCH_MISTRAL } dv_llm_arch;
+typedef enum dv_llm_arch {
+    DV_LLM_ARCH_LLAMA = 0, // Llama 1-3, SmolLM2 (Llama layout)
+    DV_LLM_ARCH_MISTRAL,
+    DV_LLM_ARCH_QWEN2,     // q/k/v projections with bias, o_proj without
+    DV_LLM_ARCH_QWEN3,     // per-head RMSNorm of q and k (q_norm, k_norm) before RoPE
+} dv_llm_arch;
 
 #define DV_LLM_MAX_EOS 8
 
@@ -29,11 +35,15 @@ typedef struct dv_llm_config {
     int max_position_embeddings;
     double rms_norm_eps;
     double rope_theta;
-    char rope_type[16];         // "default", "linear", "llama3"
+    char rope_type[16];         // "default", "linear", "llama3", "yarn", "dynamic"
     dv_rope_scaling rope_scaling; // factors; .type unused (see rope_type)
     int tie_word_embeddings;
-    int attention_bias, mlp_bias;
-    int sliding_window;         // 0 when none (ignored by duovid; see the warning)
+    int attention_bias, mlp_bias; // bias on q, k, v and o_proj / on the MLP projections
+    int qkv_bias;               // bias on q, k, v only (Qwen2)
+    int qk_norm;                // RMSNorm (head_dim weights) on each q and k head before RoPE (Qwen3)
+    int sliding_window;         // a window some layer attends with, as HF applies it; 0 when none (a
+                                // window a model does not use: Qwen's use_sliding_window false, or one
+                                // beyond the last layer, is ignored as HF ignores it)
     int bos_token_id;           // -1 when unset
     int eos_token_ids[DV_LLM_MAX_EOS];
     int n_eos;
@@ -45,8 +55,14 @@ typedef struct dv_llm_config {
 int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg);
 // Reads DIR/config.json.
 int dv_llm_config_load(const char *model_dir, dv_llm_config *cfg);
-// Fills a dv_rope for this config.
+// Fills a dv_rope for this config (for "dynamic" scaling: at the model's maximum length).
 int dv_llm_config_rope(const dv_llm_config *cfg, dv_rope *rope);
+// The rope a forward ending at sequence length seq_len uses. Only "dynamic" (NTK) scaling depends on
+// it: as HF, the base grows once seq_len exceeds max_position_embeddings (the table is D/2 powers:
+// cheap enough to rebuild for every forward chunk).
+int dv_llm_config_rope_at(const dv_llm_config *cfg, int64_t seq_len, dv_rope *rope);
+// 1 when the rope depends on the sequence length (dynamic scaling).
+int dv_llm_config_rope_is_dynamic(const dv_llm_config *cfg);
 int dv_llm_config_is_eos(const dv_llm_config *cfg, int token);
 
 #ifdef __cplusplus

@@ -25,7 +25,9 @@ int dv_llm_generate(dv_llm *m, const dv_llm_gen_params *p, float *logits, int32_
         }
         if (p->logits_trace) memcpy(p->logits_trace + (size_t)i * V, logits, V * sizeof(float));
         int32_t next = dv_sampler_sample(p->sampler, logits, ids, n_ids);
-        if (!p->ignore_eos && (dv_llm_config_is_eos(cfg, next) || next == dv_tokenizer_eos(p->tokenizer))) {
+        int stop = dv_llm_config_is_eos(cfg, next) || next == dv_tokenizer_eos(p->tokenizer);
+        for (int k = 0; k < p->n_stop_ids && !stop; k++) stop = next == p->stop_ids[k];
+        if (!p->ignore_eos && stop) {
             out->stop = DV_GEN_STOP_EOS;
             break;
         }

@@ -1,4 +1,4 @@
-// llm_config.c: parse and validate a Hugging Face Llama/Mistral config.json into dv_llm_config.
+// llm_config.c: parse and validate a Hugging Face Llama/Mistral/Qwen2/Qwen3 config.json into dv_llm_config.
 #include "llm/dv_llm_config.h"
 
 #include "core/dv_error.h"
@@ -6,8 +6,22 @@
 #include "core/dv_log.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+#define DV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+// The architectures duovid runs: config.json "architectures"[0], or "model_type" when that is absent.
+static const struct {
+    const char *arch, *model_type;
+    dv_llm_arch id;
+} dv_llm_archs[] = {
+    {"LlamaForCausalLM", "llama", DV_LLM_ARCH_LLAMA},
+    {"MistralForCausalLM", "mistral", DV_LLM_ARCH_MISTRAL},
+    {"Qwen2ForCausalLM", "qwen2", DV_LLM_ARCH_QWEN2},
+    {"Qwen3ForCausalLM", "qwen3", DV_LLM_ARCH_QWEN3},
+};
 
 // Token ids may be an int, a list of ints, or null.
 static int read_ids(const cJSON *j, const char *key, int *ids, int max, int *n) {
@@ -38,6 +52,37 @@ static int get_pos_int(const cJSON *j, const char *key, const char *what, int64_
     return 0;
 }
 
+// The sliding window as HF applies it. Llama has none. Mistral attends with `sliding_window` in every
+// layer when it is set. Qwen2/Qwen3 use it only with use_sliding_window, and then only in the layers
+// that layer_types marks "sliding_attention" (or, without layer_types, layers >= max_window_layers).
+static int read_sliding_window(const cJSON *j, const char *what, dv_llm_config *cfg) {
+    int64_t w = 0;
+    int rc;
+    if (cfg->arch == DV_LLM_ARCH_LLAMA) return 0;
+    if ((rc = dv_json_get_int_opt(j, "sliding_window", what, &w))) return rc;
+    if (w < 0 || w > (1ll << 30))
+        return dv_error_set(DV_EFORMAT, "%s: sliding_window = %lld is out of range", what, (long long)w);
+    if (w == 0) return 0;
+    if (cfg->arch == DV_LLM_ARCH_QWEN2 || cfg->arch == DV_LLM_ARCH_QWEN3) {
+        int use = 0;
+        int64_t first = 28; // HF's max_window_layers default
+        if ((rc = dv_json_get_bool_opt(j, "use_sliding_window", what, &use)) ||
+            (rc = dv_json_get_int_opt(j, "max_window_layers", what, &first)))
+            return rc;
+        if (!use) return 0;
+        const cJSON *lt = cJSON_GetObjectItemCaseSensitive(j, "layer_types"), *e;
+        int any = 0;
+        if (cJSON_IsArray(lt)) {
+            cJSON_ArrayForEach(e, lt) any |= cJSON_IsString(e) && !strcmp(e->valuestring, "sliding_attention");
+        } else {
+            any = first < cfg->n_layers;
+        }
+        if (!any) return 0;
+    }
+    cfg->sliding_window = (int)w;
+    return 0;
+}
+
 int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg) {
     int rc;
     memset(cfg, 0, sizeof *cfg);
@@ -48,17 +93,17 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
     const char *arch = NULL;
     if (cJSON_IsArray(archs) && cJSON_GetArraySize(archs) > 0 && cJSON_IsString(cJSON_GetArrayItem(archs, 0)))
         arch = cJSON_GetArrayItem(archs, 0)->valuestring;
-    if (arch ? !strcmp(arch, "LlamaForCausalLM") : (model_type && !strcmp(model_type, "llama"))) {
-        cfg->arch = DV_LLM_ARCH_LLAMA;
-    } else if (arch ? !strcmp(arch, "MistralForCausalLM") : (model_type && !strcmp(model_type, "mistral"))) {
-        cfg->arch = DV_LLM_ARCH_MISTRAL;
-    } else {
+    size_t ai = 0;
+    for (; ai < DV_ARRAY_LEN(dv_llm_archs); ai++)
+        if (arch ? !strcmp(arch, dv_llm_archs[ai].arch) : (model_type && !strcmp(model_type, dv_llm_archs[ai].model_type)))
+            break;
+    if (ai == DV_ARRAY_LEN(dv_llm_archs))
         return dv_error_set(DV_EUNSUPPORTED,
-                            "%s: architecture '%s' is not supported (supported: LlamaForCausalLM, MistralForCausalLM)",
+                            "%s: architecture '%s' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
+                            "Qwen2ForCausalLM, Qwen3ForCausalLM)",
                             what, arch ? arch : (model_type ? model_type : "(none)"));
-    }
-    snprintf(cfg->arch_name, sizeof cfg->arch_name, "%s",
-             arch ? arch : (cfg->arch == DV_LLM_ARCH_LLAMA ? "LlamaForCausalLM" : "MistralForCausalLM"));
+    cfg->arch = dv_llm_archs[ai].id;
+    snprintf(cfg->arch_name, sizeof cfg->arch_name, "%s", dv_llm_archs[ai].arch);
 
     if ((rc = get_pos_int(j, "vocab_size", what, 1, INT_MAX / 2, &cfg->vocab_size)) ||
         (rc = get_pos_int(j, "hidden_size", what, 1, 1 << 17, &cfg->hidden_size)) ||
@@ -77,6 +122,8 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
     const cJSON *hd = cJSON_GetObjectItemCaseSensitive(j, "head_dim");
     if (hd && !cJSON_IsNull(hd)) {
         if ((rc = get_pos_int(j, "head_dim", what, 2, 2 * DV_ROPE_MAX_HALF, &cfg->head_dim))) return rc;
+    } else if (cfg->arch == DV_LLM_ARCH_QWEN3) {
+        cfg->head_dim = 128; // Qwen3Config's default, not hidden_size / num_attention_heads
     } else {
         if (cfg->hidden_size % cfg->n_heads)
             return dv_error_set(DV_EFORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", what,
@@ -115,25 +162,36 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
         const char *t = dv_json_get_string(rs, "rope_type");
         if (!t) t = dv_json_get_string(rs, "type");
         if (t) snprintf(cfg->rope_type, sizeof cfg->rope_type, "%s", t);
-        if ((rc = dv_json_get_double_opt(rs, "factor", what, &cfg->rope_scaling.factor)) ||
-            (rc = dv_json_get_double_opt(rs, "low_freq_factor", what, &cfg->rope_scaling.low_freq_factor)) ||
-            (rc = dv_json_get_double_opt(rs, "high_freq_factor", what, &cfg->rope_scaling.high_freq_factor)) ||
+        dv_rope_scaling *sc = &cfg->rope_scaling;
+        int truncate = 1;
+        if ((rc = dv_json_get_double_opt(rs, "factor", what, &sc->factor)) ||
+            (rc = dv_json_get_double_opt(rs, "low_freq_factor", what, &sc->low_freq_factor)) ||
+            (rc = dv_json_get_double_opt(rs, "high_freq_factor", what, &sc->high_freq_factor)) ||
             (rc = dv_json_get_double_opt(rs, "original_max_position_embeddings", what,
-                                         &cfg->rope_scaling.original_max_position_embeddings)))
+                                         &sc->original_max_position_embeddings)) ||
+            (rc = dv_json_get_double_opt(rs, "attention_factor", what, &sc->attention_factor)) ||
+            (rc = dv_json_get_double_opt(rs, "beta_fast", what, &sc->beta_fast)) ||
+            (rc = dv_json_get_double_opt(rs, "beta_slow", what, &sc->beta_slow)) ||
+            (rc = dv_json_get_double_opt(rs, "mscale", what, &sc->mscale)) ||
+            (rc = dv_json_get_double_opt(rs, "mscale_all_dim", what, &sc->mscale_all_dim)) ||
+            (rc = dv_json_get_bool_opt(rs, "truncate", what, &truncate)))
             return rc;
+        sc->no_truncate = !truncate;
     }
+    cfg->rope_scaling.max_position_embeddings = cfg->max_position_embeddings;
     if (!(cfg->rope_theta > 0)) return dv_error_set(DV_EFORMAT, "%s: rope_theta must be > 0", what);
     dv_rope probe;
     if ((rc = dv_llm_config_rope(cfg, &probe))) return dv_error_prefix(rc, "%s", what);
 
-    cfg->tie_word_embeddings = 0; // HF default for Llama and Mistral
-    if ((rc = dv_json_get_bool_opt(j, "tie_word_embeddings", what, &cfg->tie_word_embeddings)) ||
-        (rc = dv_json_get_bool_opt(j, "attention_bias", what, &cfg->attention_bias)) ||
-        (rc = dv_json_get_bool_opt(j, "mlp_bias", what, &cfg->mlp_bias)))
-        return rc;
-
-    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "sliding_window");
-    if (cJSON_IsNumber(sw) && sw->valuedouble > 0) cfg->sliding_window = (int)sw->valuedouble;
+    cfg->tie_word_embeddings = 0; // HF default for Llama, Mistral, Qwen2 and Qwen3
+    if ((rc = dv_json_get_bool_opt(j, "tie_word_embeddings", what, &cfg->tie_word_embeddings))) return rc;
+    // Llama/Mistral/Qwen3 read attention_bias (all four projections); Qwen2 always has q/k/v biases and
+    // no o_proj bias (its config has no such field); only Llama has mlp_bias.
+    if (cfg->arch == DV_LLM_ARCH_QWEN2) cfg->qkv_bias = 1;
+    else if ((rc = dv_json_get_bool_opt(j, "attention_bias", what, &cfg->attention_bias))) return rc;
+    if (cfg->arch == DV_LLM_ARCH_LLAMA && (rc = dv_json_get_bool_opt(j, "mlp_bias", what, &cfg->mlp_bias))) return rc;
+    cfg->qk_norm = cfg->arch == DV_LLM_ARCH_QWEN3;
+    if ((rc = read_sliding_window(j, what, cfg))) return rc;
 
     int n;
     cfg->bos_token_id = -1;
@@ -151,30 +209,32 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
 }
 
 // A VLM's "text_config" on the Hub often lists only what differs from the transformers defaults
-// (llava-hf/LLaVA-NeXT-Video-7B-hf gives no hidden_size); fill the LlamaConfig / MistralConfig
-// defaults for the missing fields, and the token ids from the outer config.
+// (llava-hf/LLaVA-NeXT-Video-7B-hf gives no hidden_size); fill the LlamaConfig / MistralConfig /
+// Qwen2Config defaults for the missing fields, and the token ids from the outer config (Qwen2Config
+// has no default token ids: NAN leaves them unset).
 static cJSON *text_config_with_defaults(const cJSON *root, const cJSON *tc) {
-    static const struct { const char *key; double llama, mistral; } defaults[] = {
-        {"vocab_size", 32000, 32000},          {"hidden_size", 4096, 4096},
-        {"intermediate_size", 11008, 14336},   {"num_hidden_layers", 32, 32},
-        {"num_attention_heads", 32, 32},       {"num_key_value_heads", 32, 8},
-        {"max_position_embeddings", 2048, 131072}, {"rms_norm_eps", 1e-6, 1e-6},
-        {"bos_token_id", 1, 1},                {"eos_token_id", 2, 2},
+    static const struct { const char *key; double llama, mistral, qwen2; } defaults[] = {
+        {"vocab_size", 32000, 32000, 151936},          {"hidden_size", 4096, 4096, 4096},
+        {"intermediate_size", 11008, 14336, 22016},    {"num_hidden_layers", 32, 32, 32},
+        {"num_attention_heads", 32, 32, 32},           {"num_key_value_heads", 32, 8, 32},
+        {"max_position_embeddings", 2048, 131072, 32768}, {"rms_norm_eps", 1e-6, 1e-6, 1e-6},
+        {"bos_token_id", 1, 1, NAN},                   {"eos_token_id", 2, 2, NAN},
     };
     cJSON *j = cJSON_Duplicate(tc, 1);
     if (!j) return NULL;
     const char *mt = dv_json_get_string(j, "model_type");
-    const int mistral = mt && !strcmp(mt, "mistral");
+    const int mistral = mt && !strcmp(mt, "mistral"), qwen2 = mt && !strcmp(mt, "qwen2");
     if (!mt) cJSON_AddStringToObject(j, "model_type", "llama"); // LLaVA's text_config default
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, defaults[i].key);
         if (v && !cJSON_IsNull(v)) continue;
         const cJSON *outer = cJSON_GetObjectItemCaseSensitive(root, defaults[i].key);
+        const double d = qwen2 ? defaults[i].qwen2 : mistral ? defaults[i].mistral : defaults[i].llama;
         cJSON_DeleteItemFromObjectCaseSensitive(j, defaults[i].key);
         if (outer && !cJSON_IsNull(outer) && strstr(defaults[i].key, "token_id"))
             cJSON_AddItemToObject(j, defaults[i].key, cJSON_Duplicate(outer, 1));
-        else
-            cJSON_AddNumberToObject(j, defaults[i].key, mistral ? defaults[i].mistral : defaults[i].llama);
+        else if (!isnan(d))
+            cJSON_AddNumberToObject(j, defaults[i].key, d);
     }
     const char *dt = dv_json_get_string(root, "torch_dtype");
     if (!dt) dt = dv_json_get_string(root, "dtype");
@@ -203,11 +263,16 @@ int dv_llm_config_load(const char *model_dir, dv_llm_config *cfg) {
     return rc;
 }
 
-int dv_llm_config_rope(const dv_llm_config *cfg, dv_rope *rope) {
+int dv_llm_config_rope_at(const dv_llm_config *cfg, int64_t seq_len, dv_rope *rope) {
     dv_rope_scaling sc = cfg->rope_scaling;
     sc.type = cfg->rope_type; // set here, not stored: a stored pointer would dangle in struct copies
+    sc.seq_len = (double)seq_len;
     return dv_rope_init(rope, cfg->head_dim, cfg->rope_theta, &sc);
 }
+
+int dv_llm_config_rope(const dv_llm_config *cfg, dv_rope *rope) { return dv_llm_config_rope_at(cfg, 0, rope); }
+
+int dv_llm_config_rope_is_dynamic(const dv_llm_config *cfg) { return !strcmp(cfg->rope_type, "dynamic"); }
 
 int dv_llm_config_is_eos(const dv_llm_config *cfg, int token) {
     for (int i = 0; i < cfg->n_eos; i++)

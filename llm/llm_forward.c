@@ -1,10 +1,11 @@
-// llm_forward.c: the Llama/Mistral forward pass over a chunk of tokens, top to bottom.
+// llm_forward.c: the Llama/Mistral/Qwen forward pass over a chunk of tokens, top to bottom.
 //
 // For a chunk of T tokens at positions p0 .. p0+T-1 (T <= n_batch):
 //   x = embed(ids)                                   (or the caller's embeddings, host or device)
 //   for each layer:
-//     xb = rms_norm(x) ; q, k, v = xb Wq, xb Wk, xb Wv
-//     rope(q), rope(k) at their absolute positions
+//     xb = rms_norm(x) ; q, k, v = xb Wq (+bq), xb Wk (+bk), xb Wv (+bv)
+//     q, k = rms_norm of each head (Qwen3's q_norm / k_norm)
+//     rope(q), rope(k) at their absolute positions (dynamic scaling: frequencies for this chunk's end)
 //     att = attention of q over what each KV head's cache holds (all tokens for retrieval heads,
 //           sink + recent for DuoAttention streaming heads) plus the chunk itself; append k, v
 //     x += att Wo
@@ -60,7 +61,11 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
     dv_tensor v_new = dv_tensor_3d(DV_DTYPE_F32, m->v_new, T, Hkv, D);
     dv_tensor k2 = dv_tensor_2d(DV_DTYPE_F32, m->k_new, T, Hkv * D);   // same memory, as (T, Hkv*D)
     dv_tensor v2 = dv_tensor_2d(DV_DTYPE_F32, m->v_new, T, Hkv * D);
+    dv_tensor q_heads = dv_tensor_2d(DV_DTYPE_F32, m->q, T * Hq, D);      // same memory, one row per head
+    dv_tensor k_heads = dv_tensor_2d(DV_DTYPE_F32, m->k_new, T * Hkv, D);
     dv_attn_params ap = {.scale = 1.0f / sqrtf((float)D), .causal = 1, .q_pos0 = p0};
+    // HF recomputes dynamic-NTK frequencies for the longest sequence a forward sees
+    if (dv_llm_config_rope_is_dynamic(c) && (rc = dv_llm_config_rope_at(c, p0 + T, &m->rope))) return rc;
 
     for (int l = 0; l < c->n_layers; l++) {
         const dv_llm_layer *w = &m->layers[l];
@@ -69,6 +74,10 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
         op->matmul(be, &q2, &xb, &w->wq, w->bq.data ? &w->bq : NULL);
         op->matmul(be, &k2, &xb, &w->wk, w->bk.data ? &w->bk : NULL);
         op->matmul(be, &v2, &xb, &w->wv, w->bv.data ? &w->bv : NULL);
+        if (w->q_norm.data) {
+            op->rms_norm(be, &q_heads, &q_heads, &w->q_norm, (float)c->rms_norm_eps);
+            op->rms_norm(be, &k_heads, &k_heads, &w->k_norm, (float)c->rms_norm_eps);
+        }
         op->rope(be, &q, &pos, &m->rope);
         op->rope(be, &k_new, &pos, &m->rope);
         const dv_kv_head_view *views = dv_kv_cache_views(m->kv, l);

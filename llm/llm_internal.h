@@ -10,7 +10,8 @@
 typedef struct dv_llm_layer {
     dv_tensor attn_norm;              // (H)
     dv_tensor wq, wk, wv, wo;         // (Hq*D, H), (Hkv*D, H), (Hkv*D, H), (H, Hq*D)
-    dv_tensor bq, bk, bv, bo;         // (Hq*D), (Hkv*D), (Hkv*D), (H)  [attention_bias]
+    dv_tensor bq, bk, bv, bo;         // (Hq*D), (Hkv*D), (Hkv*D), (H)  [attention_bias; qkv_bias: no bo]
+    dv_tensor q_norm, k_norm;         // (D), (D)                       [qk_norm: per-head RMSNorm]
     dv_tensor ffn_norm;               // (H)
     dv_tensor w_gate, w_up, w_down;   // (F, H), (F, H), (H, F)
     dv_tensor b_gate, b_up, b_down;   // (F), (F), (H)                  [mlp_bias]

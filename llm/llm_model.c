@@ -1,4 +1,4 @@
-// llm_model.c: open a Llama/Mistral checkpoint folder: read config.json, map the safetensors,
+// llm_model.c: open a Llama/Mistral/Qwen2/Qwen3 checkpoint folder: read config.json, map the safetensors,
 // bind and shape-check every weight, and allocate the KV cache and activation buffers once.
 #include "core/dv_error.h"
 #include "core/dv_log.h"
@@ -60,11 +60,14 @@ static int bind_layer(binder *b, const dv_llm_config *c, int i, dv_llm_layer *l)
         (rc = bind(b, &l->w_up, p, "mlp.up_proj.weight", F, H)) ||
         (rc = bind(b, &l->w_down, p, "mlp.down_proj.weight", H, F)))
         return rc;
-    if (c->attention_bias &&
+    if ((c->attention_bias || c->qkv_bias) &&
         ((rc = bind(b, &l->bq, p, "self_attn.q_proj.bias", QD, 0)) ||
          (rc = bind(b, &l->bk, p, "self_attn.k_proj.bias", KD, 0)) ||
-         (rc = bind(b, &l->bv, p, "self_attn.v_proj.bias", KD, 0)) ||
-         (rc = bind(b, &l->bo, p, "self_attn.o_proj.bias", H, 0))))
+         (rc = bind(b, &l->bv, p, "self_attn.v_proj.bias", KD, 0))))
+        return rc;
+    if (c->attention_bias && (rc = bind(b, &l->bo, p, "self_attn.o_proj.bias", H, 0))) return rc;
+    if (c->qk_norm && ((rc = bind(b, &l->q_norm, p, "self_attn.q_norm.weight", c->head_dim, 0)) ||
+                       (rc = bind(b, &l->k_norm, p, "self_attn.k_norm.weight", c->head_dim, 0))))
         return rc;
     if (c->mlp_bias &&
         ((rc = bind(b, &l->b_gate, p, "mlp.gate_proj.bias", F, 0)) ||
@@ -96,7 +99,7 @@ static int upload_one(dv_llm *m, dv_tensor *t) {
 }
 
 static int upload_weights(dv_llm *m) {
-    const int per_layer = 16; // tensors in dv_llm_layer
+    const int per_layer = 18; // tensors in dv_llm_layer
     m->dev_weights = calloc((size_t)(3 + per_layer * m->cfg.n_layers), sizeof *m->dev_weights);
     if (!m->dev_weights) return dv_error_set(DV_ENOMEM, "out of memory");
     const int tied = m->lm_head.data == m->tok_embd.data;
@@ -105,8 +108,9 @@ static int upload_weights(dv_llm *m) {
     if (!rc) rc = tied ? (m->lm_head = m->tok_embd, 0) : upload_one(m, &m->lm_head);
     for (int l = 0; !rc && l < m->cfg.n_layers; l++) {
         dv_llm_layer *y = &m->layers[l];
-        dv_tensor *ts[16] = {&y->attn_norm, &y->wq, &y->wk, &y->wv, &y->wo, &y->bq, &y->bk, &y->bv,
-                             &y->bo, &y->ffn_norm, &y->w_gate, &y->w_up, &y->w_down, &y->b_gate, &y->b_up, &y->b_down};
+        dv_tensor *ts[18] = {&y->attn_norm, &y->wq, &y->wk, &y->wv, &y->wo, &y->bq, &y->bk, &y->bv, &y->bo,
+                             &y->q_norm, &y->k_norm, &y->ffn_norm, &y->w_gate, &y->w_up, &y->w_down, &y->b_gate,
+                             &y->b_up, &y->b_down};
         for (int i = 0; !rc && i < per_layer; i++) rc = upload_one(m, ts[i]);
     }
     int rs = m->be->ops->synchronize(m->be); // the async copies are done before anything frees a source
@@ -173,12 +177,21 @@ int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model
     const int64_t V = c->vocab_size, H = c->hidden_size;
     int rc;
     if (m->be->device != DV_DEVICE_CPU && (rc = upload_weights(m))) return rc;
-    if (c->sliding_window > 0)
-        DV_LOG_WARN("%s: config sets sliding_window=%d; duovid attends to the whole context (sliding window ignored)",
-                    model_dir, c->sliding_window);
-
     // ---- buffers, allocated once ----
     m->n_ctx = params->n_ctx > 0 ? params->n_ctx : c->max_position_embeddings;
+    if (c->sliding_window > 0 && m->n_ctx > c->sliding_window) {
+        // Within the window, sliding-window attention is full attention: a context that fits it is
+        // exact. A longer one would need the window, which duovid does not implement.
+        if (params->n_ctx > 0)
+            return dv_error_set(DV_EUNSUPPORTED,
+                                "%s: config.json uses a sliding window of %d tokens, which duovid does not implement; "
+                                "a context of %d tokens needs it (use a context of at most %d tokens)",
+                                model_dir, c->sliding_window, m->n_ctx, c->sliding_window);
+        DV_LOG_INFO("%s: context limited to the sliding window of %d tokens (sliding-window attention is not "
+                    "implemented; within the window it equals full attention)",
+                    model_dir, c->sliding_window);
+        m->n_ctx = c->sliding_window;
+    }
     m->n_batch = params->n_batch > 0 ? params->n_batch : 256;
     if (m->n_batch > m->n_ctx) m->n_batch = m->n_ctx;
     const size_t L = (size_t)c->n_layers, KD = (size_t)c->n_kv_heads * c->head_dim,

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const dv_template_names[DV_TEMPLATE_COUNT] = {"vicuna", "mistral", "llama2", "plain"};
+static const char *const dv_template_names[DV_TEMPLATE_COUNT] = {"vicuna", "mistral", "llama2", "plain", "chatml"};
 
 const char *dv_template_name(dv_template_kind k) { return k >= 0 && k < DV_TEMPLATE_COUNT ? dv_template_names[k] : "?"; }
 
@@ -19,12 +19,13 @@ int dv_template_parse(const char *name, dv_template_kind *out) {
             *out = (dv_template_kind)k;
             return 0;
         }
-    return dv_error_set(DV_EINVAL, "--template: '%s' is not one of vicuna, mistral, llama2, plain", name);
+    return dv_error_set(DV_EINVAL, "--template: '%s' is not one of vicuna, mistral, llama2, plain, chatml", name);
 }
 
 // Classifies a Jinja chat template by the markers each format's template must print.
 static int classify(const char *tpl, dv_template_kind *out) {
-    if (strstr(tpl, "<<SYS>>")) *out = DV_TEMPLATE_LLAMA2;
+    if (strstr(tpl, "<|im_start|>") && strstr(tpl, "<|im_end|>")) *out = DV_TEMPLATE_CHATML;
+    else if (strstr(tpl, "<<SYS>>")) *out = DV_TEMPLATE_LLAMA2;
     else if (strstr(tpl, "[INST]")) *out = DV_TEMPLATE_MISTRAL;
     else if (strstr(tpl, "USER") && strstr(tpl, "ASSISTANT")) *out = DV_TEMPLATE_VICUNA;
     else return 0;
@@ -88,6 +89,9 @@ int dv_template_detect(const char *model_dir, dv_template_kind *out, const char 
     } else if (mt && !strcmp(mt, "mistral")) {
         *out = DV_TEMPLATE_MISTRAL;
         *why = "from config.json (model_type mistral)";
+    } else if (mt && (!strcmp(mt, "qwen2") || !strcmp(mt, "qwen3"))) {
+        *out = DV_TEMPLATE_CHATML;
+        *why = "from config.json (Qwen model type)";
     } else if (mt && !strcmp(mt, "llama")) {
         *out = DV_TEMPLATE_LLAMA2;
         *why = "from config.json (model_type llama)";
@@ -96,6 +100,57 @@ int dv_template_detect(const char *model_dir, dv_template_kind *out, const char 
         *why = "no chat format found";
     }
     cJSON_Delete(j);
+    return 0;
+}
+
+// A system text is literal when it holds no Jinja: no quote ends the string and no expression starts.
+void dv_template_chatml_default_system(const char *tpl, char *buf, size_t cap) {
+    static const char open[] = "<|im_start|>system", close[] = "<|im_end|>";
+    buf[0] = 0;
+    for (const char *p = tpl ? strstr(tpl, open) : NULL; p; p = strstr(p + 1, open)) {
+        const char *s = p + sizeof open - 1;
+        // the newline after the role: a real one (the JSON held "\n") or the two-character Jinja escape
+        if (*s == '\n') s++;
+        else if (s[0] == '\\' && s[1] == 'n') s += 2;
+        else continue;
+        const char *e = strstr(s, close);
+        if (!e || e == s) continue;
+        size_t n = 0;
+        int literal = 1;
+        for (const char *c = s; c < e && literal; c++) {
+            if (*c == '\'' || *c == '"' || *c == '{' || *c == '}') literal = 0;
+            else if (c[0] == '\\' && c + 1 < e && c[1] == 'n') { // Jinja escape in the string literal
+                if (n + 1 < cap) buf[n++] = '\n';
+                c++;
+            } else if (n + 1 < cap) {
+                buf[n++] = *c;
+            }
+        }
+        if (literal) {
+            buf[n] = 0;
+            return;
+        }
+        buf[0] = 0;
+    }
+}
+
+const char *dv_template_end_of_turn(dv_template_kind k) { return k == DV_TEMPLATE_CHATML ? "<|im_end|>" : "</s>"; }
+
+int dv_template_load(const char *model_dir, int forced_kind, const char *system, dv_template *t, const char **why) {
+    memset(t, 0, sizeof *t);
+    if (forced_kind >= 0 && forced_kind < DV_TEMPLATE_COUNT) {
+        t->kind = (dv_template_kind)forced_kind;
+        *why = "set by --template";
+    } else {
+        int rc = dv_template_detect(model_dir, &t->kind, why);
+        if (rc) return rc;
+    }
+    if (t->kind == DV_TEMPLATE_CHATML) {
+        char *tpl = read_chat_template(model_dir);
+        dv_template_chatml_default_system(tpl, t->default_system, sizeof t->default_system);
+        free(tpl);
+    }
+    if (system) snprintf(t->system, sizeof t->system, "%s", system);
     return 0;
 }
 
@@ -115,6 +170,11 @@ int dv_template_prefix(const dv_template *t, char *buf, size_t cap) {
     case DV_TEMPLATE_VICUNA: return put(buf, cap, "%s%sUSER: ", s, *s ? " " : "");
     case DV_TEMPLATE_MISTRAL: return *s ? put(buf, cap, "[INST] %s\n\n", s) : put(buf, cap, "[INST] ");
     case DV_TEMPLATE_LLAMA2: return *s ? put(buf, cap, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n", s) : put(buf, cap, "[INST] ");
+    case DV_TEMPLATE_CHATML: {
+        const char *sys = *s ? s : t->default_system;
+        return *sys ? put(buf, cap, "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n", sys)
+                    : put(buf, cap, "<|im_start|>user\n");
+    }
     default: return *s ? put(buf, cap, "%s\n", s) : put(buf, cap, "%s", "");
     }
 }
@@ -124,6 +184,7 @@ int dv_template_first_question(const dv_template *t, const char *q, char *buf, s
     case DV_TEMPLATE_VICUNA: return put(buf, cap, "\n%s ASSISTANT:", q);
     case DV_TEMPLATE_MISTRAL:
     case DV_TEMPLATE_LLAMA2: return put(buf, cap, "\n%s [/INST]", q);
+    case DV_TEMPLATE_CHATML: return put(buf, cap, "\n%s<|im_end|>\n<|im_start|>assistant\n", q);
     default: return put(buf, cap, "\n%s\n", q);
     }
 }
@@ -133,6 +194,16 @@ int dv_template_next_question(const dv_template *t, const char *q, char *buf, si
     case DV_TEMPLATE_VICUNA: return put(buf, cap, "</s>USER: %s ASSISTANT:", q);
     case DV_TEMPLATE_MISTRAL: return put(buf, cap, "</s>[INST] %s [/INST]", q);
     case DV_TEMPLATE_LLAMA2: return put(buf, cap, "</s><s>[INST] %s [/INST]", q);
+    case DV_TEMPLATE_CHATML: return put(buf, cap, "<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", q);
     default: return put(buf, cap, "\n%s\n", q);
     }
+}
+
+int dv_template_chat_prompt(const dv_template *t, const char *q, char *buf, size_t cap) {
+    int rc = dv_template_prefix(t, buf, cap);
+    if (rc) return rc;
+    const size_t n = strlen(buf);
+    if ((rc = dv_template_first_question(t, q, buf + n, cap - n))) return rc;
+    if (buf[n] == '\n') memmove(buf + n, buf + n + 1, strlen(buf + n + 1) + 1); // no video to separate
+    return 0;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: set up (scripts/setup.sh), build, and run every test with ctest:
-#   1. the Release build (CUDA code compiled too when nvcc is present; CUDA tests skip without a GPU),
+#   1. the Release build (CUDA code compiled too when nvcc is present; CUDA tests skip without a GPU;
+#      the `real` tests use SmolLM2-135M-Instruct from scripts/fetch_smollm2.sh, skipped offline),
 #   2. the libFuzzer targets for a short fixed time (when clang is available),
 #   3. an AddressSanitizer + UBSan build running the unit tests.
 #   scripts/test.sh            # everything (what CI runs)
@@ -11,7 +12,7 @@ quick=0
 for a in "$@"; do
   case "$a" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$a' (see --help)" >&2; exit 1 ;;
   esac
 done
@@ -22,6 +23,8 @@ if ((quick)); then
 else
   scripts/setup.sh --with-fuzz
 fi
+# the real model of the `real` tests (outside the repo; says why and carries on when offline)
+scripts/fetch_smollm2.sh >/dev/null || true
 echo "== tests (Release build) ==" >&2
 ctest --test-dir build -j"$jobs" --output-on-failure
 ((quick)) && exit 0

@@ -1,5 +1,5 @@
 // test_cpu_rope.c: dv_rope_init against the rope_scaling formulas of transformers
-// (modeling_rope_utils: default, linear, llama3), re-derived here in double, and the CPU rope op
+// (modeling_rope_utils: default, linear, llama3, yarn, dynamic), re-derived here in double, and the CPU rope op
 // against a float64 rotation (rotate_half layout) at positions up to 131071, with strided layouts,
 // attn_factor, 1 and 2 threads.
 #include "tests/cpu_ops_ref.h"
@@ -7,9 +7,29 @@
 #include <float.h>
 
 // transformers' inverse frequencies, in double: 1 / theta^(2i/D), then the rope_scaling rule.
-static void ref_inv_freq(double *f, int D, double theta, const dv_rope_scaling *sc) {
+// *attn = the factor HF multiplies cos and sin by.
+static void ref_inv_freq(double *f, int D, double theta, const dv_rope_scaling *sc, double *attn) {
+    *attn = 1;
+    if (sc && sc->type && !strcmp(sc->type, "dynamic") && sc->seq_len > sc->max_position_embeddings)
+        theta *= pow(sc->factor * sc->seq_len / sc->max_position_embeddings - (sc->factor - 1), D / (D - 2.0));
     for (int i = 0; i < D / 2; i++) f[i] = 1.0 / pow(theta, 2.0 * i / D);
     if (!sc || !sc->type) return;
+    if (!strcmp(sc->type, "yarn")) { // YaRN paper / _compute_yarn_parameters
+        const double orig = sc->original_max_position_embeddings > 0 ? sc->original_max_position_embeddings
+                                                                       : sc->max_position_embeddings;
+        const double fast = sc->beta_fast > 0 ? sc->beta_fast : 32, slow = sc->beta_slow > 0 ? sc->beta_slow : 1;
+        // the dims where the wavelength turns `fast` / `slow` times over the trained length
+        double lo = D * log(orig / (fast * 2 * M_PI)) / (2 * log(theta)), hi = D * log(orig / (slow * 2 * M_PI)) / (2 * log(theta));
+        if (!sc->no_truncate) lo = floor(lo), hi = ceil(hi);
+        lo = lo < 0 ? 0 : lo;
+        hi = hi > D - 1 ? D - 1 : hi;
+        if (lo == hi) hi += 0.001;
+        for (int i = 0; i < D / 2; i++) {
+            const double ramp = fmin(fmax((i - lo) / (hi - lo), 0), 1); // 0: keep, 1: divide by factor
+            f[i] = f[i] * (1 - ramp) + f[i] / sc->factor * ramp;
+        }
+        *attn = sc->attention_factor > 0 ? sc->attention_factor : 0.1 * log(sc->factor) + 1;
+    }
     if (!strcmp(sc->type, "linear"))
         for (int i = 0; i < D / 2; i++) f[i] /= sc->factor;
     if (!strcmp(sc->type, "llama3")) {
@@ -34,21 +54,30 @@ static void test_rope_init(void) {
         double theta;
         dv_rope_scaling sc;
     } cases[] = {
-        {128, 10000.0, {NULL, 0, 0, 0, 0}},
-        {64, 10000.0, {"default", 0, 0, 0, 0}},
-        {80, 1000000.0, {"linear", 4.0, 0, 0, 0}},
-        {128, 500000.0, {"llama3", 8.0, 1.0, 4.0, 8192}},   // Llama 3.1
-        {64, 500000.0, {"llama3", 32.0, 1.0, 4.0, 8192}},   // Llama 3.2 1B
-        {96, 250000.0, {"llama3", 16.0, 2.0, 6.0, 4096}},
-        {2, 10000.0, {NULL, 0, 0, 0, 0}},
+        {128, 10000.0, {.type = NULL}},
+        {64, 10000.0, {.type = "default"}},
+        {80, 1000000.0, {.type = "linear", .factor = 4.0}},
+        {128, 500000.0, {.type = "llama3", 8.0, 1.0, 4.0, 8192}},   // Llama 3.1
+        {64, 500000.0, {.type = "llama3", 32.0, 1.0, 4.0, 8192}},   // Llama 3.2 1B
+        {96, 250000.0, {.type = "llama3", 16.0, 2.0, 6.0, 4096}},
+        {2, 10000.0, {.type = NULL}},
+        // Qwen2.5's long-context setting: factor 4 over the trained 32768
+        {128, 1000000.0, {.type = "yarn", .factor = 4.0, .original_max_position_embeddings = 32768,
+                          .max_position_embeddings = 32768}},
+        // no original length (the config's max is), explicit betas and attention factor, no truncation
+        {64, 10000.0, {.type = "yarn", .factor = 8.0, .max_position_embeddings = 4096, .beta_fast = 16,
+                       .beta_slow = 2, .attention_factor = 1.25, .no_truncate = 1}},
+        // dynamic NTK: within the trained length the plain base, past it a larger one
+        {64, 10000.0, {.type = "dynamic", .factor = 2.0, .max_position_embeddings = 2048, .seq_len = 2048}},
+        {128, 500000.0, {.type = "dynamic", .factor = 4.0, .max_position_embeddings = 2048, .seq_len = 5000}},
     };
     char label[160];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         dv_rope r;
-        double ref[DV_ROPE_MAX_HALF];
+        double ref[DV_ROPE_MAX_HALF], attn;
         const int rc = dv_rope_init(&r, cases[c].D, cases[c].theta, &cases[c].sc);
         DV_CHECK_MSG(rc == 0, "dv_rope_init: %s", dv_error_message());
-        ref_inv_freq(ref, cases[c].D, cases[c].theta, &cases[c].sc);
+        ref_inv_freq(ref, cases[c].D, cases[c].theta, &cases[c].sc, &attn);
         snprintf(label, sizeof label, "rope_init D=%d theta=%g %s", cases[c].D, cases[c].theta,
                  cases[c].sc.type ? cases[c].sc.type : "(none)");
         dv_test_close_f64(label, r.inv_freq, ref, (size_t)cases[c].D / 2, 1e-6);
@@ -70,15 +99,22 @@ static void test_rope_init(void) {
             const double err = fabs(r.inv_freq[i] / ref[i] - 1), bound = 8 * FLT_EPSILON * (1 + amp);
             worst = fmax(worst, err / bound);
         }
-        printf("     %s: worst per-frequency error = %.2f of its float32 bound\n", label, worst);
-        DV_CHECK(worst < 1 && r.head_dim == cases[c].D && r.attn_factor == 1.0f);
+        printf("     %s: worst per-frequency error = %.2f of its float32 bound, attn_factor %.6f\n", label, worst,
+               r.attn_factor);
+        DV_CHECK(worst < 1 && r.head_dim == cases[c].D && r.attn_factor == (float)attn);
     }
-    dv_rope r;
-    dv_rope_scaling yarn = {"yarn", 4.0, 0, 0, 0};
-    DV_CHECK(dv_rope_init(&r, 128, 10000.0, &yarn) == DV_EUNSUPPORTED);
+    dv_rope r, plain;
+    // the yarn ramp really blends: the fastest frequency is kept, the slowest divided by the factor
+    dv_rope_scaling yarn = {.type = "yarn", .factor = 4.0, .max_position_embeddings = 32768};
+    DV_CHECK(dv_rope_init(&r, 128, 1e6, &yarn) == 0 && dv_rope_init(&plain, 128, 1e6, NULL) == 0);
+    DV_CHECK(r.inv_freq[0] == plain.inv_freq[0] && fabs(r.inv_freq[63] * 4 / plain.inv_freq[63] - 1) < 1e-6);
+    dv_rope_scaling unknown = {.type = "longrope", .factor = 4.0};
+    DV_CHECK(dv_rope_init(&r, 128, 10000.0, &unknown) == DV_EUNSUPPORTED);
+    dv_rope_scaling no_factor = {.type = "yarn", .max_position_embeddings = 4096};
+    DV_CHECK(dv_rope_init(&r, 128, 10000.0, &no_factor) == DV_EFORMAT);
     DV_CHECK(dv_rope_init(&r, 127, 10000.0, NULL) < 0);
     DV_CHECK(dv_rope_init(&r, 4 * DV_ROPE_MAX_HALF, 10000.0, NULL) < 0);
-    dv_rope_scaling bad = {"llama3", 8.0, 4.0, 1.0, 8192}; // low > high
+    dv_rope_scaling bad = {.type = "llama3", 8.0, 4.0, 1.0, 8192}; // low > high
     DV_CHECK(dv_rope_init(&r, 128, 10000.0, &bad) == DV_EFORMAT);
 }
 
@@ -126,7 +162,7 @@ static void rope_case(dv_backend *be, int D, int64_t T, int64_t H, int head_majo
 int main(void) {
     if (ref_backends_init()) return 1;
     test_rope_init();
-    dv_rope_scaling lin = {"linear", 2.0, 0, 0, 0}, l3 = {"llama3", 8.0, 1.0, 4.0, 8192};
+    dv_rope_scaling lin = {.type = "linear", .factor = 2.0}, l3 = {.type = "llama3", 8.0, 1.0, 4.0, 8192};
     for (int b = 0; b < 2; b++) {
         dv_backend *be = ref_backends[b];
         rope_case(be, 128, 9, 4, 0, 1.0f, NULL);

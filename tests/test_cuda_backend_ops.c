@@ -148,7 +148,7 @@ static void test_rowwise(void) {
 
 static void test_rope_embed(void) {
     dv_rope r;
-    dv_rope_scaling sc = {"llama3", 8, 1, 4, 64};
+    dv_rope_scaling sc = {.type = "yarn", .factor = 4, .max_position_embeddings = 64}; // attn_factor != 1 too
     dv_rope_init(&r, 64, 500000, &sc);
     const int64_t T = 9, H = 3, D = 64;
     int32_t pos[9] = {0, 1, 5, 63, 64, 1000, 4095, 70000, 131071};

@@ -1,5 +1,6 @@
 // test_duo_attention.c: the DuoAttention engine (hybrid KV cache + attention_kv) against a naive
-// dense-mask reference of the same semantics, on the tiny MHA / GQA checkpoints.
+// dense-mask reference of the same semantics, on the tiny MHA / GQA checkpoints (Llama, Mistral,
+// Qwen3 with its q/k norm, Qwen2 with its q/k/v biases and yarn's attention factor).
 //
 // The reference is an independent float64 Llama forward over the whole sequence in which every
 // (layer, kv head) applies an explicit mask:
@@ -23,10 +24,13 @@
 // ---- naive float64 reference model ----
 typedef struct ref_model {
     int V, H, F, L, Hq, Hkv, D;
-    double eps, inv_freq[512];
+    double eps, inv_freq[512], attn_factor;
     double *emb, *norm, *head;                         // (V,H), (H), (V,H)
     double **an, **fn, **wq, **wk, **wv, **wo, **wg, **wu, **wd; // per layer
+    double **bq, **bk, **bv, **bo, **qn, **kn; // per layer, NULL when absent: biases (Qwen2), q/k norm (Qwen3)
 } ref_model;
+
+#define REF_N_TENSORS 15 // per-layer tensors of ref_model
 
 static double *load_w(const dv_safetensors *st, const char *name, size_t n) {
     const dv_st_tensor *t = dv_safetensors_find(st, name);
@@ -45,21 +49,27 @@ static int ref_load(ref_model *r, const char *dir, const dv_llm_config *c, const
     r->V = c->vocab_size, r->H = c->hidden_size, r->F = c->intermediate_size, r->L = c->n_layers;
     r->Hq = c->n_heads, r->Hkv = c->n_kv_heads, r->D = c->head_dim, r->eps = c->rms_norm_eps;
     for (int i = 0; i < r->D / 2; i++) r->inv_freq[i] = rope->inv_freq[i];
+    r->attn_factor = rope->attn_factor;
     const size_t H = r->H, F = r->F, QD = (size_t)r->Hq * r->D, KD = (size_t)r->Hkv * r->D;
     r->emb = load_w(st, "model.embed_tokens.weight", (size_t)r->V * H);
     r->norm = load_w(st, "model.norm.weight", H);
     r->head = load_w(st, "lm_head.weight", (size_t)r->V * H);
     if (!r->head) r->head = load_w(st, "model.embed_tokens.weight", (size_t)r->V * H);
-    double ***ws[] = {&r->an, &r->fn, &r->wq, &r->wk, &r->wv, &r->wo, &r->wg, &r->wu, &r->wd};
-    const char *names[] = {"input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
-                           "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
-    const size_t sizes[] = {H, H, QD * H, KD * H, KD * H, H * QD, F * H, F * H, H * F};
-    for (int k = 0; k < 9; k++) {
+    double ***ws[] = {&r->an, &r->fn, &r->wq, &r->wk, &r->wv, &r->wo, &r->wg, &r->wu, &r->wd,
+                      &r->bq, &r->bk, &r->bv, &r->bo, &r->qn, &r->kn};
+    const char *names[] = {"input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.q_proj.weight",
+                           "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
+                           "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
+                           "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias",
+                           "self_attn.o_proj.bias", "self_attn.q_norm.weight", "self_attn.k_norm.weight"};
+    const size_t sizes[] = {H, H, QD * H, KD * H, KD * H, H * QD, F * H, F * H, H * F, QD, KD, KD, H,
+                            (size_t)r->D, (size_t)r->D};
+    for (int k = 0; k < REF_N_TENSORS; k++) {
         *ws[k] = calloc((size_t)r->L, sizeof(double *));
         for (int l = 0; l < r->L; l++) {
             char nm[128];
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[k]);
-            (*ws[k])[l] = load_w(st, nm, sizes[k]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s", l, names[k]);
+            (*ws[k])[l] = load_w(st, nm, sizes[k]); // NULL for the optional ones a model lacks
         }
     }
     dv_safetensors_free(st);
@@ -67,8 +77,9 @@ static int ref_load(ref_model *r, const char *dir, const dv_llm_config *c, const
 }
 
 static void ref_free(ref_model *r) {
-    double **ws[] = {r->an, r->fn, r->wq, r->wk, r->wv, r->wo, r->wg, r->wu, r->wd};
-    for (int k = 0; k < 9; k++) {
+    double **ws[] = {r->an, r->fn, r->wq, r->wk, r->wv, r->wo, r->wg, r->wu, r->wd,
+                     r->bq, r->bk, r->bv, r->bo, r->qn, r->kn};
+    for (int k = 0; k < REF_N_TENSORS; k++) {
         for (int l = 0; l < r->L; l++) free(ws[k][l]);
         free(ws[k]);
     }
@@ -84,9 +95,9 @@ static void rmsnorm(double *y, const double *x, const double *w, int n, double e
     for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
 }
 
-static void linear(double *y, const double *x, const double *w, int out, int in) {
+static void linear(double *y, const double *x, const double *w, int out, int in, const double *bias) {
     for (int o = 0; o < out; o++) {
-        double s = 0;
+        double s = bias ? bias[o] : 0;
         for (int i = 0; i < in; i++) s += w[(size_t)o * in + i] * x[i];
         y[o] = s;
     }
@@ -121,13 +132,16 @@ static void ref_forward(const ref_model *r, const int32_t *ids, int N, const mas
     for (int l = 0; l < r->L; l++) {
         for (int t = 0; t < N; t++) {
             rmsnorm(xb, x + (size_t)t * H, r->an[l], H, r->eps);
-            linear(q + (size_t)t * Hq * D, xb, r->wq[l], Hq * D, H);
-            linear(k + (size_t)t * Hkv * D, xb, r->wk[l], Hkv * D, H);
-            linear(v + (size_t)t * Hkv * D, xb, r->wv[l], Hkv * D, H);
-            for (int hh = 0; hh < Hq + Hkv; hh++) { // rotate_half RoPE on q heads then k heads
+            linear(q + (size_t)t * Hq * D, xb, r->wq[l], Hq * D, H, r->bq[l]);
+            linear(k + (size_t)t * Hkv * D, xb, r->wk[l], Hkv * D, H, r->bk[l]);
+            linear(v + (size_t)t * Hkv * D, xb, r->wv[l], Hkv * D, H, r->bv[l]);
+            for (int hh = 0; hh < Hq + Hkv; hh++) { // [q/k norm, then] rotate_half RoPE on q heads then k heads
                 double *p = hh < Hq ? q + ((size_t)t * Hq + hh) * D : k + ((size_t)t * Hkv + hh - Hq) * D;
+                const double *nw = hh < Hq ? r->qn[l] : r->kn[l];
+                if (nw) rmsnorm(p, p, nw, D, r->eps);
                 for (int i = 0; i < D / 2; i++) {
-                    double a = (double)(float)((float)t * (float)r->inv_freq[i]), c = cos(a), s = sin(a);
+                    double a = (double)(float)((float)t * (float)r->inv_freq[i]), c = cos(a) * r->attn_factor,
+                           s = sin(a) * r->attn_factor;
                     double x0 = p[i], x1 = p[i + D / 2];
                     p[i] = x0 * c - x1 * s;
                     p[i + D / 2] = x1 * c + x0 * s;
@@ -153,21 +167,21 @@ static void ref_forward(const ref_model *r, const int32_t *ids, int N, const mas
                     att[h * D + i] = a / sum;
                 }
             }
-            linear(o, att, r->wo[l], H, Hq * D);
+            linear(o, att, r->wo[l], H, Hq * D, r->bo[l]);
             for (int i = 0; i < H; i++) x[(size_t)t * H + i] += o[i];
         }
         for (int t = 0; t < N; t++) {
             rmsnorm(xb, x + (size_t)t * H, r->fn[l], H, r->eps);
-            linear(g, xb, r->wg[l], F, H);
-            linear(u, xb, r->wu[l], F, H);
+            linear(g, xb, r->wg[l], F, H, NULL);
+            linear(u, xb, r->wu[l], F, H, NULL);
             for (int i = 0; i < F; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
-            linear(o, g, r->wd[l], H, F);
+            linear(o, g, r->wd[l], H, F, NULL);
             for (int i = 0; i < H; i++) x[(size_t)t * H + i] += o[i];
         }
     }
     for (int t = 0; t < N; t++) {
         rmsnorm(xb, x + (size_t)t * H, r->norm, H, r->eps);
-        linear(logits + (size_t)t * r->V, xb, r->head, r->V, H);
+        linear(logits + (size_t)t * r->V, xb, r->head, r->V, H, NULL);
     }
     free(x); free(xb); free(q); free(k); free(v); free(att); free(o); free(g); free(u); free(sc);
 }
@@ -321,6 +335,8 @@ int main(void) {
     check_model(be, "assets/models/tiny-llama");                  // GQA 4/2
     check_model(be, "tests/fixtures/llm/tiny-llama-f16-sharded"); // MHA 4/4
     check_model(be, "tests/fixtures/llm/tiny-mistral");           // GQA 4/1
+    check_model(be, "tests/fixtures/llm/tiny-qwen3");             // GQA 4/2, q/k norm, head_dim 32
+    check_model(be, "tests/fixtures/llm/tiny-qwen2");             // GQA 4/2, q/k/v bias, yarn attention factor
     dv_backend_free(be);
     return dv_test_finish();
 }

@@ -1,9 +1,12 @@
-// test_llm_parity.c: our Llama/Mistral forward pass against Hugging Face transformers.
+// test_llm_parity.c: our Llama/Mistral/Qwen2/Qwen3/SmolLM2 forward pass against Hugging Face
+// transformers, with default, linear, llama3, yarn and dynamic RoPE.
 //
-// Fixtures (tests/fixtures/llm/make_llm_fixtures.py) hold, per tiny random checkpoint: the prompt
+// Fixtures (tests/fixtures/llm/make_llm_fixtures.py, make_text_fixtures.py) hold, per tiny random
+// checkpoint: the prompt
 // ids, HF's logits at every prompt position, 16 greedy tokens and the logits that chose each.
 // We check: prompt logits (rel L2 < 1e-4), greedy tokens exactly and their logits, and that
-// chunked prefill, one-token-at-a-time prefill and prefill from embeddings agree with it.
+// chunked prefill, one-token-at-a-time prefill, chunked prefill with a DuoAttention pattern at
+// sparsity 0 and prefill from embeddings agree with it.
 #include "core/dv_error.h"
 #include "core/dv_safetensors.h"
 #include "llm/dv_llm.h"
@@ -64,13 +67,18 @@ static void check_model(dv_backend *be, const char *name) {
     const float *plog = t_pl->data, *glog = t_gl->data;
 
     float *logits = malloc((size_t)(n + n_gen) * (size_t)V * sizeof(float));
-    // Batch sizes: everything at once, odd chunks, and one token at a time.
-    const int batches[] = {256, 5, 1};
-    for (int bi = 0; bi < 3; bi++) {
+    // A DuoAttention pattern at sparsity 0 (every head a retrieval head) must change nothing.
+    dv_llm_config mc;
+    dv_duo_pattern *full = NULL;
+    DV_CHECK(dv_llm_config_load(model_dir, &mc) == 0 && dv_duo_pattern_full(mc.n_layers, mc.n_kv_heads, &full) == 0);
+    // Batch sizes: everything at once, odd chunks, one token at a time, odd chunks with the pattern.
+    const int batches[] = {256, 5, 1, 5};
+    for (int bi = 0; bi < 4; bi++) {
         dv_llm_params p = dv_llm_default_params();
         p.backend = be;
         p.n_batch = batches[bi];
         p.n_ctx = 64;
+        p.pattern = bi == 3 ? full : NULL;
         dv_llm *m = NULL;
         if (dv_llm_open(model_dir, &p, &m)) {
             DV_CHECK_MSG(0, "open %s: %s", model_dir, dv_error_message());
@@ -80,7 +88,8 @@ static void check_model(dv_backend *be, const char *name) {
         for (int i = 0; i < n * V; i++) logits[i] = NAN; // poison
         char label[128];
         DV_CHECK(dv_llm_prefill(m, ids, NULL, n, logits, 1) == 0);
-        snprintf(label, sizeof label, "%s batch=%d prompt logits (%d x %d)", name, batches[bi], n, V);
+        const char *duo = bi == 3 ? " duo sparsity 0" : "";
+        snprintf(label, sizeof label, "%s batch=%d%s prompt logits (%d x %d)", name, batches[bi], duo, n, V);
         dv_test_close(label, logits, plog, (size_t)n * V, 1e-4);
         // greedy continuation through the decode path
         float *cur = logits + (size_t)(n - 1) * V;
@@ -102,12 +111,13 @@ static void check_model(dv_backend *be, const char *name) {
             }
             cur = next;
         }
-        printf("%s batch=%d: %d greedy tokens %s, worst step rel_l2 = %.3e\n", name, batches[bi], n_gen,
+        printf("%s batch=%d%s: %d greedy tokens %s, worst step rel_l2 = %.3e\n", name, batches[bi], duo, n_gen,
                tok_ok ? "identical" : "DIFFER", worst);
         DV_CHECK(tok_ok);
         DV_CHECK_MSG(worst < 1e-4, "greedy-step logits rel_l2 %.3e", worst);
         dv_llm_free(m);
     }
+    dv_duo_pattern_free(full);
 
     // Prefill from embeddings (the path image/video tokens take) must equal prefill from ids.
     {
@@ -145,6 +155,10 @@ int main(void) {
     check_model(be, "tiny-llama");
     check_model(be, "tiny-mistral");
     check_model(be, "tiny-llama-f16-sharded");
+    check_model(be, "tiny-qwen2");         // q/k/v bias, yarn, tied, unused sliding_window
+    check_model(be, "tiny-qwen3");         // q_norm/k_norm, explicit head_dim, F16
+    check_model(be, "tiny-smollm2");       // Llama layout, 3 heads / 1 KV head, tied
+    check_model(be, "tiny-llama-dynamic"); // dynamic NTK past max_position_embeddings while decoding
     dv_backend_free(be);
     return dv_test_finish();
 }

@@ -122,13 +122,7 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
                           dv_tokenizer_vocab_size(v->tok), v->cfg->vocab_size);
         goto fail;
     }
-    if (p->template_kind >= 0) {
-        v->tpl.kind = (dv_template_kind)p->template_kind;
-        v->tpl_why = "set by --template";
-    } else if ((rc = dv_template_detect(model_dir, &v->tpl.kind, &v->tpl_why))) {
-        goto fail;
-    }
-    if (p->system) snprintf(v->tpl.system, sizeof v->tpl.system, "%s", p->system);
+    if ((rc = dv_template_load(model_dir, p->template_kind, p->system, &v->tpl, &v->tpl_why))) goto fail;
 
     const size_t H = (size_t)v->cfg->hidden_size;
     v->feed = v->be->ops->alloc(v->be, (size_t)v->n_batch * H * sizeof(float));

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# duo_commands.sh: `identify` writes a pattern folder that `pattern` and `generate --duo` accept;
+# duo_commands.sh: `identify` writes a pattern folder that `pattern` and `generate --duo` accept (Llama,
+# Qwen2, Qwen3, SmolLM2);
 # `bench duo` and `bench encoder` run on tiny settings and print their JSON; bad input gives one
 # error line, exit 1, and no output folder.
 #   bash tests/cli/duo_commands.sh build/duovid
@@ -23,6 +24,15 @@ for m in ablation attention-mass; do
   [ $rc = 0 ] && grep -q "2 layers x 2 KV heads ($m)" "$tmp/o" && [ -f "$tmp/p-$m/full_attention_heads.tsv" ] \
     && grep -q "\"method\":.*\"$m\"" "$tmp/p-$m/config.json"
   check "identify --method $m writes a pattern folder" $?
+done
+# the other text families: Qwen2 (biases), Qwen3 (q/k norm), SmolLM2 (1 KV head per layer)
+for m in tiny-qwen2:2 tiny-qwen3:2 tiny-smollm2:1; do
+  name=${m%:*} kv=${m#*:}
+  "$bin" identify -m tests/fixtures/llm/$name -o "$tmp/p-$name" --length 64 --passkeys 2 --passkey-words 3 \
+    --sink 4 --recent 8 >"$tmp/o" 2>/dev/null && grep -q "2 layers x $kv KV heads" "$tmp/o" &&
+    "$bin" generate -m tests/fixtures/llm/$name -p "Once upon a time" -n 4 --temp 0 --duo "$tmp/p-$name" \
+      --duo-sparsity 0.5 >/dev/null 2>&1
+  check "identify writes a pattern for $name that generate --duo uses" $?
 done
 "$bin" pattern "$tmp/p-ablation" --duo-sparsity 0.5 | grep -q "retrieval heads: 2/4"; check "pattern reads it" $?
 "$bin" generate -m $model -p "Once upon a time" -n 4 --temp 0 --duo "$tmp/p-ablation" >/dev/null 2>&1

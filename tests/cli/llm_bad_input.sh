@@ -10,6 +10,9 @@ trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
 
 fresh() { rm -rf "$tmp/m"; cp -r "$src" "$tmp/m"; }
+check() { # LABEL EXIT-CODE
+  if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi
+}
 # expect LABEL PATTERN -- ARGS...: exit 1, exactly one stderr line, it matches PATTERN.
 expect() {
   local label=$1 pattern=$2; shift 3
@@ -49,6 +52,20 @@ fresh; edit_header 's/"shape":\[64\]/"shape":[65]/'
 expect "byte length != shape" "model.safetensors.*(bytes|size|length)" -- "${gen[@]}"
 fresh; rm "$tmp/m/tokenizer.model"
 expect "missing tokenizer" "tokenizer.model" -- "${gen[@]}"
+# a sliding window the model really uses (Qwen2 with use_sliding_window, from layer 1 on): a context
+# within it runs (and is the default), a longer one is refused; the fixture's own config (window set,
+# use_sliding_window false) ignores it as HF does
+rm -rf "$tmp/q"; cp -r tests/fixtures/llm/tiny-qwen2 "$tmp/q"
+"$bin" generate -m "$tmp/q" -p hello -n 2 --temp 0 --ctx 64 >/dev/null 2>&1; check "unused sliding_window is ignored" $?
+perl -pi -e 's/"use_sliding_window": *false/"use_sliding_window": true/' "$tmp/q/config.json"
+expect "used sliding window, longer context" "config.json uses a sliding window of 32 tokens.*at most 32" -- \
+  generate -m "$tmp/q" -p hello -n 2 --temp 0 --ctx 64
+DUOVID_LOG=info "$bin" generate -m "$tmp/q" -p hello -n 2 --temp 0 >/dev/null 2>"$tmp/err"
+[ $? = 0 ] && grep -q "context limited to the sliding window of 32 tokens" "$tmp/err"
+check "used sliding window caps the default context" $?
+perl -pi -e 's/"max_window_layers": *1/"max_window_layers": 2/' "$tmp/q/config.json"
+"$bin" generate -m "$tmp/q" -p hello -n 2 --temp 0 --ctx 64 >/dev/null 2>&1
+check "window past the last layer (max_window_layers = layers) is ignored" $?
 expect "missing model folder" "nonexistent: no such model folder" -- generate -m "$tmp/nonexistent" -p hi
 expect "bad flag value" "--n-predict" -- generate -m "$src" -p hi -n -5
 expect "unknown flag" "unknown option" -- generate -m "$src" -p hi --bogus
