@@ -63,11 +63,6 @@ __device__ __forceinline__ float dv_warp_sum(float v) {
     return v;
 }
 
-__device__ __forceinline__ float dv_warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-
 // Sum over a block of up to 1024 threads (blockDim.x a multiple of 32); every thread gets the sum.
 __device__ __forceinline__ float dv_block_sum(float v) {
     __shared__ float part[32];

@@ -196,8 +196,8 @@ flash_attn_kernel(float *out, long long os0, long long os1, const float *q, long
 }
 
 void dv_cuda_flash_attn(dv_backend *be, float *out, long long os0, long long os1, const float *q, long long qs0,
-                       long long qs1, long long Tq, int Hq, int Hkv, int D, const dv_run_dev *runs,
-                       const dv_head_dev *heads, float scale, int causal, long long q_pos0) {
+                        long long qs1, long long Tq, int Hq, int Hkv, int D, const dv_run_dev *runs,
+                        const dv_head_dev *heads, float scale, int causal, long long q_pos0) {
     DV_ASSERT(dv_cuda_flash_attn_supports(D));
     const dim3 grid((unsigned)DV_CEIL_DIV(Tq, FA_BM), (unsigned)Hq);
     const float sl2 = scale * 1.4426950408889634f;

@@ -128,7 +128,7 @@ static __global__ void flash_decode_reduce(float *out, long long os1, const floa
 }
 
 void dv_cuda_flash_decode(dv_backend *be, float *out, long long os1, const float *q, long long qs1, int Hq, int Hkv,
-                         int D, const dv_ival_dev *ivals, const dv_dhead_dev *heads, long long max_total, float scale) {
+                          int D, const dv_ival_dev *ivals, const dv_dhead_dev *heads, long long max_total, float scale) {
     const int G = Hq / Hkv;
     // (max_total >= 1: the query always sees its own key)
     DV_ASSERT(dv_cuda_flash_decode_supports(D, G) && max_total > 0);
