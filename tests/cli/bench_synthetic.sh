@@ -8,13 +8,7 @@ set -u
 bin=${1:?usage: bench_synthetic.sh path/to/duovid}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() { if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi; }
-one_error() { # LABEL PATTERN -- ARGS: exit 1 and exactly one matching stderr line
-  local label=$1 pat=$2; shift 3
-  "$bin" "$@" >/dev/null 2>"$tmp/e"; local rc=$?
-  [ $rc = 1 ] && [ "$(wc -l <"$tmp/e")" = 1 ] && grep -Eq -- "$pat" "$tmp/e"; check "$label" $?
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
 field() { grep -Eo "\"$1\":[^,}]+" "$2" | cut -d: -f2; }
 
 cd "$tmp" || exit 1

@@ -11,8 +11,7 @@ model=assets/models/tiny-llama
 [ -f "$model/model.safetensors" ] || { echo "SKIPPED: $model missing"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() { if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
 gen() { "$bin" generate -m $model -p "Once upon a time" -n 8 --temp 0 -t 2 "$@"; }
 
 gen --device cpu >"$tmp/cpu" 2>/dev/null; check "CPU reference run" $?

@@ -8,14 +8,7 @@ model=assets/models/tiny-llama
 [ -f "$model/model.safetensors" ] || { echo "SKIPPED: $model missing"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() { if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi; }
-one_error() { # LABEL PATTERN -- ARGS: exit 1 and exactly one matching stderr line
-  local label=$1 pat=$2; shift 3
-  "$bin" "$@" >/dev/null 2>"$tmp/e"; local rc=$?
-  [ $rc = 1 ] && [ "$(wc -l <"$tmp/e")" = 1 ] && grep -Eq -- "$pat" "$tmp/e"; check "$label" $?
-  [ $? = 0 ] || cat "$tmp/e"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
 mkdir -p "$tmp/pat"
 printf '0.9\t0.1\n0.2\t0.8\n' >"$tmp/pat/full_attention_heads.tsv"
 echo '{"sink_size": 128, "recent_size": 256}' >"$tmp/pat/config.json"

@@ -6,8 +6,7 @@ set -u
 bin=${1:?usage: duo_pattern_cmd.sh path/to/duovid}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() { if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
 # 2 layers x 4 heads, distinct gates: sparsity 0.5 keeps the 4 largest (0.9 0.8 0.7 0.6)
 printf '0.9\t0.1\t0.6\t0.2\n0.3\t0.8\t0.4\t0.7\n' >"$tmp/p.tsv"
 "$bin" pattern "$tmp/p.tsv" --duo-sparsity 0.5 --sink 10 --recent 90 --context 1000 --png "$tmp/p.png" >"$tmp/o" 2>/dev/null

@@ -7,12 +7,9 @@ src=assets/models/tiny-llama
 [ -f "$src/model.safetensors" ] || { echo "SKIPPED: $src missing"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
 
 fresh() { rm -rf "$tmp/m"; cp -r "$src" "$tmp/m"; }
-check() { # LABEL EXIT-CODE
-  if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi
-}
 # expect LABEL PATTERN -- ARGS...: exit 1, exactly one stderr line, it matches PATTERN.
 expect() {
   local label=$1 pattern=$2; shift 3

@@ -8,10 +8,7 @@ set -u
 bin=${1:?usage: llm_chat.sh path/to/duovid}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() { # LABEL CONDITION-EXIT-CODE
-  if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
 nl=$'\n'
 q="What is a river?"
 for m in tiny-qwen2 tiny-smollm2; do

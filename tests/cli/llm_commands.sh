@@ -8,10 +8,7 @@ model=assets/models/tiny-llama
 [ -f "$model/model.safetensors" ] || { echo "SKIPPED: $model missing"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() { # LABEL CONDITION-EXIT-CODE
-  if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
 
 for cmd in generate info synth-model "bench llm"; do
   $bin $cmd --help >"$tmp/h" 2>&1; rc=$?

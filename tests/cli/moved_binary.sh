@@ -11,8 +11,7 @@ model=$src/assets/models/tiny-llama
 [ -f "$model/model.safetensors" ] || { echo "SKIPPED: $model missing"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() { if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
 id_args=(identify -m "$model" --length 64 --passkeys 2 --passkey-words 3 --sink 4 --recent 8)
 
 mkdir -p "$tmp/opt/bin" "$tmp/opt/share/duovid/assets/text" "$tmp/work" "$tmp/lone"
