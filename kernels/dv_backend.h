@@ -27,11 +27,13 @@ typedef enum dv_act {
     DV_ACT_COUNT
 } dv_act;
 
-// Pooling of square token grids (LLaVA-NeXT-Video's vision_resampler): kernel = stride, no padding.
+// Pooling of square token grids (LLaVA-NeXT-Video's vision_resampler): kernel = stride, no padding;
+// or LLaVA-OneVision's bilinear downscale of each frame's grid.
 typedef enum dv_pool {
-    DV_POOL_AVG = 0, // nn.AvgPool2d
-    DV_POOL_MAX,     // nn.MaxPool2d (a NaN in the window wins, as in torch)
-    DV_POOL_WINDOWS, // the windows of a stride-s Conv2d, gathered for a matmul with its (O, C*s*s) kernel
+    DV_POOL_AVG = 0,  // nn.AvgPool2d
+    DV_POOL_MAX,      // nn.MaxPool2d (a NaN in the window wins, as in torch)
+    DV_POOL_WINDOWS,  // the windows of a stride-s Conv2d, gathered for a matmul with its (O, C*s*s) kernel
+    DV_POOL_BILINEAR, // F.interpolate(size = ceil(g / s), mode "bilinear", align_corners False)
 } dv_pool;
 
 // Rotary embedding as Hugging Face Llama applies it ("rotate_half": element i pairs with i + d/2).
@@ -171,7 +173,10 @@ typedef struct dv_backend_ops {
     // x (B * g * g, C) F32: B frames, each a row-major (g, g) grid of C-wide tokens; pg = g / s
     // (floor). DV_POOL_AVG / _MAX: y (B * pg * pg, C). DV_POOL_WINDOWS: y (B * pg * pg, C * s * s), the
     // window of output token (oy, ox) with element (ch, ky, kx) at ch * s * s + ky * s + kx (Conv2d's
-    // kernel layout). Rows of x and y contiguous; output tokens row-major over the pooled grid.
+    // kernel layout). DV_POOL_BILINEAR: pg = ceil(g / s), y (B * pg * pg, C), torch's bilinear resize
+    // (source coordinate (o + 0.5) * g / pg - 0.5, clamped at 0; the upper neighbour clamped at g - 1;
+    // in float, as torch's CPU kernel). Rows of x and y contiguous; output tokens row-major over the
+    // pooled grid.
     void (*pool2d)(dv_backend *be, dv_tensor *y, const dv_tensor *x, int grid, int stride, dv_pool mode);
     // Upload that may return before the copy is done (no wait on the stream): src_host must stay
     // valid and unchanged until the next synchronize() (the mmap'd weights, staging buffers that are

@@ -275,6 +275,56 @@ static void test_pool2d(void) {
                  y[0], y[1], y[2], y[3]);
 }
 
+// pool2d bilinear (LLaVA-OneVision): torch's F.interpolate(size = ceil(g / s), "bilinear",
+// align_corners False) blended in float64; odd and even grids, stride 1 (identity), a 1-wide grid.
+static void test_pool2d_bilinear(void) {
+    const int cases[][4] = {{1, 7, 2, 3}, {2, 27, 2, 5}, {3, 4, 2, 8}, {1, 5, 1, 2}, {2, 9, 3, 4}, {1, 1, 1, 3}, {1, 24, 2, 17}};
+    char label[128];
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int B = cases[ci][0], g = cases[ci][1], s = cases[ci][2], C = cases[ci][3], pg = (g + s - 1) / s;
+        const int64_t rows = (int64_t)B * pg * pg;
+        dv_backend *be = ref_backends[ci % 2];
+        double *xe = ref_xmalloc((size_t)B * g * g * C * 8);
+        float *x = ref_rand_f32((size_t)B * g * g * C, -2, 2, xe);
+        double *ref = ref_xmalloc((size_t)(rows * C) * 8);
+        for (int64_t r = 0; r < rows; r++) {
+            const int64_t b = r / ((int64_t)pg * pg);
+            const int o[2] = {(int)(r / pg % pg), (int)(r % pg)};
+            int i0[2], i1[2];
+            double l[2];
+            for (int a = 0; a < 2; a++) { // (y, x): source coordinate, clamped below at 0; the op's
+                // definition (torch's) rounds the scale and the coordinate to float, the blend is float64 here
+                double src = (float)((float)g / (float)pg * ((float)o[a] + 0.5f) - 0.5f);
+                if (src < 0) src = 0;
+                i0[a] = (int)floor(src);
+                i1[a] = i0[a] + 1 < g ? i0[a] + 1 : g - 1;
+                l[a] = src - i0[a];
+            }
+            for (int64_t ch = 0; ch < C; ch++) {
+#define XE(yy, xx) xe[((b * g + (yy)) * g + (xx)) * C + ch]
+                ref[r * C + ch] = (1 - l[0]) * ((1 - l[1]) * XE(i0[0], i0[1]) + l[1] * XE(i0[0], i1[1])) +
+                                  l[0] * ((1 - l[1]) * XE(i1[0], i0[1]) + l[1] * XE(i1[0], i1[1]));
+#undef XE
+            }
+        }
+        float *y = ref_xmalloc((size_t)(rows * C) * 4);
+        ref_poison(y, (size_t)(rows * C));
+        dv_tensor tx = dv_tensor_2d(DV_DTYPE_F32, x, (int64_t)B * g * g, C), ty = dv_tensor_2d(DV_DTYPE_F32, y, rows, C);
+        be->ops->pool2d(be, &ty, &tx, g, s, DV_POOL_BILINEAR);
+        snprintf(label, sizeof label, "pool2d bilinear t=%d B=%d g=%d -> %d C=%d", be->n_threads, B, g, pg, C);
+        check_rows(label, y, C, ref, rows, C, 1e-6);
+        free(x), free(xe), free(ref), free(y);
+    }
+    // a known case: a 3x3 ramp 0..8 to 2x2 reads source (0.25, 0.25), (0.25, 1.75), ... (torch: 1, 2.5, 5.5, 7)
+    float x[9], y[4];
+    for (int i = 0; i < 9; i++) x[i] = (float)i;
+    dv_tensor tx = dv_tensor_2d(DV_DTYPE_F32, x, 9, 1), ty = dv_tensor_2d(DV_DTYPE_F32, y, 4, 1);
+    ref_backends[0]->ops->pool2d(ref_backends[0], &ty, &tx, 3, 2, DV_POOL_BILINEAR);
+    DV_CHECK_MSG(fabsf(y[0] - 1.0f) < 1e-6f && fabsf(y[1] - 2.5f) < 1e-6f && fabsf(y[2] - 5.5f) < 1e-6f &&
+                     fabsf(y[3] - 7.0f) < 1e-6f,
+                 "pool2d bilinear 3x3 ramp -> %g %g %g %g (torch: 1 2.5 5.5 7)", y[0], y[1], y[2], y[3]);
+}
+
 // ---- convert -------------------------------------------------------------------------------------
 
 // x rounded to `bits` significant bits, nearest even, with f16's subnormal floor (2^-24) when
@@ -355,6 +405,7 @@ int main(void) {
     test_embed();
     test_convert();
     test_pool2d();
+    test_pool2d_bilinear();
     ref_backends_free();
     return dv_test_finish();
 }

@@ -400,6 +400,33 @@ static void test_pool2d(void) {
         }
 }
 
+// pool2d bilinear (LLaVA-OneVision's video pooling): odd / even grids, fresh inputs, output poisoned.
+static void test_pool2d_bilinear(void) {
+    if (!gpu->ops->pool2d) {
+        skip_op("pool2d");
+        return;
+    }
+    const int cases[][4] = {{1, 7, 2, 3}, {8, 27, 2, 129}, {2, 24, 2, 64}, {2, 9, 3, 5}, {1, 5, 1, 7}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int B = cases[ci][0], g = cases[ci][1], s = cases[ci][2], C = cases[ci][3], pg = (g + s - 1) / s;
+        const int64_t rows = (int64_t)B * pg * pg;
+        const size_t nx = (size_t)B * g * g * C, ny = (size_t)(rows * C);
+        float *x = rnd(nx, -2, 2), *y = malloc(ny * 4);
+        void *dx = dev(x, nx * 4), *dy = dev_nan(ny);
+        dv_tensor tx = dv_tensor_2d(DV_DTYPE_F32, x, (int64_t)B * g * g, C), ty = dv_tensor_2d(DV_DTYPE_F32, y, rows, C);
+        dv_tensor gx = on(tx, dx), gy = on(ty, dy);
+        cpu->ops->pool2d(cpu, &ty, &tx, g, s, DV_POOL_BILINEAR);
+        gpu->ops->pool2d(gpu, &gy, &gx, g, s, DV_POOL_BILINEAR);
+        char label[96];
+        snprintf(label, sizeof label, "pool2d bilinear B=%d g=%d -> %d C=%d", B, g, pg, C);
+        compare(label, dy, y, ny, 1e-6);
+        gpu->ops->free(gpu, dx);
+        gpu->ops->free(gpu, dy);
+        free(x);
+        free(y);
+    }
+}
+
 static void test_encoder(const char *name) { enc_compare_backends(name, cpu, gpu, "GPU", 1e-2, 7); }
 
 int main(void) {
@@ -413,6 +440,7 @@ int main(void) {
     test_attention();
     test_attention_kv();
     test_pool2d();
+    test_pool2d_bilinear();
     test_llm("assets/models/tiny-llama", 0);
     test_llm("assets/models/tiny-llama", 1);
     test_llm("tests/fixtures/llm/tiny-mistral", 0);
