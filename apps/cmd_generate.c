@@ -29,7 +29,7 @@ static void usage(FILE *f) {
             "  -f, --file FILE        read the prompt from FILE ('-' = stdin)\n"
             "      --chat             PROMPT is a user message: wrap it in the model's chat format and\n"
             "                         print only the answer (stops at the end of the model's turn)\n"
-            "      --template NAME    chat format for --chat: vicuna, mistral, llama2, plain, chatml\n"
+            "      --template NAME    chat format for --chat: vicuna, mistral, llama2, plain, chatml, onevision\n"
             "                         (default: detected from the model's chat_template)\n"
             "      --system TEXT      system prompt for --chat (default: the model's own, if any)\n"
             "  -n, --n-predict N      tokens to generate (default 128; stops early at end-of-sequence)\n"

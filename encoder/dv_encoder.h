@@ -5,6 +5,10 @@
 //   llava_next_video  LlavaNextVideoForConditionalGeneration (e.g. LLaVA-NeXT-Video-7B-hf): vision
 //                     tower, feature layer(s), select strategy, spatial pooling (average / max / conv,
 //                     stride from the config), mlp2x projector. 576 patches -> 144 tokens per frame.
+//   llava_onevision   LlavaOnevisionForConditionalGeneration (SigLIP + Qwen2) as a video model: tower,
+//                     hidden_states[-1] ('full'), projector on every patch, then each frame's (g, g)
+//                     grid bilinear to (ceil(g/2), ceil(g/2)) (27x27 -> 196 tokens at 384 px), and one
+//                     image_newline row after the video's last frame (dv_encoder_video_suffix).
 //   llava             LlavaForConditionalGeneration (llava-1.5): tower, feature layer(s), strategy,
 //                     projector; every frame is one image (576 tokens for CLIP-L/336).
 // Towers: CLIP (class token, pre-layernorm, quick_gelu) and SigLIP (no class token, patch bias,
@@ -51,9 +55,13 @@ int dv_encoder_d_model(const dv_encoder *e);          // width of each token (th
 int dv_encoder_image_size(const dv_encoder *e);       // side of the square the tower sees (336)
 // Multiply-add work of one frame through tower, pooling and projector, in FLOP (2 per MAC).
 double dv_encoder_flops_per_frame(const dv_encoder *e);
-// 1: a video model (llava_next_video: frames are the <video> tokens, back to back); 0: an image model
-// (llava: each frame is one <image>, and the prompt format puts "\n" after each).
+// 1: a video model (llava_next_video, llava_onevision: frames are the <video> tokens, back to back); 0:
+// an image model (llava: each frame is one <image>, and the prompt format puts "\n" after each).
 int dv_encoder_is_video_model(const dv_encoder *e);
+// Rows a video's tokens end with after its last frame (OneVision's image_newline: 1; else 0), and
+// those rows: a (rows, d_model) F32 view on the encoder's backend, valid until dv_encoder_free.
+int dv_encoder_video_suffix_tokens(const dv_encoder *e);
+int dv_encoder_video_suffix(const dv_encoder *e, dv_tensor *out);
 // One-line description: "llava_next_video, clip tower 24 x 1024, layer -2, ..." (static to e).
 const char *dv_encoder_describe(const dv_encoder *e);
 

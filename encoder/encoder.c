@@ -116,6 +116,13 @@ static int bind_weights(dv_encoder *e) {
         if ((rc = BIND1(pj, "linear_1.bias", dm, &w->p1_b)) || (rc = BIND1(pj, "linear_2.bias", dm, &w->p2_b))) return rc;
         w->has_p_b = 1;
     }
+    if (c->arch == ENC_ARCH_LLAVA_ONEVISION) { // the row after a video's frames
+        static const char *const nl_pre[] = {"", "model."};
+        const char *np = find_prefix(st, nl_pre, 2, "image_newline");
+        if (!np || (rc = bind(st, np, "image_newline", 1, (int64_t[]){dm}, 2, (int64_t[]){1, dm}, &w->newline)))
+            return np ? rc : DV_ENOTFOUND;
+        w->has_newline = 1;
+    }
     if (c->text_hidden && c->text_hidden != dm)
         return dv_error_set(DV_ESHAPE, "%s: projector output %lld != text_config.hidden_size %d", name, (long long)dm,
                             c->text_hidden);
@@ -139,7 +146,7 @@ static void bfree(dv_encoder *e, void *p) {
 // GPU backends: every weight is copied once to device memory in its file dtype.
 static int upload_weights(dv_encoder *e) {
     enc_weights *w = &e->w;
-    const int n_max = 12 + 16 * e->c.n_run;
+    const int n_max = 13 + 16 * e->c.n_run;
     dv_tensor **ts = calloc((size_t)n_max, sizeof *ts);
     e->dev_weights = calloc((size_t)n_max, sizeof *e->dev_weights);
     if (!ts || !e->dev_weights) {
@@ -148,7 +155,7 @@ static int upload_weights(dv_encoder *e) {
     }
     int n = 0;
     dv_tensor *top[] = {&w->patch_w, &w->patch_b, &w->cls,    &w->pos,  &w->pre_w, &w->pre_b,
-                        &w->pool_w,  &w->pool_b,  &w->p1_w,   &w->p1_b, &w->p2_w,  &w->p2_b};
+                        &w->pool_w,  &w->pool_b,  &w->p1_w,   &w->p1_b, &w->p2_w,  &w->p2_b, &w->newline};
     for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) ts[n++] = top[i];
     for (int l = 0; l < e->c.n_run; l++) {
         enc_layer *L = &w->layers[l];
@@ -213,8 +220,13 @@ static int alloc_buffers(dv_encoder *e) {
     e->f = balloc(e, B * T * (size_t)c->inter * sizeof(float), &fail);
     e->sel = balloc(e, B * c->n_sel * (size_t)c->d_sel * sizeof(float), &fail);
     if (c->pool == ENC_POOL_CONV) e->win = balloc(e, B * tok * c->d_sel * s2 * sizeof(float), &fail);
-    if (c->pool != ENC_POOL_NONE) e->pooled = balloc(e, B * tok * (size_t)c->pool_out * sizeof(float), &fail);
-    e->proj = balloc(e, B * tok * (size_t)c->d_model * sizeof(float), &fail);
+    // OneVision projects every selected token and pools afterwards: pooled and proj hold n_sel rows
+    const int bilinear = c->pool == ENC_POOL_BILINEAR;
+    const size_t proj_rows = B * (bilinear ? (size_t)c->n_sel : tok);
+    if (c->pool != ENC_POOL_NONE)
+        e->pooled = balloc(e, proj_rows * (size_t)(bilinear ? c->d_model : c->pool_out) * sizeof(float), &fail);
+    e->proj = balloc(e, proj_rows * (size_t)c->d_model * sizeof(float), &fail);
+    if (e->w.has_newline) e->newline = balloc(e, (size_t)c->d_model * sizeof(float), &fail);
     e->out = balloc(e, B * tok * (size_t)c->d_model * sizeof(float), &fail);
     if (fail)
         return dv_error_prefix(DV_ENOMEM, "encoder: activations for a batch of %d frames (%d tokens x %d)",
@@ -238,6 +250,11 @@ static int alloc_buffers(dv_encoder *e) {
         dv_tensor p0 = dv_tensor_rows(&pos, 0, 1);
         e->be->ops->add(e->be, &p0, &p0, &row0);
     }
+    if (e->newline) { // image_newline (file dtype) -> (1, d_model) F32, once
+        dv_tensor id0 = dv_tensor_1d(DV_DTYPE_I32, ids_dev, 1);
+        dv_tensor nl = dv_tensor_2d(DV_DTYPE_F32, e->newline, 1, c->d_model);
+        e->be->ops->embed(e->be, &nl, &e->w.newline, &id0);
+    }
     return e->be->ops->synchronize(e->be);
 }
 
@@ -257,6 +274,12 @@ int dv_encoder_open(const char *model_dir, const dv_encoder_params *params, dv_e
     int rc;
     if ((rc = enc_config_load(model_dir, &e->c))) goto fail;
     if ((rc = dv_prep_config_load(model_dir, &e->prep_cfg))) goto fail;
+    if (e->c.arch == ENC_ARCH_LLAVA_ONEVISION && strcmp(e->prep_cfg.source, "video_preprocessor_config.json")) {
+        // preprocessor_config.json is OneVision's anyres image processor: not how its videos are prepared
+        rc = dv_error_set(DV_ENOTFOUND, "%s/video_preprocessor_config.json: missing (LLaVA-OneVision prepares video "
+                          "frames with its video processor; %s is the image processor)", model_dir, e->prep_cfg.source);
+        goto fail;
+    }
     int ow, oh;
     dv_prep_output_size(&e->prep_cfg, 640, 480, &ow, &oh);
     if (ow != e->c.image_size || oh != e->c.image_size) {
@@ -294,11 +317,12 @@ int dv_encoder_open(const char *model_dir, const dv_encoder_params *params, dv_e
     char layers[64] = "";
     for (int i = 0; i < c->n_feat; i++)
         snprintf(layers + strlen(layers), sizeof layers - strlen(layers), "%s%d", i ? "," : "", c->feat_cfg[i]);
-    static const char *pools[] = {"none", "average", "max", "conv"};
+    static const char *pools[] = {"none", "average", "max", "conv", "bilinear"};
+    static const char *archs[] = {"llava", "llava_next_video", "llava_onevision"};
     snprintf(e->desc, sizeof e->desc,
              "%s, %s tower %d x %d (%d heads, %s), %dx%d px / %d patch, layer %s (%d run), %s, pool %s/%d, "
              "projector %s -> %d tokens x %d, weights %s",
-             c->arch == ENC_ARCH_LLAVA_NEXT_VIDEO ? "llava_next_video" : "llava",
+             archs[c->arch],
              c->tower == ENC_TOWER_CLIP ? "clip" : "siglip", c->n_layers, c->hidden, c->n_heads, act_name(c->act),
              c->image_size, c->image_size, c->patch, layers, c->n_run, c->drop_cls ? "default" : "full",
              pools[c->pool], c->pool_stride, act_name(c->proj_act), c->tokens, c->d_model,
@@ -315,7 +339,7 @@ void dv_encoder_free(dv_encoder *e) {
     if (!e) return;
     if (e->be) {
         void *bufs[] = {e->pos, e->h, e->a, e->q, e->k, e->v, e->att, e->f, e->sel, e->win, e->pooled, e->proj,
-                        e->out, e->patches_dev, e->pos_ids_dev};
+                        e->out, e->newline, e->patches_dev, e->pos_ids_dev};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bfree(e, bufs[i]);
         void *host[] = {e->u8, e->pix, e->patches, e->pos_ids};
         for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) {
@@ -341,7 +365,15 @@ int dv_encoder_d_model(const dv_encoder *e) { return e->c.d_model; }
 int dv_encoder_image_size(const dv_encoder *e) { return e->c.image_size; }
 double dv_encoder_flops_per_frame(const dv_encoder *e) { return e->flops; }
 const char *dv_encoder_describe(const dv_encoder *e) { return e->desc; }
-int dv_encoder_is_video_model(const dv_encoder *e) { return e->c.arch == ENC_ARCH_LLAVA_NEXT_VIDEO; }
+int dv_encoder_is_video_model(const dv_encoder *e) { return e->c.arch != ENC_ARCH_LLAVA; }
+int dv_encoder_video_suffix_tokens(const dv_encoder *e) { return e->newline ? 1 : 0; }
+
+int dv_encoder_video_suffix(const dv_encoder *e, dv_tensor *out) {
+    if (!e->newline) return dv_error_set(DV_EINVAL, "encoder: this model puts nothing after a video's frames");
+    *out = dv_tensor_2d(DV_DTYPE_F32, e->newline, 1, e->c.d_model);
+    out->device = e->be->device;
+    return 0;
+}
 const dv_prep_config *dv_encoder_prep_config(const dv_encoder *e) { return &e->prep_cfg; }
 
 // ---- encoding ----

@@ -49,9 +49,11 @@ int enc_config_load(const char *model_dir, enc_config *c) {
         c->arch = ENC_ARCH_LLAVA_NEXT_VIDEO;
     } else if (!strcmp(mt, "llava")) {
         c->arch = ENC_ARCH_LLAVA;
+    } else if (!strcmp(mt, "llava_onevision")) {
+        c->arch = ENC_ARCH_LLAVA_ONEVISION;
     } else {
         rc = dv_error_set(DV_EUNSUPPORTED, "%s: model_type '%s' has no supported vision encoder "
-                          "(llava_next_video, llava)", path, mt);
+                          "(llava_next_video, llava_onevision, llava)", path, mt);
         goto done;
     }
     vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
@@ -112,8 +114,9 @@ int enc_config_load(const char *model_dir, enc_config *c) {
     // ---- feature layer(s) and strategy ----
     const cJSON *fl = cJSON_GetObjectItemCaseSensitive(root, "vision_feature_layer");
     int layers[ENC_MAX_FEAT_LAYERS], nl = 0;
+    const int ov = c->arch == ENC_ARCH_LLAVA_ONEVISION; // LlavaOnevisionConfig: layer -1, 'full'
     if (!fl || cJSON_IsNull(fl)) {
-        layers[nl++] = -2;
+        layers[nl++] = ov ? -1 : -2;
     } else if (cJSON_IsNumber(fl)) {
         layers[nl++] = (int)fl->valuedouble;
     } else if (cJSON_IsArray(fl) && cJSON_GetArraySize(fl) >= 1 && cJSON_GetArraySize(fl) <= ENC_MAX_FEAT_LAYERS) {
@@ -143,7 +146,7 @@ int enc_config_load(const char *model_dir, enc_config *c) {
     }
     c->n_feat = nl;
     const char *strat = dv_json_get_string(root, "vision_feature_select_strategy");
-    if (!strat) strat = "default";
+    if (!strat) strat = ov ? "full" : "default";
     if (!strcmp(strat, "default")) {
         c->drop_cls = 1;
     } else if (!strcmp(strat, "full")) {
@@ -191,6 +194,19 @@ int enc_config_load(const char *model_dir, enc_config *c) {
         c->pool_grid = c->sel_grid / c->pool_stride; // nn.*Pool2d / Conv2d, no padding: floor
         c->tokens = c->pool_grid * c->pool_grid;
         if (c->pool == ENC_POOL_CONV) c->pool_out = (int)outc;
+    }
+
+    if (ov) { // the projector first, then each frame's (g, g) grid bilinear to (ceil(g/2), ceil(g/2))
+        if (c->n_sel != c->n_patches) {
+            rc = dv_error_set(DV_EFORMAT, "%s: LLaVA-OneVision pools a %dx%d patch grid, but strategy '%s' keeps %d "
+                              "tokens per frame", path, c->grid, c->grid, strat, c->n_sel);
+            goto done;
+        }
+        c->pool = ENC_POOL_BILINEAR;
+        c->pool_stride = 2;
+        c->sel_grid = c->grid;
+        c->pool_grid = (c->grid + 1) / 2;
+        c->tokens = c->pool_grid * c->pool_grid;
     }
 
     // ---- projector ----

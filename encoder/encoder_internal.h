@@ -9,9 +9,10 @@
 
 #define ENC_MAX_FEAT_LAYERS 8
 
-typedef enum enc_arch { ENC_ARCH_LLAVA = 0, ENC_ARCH_LLAVA_NEXT_VIDEO } enc_arch;
+typedef enum enc_arch { ENC_ARCH_LLAVA = 0, ENC_ARCH_LLAVA_NEXT_VIDEO, ENC_ARCH_LLAVA_ONEVISION } enc_arch;
 typedef enum enc_tower { ENC_TOWER_CLIP = 0, ENC_TOWER_SIGLIP } enc_tower;
-typedef enum enc_pool { ENC_POOL_NONE = 0, ENC_POOL_AVG, ENC_POOL_MAX, ENC_POOL_CONV } enc_pool;
+// AVG / MAX / CONV: NeXT-Video, before the projector; BILINEAR: OneVision, after it (on d_model tokens)
+typedef enum enc_pool { ENC_POOL_NONE = 0, ENC_POOL_AVG, ENC_POOL_MAX, ENC_POOL_CONV, ENC_POOL_BILINEAR } enc_pool;
 
 // Everything the forward pass needs from config.json (checked against the tensors at open).
 typedef struct enc_config {
@@ -29,8 +30,8 @@ typedef struct enc_config {
     int drop_cls;  // 'default' strategy: drop the class token
     int n_sel;     // tokens per frame after selection (n_pos - drop_cls)
     int d_sel;     // hidden * n_feat
-    enc_pool pool; // LLaVA-NeXT-Video's vision_resampler
-    int pool_stride, sel_grid, pool_grid, pool_out; // sel_grid^2 = n_sel; pool_out: channels after pooling
+    enc_pool pool; // LLaVA-NeXT-Video's vision_resampler, or OneVision's bilinear downscale
+    int pool_stride, sel_grid, pool_grid, pool_out; // sel_grid^2 = n_sel; pool_out: the projector's input width
     dv_act proj_act;
     int proj_bias;
     int d_model; // projector output = LLM hidden size
@@ -55,7 +56,8 @@ typedef struct enc_weights {
     dv_tensor pool_w, pool_b;      // conv pooling: (C, d_sel * s * s), (C)
     dv_tensor p1_w, p1_b;          // (d_model, pool_out)
     dv_tensor p2_w, p2_b;          // (d_model, d_model)
-    int has_patch_b, has_pool_b, has_p_b;
+    dv_tensor newline;             // (1, d_model) OneVision's image_newline: one row after a video's frames
+    int has_patch_b, has_pool_b, has_p_b, has_newline;
 } enc_weights;
 
 struct dv_encoder {
@@ -83,8 +85,10 @@ struct dv_encoder {
     float *f;        // (B * T, I) MLP hidden
     float *sel;      // (B * n_sel, d_sel) selected feature layers, class token dropped if 'default'
     float *win;      // (B * tokens, d_sel * s * s) conv pooling windows (conv mode only)
-    float *pooled;   // (B * tokens, pool_out) after pooling (NeXT-Video)
-    float *proj;     // (B * tokens, d_model) projector hidden
+    float *pooled;   // (B * tokens, pool_out) after pooling (NeXT-Video); OneVision: (B * n_sel, d_model),
+                     // the projector output before its bilinear pooling into out
+    float *proj;     // (B * tokens, d_model) projector hidden (OneVision: B * n_sel rows)
+    float *newline;  // (1, d_model) F32 image_newline on the backend (OneVision), else NULL
     float *out;      // (B * tokens, d_model) projector output: the batch's features, on the backend
     // GPU backends (gpu = 1): u8, pix, patches and pos_ids above are host memory (malloc), the
     // weights are device copies, and these carry data between host steps and the device; all NULL

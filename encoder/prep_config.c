@@ -1,5 +1,6 @@
 // prep_config.c: reads a Hugging Face video_preprocessor_config.json / preprocessor_config.json into a
-// dv_prep_config, with the defaults of the processor class the file names (CLIP-style or SigLIP).
+// dv_prep_config, with the defaults of the processor class the file names (CLIP-style, SigLIP or
+// LLaVA-OneVision's video processor).
 #include "encoder/dv_image_prep.h"
 
 #include "core/dv_error.h"
@@ -85,10 +86,13 @@ int dv_prep_config_load(const char *model_dir, dv_prep_config *out) {
     const char *type = dv_json_get_string(root, "video_processor_type");
     if (!type) type = dv_json_get_string(root, "image_processor_type");
     const int siglip = type && strstr(type, "Siglip");
-    // class defaults: CLIPImageProcessor / LlavaNextVideoVideoProcessor, or SiglipImageProcessor
+    const int onevision = type && strstr(type, "LlavaOnevision"); // 384 x 384, no crop, CLIP mean/std
+    // class defaults: CLIPImageProcessor / LlavaNextVideoVideoProcessor, SiglipImageProcessor, or
+    // LlavaOnevisionVideoProcessor
+    const int square = siglip || onevision, side = onevision ? 384 : 224;
     dv_prep_config c = {
-        .do_resize = 1, .shortest_edge = siglip ? 0 : 224, .size_h = 224, .size_w = 224,
-        .resample = DV_RESAMPLE_BICUBIC, .do_center_crop = !siglip,
+        .do_resize = 1, .shortest_edge = square ? 0 : 224, .size_h = side, .size_w = side,
+        .resample = DV_RESAMPLE_BICUBIC, .do_center_crop = !square,
         .crop_h = 224, .crop_w = 224, .do_rescale = 1, .rescale_factor = 1.0 / 255.0, .do_normalize = 1,
         .mean = {0.48145466, 0.4578275, 0.40821073}, .std = {0.26862954, 0.26130258, 0.27577711},
     };

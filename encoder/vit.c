@@ -1,6 +1,7 @@
 // vit.c: the forward pass of a batch of frames: patch embedding (as a matmul over im2col rows),
 // class + position embeddings, pre-norm transformer blocks (biased attention and MLP), feature layer
-// selection, LLaVA-NeXT-Video's spatial pooling, and the two-layer projector. Everything after im2col
+// selection, LLaVA-NeXT-Video's spatial pooling, and the two-layer projector (LLaVA-OneVision: the
+// projector on every patch, then the bilinear downscale of each frame's grid). Everything after im2col
 // (a short host loop) goes through the backend ops: on a GPU backend the patches are uploaded once per
 // batch, feature rows are gathered with strided device copies, pooling is the pool2d op, and the
 // projector output stays on the device.
@@ -36,7 +37,8 @@ double enc_flops_per_frame(const enc_config *c) {
     f += c->n_run * (2.0 * T * D * D * 4 + 2.0 * T * D * I * 2 + 4.0 * T * T * D); // blocks
     if (c->pool == ENC_POOL_CONV)
         f += 2.0 * c->tokens * (double)c->d_sel * c->pool_stride * c->pool_stride * c->pool_out;
-    f += 2.0 * c->tokens * ((double)c->pool_out * c->d_model + (double)c->d_model * c->d_model); // projector
+    const double proj_rows = c->pool == ENC_POOL_BILINEAR ? c->n_sel : c->tokens; // OneVision pools after it
+    f += 2.0 * proj_rows * ((double)c->pool_out * c->d_model + (double)c->d_model * c->d_model); // projector
     return f;
 }
 
@@ -151,6 +153,18 @@ void enc_forward(dv_encoder *e, int nb) {
         capture(e, l + 1, nb);
     }
 
+    if (c->pool == ENC_POOL_BILINEAR) { // OneVision: project every patch, then pool the d_model grid
+        const int64_t n = (int64_t)nb * c->n_sel;
+        dv_tensor x = dv_tensor_2d(DV_DTYPE_F32, e->sel, n, c->d_sel);
+        dv_tensor hid = dv_tensor_2d(DV_DTYPE_F32, e->proj, n, c->d_model);
+        dv_tensor pr = dv_tensor_2d(DV_DTYPE_F32, e->pooled, n, c->d_model);
+        dv_tensor y = dv_tensor_2d(DV_DTYPE_F32, e->out, (int64_t)nb * c->tokens, c->d_model);
+        op->matmul(be, &hid, &x, &w->p1_w, w->has_p_b ? &w->p1_b : NULL);
+        op->act(be, &hid, &hid, c->proj_act);
+        op->matmul(be, &pr, &hid, &w->p2_w, w->has_p_b ? &w->p2_b : NULL);
+        op->pool2d(be, &y, &pr, c->sel_grid, c->pool_stride, DV_POOL_BILINEAR);
+        return;
+    }
     // ---- pooling (NeXT-Video), then projector: linear_2(act(linear_1(x))) ----
     const int64_t rows = (int64_t)nb * c->tokens;
     dv_tensor x;

@@ -18,6 +18,10 @@
 //           literal system text in its chat template: SmolLM2's "You are a helpful AI assistant named
 //           SmolLM...", Qwen2.5's "You are Qwen...") is used unless the caller gives one, as the
 //           template itself does.
+//   onevision (LLaVA-OneVision's chat template: ChatML with a space after the role, the text after "\n",
+//           no newline after <|im_end|>, no default system turn):
+//           "{<|im_start|>system \n{system}<|im_end|>}<|im_start|>user " VIDEO "\n{q}<|im_end|><|im_start|>assistant\n"
+//           next: "<|im_end|><|im_start|>user \n{q}<|im_end|><|im_start|>assistant\n"
 // BOS is added by the tokenizer when it encodes the prefix (tokenizer_config add_bos_token).
 // A text-only chat turn (generate --chat) is dv_template_chat_prompt: the same texts without a video.
 #ifndef DV_TEMPLATE_H
@@ -35,6 +39,7 @@ typedef enum dv_template_kind {
     DV_TEMPLATE_LLAMA2,
     DV_TEMPLATE_PLAIN,
     DV_TEMPLATE_CHATML,
+    DV_TEMPLATE_ONEVISION,
     DV_TEMPLATE_COUNT
 } dv_template_kind;
 
@@ -57,7 +62,7 @@ int dv_template_load(const char *model_dir, int forced_kind, const char *system,
 // The default system prompt a ChatML chat template writes when the conversation has none: the literal
 // text of a '<|im_start|>system\n...<|im_end|>' string in it ("" when none). Exposed for the tests.
 void dv_template_chatml_default_system(const char *chat_template, char *buf, size_t cap);
-// The text of the token that ends a model turn ("<|im_end|>" for chatml, "</s>" otherwise): callers
+// The text of the token that ends a model turn ("<|im_end|>" for chatml and onevision, "</s>" otherwise): callers
 // stop generating at its id (dv_tokenizer_token_id) as well as at the config's EOS ids.
 const char *dv_template_end_of_turn(dv_template_kind k);
 

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const dv_template_names[DV_TEMPLATE_COUNT] = {"vicuna", "mistral", "llama2", "plain", "chatml"};
+static const char *const dv_template_names[DV_TEMPLATE_COUNT] = {"vicuna", "mistral", "llama2", "plain", "chatml",
+                                                                          "onevision"};
 
 const char *dv_template_name(dv_template_kind k) { return k >= 0 && k < DV_TEMPLATE_COUNT ? dv_template_names[k] : "?"; }
 
@@ -19,12 +20,15 @@ int dv_template_parse(const char *name, dv_template_kind *out) {
             *out = (dv_template_kind)k;
             return 0;
         }
-    return dv_error_set(DV_EINVAL, "--template: '%s' is not one of vicuna, mistral, llama2, plain, chatml", name);
+    return dv_error_set(DV_EINVAL, "--template: '%s' is not one of vicuna, mistral, llama2, plain, chatml, onevision",
+                        name);
 }
 
 // Classifies a Jinja chat template by the markers each format's template must print.
 static int classify(const char *tpl, dv_template_kind *out) {
-    if (strstr(tpl, "<|im_start|>") && strstr(tpl, "<|im_end|>")) *out = DV_TEMPLATE_CHATML;
+    // LLaVA-OneVision's variant writes the role, then a space (ChatML: a newline)
+    if (strstr(tpl, "<|im_start|>' + message['role'] + ' '") && strstr(tpl, "<|im_end|>")) *out = DV_TEMPLATE_ONEVISION;
+    else if (strstr(tpl, "<|im_start|>") && strstr(tpl, "<|im_end|>")) *out = DV_TEMPLATE_CHATML;
     else if (strstr(tpl, "<<SYS>>")) *out = DV_TEMPLATE_LLAMA2;
     else if (strstr(tpl, "[INST]")) *out = DV_TEMPLATE_MISTRAL;
     else if (strstr(tpl, "USER") && strstr(tpl, "ASSISTANT")) *out = DV_TEMPLATE_VICUNA;
@@ -82,7 +86,10 @@ int dv_template_detect(const char *model_dir, dv_template_kind *out, const char 
     const cJSON *tc = cJSON_GetObjectItemCaseSensitive(j, "text_config");
     const char *mt = dv_json_get_string(j, "model_type");
     const char *tmt = cJSON_IsObject(tc) ? dv_json_get_string(tc, "model_type") : NULL;
-    if (cJSON_IsObject(tc)) {
+    if (mt && !strcmp(mt, "llava_onevision")) {
+        *out = DV_TEMPLATE_ONEVISION;
+        *why = "from config.json (model_type llava_onevision)";
+    } else if (cJSON_IsObject(tc)) {
         // LLaVA checkpoints: vicuna-based unless the language model is Mistral
         *out = tmt && !strcmp(tmt, "mistral") ? DV_TEMPLATE_MISTRAL : DV_TEMPLATE_VICUNA;
         *why = "from config.json (LLaVA text model type)";
@@ -134,7 +141,9 @@ void dv_template_chatml_default_system(const char *tpl, char *buf, size_t cap) {
     }
 }
 
-const char *dv_template_end_of_turn(dv_template_kind k) { return k == DV_TEMPLATE_CHATML ? "<|im_end|>" : "</s>"; }
+const char *dv_template_end_of_turn(dv_template_kind k) {
+    return k == DV_TEMPLATE_CHATML || k == DV_TEMPLATE_ONEVISION ? "<|im_end|>" : "</s>";
+}
 
 int dv_template_load(const char *model_dir, int forced_kind, const char *system, dv_template *t, const char **why) {
     memset(t, 0, sizeof *t);
@@ -175,6 +184,8 @@ int dv_template_prefix(const dv_template *t, char *buf, size_t cap) {
         return *sys ? put(buf, cap, "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n", sys)
                     : put(buf, cap, "<|im_start|>user\n");
     }
+    case DV_TEMPLATE_ONEVISION:
+        return *s ? put(buf, cap, "<|im_start|>system \n%s<|im_end|><|im_start|>user ", s) : put(buf, cap, "<|im_start|>user ");
     default: return *s ? put(buf, cap, "%s\n", s) : put(buf, cap, "%s", "");
     }
 }
@@ -185,6 +196,7 @@ int dv_template_first_question(const dv_template *t, const char *q, char *buf, s
     case DV_TEMPLATE_MISTRAL:
     case DV_TEMPLATE_LLAMA2: return put(buf, cap, "\n%s [/INST]", q);
     case DV_TEMPLATE_CHATML: return put(buf, cap, "\n%s<|im_end|>\n<|im_start|>assistant\n", q);
+    case DV_TEMPLATE_ONEVISION: return put(buf, cap, "\n%s<|im_end|><|im_start|>assistant\n", q);
     default: return put(buf, cap, "\n%s\n", q);
     }
 }
@@ -195,6 +207,7 @@ int dv_template_next_question(const dv_template *t, const char *q, char *buf, si
     case DV_TEMPLATE_MISTRAL: return put(buf, cap, "</s>[INST] %s [/INST]", q);
     case DV_TEMPLATE_LLAMA2: return put(buf, cap, "</s><s>[INST] %s [/INST]", q);
     case DV_TEMPLATE_CHATML: return put(buf, cap, "<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", q);
+    case DV_TEMPLATE_ONEVISION: return put(buf, cap, "<|im_end|><|im_start|>user \n%s<|im_end|><|im_start|>assistant\n", q);
     default: return put(buf, cap, "\n%s\n", q);
     }
 }
@@ -204,6 +217,7 @@ int dv_template_chat_prompt(const dv_template *t, const char *q, char *buf, size
     if (rc) return rc;
     const size_t n = strlen(buf);
     if ((rc = dv_template_first_question(t, q, buf + n, cap - n))) return rc;
-    if (buf[n] == '\n') memmove(buf + n, buf + n + 1, strlen(buf + n + 1) + 1); // no video to separate
+    // no video to separate (OneVision's template writes "\n" before the text in any case)
+    if (buf[n] == '\n' && t->kind != DV_TEMPLATE_ONEVISION) memmove(buf + n, buf + n + 1, strlen(buf + n + 1) + 1);
     return 0;
 }

@@ -27,6 +27,7 @@ struct dv_vlm {
     const dv_llm_config *cfg;
     int n_ctx, n_batch, encode_batch, tpf, d_model;
     int video_model;               // 1: frames are <video> tokens back to back; 0: one <image> each
+    int suffix;                    // rows after the last frame (OneVision's image_newline: 1)
 
     // the prefill feeder: rows are gathered until a chunk of n_batch is full. Both buffers live on the
     // backend (device memory on a GPU): frame and text embeddings never visit the host.
@@ -112,6 +113,7 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     v->tpf = dv_encoder_tokens_per_frame(v->enc);
     v->d_model = dv_encoder_d_model(v->enc);
     v->video_model = dv_encoder_is_video_model(v->enc);
+    v->suffix = dv_encoder_video_suffix_tokens(v->enc);
     if (v->d_model != v->cfg->hidden_size) {
         rc = dv_error_set(DV_ESHAPE, "%s: the projector gives %d-wide tokens but the language model's hidden size is %d",
                           model_dir, v->d_model, v->cfg->hidden_size);
@@ -236,12 +238,13 @@ int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_o
     const int64_t per = out->tokens_per_frame + out->ts_tokens;
     const int64_t max_tokens = o->max_tokens > 0 && o->max_tokens < v->n_ctx ? o->max_tokens : v->n_ctx;
     out->budget = max_tokens - o->reserve;
-    const int64_t fit = (out->budget - out->prefix_tokens) / per;
+    const int64_t fit = (out->budget - out->prefix_tokens - v->suffix) / per;
     if (fit < 1)
         return dv_error_set(DV_EINVAL,
                             "not even one frame fits: the context budget is %lld tokens (%lld kept for the question and "
                             "answer), the prompt needs %lld and a frame %lld (raise --max-tokens-context or --ctx)",
-                            (long long)max_tokens, (long long)o->reserve, (long long)out->prefix_tokens, (long long)per);
+                            (long long)max_tokens, (long long)o->reserve, (long long)(out->prefix_tokens + v->suffix),
+                            (long long)per);
     if (out->times.count < 0 || out->times.count > fit) {
         // too many (or unbounded): the uniform fallback of max_frames (dv_sample_plan.h)
         out->plan.max_frames = fit;
@@ -249,7 +252,7 @@ int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_o
         if ((rc = dv_sample_plan_resolve(&out->plan, info->duration_sec, &out->times))) return rc;
     }
     out->n_frames = out->times.count;
-    out->context_tokens = out->prefix_tokens + out->n_frames * per;
+    out->context_tokens = out->prefix_tokens + out->n_frames * per + v->suffix;
 
     // KV estimate at the full budget: retrieval heads keep every token, streaming heads sink + recent
     const dv_kv_cache *kv = dv_llm_kv_cache(v->llm);
@@ -318,7 +321,7 @@ void dv_vlm_plan_text(const dv_vlm *v, const dv_vlm_plan *p, char *buf, size_t c
             text_add(buf, cap, &len, "note: %lld frames would need %lld tokens; %lld uniform frames fit the budget of %lld "
                        "(--max-tokens-context / --ctx raise it)\n",
                     (long long)p->asked_frames,
-                    (long long)(p->prefix_tokens + p->asked_frames * (p->tokens_per_frame + p->ts_tokens)),
+                    (long long)(p->prefix_tokens + p->asked_frames * (p->tokens_per_frame + p->ts_tokens) + v->suffix),
                     (long long)p->n_frames, (long long)p->budget);
     }
 }
@@ -495,6 +498,11 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
     if (st->frames == 0) {
         rc = dv_error_set(DV_EFORMAT, "the video gave no frames for the plan");
         goto done;
+    }
+    if (v->suffix) { // OneVision: one image_newline row closes the video
+        dv_tensor sfx;
+        if ((rc = dv_encoder_video_suffix(v->enc, &sfx)) || (rc = feed_rows(v, sfx.data, sfx.ne[0], &st->t_prefill)))
+            goto done;
     }
     double t0 = dv_time_now();
     rc = feed_flush(v);
