@@ -107,6 +107,14 @@ int main(void) {
              !strcmp(got, "<|im_start|>system\nSys.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"));
     DV_CHECK(!strcmp(dv_template_end_of_turn(DV_TEMPLATE_CHATML), "<|im_end|>"));
     DV_CHECK(dv_template_parse("chatml2", &k) == DV_EINVAL);
+    // LLaVA-OneVision without a chat template: from config.json; its text-only turn keeps the "\n"
+    const char ov_cfg[] = "{\"model_type\": \"llava_onevision\", \"text_config\": {\"model_type\": \"qwen2\"}}";
+    DV_CHECK(dv_fs_write_atomic(path, ov_cfg, sizeof ov_cfg - 1) == 0);
+    DV_CHECK(dv_template_load(dir, -1, NULL, &t, &why) == 0 && t.kind == DV_TEMPLATE_ONEVISION);
+    DV_CHECK(dv_template_chat_prompt(&t, "Hi", got, sizeof got) == 0 &&
+             !strcmp(got, "<|im_start|>user \nHi<|im_end|><|im_start|>assistant\n"));
+    DV_CHECK(!strcmp(dv_template_end_of_turn(DV_TEMPLATE_ONEVISION), "<|im_end|>"));
+    DV_CHECK(dv_template_parse("onevision", &k) == 0 && k == DV_TEMPLATE_ONEVISION);
     // a vicuna chat prompt without a video has no stray newline
     t.kind = DV_TEMPLATE_VICUNA;
     t.system[0] = 0;

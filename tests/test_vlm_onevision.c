@@ -1,8 +1,8 @@
 // test_vlm_onevision.c: LLaVA-OneVision (SigLIP + Qwen2) as a video-QA model end to end against
 // Hugging Face. The fixture (tests/fixtures/vlm/make_onevision_fixture.py) ran
 // LlavaOnevisionForConditionalGeneration on the 4 frames duovid's video/ layer samples from clip.mp4;
-// here our pipeline decodes the clip itself and must reproduce: the processor's prompt ids (onevision
-// template, <video> x (4 x 16 + 1)), the frames chosen, the pixels (within 1/255), the video features
+// here our pipeline decodes the clip itself and must reproduce: the chat template's prompt text (also
+// after a system turn), the processor's prompt ids (onevision template, <video> x (4 x 16 + 1)), the frames chosen, the pixels (within 1/255), the video features
 // (projector on all 49 patches, bilinear 7x7 -> 4x4, image_newline after the last frame; rel L2 <
 // 1e-4), the logits after the prompt (rel L2 < 1e-4), 16 greedy tokens, then a second chat turn in the
 // same KV cache (8 greedy tokens); the context cache (built, then loaded) gives the same answer; and a
@@ -85,6 +85,26 @@ static void check_answer(dv_vlm *v, const char *q, int first, int n, const int32
         printf("%s: %d greedy tokens %s\n", label, n, same ? "identical to HF" : "DIFFER");
     }
     free(trace);
+}
+
+// The prompt texts around the video as the chat template renders them, without and with a system turn.
+static void check_texts(const dv_safetensors *st, const char *q1) {
+    const char *want[2] = {dv_safetensors_metadata(st, "prompt"), dv_safetensors_metadata(st, "prompt_system")};
+    const char *sys = dv_safetensors_metadata(st, "system");
+    DV_CHECK(want[0] && want[1] && sys);
+    for (int i = 0; i < 2 && want[0] && want[1] && sys; i++) {
+        dv_template t;
+        const char *why;
+        char got[1024];
+        DV_CHECK(dv_template_load(dv_test_path(MODEL), -1, i ? sys : NULL, &t, &why) == 0);
+        DV_CHECK(t.kind == DV_TEMPLATE_ONEVISION && !strcmp(why, "from the model's chat template"));
+        DV_CHECK(dv_template_prefix(&t, got, sizeof got) == 0);
+        const size_t n = strlen(got);
+        snprintf(got + n, sizeof got - n, "<video>");
+        DV_CHECK(dv_template_first_question(&t, q1, got + n + 7, sizeof got - n - 7) == 0);
+        DV_CHECK_MSG(!strcmp(got, want[i]), "prompt text%s:\n%s\n-- the chat template renders --\n%s",
+                     i ? " with a system prompt" : "", got, want[i]);
+    }
 }
 
 // Prompt ids: prefix + <video> x NV + first question == the processor's; turn 2 = turn 1 + answer + next.
@@ -260,6 +280,7 @@ int main(void) {
     dv_vlm *v = open_model(dv_test_path(MODEL), be, 256, NULL);
     if (!v) return 1;
     DV_CHECK(dv_vlm_template(v)->kind == DV_TEMPLATE_ONEVISION);
+    check_texts(st, q1);
     check_ids(v, st, q1, q2);
     check_frames(v, st);
 
