@@ -20,7 +20,8 @@
 //
 // The context is built exactly like the Hugging Face LLaVA models build it: the template's text
 // before the video (BOS first), then each frame's projected tokens where the <video> placeholder
-// stands (optionally preceded by a "t=12.0s:" text timestamp), then the question and "ASSISTANT:".
+// stands (optionally preceded by a "t=12.0s:" text timestamp; LLaVA-OneVision: then its image_newline
+// row), then the question and the assistant's turn.
 // Streaming: frames are decoded on a thread of their own, encoded in batches of encode_batch, and
 // their embeddings prefilled in chunks of n_batch tokens, so memory holds one frame batch and one
 // chunk, never the video. Chunks are cut at fixed offsets from the start of the context, so the same
@@ -112,7 +113,7 @@ struct dv_vlm_plan {
     int ts_tokens;            // text tokens per frame besides its image tokens (at most): the timestamp
                               // (--timestamps) and, for image models, the "\n" between frames
     int64_t prefix_tokens;    // template text before the video (BOS included)
-    int64_t context_tokens;   // prefix + frames (upper bound)
+    int64_t context_tokens;   // prefix + frames (upper bound) + the row closing a video (OneVision's image_newline)
     int64_t budget;           // the budget it had to fit (max_tokens - reserve)
     size_t kv_bytes;          // KV cache bytes at context_tokens + reserve (DuoAttention aware)
     double duration_sec;
