@@ -446,6 +446,7 @@ int main(void) {
     test_llm("tests/fixtures/llm/tiny-mistral", 0);
     test_encoder("tiny-llava");
     test_encoder("tiny-llava-siglip");
+    test_encoder("../vlm/tiny-llava-onevision");
     test_encoder("tiny-llava-next-video");
     dv_backend_free(gpu);
     dv_backend_free(cpu);

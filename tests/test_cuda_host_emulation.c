@@ -187,6 +187,7 @@ int main(void) {
     test_encoder(cpu, fake, "tiny-llava");
     test_encoder(cpu, fake, "tiny-llava-siglip");
     test_encoder(cpu, fake, "tiny-llava-next-video");
+    test_encoder(cpu, fake, "../vlm/tiny-llava-onevision"); // projector, then bilinear pooling on the device path
     test_llm(cpu, fake);
     test_vlm_handoff(cpu, fake);
     fake->device = DV_DEVICE_CPU;
