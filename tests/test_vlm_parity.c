@@ -11,6 +11,7 @@
 #include "core/dv_error.h"
 #include "core/dv_safetensors.h"
 #include "tests/dv_test.h"
+#include "tests/test_vlm_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,24 +24,8 @@
 #define N_FRAMES 8
 #define V 514
 
-static const float *ref_f32(const dv_safetensors *st, const char *name, int nd, const int64_t *shape) {
-    const dv_st_tensor *t = NULL;
-    if (dv_safetensors_get(st, name, nd, shape, &t) || t->dtype != DV_DTYPE_F32) {
-        fprintf(stderr, "FAIL fixture tensor %s: %s\n", name, dv_error_message());
-        return NULL;
-    }
-    return t->data;
-}
-
-static const int32_t *ref_i32(const dv_safetensors *st, const char *name, int64_t *n) {
-    const dv_st_tensor *t = dv_safetensors_find(st, name);
-    if (!t || t->dtype != DV_DTYPE_I32 || t->n_dims != 1) {
-        fprintf(stderr, "FAIL fixture tensor %s missing or not I32 (n)\n", name);
-        return NULL;
-    }
-    *n = t->shape[0];
-    return t->data;
-}
+#define ref_f32 vlm_ref_f32
+#define ref_i32 vlm_ref_i32
 
 static dv_vlm *open_model(const char *dir, dv_backend *be, int n_batch, const dv_duo_pattern *pat) {
     dv_vlm_params p = dv_vlm_default_params();
@@ -72,28 +57,9 @@ static int build_frames_context(dv_vlm *v, int n_frames, int timestamps) {
 
 static int build_context(dv_vlm *v, int timestamps) { return build_frames_context(v, N_FRAMES, timestamps); }
 
-// Greedy answer of n tokens (EOS ignored), its logits checked step by step.
 static void check_answer(dv_vlm *v, const char *q, int first, int n, const int32_t *want_ids, const float *want_logits,
                          const char *label) {
-    float *trace = malloc((size_t)n * V * sizeof(float));
-    dv_vlm_gen g = {.sampler = dv_sampler_default_params(), .max_new = n, .ignore_eos = 1, .logits_trace = trace};
-    g.sampler.temperature = 0;
-    dv_vlm_answer a;
-    int rc = dv_vlm_ask(v, q, first, &g, NULL, &a);
-    DV_CHECK_MSG(rc == 0, "%s: %s", label, dv_error_message());
-    if (!rc) {
-        char what[96];
-        snprintf(what, sizeof what, "%s: logits after the prompt", label);
-        dv_test_close(what, trace, want_logits, V, 1e-4);
-        snprintf(what, sizeof what, "%s: logits of all %d greedy steps", label, n);
-        dv_test_close(what, trace, want_logits, (size_t)n * V, 1e-4);
-        DV_CHECK(a.n_tokens == n);
-        int same = a.n_tokens == n;
-        for (int i = 0; same && i < n; i++) same = a.ids[i] == want_ids[i];
-        DV_CHECK_MSG(same, "%s: greedy tokens differ from HF", label);
-        printf("%s: %d greedy tokens %s\n", label, n, same ? "identical to HF" : "DIFFER");
-    }
-    free(trace);
+    vlm_check_answer(v, V, q, first, n, want_ids, want_logits, label);
 }
 
 // llava-1.5 (an image model): each frame is one image, as HF's LlavaProcessor makes of
