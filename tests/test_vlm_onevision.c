@@ -34,13 +34,7 @@
 #define ref_i32 vlm_ref_i32
 
 static dv_vlm *open_model(const char *dir, dv_backend *be, int n_batch, const char *cache_dir) {
-    dv_vlm_params p = dv_vlm_default_params();
-    p.backend = be;
-    p.n_batch = n_batch;
-    p.cache_dir = cache_dir;
-    dv_vlm *v = NULL;
-    if (dv_vlm_open(dir, &p, &v)) fprintf(stderr, "FAIL open %s: %s\n", dir, dv_error_message());
-    return v;
+    return vlm_test_open(dir, be, n_batch, NULL, cache_dir);
 }
 
 static dv_vlm_video_opts opts(void) {
@@ -166,7 +160,7 @@ static void check_cache(dv_backend *be, const char *q1, const int32_t *g1, const
         return;
     }
     for (int pass = 0; pass < 2; pass++) {
-        dv_vlm *v = open_model(dv_test_path(MODEL), be, 256, dir);
+        dv_vlm *v = open_model(MODEL, be, 256, dir);
         dv_vlm_video_opts o = opts();
         dv_vlm_video vc;
         if (v && dv_vlm_load_video(v, dv_test_path(CLIP), &o, NULL, &vc) == 0) {
@@ -244,7 +238,7 @@ int main(void) {
     DV_CHECK(n_g == 16 && n_g2 == 8);
 
     dv_backend *be = dv_backend_cpu_init(0);
-    dv_vlm *v = open_model(dv_test_path(MODEL), be, 256, NULL);
+    dv_vlm *v = open_model(MODEL, be, 256, NULL);
     if (!v) return 1;
     DV_CHECK(dv_vlm_template(v)->kind == DV_TEMPLATE_ONEVISION);
     check_texts(st, q1);

@@ -28,13 +28,7 @@
 #define ref_i32 vlm_ref_i32
 
 static dv_vlm *open_model(const char *dir, dv_backend *be, int n_batch, const dv_duo_pattern *pat) {
-    dv_vlm_params p = dv_vlm_default_params();
-    p.backend = be;
-    p.n_batch = n_batch;
-    p.pattern = pat;
-    dv_vlm *v = NULL;
-    if (dv_vlm_open(dv_test_path(dir), &p, &v)) fprintf(stderr, "FAIL open %s: %s\n", dir, dv_error_message());
-    return v;
+    return vlm_test_open(dir, be, n_batch, pat, NULL);
 }
 
 static dv_vlm *open_vlm(dv_backend *be, int n_batch, const dv_duo_pattern *pat) { return open_model(MODEL, be, n_batch, pat); }

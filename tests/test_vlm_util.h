@@ -1,5 +1,6 @@
 // test_vlm_util.h: what the end-to-end VLM parity tests share (test_vlm_parity.c, test_vlm_onevision.c):
-// reading the HF reference tensors of a fixture, and a greedy answer checked step by step against HF.
+// opening a model, reading the HF reference tensors of a fixture, and a greedy answer checked step by
+// step against HF.
 #ifndef DV_TEST_VLM_UTIL_H
 #define DV_TEST_VLM_UTIL_H
 
@@ -30,6 +31,20 @@ static inline const int32_t *vlm_ref_i32(const dv_safetensors *st, const char *n
     }
     *n = t->shape[0];
     return t->data;
+}
+
+// Opens the VLM in DIR (relative to the source folder) on be: n_batch-token chunks, a DuoAttention
+// pattern and a context cache folder when not NULL; NULL (and a FAIL line) on error.
+static inline dv_vlm *vlm_test_open(const char *dir, dv_backend *be, int n_batch, const dv_duo_pattern *pat,
+                                    const char *cache_dir) {
+    dv_vlm_params p = dv_vlm_default_params();
+    p.backend = be;
+    p.n_batch = n_batch;
+    p.pattern = pat;
+    p.cache_dir = cache_dir;
+    dv_vlm *v = NULL;
+    if (dv_vlm_open(dv_test_path(dir), &p, &v)) fprintf(stderr, "FAIL open %s: %s\n", dir, dv_error_message());
+    return v;
 }
 
 // Greedy answer of n tokens (EOS ignored) over a vocabulary of vocab: the logits of every step
