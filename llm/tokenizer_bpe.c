@@ -82,6 +82,7 @@ typedef struct bpe {
     bpe_added *added; // (n_added)
     int n_added;
     uint8_t first_raw[256], first_norm[256]; // some raw / normalized added token starts with byte c
+    int only_raw, only_norm; // the one byte that starts every token of the set; -1 none, -2 several
     int32_t *prefix, *suffix;                // post-processor special tokens around the text
     int n_prefix, n_suffix;
     dv_bpe_pretok *pre;
@@ -399,8 +400,17 @@ static int32_t last_char(const char *s, size_t n) {
 // The leftmost added token of the set at or after `from`, the longest at the same start.
 static const bpe_added *next_added(const bpe *m, const char *s, size_t n, size_t from, int norm, size_t *at) {
     const uint8_t *first = norm ? m->first_norm : m->first_raw;
+    const int only = norm ? m->only_norm : m->only_raw;
     for (size_t p = from; p < n; p++) {
-        if (!first[(uint8_t)s[p]]) continue;
+        if (only >= 0) { // one first byte for the whole set (mostly '<'): memchr finds it
+            const char *q = memchr(s + p, only, n - p);
+            if (!q) return NULL;
+            p = (size_t)(q - s);
+        } else if (only == -1) {
+            return NULL; // no added token in this set
+        } else if (!first[(uint8_t)s[p]]) {
+            continue;
+        }
         const bpe_added *best = NULL;
         for (int i = 0; i < m->n_added; i++) {
             const bpe_added *a = &m->added[i];
@@ -482,6 +492,11 @@ static int bpe_encode(void *impl, const char *text, int add_special, int32_t *id
     size_t n = strlen(text);
     const char *s = text;
     for (size_t i = 0; i < n;) { // invalid UTF-8: encode what Python's decode(errors="replace") makes
+        uint64_t w;
+        if (i + 8 <= n && (memcpy(&w, text + i, 8), !(w & 0x8080808080808080ull))) { // 8 ASCII bytes
+            i += 8;
+            continue;
+        }
         int k = dv_utf8_char((const uint8_t *)text + i, n - i);
         if (k <= 0) {
             long len = dv_utf8_repair_copy(text, n, &m->clean, &m->clean_cap);
@@ -661,6 +676,11 @@ static int prepare_added(bpe *m) {
             a->match_len = a->len;
         }
         if (a->match_len) (a->normalized ? m->first_norm : m->first_raw)[(uint8_t)a->match[0]] = 1;
+    }
+    m->only_raw = m->only_norm = -1;
+    for (int c = 0; c < 256; c++) {
+        if (m->first_raw[c]) m->only_raw = m->only_raw == -1 ? c : -2;
+        if (m->first_norm[c]) m->only_norm = m->only_norm == -1 ? c : -2;
     }
     return 0;
 }
