@@ -379,6 +379,7 @@ typedef struct merge_rec {
     char *video;   // owned: its "video" (the path as summarize was given it)
     char *outcome; // owned: status, '\n', summary or error: what two runs of the video agree on
     int ok;        // status "ok"
+    int listed;    // already placed in the --list order
     int file, lineno; // where it was read: index into the shard files, line number from 1
 } merge_rec;
 
@@ -549,10 +550,13 @@ static int merge_main(int argc, char **argv) {
         int n_missing = 0;
         const char *first_missing = NULL;
         for (int i = 0; i < list.n; i++) {
-            if (i && strlist_has(&(strlist){.v = list.v, .n = i}, list.v[i])) continue; // listed twice: once
             merge_rec **r = bsearch(list.v[i], keep, (size_t)n_keep, sizeof *keep, rec_key_cmp);
-            if (r) order[n_out++] = *r;
-            else if (!n_missing++) first_missing = list.v[i];
+            if (!r) {
+                if (!n_missing++) first_missing = list.v[i];
+            } else if (!(*r)->listed) { // a video listed twice is written once
+                (*r)->listed = 1;
+                order[n_out++] = *r;
+            }
         }
         const merge_rec *extra = NULL;
         for (int i = 0; !extra && i < n_keep; i++)

@@ -57,6 +57,9 @@ assert [r["video"] for r in rows] == [l.strip() for l in open(sys.argv[2])], row
 assert all(r["status"] == "ok" and r["summary"] for r in rows)
 EOF
 grep -q "merged 6 videos (6 ok, 0 failed) from 4 files (0 duplicates" "$tmp/merr"; check "merge: the report line" $?
+(cat "$tmp/list"; head -n 2 "$tmp/list") >"$tmp/list2"
+"$bin" summarize --merge "$tmp/m1.jsonl" --list "$tmp/list2" "${s[@]}" 2>/dev/null && cmp -s "$tmp/m1.jsonl" "$tmp/all.jsonl"
+check "merge: a video listed twice is written once" $?
 
 # duplicates: a shard given twice, and a copy of one line in another file
 head -n 1 "${s[0]}" >"$tmp/dup.jsonl"
