@@ -5,8 +5,10 @@
 # each fixture style (tests/fixtures/bpe/). MB/s per CPU second of the encoding thread is the
 # figure to compare on a machine shared with other jobs; wall-clock MB/s is shown too. HF is timed
 # on the whole text as one encode() (what duovid does) and on its lines with encode_batch (1 thread).
-# Prints one markdown table for docs/PERF.md and checks that both give the same ids.
-#   bench/tokenize_bench.sh [build/duovid] [PYTHON]     (PYTHON: one with `tokenizers`, /work/venv/bin/python)
+# Prints one markdown table for docs/PERF.md and checks that both give the same ids. ROUNDS=K runs
+# the whole comparison K times, one row per style and round (duovid and HF alternate within a row),
+# so a loaded machine shows its spread; duovid keeps the best of 20 encodes per row, HF of 2.
+#   [ROUNDS=3] bench/tokenize_bench.sh [build/duovid] [PYTHON]   (PYTHON: one with `tokenizers`, /work/venv/bin/python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/duovid}
@@ -22,9 +24,10 @@ open(sys.argv[1], "w", encoding="utf-8", newline="").write(text * (1_000_000 // 
 PYEOF
 echo "| style | bytes | tokens | duovid MB/CPU-s | duovid MB/s | HF encode MB/CPU-s | HF encode_batch(lines) MB/CPU-s | duovid / HF best | ids equal |"
 echo "|---|---|---|---|---|---|---|---|---|"
+for round in $(seq "${ROUNDS:-1}"); do
 for style in qwen2 qwen35 gpt2 smollm2 llama3; do
   dir=tests/fixtures/bpe/$style
-  "$bin" bench tokenize -m "$dir" -f "$tmp/mixed.txt" --repeat 5 --json >"$tmp/dv.json"
+  "$bin" bench tokenize -m "$dir" -f "$tmp/mixed.txt" --repeat 20 --json >"$tmp/dv.json"
   "$bin" tokenize -m "$dir" --no-bos --ids - <"$tmp/mixed.txt" >"$tmp/dv_ids.json"
   RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false "$py" - "$dir" "$tmp/mixed.txt" "$tmp/dv.json" "$tmp/dv_ids.json" "$style" <<'PYEOF'
 import json, sys, time
@@ -49,4 +52,5 @@ print(f"| {style} | {n} | {dv['tokens']} | {dv['mb_per_cpu_s']:.1f} | {dv['mb_pe
       f"{n / t_lines / 1e6:.2f} | {dv['mb_per_cpu_s'] / hf:.1f}x | {'yes' if same else 'NO'} |")
 sys.exit(0 if same else 1)
 PYEOF
+done
 done

@@ -28,6 +28,7 @@ typedef enum { BEH_REMOVED, BEH_ISOLATED, BEH_MERGED_PREVIOUS, BEH_MERGED_NEXT, 
 typedef struct step {
     step_kind kind;
     pcre2_code *re; // Split's pattern; ByteLevel's GPT-2 regex when use_regex; NULL otherwise
+    int jit;        // re is JIT-compiled: pcre2_jit_match runs it without pcre2_match's checks
     behavior beh;
     int invert;           // Split: the pieces between matches are the delimiters
     int add_prefix_space; // ByteLevel: a piece not starting with ' ' gets one
@@ -179,7 +180,8 @@ static int split_regex(dv_bpe_pretok *p, const step *st, behavior beh, size_t ba
     fold f = {.out = out, .beh = beh, .n0 = out->n};
     size_t prev = 0, at = 0;
     while (at < n) {
-        int rc = pcre2_match(st->re, (PCRE2_SPTR)out->buf + base, n, at, PCRE2_NO_UTF_CHECK, p->md, p->mc);
+        int rc = st->jit ? pcre2_jit_match(st->re, (PCRE2_SPTR)out->buf + base, n, at, 0, p->md, p->mc)
+                         : pcre2_match(st->re, (PCRE2_SPTR)out->buf + base, n, at, PCRE2_NO_UTF_CHECK, p->md, p->mc);
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) {
             PCRE2_UCHAR msg[160];
@@ -208,7 +210,12 @@ static int split_regex(dv_bpe_pretok *p, const step *st, behavior beh, size_t ba
 static int split_digits(const step *st, size_t base, size_t n, dv_bpe_pieces *out) {
     fold f = {.out = out, .beh = st->individual ? BEH_ISOLATED : BEH_CONTIGUOUS, .n0 = out->n};
     size_t last = 0;
+    const uint8_t *b = (const uint8_t *)out->buf + base;
     for (size_t i = 0; i < n;) {
+        if (b[i] < 0x80 && (b[i] < '0' || b[i] > '9')) { // the common case: ASCII, not a digit
+            i++;
+            continue;
+        }
         int32_t cp;
         int k = dv_bpe_utf8_next(out->buf + base + i, n - i, &cp);
         if (is_numeric(cp)) {
@@ -300,6 +307,12 @@ static long normalize_one(utf8proc_option_t opt, const char *text, size_t len, c
         int32_t cp = 0;
         int k = 0;
         while (run < len) {
+            uint64_t w;
+            if (run + 8 <= len && (memcpy(&w, text + run, 8), !(w & 0x8080808080808080ull))) { // 8 ASCII: stable
+                last = run + 7;
+                run += 8;
+                continue;
+            }
             k = dv_bpe_utf8_next(text + run, len - run, &cp);
             if (!nf_stable(cp, opt)) break;
             last = run;
@@ -398,7 +411,8 @@ static int parse_normalizer(void *ctx, const cJSON *n, const char *what) {
     return 0;
 }
 
-static int compile(const char *pat, size_t len, int literal, const char *what, pcre2_code **out) {
+static int compile(const char *pat, size_t len, int literal, const char *what, step *st) {
+    pcre2_code **out = &st->re;
     int err;
     PCRE2_SIZE off;
     uint32_t opt = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP | PCRE2_MULTILINE);
@@ -409,7 +423,7 @@ static int compile(const char *pat, size_t len, int literal, const char *what, p
         return dv_error_set(DV_EFORMAT, "%s: pre-tokenizer pattern does not compile at offset %zu: %s", what,
                             (size_t)off, (const char *)msg);
     }
-    pcre2_jit_compile(*out, PCRE2_JIT_COMPLETE); // without JIT (unavailable) the interpreter runs it
+    st->jit = pcre2_jit_compile(*out, PCRE2_JIT_COMPLETE) == 0; // else (JIT unavailable) the interpreter runs it
     return 0;
 }
 
@@ -426,7 +440,7 @@ static int parse_pre(void *ctx, const cJSON *n, const char *what) {
         int aps = 1, regex = 1; // HF's defaults
         int rc = dv_json_get_bool_opt(n, "add_prefix_space", what, &aps);
         if (!rc) rc = dv_json_get_bool_opt(n, "use_regex", what, &regex);
-        if (!rc && regex) rc = compile(GPT2_REGEX, sizeof GPT2_REGEX - 1, 0, what, &st->re);
+        if (!rc && regex) rc = compile(GPT2_REGEX, sizeof GPT2_REGEX - 1, 0, what, st);
         if (rc) return rc;
         st->add_prefix_space = aps;
     } else if (!strcmp(t, "Split")) {
@@ -448,7 +462,7 @@ static int parse_pre(void *ctx, const cJSON *n, const char *what) {
         if (!cJSON_IsString(src))
             return dv_error_set(DV_EFORMAT, "%s: Split pattern is neither {\"Regex\": ...} nor {\"String\": ...}", what);
         if (!*src->valuestring) return dv_error_set(DV_EFORMAT, "%s: Split pattern is empty", what);
-        if ((rc = compile(src->valuestring, strlen(src->valuestring), src == lit, what, &st->re))) return rc;
+        if ((rc = compile(src->valuestring, strlen(src->valuestring), src == lit, what, st))) return rc;
     } else if (!strcmp(t, "Digits")) {
         st->kind = STEP_DIGITS;
         int ind = 0, rc = dv_json_get_bool_opt(n, "individual_digits", what, &ind);
@@ -502,7 +516,7 @@ int dv_bpe_pretok_gpt2(dv_bpe_pretok **out) {
     if (!rc) {
         p->steps[0] = (step){.kind = STEP_BYTE_LEVEL};
         p->n_steps = 1;
-        rc = compile(GPT2_REGEX, sizeof GPT2_REGEX - 1, 0, "GPT-2 regex", &p->steps[0].re);
+        rc = compile(GPT2_REGEX, sizeof GPT2_REGEX - 1, 0, "GPT-2 regex", &p->steps[0]);
     }
     if (rc) {
         dv_bpe_pretok_free(p);

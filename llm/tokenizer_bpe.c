@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#define XXH_INLINE_ALL // the word cache hashes every piece: inline, not a library call
 #include <xxhash.h>
 
 #define MAX_VOCAB (1 << 22)
@@ -45,9 +46,10 @@ typedef struct merge_cand {
     int32_t rank, pos, id;
 } merge_cand;
 
-// A direct-mapped cache of short words and their ids: text repeats its words, and the merges of a
-// word depend on its bytes alone (HF keeps such a cache too).
-#define CACHE_SLOTS 8192
+// A cache of short words and their ids: text repeats its words, and the merges of a word depend on
+// its bytes alone (HF keeps such a cache too). Two-way set associative (the two entries of a set
+// share 128 bytes), so two frequent words whose hashes meet both stay; one entry is one cache line.
+#define CACHE_SETS 8192
 #define CACHE_KEY 22
 #define CACHE_IDS 8
 typedef struct __attribute__((aligned(64))) cache_entry { // one cache line
@@ -56,6 +58,10 @@ typedef struct __attribute__((aligned(64))) cache_entry { // one cache line
     char key[CACHE_KEY];
     int32_t ids[CACHE_IDS];
 } cache_entry;
+
+// Words of at most SHORT_WORD symbols merge on flat arrays (a linear scan for the lowest rank, as
+// tiktoken does): for the few symbols of a word that beats the heap, which longer words use.
+#define SHORT_WORD 48
 
 typedef struct bpe {
     int n_ids;        // max id + 1 over the model and the added tokens
@@ -76,6 +82,7 @@ typedef struct bpe {
     bpe_added *added; // (n_added)
     int n_added;
     uint8_t first_raw[256], first_norm[256]; // some raw / normalized added token starts with byte c
+    int only_raw, only_norm; // the one byte that starts every token of the set; -1 none, -2 several
     int32_t *prefix, *suffix;                // post-processor special tokens around the text
     int n_prefix, n_suffix;
     dv_bpe_pretok *pre;
@@ -86,7 +93,7 @@ typedef struct bpe {
     sym *syms; // (sym_cap)
     merge_cand *heap; // (3 * sym_cap)
     size_t sym_cap;
-    cache_entry *cache; // (CACHE_SLOTS)
+    cache_entry *cache; // (2 * CACHE_SETS) set i is entries 2i, 2i + 1
 } bpe;
 
 typedef struct out_ids {
@@ -250,44 +257,37 @@ static void push_pair(const bpe *m, merge_cand *h, int *nh, int pos) {
         heap_push(h, nh, (merge_cand){rank, pos, id});
 }
 
-// Encodes one piece (raw bytes) into ids.
-static int encode_word(bpe *m, const uint8_t *p, size_t n, out_ids *o) {
-    if (m->ignore_merges) {
-        int32_t id = table_find(m, &m->by_bytes, (const char *)p, n);
-        if (id >= 0) {
-            put(o, id);
-            return 0;
-        }
+// The rank and result of merging ids a and b, rank INT32_MAX when no merge applies.
+static int32_t pair_rank(const bpe *m, int32_t a, int32_t b, int32_t *id) {
+    int32_t rank;
+    return merge_find(m, a, b, &rank, id) ? rank : INT32_MAX;
+}
+
+// Merges ns <= SHORT_WORD symbols in place (id[], ns updated): the lowest rank first, the leftmost
+// at equal rank, which is the order of HF's priority queue.
+static void merge_short(const bpe *m, int32_t *id, int *ns) {
+    int32_t rank[SHORT_WORD], nid[SHORT_WORD]; // (ns - 1) of pair i, i + 1
+    int n = *ns;
+    for (int i = 0; i + 1 < n; i++) rank[i] = pair_rank(m, id[i], id[i + 1], &nid[i]);
+    while (n > 1) {
+        int best = 0;
+        for (int i = 1; i + 1 < n; i++)
+            if (rank[i] < rank[best]) best = i;
+        if (rank[best] == INT32_MAX) break;
+        id[best] = nid[best];
+        n--;
+        for (int i = best + 1; i < n; i++) id[i] = id[i + 1];
+        for (int i = best + 1; i + 1 < n; i++) rank[i] = rank[i + 1], nid[i] = nid[i + 1];
+        if (best > 0) rank[best - 1] = pair_rank(m, id[best - 1], id[best], &nid[best - 1]);
+        if (best + 1 < n) rank[best] = pair_rank(m, id[best], id[best + 1], &nid[best]);
     }
-    cache_entry *ce = NULL;
-    if (n <= CACHE_KEY) {
-        const uint64_t h = XXH3_64bits(p, n);
-        ce = &m->cache[h & (CACHE_SLOTS - 1)];
-        if (ce->len == n && ce->hash == h && !memcmp(ce->key, p, n)) {
-            for (int i = 0; i < ce->n; i++) put(o, ce->ids[i]);
-            return 0;
-        }
-        ce->hash = h;
-        ce->len = 0; // filled below when the ids fit
-    }
-    int rc = scratch(m, n);
-    if (rc) return rc;
+    *ns = n;
+}
+
+// Merges ns symbols on the linked list m->syms with a heap of candidate pairs; returns the index of
+// the first symbol (follow .next).
+static int merge_long(bpe *m, int ns) {
     sym *s = m->syms;
-    int ns = 0;
-    for (size_t i = 0; i < n; i++) {
-        int32_t id = m->byte_id[p[i]];
-        if (id < 0) { // not in the vocabulary: the unknown token (fused), or nothing (HF)
-            if (m->unk < 0) continue;
-            if (m->fuse_unk && ns && s[ns - 1].id == m->unk) {
-                s[ns - 1].len++;
-                continue;
-            }
-            id = m->unk;
-        }
-        s[ns] = (sym){.id = id, .prev = ns - 1, .next = -1, .len = 1};
-        if (ns) s[ns - 1].next = ns;
-        ns++;
-    }
     merge_cand *h = m->heap;
     int nh = 0;
     for (int i = 0; i + 1 < ns; i++) push_pair(m, h, &nh, i);
@@ -306,10 +306,69 @@ static int encode_word(bpe *m, const uint8_t *p, size_t n, out_ids *o) {
         push_pair(m, h, &nh, a->prev);
         push_pair(m, h, &nh, c.pos);
     }
+    return ns ? 0 : -1;
+}
+
+// Encodes one piece (raw bytes) into ids.
+static int encode_word(bpe *m, const uint8_t *p, size_t n, out_ids *o) {
+    if (m->ignore_merges) {
+        int32_t id = table_find(m, &m->by_bytes, (const char *)p, n);
+        if (id >= 0) {
+            put(o, id);
+            return 0;
+        }
+    }
+    cache_entry *ce = NULL;
+    if (n <= CACHE_KEY) {
+        const uint64_t h = XXH3_64bits(p, n);
+        cache_entry *set = &m->cache[2 * (h & (CACHE_SETS - 1))];
+        for (int w = 0; w < 2; w++) {
+            const cache_entry *e = &set[w];
+            if (e->len == n && e->hash == h && !memcmp(e->key, p, n)) {
+                for (int i = 0; i < e->n; i++) put(o, e->ids[i]);
+                return 0;
+            }
+        }
+        ce = !set[0].len ? &set[0] : !set[1].len ? &set[1] : &set[(h >> 40) & 1]; // an empty way, else either
+        ce->hash = h;
+        ce->len = 0; // filled below when the ids fit
+    }
+    int rc = scratch(m, n);
+    if (rc) return rc;
+    // one symbol per byte; a byte outside the vocabulary becomes the unknown token (fused), or
+    // nothing (HF)
+    int32_t ids[SHORT_WORD]; // (ns) the short path's symbols
+    const int short_word = n <= SHORT_WORD;
+    sym *s = m->syms;
+    int ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t id = m->byte_id[p[i]];
+        if (id < 0) {
+            if (m->unk < 0) continue;
+            if (m->fuse_unk && ns && (short_word ? ids[ns - 1] : s[ns - 1].id) == m->unk) {
+                if (!short_word) s[ns - 1].len++;
+                continue;
+            }
+            id = m->unk;
+        }
+        if (short_word) {
+            ids[ns++] = id;
+            continue;
+        }
+        s[ns] = (sym){.id = id, .prev = ns - 1, .next = -1, .len = 1};
+        if (ns) s[ns - 1].next = ns;
+        ns++;
+    }
     int k = 0;
-    for (int i = ns ? 0 : -1; i >= 0; i = s[i].next, k++) {
-        put(o, s[i].id);
-        if (ce && k < CACHE_IDS) ce->ids[k] = s[i].id;
+    if (short_word) {
+        merge_short(m, ids, &ns);
+        for (; k < ns; k++) put(o, ids[k]);
+        if (ce && k <= CACHE_IDS) memcpy(ce->ids, ids, (size_t)k * sizeof *ids);
+    } else {
+        for (int i = merge_long(m, ns); i >= 0; i = s[i].next, k++) {
+            put(o, s[i].id);
+            if (ce && k < CACHE_IDS) ce->ids[k] = s[i].id;
+        }
     }
     if (ce && k <= CACHE_IDS) {
         memcpy(ce->key, p, n);
@@ -341,8 +400,17 @@ static int32_t last_char(const char *s, size_t n) {
 // The leftmost added token of the set at or after `from`, the longest at the same start.
 static const bpe_added *next_added(const bpe *m, const char *s, size_t n, size_t from, int norm, size_t *at) {
     const uint8_t *first = norm ? m->first_norm : m->first_raw;
+    const int only = norm ? m->only_norm : m->only_raw;
     for (size_t p = from; p < n; p++) {
-        if (!first[(uint8_t)s[p]]) continue;
+        if (only >= 0) { // one first byte for the whole set (mostly '<'): memchr finds it
+            const char *q = memchr(s + p, only, n - p);
+            if (!q) return NULL;
+            p = (size_t)(q - s);
+        } else if (only == -1) {
+            return NULL; // no added token in this set
+        } else if (!first[(uint8_t)s[p]]) {
+            continue;
+        }
         const bpe_added *best = NULL;
         for (int i = 0; i < m->n_added; i++) {
             const bpe_added *a = &m->added[i];
@@ -424,6 +492,11 @@ static int bpe_encode(void *impl, const char *text, int add_special, int32_t *id
     size_t n = strlen(text);
     const char *s = text;
     for (size_t i = 0; i < n;) { // invalid UTF-8: encode what Python's decode(errors="replace") makes
+        uint64_t w;
+        if (i + 8 <= n && (memcpy(&w, text + i, 8), !(w & 0x8080808080808080ull))) { // 8 ASCII bytes
+            i += 8;
+            continue;
+        }
         int k = dv_utf8_char((const uint8_t *)text + i, n - i);
         if (k <= 0) {
             long len = dv_utf8_repair_copy(text, n, &m->clean, &m->clean_cap);
@@ -603,6 +676,11 @@ static int prepare_added(bpe *m) {
             a->match_len = a->len;
         }
         if (a->match_len) (a->normalized ? m->first_norm : m->first_raw)[(uint8_t)a->match[0]] = 1;
+    }
+    m->only_raw = m->only_norm = -1;
+    for (int c = 0; c < 256; c++) {
+        if (m->first_raw[c]) m->only_raw = m->only_raw == -1 ? c : -2;
+        if (m->first_norm[c]) m->only_norm = m->only_norm == -1 ? c : -2;
     }
     return 0;
 }
@@ -883,12 +961,12 @@ static int open_pair(bpe *m, const char *dir, dv_tokenizer *out) {
 int dv_tokenizer_open_bpe(const char *dir, dv_tokenizer *out) {
     alphabet_init();
     bpe *m = calloc(1, sizeof *m);
-    if (m && !(m->cache = aligned_alloc(64, CACHE_SLOTS * sizeof *m->cache))) {
+    if (m && !(m->cache = aligned_alloc(64, 2 * CACHE_SETS * sizeof *m->cache))) {
         free(m);
         m = NULL;
     }
     if (!m) return dv_error_set(DV_ENOMEM, "out of memory");
-    memset(m->cache, 0, CACHE_SLOTS * sizeof *m->cache);
+    memset(m->cache, 0, 2 * CACHE_SETS * sizeof *m->cache);
     char path[4096];
     struct stat sb;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);

@@ -24,6 +24,8 @@ pkgs=(build-essential cmake pkg-config
       libpng-dev libsentencepiece-dev libcjson-dev libopenblas-dev libcurl4-openssl-dev libssl-dev libxxhash-dev libpcre2-dev libutf8proc-dev time
       python3 python3-venv
       "${extra_pkgs[@]}")
+# test-only: a single-node Slurm for tests/cli/slurm_summarize.sh (the test skips without them)
+pkgs+=(slurm-wlm munge)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
