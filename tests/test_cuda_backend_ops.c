@@ -497,6 +497,7 @@ int main(void) {
     test_llm("assets/models/tiny-llama", 0);
     test_llm("assets/models/tiny-llama", 1);
     test_llm("tests/fixtures/llm/tiny-mistral", 0);
+    test_llm("tests/fixtures/llm/tiny-qwen35", 0); // Gated DeltaNet + gated attention
     test_encoder("tiny-llava");
     test_encoder("tiny-llava-siglip");
     test_encoder("tiny-llava-next-video");
