@@ -141,7 +141,7 @@ static int bench_llm(int argc, char **argv) {
             if (dv_llm_config_load(model_dir, &fcfg)) goto fail_msg;
             pc = &fcfg;
         }
-        if (dv_app_random_pattern(pc->n_layers, pc->n_kv_heads, sparsity, sink, recent, &pat)) goto fail_msg;
+        if (dv_app_random_pattern(pc->n_attn_layers, pc->n_kv_heads, sparsity, sink, recent, &pat)) goto fail_msg;
         lp.pattern = pat;
     }
     if (synthetic ? dv_llm_open_synthetic(&scfg, dtype, 1, 0.02, &lp, &llm) : dv_llm_open(model_dir, &lp, &llm))

@@ -82,6 +82,11 @@ int dv_llm_config_rope_at(const dv_llm_config *cfg, int64_t seq_len, dv_rope *ro
 // 1 when the rope depends on the sequence length (dynamic scaling).
 int dv_llm_config_rope_is_dynamic(const dv_llm_config *cfg);
 int dv_llm_config_is_eos(const dv_llm_config *cfg, int token);
+// The model layers of one kind as ranges ("0-2,4-6"; "" when none): linear = 1 Gated DeltaNet
+// layers, 0 attention layers. For reports (info, identify, pattern, the KV report).
+const char *dv_llm_config_layers_str(const dv_llm_config *cfg, int linear, char *buf, size_t n);
+// Model layer of attention layer a (the KV cache and DuoAttention patterns count attention layers only).
+int dv_llm_config_attn_layer(const dv_llm_config *cfg, int a);
 
 #ifdef __cplusplus
 }

@@ -365,3 +365,25 @@ int dv_llm_config_is_eos(const dv_llm_config *cfg, int token) {
         if (cfg->eos_token_ids[i] == token) return 1;
     return 0;
 }
+
+const char *dv_llm_config_layers_str(const dv_llm_config *cfg, int linear, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        if (cfg->layer_linear[l] != linear) continue;
+        int e = l;
+        while (e + 1 < cfg->n_layers && cfg->layer_linear[e + 1] == linear) e++;
+        int w = e > l ? snprintf(buf + len, n - len, "%s%d-%d", len ? "," : "", l, e)
+                      : snprintf(buf + len, n - len, "%s%d", len ? "," : "", l);
+        if (w < 0 || (size_t)w >= n - len) break; // truncated: what fits stays
+        len += (size_t)w;
+        l = e;
+    }
+    return buf;
+}
+
+int dv_llm_config_attn_layer(const dv_llm_config *cfg, int a) {
+    for (int l = 0; l < cfg->n_layers; l++)
+        if (!cfg->layer_linear[l] && a-- == 0) return l;
+    return -1;
+}
