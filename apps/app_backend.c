@@ -76,6 +76,19 @@ int dv_app_find_data(const char *rel, const char *flag, char *out, size_t cap) {
     return -1;
 }
 
+void dv_app_print_kv_report(const dv_llm *m) {
+    const dv_llm_config *c = dv_llm_get_config(m);
+    const dv_linear_state *ls = dv_llm_linear_state(m);
+    if (ls) {
+        char lin[1024], att[1024];
+        fprintf(stderr, "linear layers %s: Gated DeltaNet, no KV cache; recurrent state %.2f MiB in all (constant)\n",
+                dv_llm_config_layers_str(c, 1, lin, sizeof lin), (double)dv_linear_state_bytes(ls) / (1 << 20));
+        fprintf(stderr, "KV cache layers 0..%d below are the attention layers %s\n", c->n_attn_layers - 1,
+                dv_llm_config_layers_str(c, 0, att, sizeof att));
+    }
+    dv_kv_cache_print_report(dv_llm_kv_cache(m), stderr);
+}
+
 int dv_app_random_pattern(int n_layers, int n_kv_heads, double sparsity, int sink, int recent, dv_duo_pattern **out) {
     dv_duo_pattern *pat = NULL;
     int rc = dv_duo_pattern_full(n_layers, n_kv_heads, &pat);

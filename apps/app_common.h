@@ -3,6 +3,7 @@
 #define DV_APP_COMMON_H
 
 #include "kernels/dv_backend.h"
+#include "llm/dv_llm.h"
 
 #include <stddef.h>
 
@@ -28,6 +29,9 @@ char *dv_app_read_text(const char *path, size_t *len);
 struct dv_duo_pattern;
 // A DuoAttention pattern for benchmarks: random gates binarized at `sparsity` (the fraction of
 // streaming heads); speed and memory depend on how many heads stream, not on which.
+// --verbose's KV report on stderr: for a hybrid model first the Gated DeltaNet layers and their
+// fixed-size state, then the KV cache's per-layer lines (its layers are the attention layers).
+void dv_app_print_kv_report(const dv_llm *m);
 int dv_app_random_pattern(int n_layers, int n_kv_heads, double sparsity, int sink, int recent,
                           struct dv_duo_pattern **out);
 

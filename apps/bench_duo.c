@@ -64,7 +64,7 @@ static int run_one(dv_backend *be, const char *dir, const dv_llm_config *cfg, in
     int32_t *ids = malloc((size_t)(ctx + n_gen) * sizeof *ids);
     float *logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
     int rc = ids && logits ? 0 : dv_error_set(DV_ENOMEM, "out of memory");
-    if (!rc && sparsity > 0) rc = dv_app_random_pattern(cfg->n_layers, cfg->n_kv_heads, sparsity, sink, recent, &pat);
+    if (!rc && sparsity > 0) rc = dv_app_random_pattern(cfg->n_attn_layers, cfg->n_kv_heads, sparsity, sink, recent, &pat);
     dv_llm_params p = dv_llm_default_params();
     p.backend = be;
     p.n_ctx = ctx + n_gen;

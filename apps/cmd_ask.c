@@ -163,7 +163,7 @@ int dv_cmd_ask(int argc, char **argv) {
             (long long)vc.stats.frames, (long long)dv_vlm_video_tokens(s.vlm),
             !dv_vlm_cache_on(s.vlm) ? "cache off" : vc.cache_hit ? "from the cache" : "built", at.ask_start + a.ttft,
             a.n_tokens, a.t_generate > 0 ? a.n_tokens / a.t_generate : 0, dv_app_peak_rss_mib());
-    if (c.verbose) dv_kv_cache_print_report(dv_llm_kv_cache(dv_vlm_llm(s.vlm)), stderr);
+    if (c.verbose) dv_app_print_kv_report(dv_vlm_llm(s.vlm));
     ret = 0;
     goto done;
 fail:

@@ -26,6 +26,7 @@ static void usage(FILE *f) {
             "  -m, --model DIR     model folder (e.g. one written by `duovid synth-model`)\n"
             "  --synthetic SHAPE   random weights of that shape built in memory, no file (%s)\n"
             "  --dtype T           synthetic weight dtype: bf16 (default), f16, f32\n"
+            "  --layers N          synthetic: N layers instead of the shape's (per-layer figures of big shapes)\n"
             "  --fill N            first fill the KV cache with N random tokens (no model run)\n"
             "  --sparsity S        DuoAttention: fraction S of streaming KV heads (default 0 = full)\n"
             "  --sink N, --recent N  streaming-head sizes (default 64, 256)\n"
@@ -61,7 +62,8 @@ static double copy_gb_s(dv_backend *be) {
 
 static int bench_llm(int argc, char **argv) {
     const char *model_dir = NULL, *device = "auto", *synthetic = NULL, *dtype_s = "bf16", *mode_s = "reference";
-    int n_prompt = 512, n_gen = 32, n_batch = 256, threads = 0, json = 0, repeat = 1, fill = 0, sink = 64, recent = 256;
+    int n_prompt = 512, n_gen = 32, n_batch = 256, threads = 0, json = 0, repeat = 1, fill = 0, sink = 64, recent = 256,
+        layers = 0;
     double sparsity = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"prompt-tokens", required_argument, 0, 1},
@@ -70,7 +72,8 @@ static int bench_llm(int argc, char **argv) {
         {"json", no_argument, 0, 5}, {"repeat", required_argument, 0, 6}, {"synthetic", required_argument, 0, 7},
         {"dtype", required_argument, 0, 8}, {"fill", required_argument, 0, 9}, {"sparsity", required_argument, 0, 10},
         {"sink", required_argument, 0, 11}, {"recent", required_argument, 0, 12},
-        {"duo-prefill", required_argument, 0, 13}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"duo-prefill", required_argument, 0, 13}, {"layers", required_argument, 0, 14},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":m:t:h", opts, NULL)) != -1;) {
@@ -91,6 +94,7 @@ static int bench_llm(int argc, char **argv) {
         case 11: bad = dv_arg_int("--sink", optarg, 0, 1 << 20, &sink); break;
         case 12: bad = dv_arg_int("--recent", optarg, 1, 1 << 24, &recent); break;
         case 13: mode_s = optarg; break;
+        case 14: bad = dv_arg_int("--layers", optarg, 1, DV_LLM_MAX_LAYERS, &layers); break;
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("bench llm", "%s needs a value", argv[optind - 1]); return 1;
         default: dv_app_usage_error("bench llm", "unknown option '%s'", argv[optind - 1]); return 1;
@@ -124,8 +128,12 @@ static int bench_llm(int argc, char **argv) {
     float *logits = NULL;
     double peak_gib = 0;
     dv_llm_config scfg;
-    if (synthetic && dv_llm_synth_preset(synthetic, &scfg)) {
+    if (synthetic && (dv_llm_synth_preset(synthetic, &scfg) || (layers && dv_llm_synth_set_layers(&scfg, layers)))) {
         dv_app_usage_error("bench llm", "--synthetic: %s", dv_error_message());
+        return 1;
+    }
+    if (layers && !synthetic) {
+        dv_app_usage_error("bench llm", "--layers needs --synthetic SHAPE");
         return 1;
     }
     if (!(be = dv_app_backend_init(device, threads))) goto done;
@@ -141,7 +149,7 @@ static int bench_llm(int argc, char **argv) {
             if (dv_llm_config_load(model_dir, &fcfg)) goto fail_msg;
             pc = &fcfg;
         }
-        if (dv_app_random_pattern(pc->n_layers, pc->n_kv_heads, sparsity, sink, recent, &pat)) goto fail_msg;
+        if (dv_app_random_pattern(pc->n_attn_layers, pc->n_kv_heads, sparsity, sink, recent, &pat)) goto fail_msg;
         lp.pattern = pat;
     }
     if (synthetic ? dv_llm_open_synthetic(&scfg, dtype, 1, 0.02, &lp, &llm) : dv_llm_open(model_dir, &lp, &llm))
@@ -197,6 +205,9 @@ static int bench_llm(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "decode_ms", dec_tps > 0 ? 1000.0 / dec_tps : 0);
         cJSON_AddNumberToObject(o, "weight_bytes", (double)dv_llm_weight_bytes(llm));
         cJSON_AddNumberToObject(o, "kv_bytes", (double)dv_llm_kv_bytes(llm));
+        const dv_linear_state *ls = dv_llm_linear_state(llm); // hybrid models: the Gated DeltaNet states
+        cJSON_AddNumberToObject(o, "state_bytes", ls ? (double)dv_linear_state_bytes(ls) : 0);
+        cJSON_AddNumberToObject(o, "layers", cfg->n_layers);
         cJSON_AddNumberToObject(o, "device_peak_gib", peak_gib);
         cJSON_AddNumberToObject(o, "copy_gb_s", copy_gb_s(be));
         cJSON_AddNumberToObject(o, "peak_rss_mib", dv_app_peak_rss_mib());

@@ -238,7 +238,7 @@ int dv_cmd_generate(int argc, char **argv) {
     fprintf(stderr, "duovid: prompt %d tok in %.2f s (%.1f tok/s), generated %d tok in %.2f s (%.1f tok/s), peak RSS %.0f MiB\n",
             n_ids - n_gen, t_prefill, t_prefill > 0 ? (n_ids - n_gen) / t_prefill : 0, n_gen, t_dec,
             t_dec > 0 ? n_gen / t_dec : 0, dv_app_peak_rss_mib());
-    if (verbose) dv_kv_cache_print_report(dv_llm_kv_cache(llm), stderr);
+    if (verbose) dv_app_print_kv_report(llm);
     ret = 0;
     goto done;
 fail_msg:

@@ -97,17 +97,23 @@ int dv_cmd_identify(int argc, char **argv) {
     lp.n_ctx = p.length + p.n_passkeys * (64 + 8 * p.passkey_words) * 2 + 256; // filler + needles + questions
     if (dv_tokenizer_open(model_dir, &tok) || dv_llm_open(model_dir, &lp, &m)) goto fail_msg;
     const dv_llm_config *cfg = dv_llm_get_config(m);
-    const int NH = cfg->n_layers * cfg->n_kv_heads;
+    const int L = cfg->n_attn_layers, NH = L * cfg->n_kv_heads; // a pattern covers the attention layers only
     if (!(scores = calloc((size_t)NH, sizeof *scores))) goto fail_msg;
-    if (dv_duo_identify(m, tok, &p, scores) ||
-        dv_duo_pattern_write(out, scores, cfg->n_layers, cfg->n_kv_heads, &p))
+    if (dv_duo_identify(m, tok, &p, scores) || dv_duo_pattern_write(out, scores, L, cfg->n_kv_heads, &p))
         goto fail_msg;
     int above = 0;
     for (int i = 0; i < NH; i++) above += scores[i] >= 0.5;
-    printf("wrote %s: %d layers x %d KV heads (%s), %d of %d heads score >= 0.5\n", out, cfg->n_layers,
-           cfg->n_kv_heads, p.method == DV_DUO_ID_ABLATION ? "ablation" : "attention-mass", above, NH);
-    for (int l = 0; l < cfg->n_layers; l++) {
-        printf("layer %3d:", l);
+    printf("wrote %s: %d layers x %d KV heads (%s), %d of %d heads score >= 0.5\n", out, L, cfg->n_kv_heads,
+           p.method == DV_DUO_ID_ABLATION ? "ablation" : "attention-mass", above, NH);
+    if (cfg->n_linear_layers) {
+        char lin[1024];
+        printf("hybrid model: the pattern's %d layers are the attention layers; %d Gated DeltaNet layers (%s) are "
+               "linear (a fixed-size state, no KV heads)\n",
+               L, cfg->n_linear_layers, dv_llm_config_layers_str(cfg, 1, lin, sizeof lin));
+    }
+    for (int l = 0; l < L; l++) {
+        if (cfg->n_linear_layers) printf("layer %3d (model layer %d):", l, dv_llm_config_attn_layer(cfg, l));
+        else printf("layer %3d:", l);
         for (int h = 0; h < cfg->n_kv_heads; h++) printf(" %.3f", scores[l * cfg->n_kv_heads + h]);
         printf("\n");
     }

@@ -66,10 +66,18 @@ static int info_model(int argc, char **argv) {
     dv_template_kind tk;
     const char *why;
     if (!dv_template_detect(dir, &tk, &why)) snprintf(tpl, sizeof tpl, "%s (%s)", dv_template_name(tk), why);
+    char lin_l[1024], attn_l[1024];
+    dv_llm_config_layers_str(&cfg, 1, lin_l, sizeof lin_l);
+    dv_llm_config_layers_str(&cfg, 0, attn_l, sizeof attn_l);
     if (json) {
+        if (cfg.n_linear_layers)
+            printf("{\"linear_layers\":\"%s\",\"attention_layers\":\"%s\",\"mtp_layers_skipped\":%d,"
+                   "\"rotary_dim\":%d,",
+                   lin_l, attn_l, cfg.n_mtp_layers, cfg.rotary_dim);
         cJSON *vs = cJSON_CreateString(vision), *ts = cJSON_CreateString(tpl);
         char *vj = cJSON_PrintUnformatted(vs), *tj = cJSON_PrintUnformatted(ts);
-        printf("{\"vision\":%s,\"prompt_format\":%s,", vj ? vj : "\"\"", tj ? tj : "\"\"");
+        printf("%s\"vision\":%s,\"prompt_format\":%s,", cfg.n_linear_layers ? "" : "{", vj ? vj : "\"\"",
+               tj ? tj : "\"\"");
         free(vj);
         free(tj);
         cJSON_Delete(vs);
@@ -88,12 +96,27 @@ static int info_model(int argc, char **argv) {
         printf("dtype:          %s (%.2f GiB of weights in %d tensors)\n", dtypes, gib, dv_safetensors_count(st));
         printf("context length: %d\n", cfg.max_position_embeddings);
         printf("layers:         %d\n", cfg.n_layers);
+        if (cfg.n_linear_layers) {
+            const dv_llm_linear_config *k = &cfg.lin;
+            printf("  linear:       %d Gated DeltaNet layers (%s): conv kernel %d, %d key heads x %d, %d value heads "
+                   "x %d, float32 recurrent state (no KV cache)\n",
+                   cfg.n_linear_layers, lin_l, k->conv_kernel, k->n_k_heads, k->k_head_dim, k->n_v_heads,
+                   k->v_head_dim);
+            printf("  attention:    %d gated attention layers (%s): the KV cache and DuoAttention patterns cover "
+                   "these only\n",
+                   cfg.n_attn_layers, attn_l);
+        }
+        if (cfg.n_mtp_layers)
+            printf("  mtp:          %d multi-token-prediction layer(s) in the checkpoint: skipped (not needed for "
+                   "answers)\n",
+                   cfg.n_mtp_layers);
         printf("hidden size:    %d (intermediate %d)\n", cfg.hidden_size, cfg.intermediate_size);
         printf("attention:      %d heads, %d KV heads (%s), head dim %d\n", cfg.n_heads, cfg.n_kv_heads,
                cfg.n_kv_heads == cfg.n_heads ? "MHA" : "GQA", cfg.head_dim);
         printf("vocabulary:     %d%s\n", cfg.vocab_size, cfg.tie_word_embeddings ? " (tied embeddings)" : "");
         printf("rope:           theta %g, %s", cfg.rope_theta, cfg.rope_type);
         if (strcmp(cfg.rope_type, "default")) printf(" (factor %g)", cfg.rope_scaling.factor);
+        if (cfg.rotary_dim != cfg.head_dim) printf(", on the first %d of %d dims per head", cfg.rotary_dim, cfg.head_dim);
         printf("\n");
         if (*vision) printf("vision:         %s\n", vision);
         printf("prompt format:  %s\n", tpl);

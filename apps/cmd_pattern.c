@@ -5,6 +5,7 @@
 
 #include "core/dv_error.h"
 #include "llm/dv_duo_pattern.h"
+#include "llm/dv_llm_config.h"
 #include "video/dv_png.h"
 #include "video/dv_sheet.h"
 
@@ -24,6 +25,8 @@ static void usage(FILE *f) {
             "  --sink N, --recent N   streaming window (default 64, 256)\n"
             "  --context N        context length for the KV fraction (default 131072)\n"
             "  --png FILE         write the heat map (written atomically)\n"
+            "  -m, --model DIR    check the pattern against this model and name its layers (a hybrid\n"
+            "                     model's pattern covers its attention layers; the linear ones are listed)\n"
             "  -h, --help         this help\n");
 }
 
@@ -78,17 +81,19 @@ int dv_cmd_pattern(int argc, char **argv) {
     double sparsity = -1, threshold = -1;
     int sink = -1, recent = -1;
     int64_t ctx = 131072;
-    const char *png = NULL;
+    const char *png = NULL, *model = NULL;
     static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},
         {"duo-sparsity", required_argument, 0, 1}, {"duo-threshold", required_argument, 0, 2},
         {"sink", required_argument, 0, 3},         {"recent", required_argument, 0, 4},
         {"context", required_argument, 0, 5},      {"png", required_argument, 0, 6},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, ":hm:", opts, NULL)) != -1;) {
         int bad = 0;
         switch (c) {
+        case 'm': model = optarg; break;
         case 1: bad = dv_arg_double("--duo-sparsity", optarg, 0, 1, &sparsity); break;
         case 2: bad = dv_arg_double("--duo-threshold", optarg, 0, 1, &threshold); break;
         case 3: bad = dv_arg_int("--sink", optarg, 0, 1 << 20, &sink); break;
@@ -119,11 +124,25 @@ int dv_cmd_pattern(int argc, char **argv) {
     if (sink >= 0) p->sink = sink;
     if (recent >= 0) p->recent = recent;
     const int L = p->n_layers, H = p->n_kv_heads, N = L * H;
+    static dv_llm_config mc; // (large: the layer map) static, read once
+    if (model && (dv_llm_config_load(model, &mc) || dv_duo_pattern_check(p, argv[optind], mc.n_attn_layers, mc.n_kv_heads))) {
+        dv_app_error();
+        dv_duo_pattern_free(p);
+        return 1;
+    }
     printf("pattern: %s (%d layers x %d KV heads), threshold %.6g\n", argv[optind], L, H, p->threshold);
+    if (model && mc.n_linear_layers) {
+        char lin[1024];
+        printf("model: %s, hybrid: the pattern's layers are its attention layers; %d Gated DeltaNet layers (%s) are "
+               "linear (no KV heads)\n",
+               model, mc.n_linear_layers, dv_llm_config_layers_str(&mc, 1, lin, sizeof lin));
+    }
     for (int l = 0; l < L; l++) {
         int k = 0;
         for (int g = 0; g < H; g++) k += p->retrieval[l * H + g];
-        printf("layer %3d: %2d/%d retrieval  ", l, k, H);
+        if (model && mc.n_linear_layers) printf("layer %3d (model layer %3d): %2d/%d retrieval  ", l,
+                                                dv_llm_config_attn_layer(&mc, l), k, H);
+        else printf("layer %3d: %2d/%d retrieval  ", l, k, H);
         for (int g = 0; g < H; g++) printf("%c", p->retrieval[l * H + g] ? '#' : '.');
         printf("\n");
     }

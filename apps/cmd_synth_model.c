@@ -1,4 +1,4 @@
-// cmd_synth_model.c: `duovid synth-model`: write a random-weight Llama/Mistral checkpoint of a
+// cmd_synth_model.c: `duovid synth-model`: write a random-weight Llama/Mistral/Qwen3.5 checkpoint of a
 // named shape, for benchmarks (no download needed).
 #include "apps/args.h"
 #include "apps/cli.h"
@@ -68,7 +68,10 @@ int dv_cmd_synth_model(int argc, char **argv) {
         dv_app_error();
         return 1;
     }
-    if (layers) cfg.n_layers = layers;
+    if (layers && dv_llm_synth_set_layers(&cfg, layers)) {
+        dv_app_error();
+        return 1;
+    }
     double t0 = dv_time_now();
     if (dv_llm_synth_write(out, &cfg, dt, seed, std)) {
         dv_app_error();

@@ -57,7 +57,7 @@ int dv_duo_args_load(const dv_duo_args *a, const dv_llm_config *cfg, dv_duo_patt
         return -1;
     }
     dv_duo_pattern *p = NULL;
-    if (dv_duo_pattern_load(a->path, &p) || dv_duo_pattern_check(p, a->path, cfg->n_layers, cfg->n_kv_heads)) {
+    if (dv_duo_pattern_load(a->path, &p) || dv_duo_pattern_check(p, a->path, cfg->n_attn_layers, cfg->n_kv_heads)) {
         dv_app_error();
         dv_duo_pattern_free(p);
         return -1;

@@ -182,6 +182,30 @@ typedef struct dv_backend_ops {
     // valid and unchanged until the next synchronize() (the mmap'd weights, staging buffers that are
     // written again only after a synchronize). NULL: dv_backend_upload_async uses upload.
     int (*upload_async)(dv_backend *be, void *dst_dev, const void *src_host, size_t nbytes);
+
+    // ---- appended: Gated DeltaNet (Qwen3.5's linear-attention layers) and the attention output gate ----
+    // Causal depthwise conv1d over time, then SiLU, carrying its state across calls (HF
+    // causal_conv1d_fn / causal_conv1d_update): x (T, C) F32 (any row stride, elements contiguous),
+    // w (C, K) F32/F16/BF16, state (K-1, C) F32 contiguous: the K-1 inputs before x's first row (zeros
+    // for a new sequence). With xx = [state; x] ((K-1+T), C): y[t][c] = silu(sum_j w[c][j] xx[t+j][c]);
+    // afterwards state = the last K-1 rows of xx. y (T, C) F32 contiguous, not aliasing x.
+    void (*conv1d_causal)(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, dv_tensor *state);
+    // The gated delta rule over T tokens, carrying the fp32 state (HF torch_chunk_gated_delta_rule /
+    // torch_recurrent_gated_delta_rule with use_qk_l2norm_in_kernel). q, k (T, Hk, dk), v (T, Hv, dv)
+    // F32 (any row stride; heads contiguous); a, b (T, Hv) F32 (the in_proj_a / in_proj_b outputs);
+    // a_log, dt_bias (Hv) F32/F16/BF16; state (Hv, dk, dv) F32 contiguous, in/out; out (T, Hv, dv) F32
+    // contiguous. Value head h reads key head h / (Hv / Hk). Per token, in F32:
+    //   q = l2norm(q) / sqrt(dk), k = l2norm(k)   (x * rsqrt(sum x^2 + 1e-6))
+    //   g = -exp(a_log) * softplus(a + dt_bias),  beta = sigmoid(b)
+    //   S = exp(g) S ;  S += k (beta (v - S^T k))^T ;  out = S^T q
+    // chunk > 1: the chunked (WY / UT-transform) form over chunks of `chunk` tokens, the prefill path;
+    // chunk <= 1: token by token (the decode path). Both give the recurrence up to rounding.
+    void (*gated_delta_rule)(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k,
+                             const dv_tensor *v, const dv_tensor *a, const dv_tensor *b, const dv_tensor *a_log,
+                             const dv_tensor *dt_bias, dv_tensor *state, int chunk);
+    // y (M, N) = x (M, N) * sigmoid(gate (M, N)), F32, any row strides (elements contiguous); y may
+    // alias x (Qwen3.5's gated attention output).
+    void (*mul_sigmoid)(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *gate);
 } dv_backend_ops;
 
 // Host <-> device traffic of one backend since it was made: bytes and copies.

@@ -224,7 +224,7 @@ static void mass_observer(void *vctx, int layer, const dv_tensor *q, const dv_te
 }
 
 int dv_duo_identify(dv_llm *m, dv_tokenizer *tok, const dv_duo_id_params *p, double *scores) {
-    const int L = m->cfg.n_layers, Hkv = m->cfg.n_kv_heads, NH = L * Hkv, H = m->cfg.hidden_size;
+    const int L = m->cfg.n_attn_layers, Hkv = m->cfg.n_kv_heads, NH = L * Hkv, H = m->cfg.hidden_size; // attention layers
     if (p->n_samples < 1 || p->length < 16 || p->n_passkeys < 1 || p->passkey_words < 1 || p->sink < 0 ||
         p->recent < 1)
         return dv_error_set(DV_EINVAL, "identify: samples >= 1, length >= 16, passkeys >= 1, words >= 1, recent >= 1");

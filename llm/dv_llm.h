@@ -1,4 +1,4 @@
-// dv_llm.h: a decoder-only LLM (Llama/Mistral/SmolLM2, Qwen2, Qwen3) with a KV cache: open a Hugging Face model
+// dv_llm.h: a decoder-only LLM (Llama/Mistral/SmolLM2, Qwen2, Qwen3, the hybrid Qwen3.5) with a KV cache: open a Hugging Face model
 // folder, prefill tokens or embeddings, decode one token at a time.
 //
 //   dv_llm *m; dv_llm_params p = dv_llm_default_params(); p.backend = be;
@@ -17,6 +17,7 @@
 #include "kernels/dv_backend.h"
 #include "llm/dv_duo_pattern.h"
 #include "llm/dv_kv_cache.h"
+#include "llm/dv_linear_state.h"
 #include "llm/dv_llm_config.h"
 
 #include <stddef.h>
@@ -47,8 +48,13 @@ void dv_llm_free(dv_llm *m);
 const dv_llm_config *dv_llm_get_config(const dv_llm *m);
 int dv_llm_n_ctx(const dv_llm *m);
 int dv_llm_n_past(const dv_llm *m); // tokens in the KV cache
-// Forgets cached positions >= n_past (n_past <= current); 0 clears the cache.
+// Forgets cached positions >= n_past (n_past <= current); 0 clears the cache. A hybrid model
+// (Gated DeltaNet layers: a recurrent state) refuses any other rewind with DV_EUNSUPPORTED:
+// dv_llm_can_rewind says which, and callers then go back through a snapshot (dv_llm_state_write/_read).
 int dv_llm_rewind(dv_llm *m, int n_past);
+int dv_llm_can_rewind(const dv_llm *m);
+// The Gated DeltaNet layers' states (NULL for a model without such layers).
+const dv_linear_state *dv_llm_linear_state(const dv_llm *m);
 // Bytes held by the KV cache (allocated) and by the weights (file bytes).
 size_t dv_llm_kv_bytes(const dv_llm *m);
 const dv_kv_cache *dv_llm_kv_cache(const dv_llm *m);

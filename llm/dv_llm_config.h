@@ -1,6 +1,6 @@
 // dv_llm_config.h: the decoder-only LLM hyper-parameters read from a Hugging Face config.json
-// (LlamaForCausalLM incl. SmolLM2, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM), with
-// every field validated.
+// (LlamaForCausalLM incl. SmolLM2, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, and the
+// hybrid Qwen3_5ForCausalLM / qwen3_5_text: Gated DeltaNet + gated attention), with every field validated.
 #ifndef DV_LLM_CONFIG_H
 #define DV_LLM_CONFIG_H
 
@@ -18,10 +18,18 @@ typedef enum dv_llm_arch {
     DV_LLM_ARCH_MISTRAL,
     DV_LLM_ARCH_QWEN2,     // q/k/v projections with bias, o_proj without
     DV_LLM_ARCH_QWEN3,     // per-head RMSNorm of q and k (q_norm, k_norm) before RoPE
+    DV_LLM_ARCH_QWEN3_5,   // hybrid: Gated DeltaNet layers + gated attention layers (see `lin` below)
 } dv_llm_arch;
 
 #define DV_LLM_MAX_EOS 8
+#define DV_LLM_MAX_LAYERS 4096
 
+// Gated DeltaNet (linear attention) layer shape, Qwen3.5's linear_* fields.
+typedef struct dv_llm_linear_config {
+    int conv_kernel;            // K (linear_conv_kernel_dim)
+    int n_k_heads, n_v_heads;   // Hk, Hv (Hv % Hk == 0)
+    int k_head_dim, v_head_dim; // dk, dv
+} dv_llm_linear_config;
 typedef struct dv_llm_config {
     dv_llm_arch arch;
     char arch_name[64];         // "LlamaForCausalLM", ...
@@ -48,6 +56,16 @@ typedef struct dv_llm_config {
     int eos_token_ids[DV_LLM_MAX_EOS];
     int n_eos;
     dv_dtype dtype;             // torch_dtype/dtype in config (informational; tensors carry their own)
+
+    // ---- hybrid models (Qwen3.5); for the others n_attn_layers == n_layers, no layer is linear ----
+    int rotary_dim;             // RoPE on the first rotary_dim dims of each head (partial_rotary_factor)
+    int attn_output_gate;       // q_proj yields per head [q (D), gate (D)]; attention out *= sigmoid(gate)
+    int zero_centered_norm;     // RMSNorm weights scale by (1 + w) (Qwen3_5RMSNorm)
+    int n_attn_layers;          // layers with softmax attention (and a KV cache)
+    int n_linear_layers;        // Gated DeltaNet layers (a recurrent state, no KV cache)
+    int n_mtp_layers;           // multi-token-prediction layers in the checkpoint (never run)
+    dv_llm_linear_config lin;
+    unsigned char layer_linear[DV_LLM_MAX_LAYERS]; // (n_layers) 1: Gated DeltaNet, 0: attention
 } dv_llm_config;
 
 // Parses a config object (a whole config.json, or a VLM's "text_config"). `what` names the file for
@@ -64,6 +82,11 @@ int dv_llm_config_rope_at(const dv_llm_config *cfg, int64_t seq_len, dv_rope *ro
 // 1 when the rope depends on the sequence length (dynamic scaling).
 int dv_llm_config_rope_is_dynamic(const dv_llm_config *cfg);
 int dv_llm_config_is_eos(const dv_llm_config *cfg, int token);
+// The model layers of one kind as ranges ("0-2,4-6"; "" when none): linear = 1 Gated DeltaNet
+// layers, 0 attention layers. For reports (info, identify, pattern, the KV report).
+const char *dv_llm_config_layers_str(const dv_llm_config *cfg, int linear, char *buf, size_t n);
+// Model layer of attention layer a (the KV cache and DuoAttention patterns count attention layers only).
+int dv_llm_config_attn_layer(const dv_llm_config *cfg, int a);
 
 #ifdef __cplusplus
 }

@@ -15,8 +15,12 @@ extern "C" {
 #endif
 
 // Named shapes: "tiny" (~0.2M), "100m" (~125M), "duo-bench" (small GQA, 256K context), "llama2-7b", "vicuna-7b" (llama2-7b shape),
-// "llama3-8b", "mistral-7b". Returns DV_EINVAL listing the names for an unknown one.
+// "llama3-8b", "mistral-7b", and the Qwen3.5 hybrids "qwen3.5-tiny", "qwen3.5-0.8b", "qwen3.5-9b"
+// (Gated DeltaNet + gated attention, every 4th layer attention). Returns DV_EINVAL listing the names
+// for an unknown one.
 int dv_llm_synth_preset(const char *name, dv_llm_config *cfg);
+// Changes the layer count of a preset (and, for Qwen3.5, its layer map). DV_EINVAL when out of range.
+int dv_llm_synth_set_layers(dv_llm_config *cfg, int n_layers);
 // Writes DIR/config.json and DIR/model.safetensors (creating DIR). Weights ~ U(-a, a) with the
 // given std (HF's initializer_range is 0.02; larger values give peakier attention), norm weights 1,
 // deterministic for a seed. dtype: F32, F16 or BF16.

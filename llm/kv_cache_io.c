@@ -3,9 +3,10 @@
 // caller-supplied callbacks (a file, a tmpfile snapshot; the caller may checksum what passes).
 //
 // Stream layout (every integer little-endian; floats IEEE-754 binary32 little-endian; docs/FORMATS.md):
-//   llm state   = magic "DVLLMST1" (8 bytes), u32 version (1), u32 field count (5),
-//                 i64 n_layers, n_heads, hidden_size, vocab_size, n_past,
-//                 then the KV cache stream
+//   llm state   = magic "DVLLMST1" (8 bytes), u32 version (2), u32 field count (6),
+//                 i64 n_layers, n_heads, hidden_size, vocab_size, n_past, n_linear_layers,
+//                 then the KV cache stream (attention layers only),
+//                 then, when n_linear_layers > 0, the Gated DeltaNet states (llm/linear_state.c)
 //   KV cache    = magic "DVKVCAC1" (8 bytes), u32 version (1), u32 field count (9),
 //                 i64 n_layers L, n_kv_heads Hkv, head_dim D, page_size P, sink S, recent R,
 //                     prefill (0 reference, 1 strict), dtype (0 = F32), n_tokens N,
@@ -40,15 +41,15 @@
 #define KV_MAGIC "DVKVCAC1"
 #define KV_VERSION 1u
 #define LLM_MAGIC "DVLLMST1"
-#define LLM_VERSION 1u
+#define LLM_VERSION 2u // 2: n_linear_layers and the Gated DeltaNet states
 #define DTYPE_F32 0
 
 enum { KV_L, KV_HKV, KV_D, KV_P, KV_SINK, KV_RECENT, KV_PREFILL, KV_DTYPE, KV_NTOK, KV_NFIELDS };
 static const char *const kv_field_names[KV_NFIELDS] = {"n_layers", "n_kv_heads", "head_dim", "page_size", "sink",
                                                        "recent", "prefill semantics", "dtype", "n_tokens"};
-enum { LLM_L, LLM_HQ, LLM_HID, LLM_VOCAB, LLM_NPAST, LLM_NFIELDS };
+enum { LLM_L, LLM_HQ, LLM_HID, LLM_VOCAB, LLM_NPAST, LLM_NLIN, LLM_NFIELDS };
 static const char *const llm_field_names[LLM_NFIELDS] = {"n_layers", "n_heads", "hidden_size", "vocab_size",
-                                                         "n_past"};
+                                                         "n_past", "n_linear_layers"};
 
 // ---- stdio callbacks ----
 
@@ -280,16 +281,22 @@ static void llm_fields(const dv_llm *m, int64_t *f) {
     f[LLM_HID] = m->cfg.hidden_size;
     f[LLM_VOCAB] = m->cfg.vocab_size;
     f[LLM_NPAST] = m->n_past;
+    f[LLM_NLIN] = m->cfg.n_linear_layers;
 }
 
-int64_t dv_llm_state_bytes(const dv_llm *m) { return header_bytes(LLM_NFIELDS) + dv_kv_cache_state_bytes(m->kv); }
+int64_t dv_llm_state_bytes(const dv_llm *m) {
+    return header_bytes(LLM_NFIELDS) + dv_kv_cache_state_bytes(m->kv) +
+           (m->lin ? dv_linear_state_stream_bytes(m->lin) : 0);
+}
 
 int dv_llm_state_write(dv_llm *m, dv_io_write_fn w, void *ctx) {
     DV_ASSERT(m->n_past == m->kv->len);
     int64_t f[LLM_NFIELDS];
     llm_fields(m, f);
     int rc = header_write(w, ctx, LLM_MAGIC, LLM_VERSION, f, LLM_NFIELDS);
-    return rc ? rc : dv_kv_cache_write(m->kv, w, ctx);
+    if (!rc) rc = dv_kv_cache_write(m->kv, w, ctx);
+    if (!rc && m->lin) rc = dv_linear_state_write(m->lin, w, ctx);
+    return rc;
 }
 
 int dv_llm_state_read(dv_llm *m, dv_io_read_fn r, void *ctx, const char *what) {
@@ -298,8 +305,15 @@ int dv_llm_state_read(dv_llm *m, dv_io_read_fn r, void *ctx, const char *what) {
     int64_t f[LLM_NFIELDS], want[LLM_NFIELDS];
     llm_fields(m, want);
     int rc = header_read(r, ctx, what, "LLM state", LLM_MAGIC, LLM_VERSION, f, LLM_NFIELDS);
+    if (!rc && f[LLM_NLIN] != want[LLM_NLIN])
+        rc = dv_error_set(DV_EFORMAT, "%s: model n_linear_layers is %lld in the file, %lld here", what,
+                          (long long)f[LLM_NLIN], (long long)want[LLM_NLIN]);
     if (rc || (rc = header_match(what, "model", llm_field_names, f, want, LLM_NPAST))) return rc;
     if ((rc = dv_kv_cache_read(m->kv, r, ctx, what))) return rc;
+    if (m->lin && (rc = dv_linear_state_read(m->lin, r, ctx, what))) {
+        m->kv->len = 0;
+        return rc;
+    }
     if (f[LLM_NPAST] != m->kv->len) {
         rc = dv_error_set(DV_EFORMAT, "%s: n_past %lld differs from the KV cache's %lld tokens", what,
                           (long long)f[LLM_NPAST], (long long)m->kv->len);

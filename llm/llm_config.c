@@ -1,4 +1,4 @@
-// llm_config.c: parse and validate a Hugging Face Llama/Mistral/Qwen2/Qwen3 config.json into dv_llm_config.
+// llm_config.c: parse and validate a Hugging Face Llama/Mistral/Qwen2/Qwen3/Qwen3.5 config.json into dv_llm_config.
 #include "llm/dv_llm_config.h"
 
 #include "core/dv_error.h"
@@ -21,7 +21,78 @@ static const struct {
     {"MistralForCausalLM", "mistral", DV_LLM_ARCH_MISTRAL},
     {"Qwen2ForCausalLM", "qwen2", DV_LLM_ARCH_QWEN2},
     {"Qwen3ForCausalLM", "qwen3", DV_LLM_ARCH_QWEN3},
+    {"Qwen3_5ForCausalLM", "qwen3_5_text", DV_LLM_ARCH_QWEN3_5},
 };
+
+static int get_pos_int(const cJSON *j, const char *key, const char *what, int64_t lo, int64_t hi, int *out);
+
+// The Qwen3.5 hybrid layout: layer_types (or full_attention_interval), the Gated DeltaNet shapes,
+// partial rotary, the attention output gate, (1 + w) norms and the MTP layers that are not run.
+static int read_qwen3_5(const cJSON *j, const char *what, dv_llm_config *cfg) {
+    int rc;
+    const char *ssm = dv_json_get_string(j, "mamba_ssm_dtype");
+    if (ssm && strcmp(ssm, "float32"))
+        return dv_error_set(DV_EUNSUPPORTED, "%s: mamba_ssm_dtype '%s' is not supported (the recurrent state is float32)",
+                            what, ssm);
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(j, "layer_types");
+    int64_t interval = 4;
+    if ((rc = dv_json_get_int_opt(j, "full_attention_interval", what, &interval))) return rc;
+    if (interval < 1) return dv_error_set(DV_EFORMAT, "%s: full_attention_interval must be >= 1", what);
+    if (lt && !cJSON_IsNull(lt)) {
+        if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != cfg->n_layers)
+            return dv_error_set(DV_EFORMAT, "%s: layer_types must list %d layer types", what, cfg->n_layers);
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, lt) {
+            const char *t = cJSON_IsString(e) ? e->valuestring : "";
+            if (strcmp(t, "linear_attention") && strcmp(t, "full_attention"))
+                return dv_error_set(DV_EUNSUPPORTED, "%s: layer_types[%d] = '%s' is not supported "
+                                    "(linear_attention, full_attention)", what, i, t);
+            cfg->layer_linear[i++] = !strcmp(t, "linear_attention");
+        }
+    } else {
+        for (int i = 0; i < cfg->n_layers; i++) cfg->layer_linear[i] = (i + 1) % interval != 0;
+    }
+    for (int i = 0; i < cfg->n_layers; i++) cfg->n_linear_layers += cfg->layer_linear[i];
+    cfg->n_attn_layers = cfg->n_layers - cfg->n_linear_layers;
+    if (cfg->n_attn_layers == 0)
+        return dv_error_set(DV_EUNSUPPORTED, "%s: no full_attention layer (duovid needs at least one)", what);
+    dv_llm_linear_config *l = &cfg->lin;
+    if ((rc = get_pos_int(j, "linear_conv_kernel_dim", what, 1, 64, &l->conv_kernel)) ||
+        (rc = get_pos_int(j, "linear_num_key_heads", what, 1, 1024, &l->n_k_heads)) ||
+        (rc = get_pos_int(j, "linear_num_value_heads", what, 1, 1024, &l->n_v_heads)) ||
+        (rc = get_pos_int(j, "linear_key_head_dim", what, 1, 512, &l->k_head_dim)) ||
+        (rc = get_pos_int(j, "linear_value_head_dim", what, 1, 1024, &l->v_head_dim)))
+        return rc;
+    if (l->n_v_heads % l->n_k_heads)
+        return dv_error_set(DV_EFORMAT, "%s: linear_num_value_heads %d is not a multiple of linear_num_key_heads %d",
+                            what, l->n_v_heads, l->n_k_heads);
+    const char *act = dv_json_get_string(j, "hidden_act");
+    if (act && strcmp(act, "silu"))
+        return dv_error_set(DV_EUNSUPPORTED, "%s: hidden_act '%s' is not supported (silu)", what, act);
+    int gate = 1;
+    if ((rc = dv_json_get_bool_opt(j, "attn_output_gate", what, &gate))) return rc;
+    if (!gate) return dv_error_set(DV_EUNSUPPORTED, "%s: attn_output_gate false is not supported", what);
+    cfg->attn_output_gate = 1;
+    cfg->zero_centered_norm = 1;
+    int64_t mtp = 0;
+    if ((rc = dv_json_get_int_opt(j, "mtp_num_hidden_layers", what, &mtp))) return rc;
+    cfg->n_mtp_layers = mtp > 0 ? (int)mtp : 0;
+    return 0;
+}
+
+// MoE variants, refused by name until their expert FFN exists.
+static int refuse_moe(const char *arch, const char *model_type, const char *what) {
+    const char *moe[] = {"Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration", "qwen3_5_moe",
+                         "qwen3_5_moe_text", "Qwen3NextForCausalLM", "qwen3_next"};
+    for (size_t i = 0; i < DV_ARRAY_LEN(moe); i++)
+        if ((arch && !strcmp(arch, moe[i])) || (model_type && !strcmp(model_type, moe[i])))
+            return dv_error_set(DV_EUNSUPPORTED,
+                                "%s: '%s' is a mixture-of-experts model (top-k routed experts + shared expert), which "
+                                "duovid does not implement yet; the dense Qwen3.5 models (qwen3_5_text) are supported",
+                                what, moe[i]);
+    return 0;
+}
 
 // Token ids may be an int, a list of ints, or null.
 static int read_ids(const cJSON *j, const char *key, int *ids, int max, int *n) {
@@ -93,6 +164,7 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
     const char *arch = NULL;
     if (cJSON_IsArray(archs) && cJSON_GetArraySize(archs) > 0 && cJSON_IsString(cJSON_GetArrayItem(archs, 0)))
         arch = cJSON_GetArrayItem(archs, 0)->valuestring;
+    if ((rc = refuse_moe(arch, model_type, what))) return rc;
     size_t ai = 0;
     for (; ai < DV_ARRAY_LEN(dv_llm_archs); ai++)
         if (arch ? !strcmp(arch, dv_llm_archs[ai].arch) : (model_type && !strcmp(model_type, dv_llm_archs[ai].model_type)))
@@ -100,7 +172,7 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
     if (ai == DV_ARRAY_LEN(dv_llm_archs))
         return dv_error_set(DV_EUNSUPPORTED,
                             "%s: architecture '%s' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-                            "Qwen2ForCausalLM, Qwen3ForCausalLM)",
+                            "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3_5ForCausalLM)",
                             what, arch ? arch : (model_type ? model_type : "(none)"));
     cfg->arch = dv_llm_archs[ai].id;
     snprintf(cfg->arch_name, sizeof cfg->arch_name, "%s", dv_llm_archs[ai].arch);
@@ -108,7 +180,7 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
     if ((rc = get_pos_int(j, "vocab_size", what, 1, INT_MAX / 2, &cfg->vocab_size)) ||
         (rc = get_pos_int(j, "hidden_size", what, 1, 1 << 17, &cfg->hidden_size)) ||
         (rc = get_pos_int(j, "intermediate_size", what, 1, 1 << 20, &cfg->intermediate_size)) ||
-        (rc = get_pos_int(j, "num_hidden_layers", what, 1, 4096, &cfg->n_layers)) ||
+        (rc = get_pos_int(j, "num_hidden_layers", what, 1, DV_LLM_MAX_LAYERS, &cfg->n_layers)) ||
         (rc = get_pos_int(j, "num_attention_heads", what, 1, 4096, &cfg->n_heads)))
         return rc;
 
@@ -124,6 +196,8 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
         if ((rc = get_pos_int(j, "head_dim", what, 2, 2 * DV_ROPE_MAX_HALF, &cfg->head_dim))) return rc;
     } else if (cfg->arch == DV_LLM_ARCH_QWEN3) {
         cfg->head_dim = 128; // Qwen3Config's default, not hidden_size / num_attention_heads
+    } else if (cfg->arch == DV_LLM_ARCH_QWEN3_5) {
+        cfg->head_dim = 256; // Qwen3_5TextConfig's default
     } else {
         if (cfg->hidden_size % cfg->n_heads)
             return dv_error_set(DV_EFORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", what,
@@ -180,6 +254,16 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
     }
     cfg->rope_scaling.max_position_embeddings = cfg->max_position_embeddings;
     if (!(cfg->rope_theta > 0)) return dv_error_set(DV_EFORMAT, "%s: rope_theta must be > 0", what);
+    // partial rotary (Qwen3.5: the first quarter of each head); HF takes int(head_dim * factor)
+    double prf = cfg->arch == DV_LLM_ARCH_QWEN3_5 ? 0.25 : 1.0;
+    if ((rc = dv_json_get_double_opt(j, "partial_rotary_factor", what, &prf)) ||
+        (cJSON_IsObject(rp) && (rc = dv_json_get_double_opt(rp, "partial_rotary_factor", what, &prf))))
+        return rc;
+    if (!(prf > 0 && prf <= 1)) return dv_error_set(DV_EFORMAT, "%s: partial_rotary_factor %g is out of (0, 1]", what, prf);
+    cfg->rotary_dim = (int)(cfg->head_dim * prf);
+    if (cfg->rotary_dim < 2 || cfg->rotary_dim % 2)
+        return dv_error_set(DV_EFORMAT, "%s: the rotary dim %d (head_dim x partial_rotary_factor) must be even", what,
+                            cfg->rotary_dim);
     dv_rope probe;
     if ((rc = dv_llm_config_rope(cfg, &probe))) return dv_error_prefix(rc, "%s", what);
 
@@ -190,8 +274,10 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
     if (cfg->arch == DV_LLM_ARCH_QWEN2) cfg->qkv_bias = 1;
     else if ((rc = dv_json_get_bool_opt(j, "attention_bias", what, &cfg->attention_bias))) return rc;
     if (cfg->arch == DV_LLM_ARCH_LLAMA && (rc = dv_json_get_bool_opt(j, "mlp_bias", what, &cfg->mlp_bias))) return rc;
-    cfg->qk_norm = cfg->arch == DV_LLM_ARCH_QWEN3;
+    cfg->qk_norm = cfg->arch == DV_LLM_ARCH_QWEN3 || cfg->arch == DV_LLM_ARCH_QWEN3_5;
     if ((rc = read_sliding_window(j, what, cfg))) return rc;
+    cfg->n_attn_layers = cfg->n_layers;
+    if (cfg->arch == DV_LLM_ARCH_QWEN3_5 && (rc = read_qwen3_5(j, what, cfg))) return rc;
 
     int n;
     cfg->bos_token_id = -1;
@@ -267,7 +353,7 @@ int dv_llm_config_rope_at(const dv_llm_config *cfg, int64_t seq_len, dv_rope *ro
     dv_rope_scaling sc = cfg->rope_scaling;
     sc.type = cfg->rope_type; // set here, not stored: a stored pointer would dangle in struct copies
     sc.seq_len = (double)seq_len;
-    return dv_rope_init(rope, cfg->head_dim, cfg->rope_theta, &sc);
+    return dv_rope_init(rope, cfg->rotary_dim, cfg->rope_theta, &sc);
 }
 
 int dv_llm_config_rope(const dv_llm_config *cfg, dv_rope *rope) { return dv_llm_config_rope_at(cfg, 0, rope); }
@@ -278,4 +364,26 @@ int dv_llm_config_is_eos(const dv_llm_config *cfg, int token) {
     for (int i = 0; i < cfg->n_eos; i++)
         if (cfg->eos_token_ids[i] == token) return 1;
     return 0;
+}
+
+const char *dv_llm_config_layers_str(const dv_llm_config *cfg, int linear, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        if (cfg->layer_linear[l] != linear) continue;
+        int e = l;
+        while (e + 1 < cfg->n_layers && cfg->layer_linear[e + 1] == linear) e++;
+        int w = e > l ? snprintf(buf + len, n - len, "%s%d-%d", len ? "," : "", l, e)
+                      : snprintf(buf + len, n - len, "%s%d", len ? "," : "", l);
+        if (w < 0 || (size_t)w >= n - len) break; // truncated: what fits stays
+        len += (size_t)w;
+        l = e;
+    }
+    return buf;
+}
+
+int dv_llm_config_attn_layer(const dv_llm_config *cfg, int a) {
+    for (int l = 0; l < cfg->n_layers; l++)
+        if (!cfg->layer_linear[l] && a-- == 0) return l;
+    return -1;
 }

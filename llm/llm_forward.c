@@ -1,4 +1,4 @@
-// llm_forward.c: the Llama/Mistral/Qwen forward pass over a chunk of tokens, top to bottom.
+// llm_forward.c: the Llama/Mistral/Qwen/Qwen3.5 forward pass over a chunk of tokens, top to bottom.
 //
 // For a chunk of T tokens at positions p0 .. p0+T-1 (T <= n_batch):
 //   x = embed(ids)                                   (or the caller's embeddings, host or device)
@@ -9,6 +9,9 @@
 //     att = attention of q over what each KV head's cache holds (all tokens for retrieval heads,
 //           sink + recent for DuoAttention streaming heads) plus the chunk itself; append k, v
 //     x += att Wo
+//     (Qwen3.5: the Gated DeltaNet layers replace the attention step by linear_mixer() below; the
+//      attention layers split q_proj into q and an output gate, rotate the first rotary_dim dims and
+//      scale the attention output by sigmoid(gate); RMSNorm weights are 1 + w)
 //     xb = rms_norm(x) ; x += (silu(xb Wgate) * (xb Wup)) Wdown
 //   logits = rms_norm(x) lm_head                     (last row, or every row)
 #include "core/dv_error.h"
@@ -17,9 +20,50 @@
 #include <math.h>
 #include <string.h>
 
+// Tokens per chunk of the chunked delta rule in prefill (HF's chunk_size)
+#define DV_LLM_DELTA_CHUNK 64
+
 // A view of `n` rows of width `w` starting at row `r` of a row-major F32 buffer.
 static dv_tensor rows_f32(float *buf, int64_t r, int64_t n, int64_t w) {
     return dv_tensor_2d(DV_DTYPE_F32, buf + r * w, n, w);
+}
+
+// Qwen3.5's Gated DeltaNet token mixer on xb (T, H), result into xb (HF Qwen3_5GatedDeltaNet):
+//   qkv = conv1d_causal(xb Wqkv) (silu; carries the conv state) ; z = xb Wz ; a = xb Wa ; b = xb Wb
+//   o = gated_delta_rule(q, k, v | a, b) (carries the delta state; chunked for prefill, recurrent for
+//   one token, as HF) ; o = rms_norm(o per head) * silu(z) ; xb = o Wout
+static int linear_mixer(dv_llm *m, const dv_llm_layer *w, int T) {
+    const dv_llm_config *c = &m->cfg;
+    dv_backend *be = m->be;
+    const dv_backend_ops *op = be->ops;
+    const int64_t H = c->hidden_size, Hk = c->lin.n_k_heads, Hv = c->lin.n_v_heads, dk = c->lin.k_head_dim,
+                  dv = c->lin.v_head_dim, KD = Hk * dk, VD = Hv * dv, C = 2 * KD + VD;
+    if (!op->conv1d_causal || !op->gated_delta_rule || !op->mul_sigmoid)
+        return dv_error_set(DV_EUNSUPPORTED, "backend %s lacks the Gated DeltaNet ops", op->name);
+    dv_tensor conv_state, delta_state;
+    dv_linear_state_views(m->lin, w->lin_layer, &conv_state, &delta_state);
+    dv_tensor xb = rows_f32(m->xb, 0, T, H), lx = rows_f32(m->lin_x, 0, T, C), lc = rows_f32(m->lin_c, 0, T, C);
+    dv_tensor z = rows_f32(m->lin_z, 0, T, VD), a = rows_f32(m->lin_a, 0, T, Hv), b = rows_f32(m->lin_b, 0, T, Hv);
+    op->matmul(be, &lx, &xb, &w->lin_qkv, NULL);
+    op->matmul(be, &z, &xb, &w->lin_z, NULL);
+    op->matmul(be, &a, &xb, &w->lin_a, NULL);
+    op->matmul(be, &b, &xb, &w->lin_b, NULL);
+    op->conv1d_causal(be, &lc, &lx, &w->lin_conv, &conv_state);
+    // q, k, v: column ranges of the conv output (T, C), row stride C
+    dv_tensor q = dv_tensor_3d(DV_DTYPE_F32, m->lin_c, T, Hk, dk), k = dv_tensor_3d(DV_DTYPE_F32, m->lin_c + KD, T, Hk, dk);
+    dv_tensor v = dv_tensor_3d(DV_DTYPE_F32, m->lin_c + 2 * KD, T, Hv, dv);
+    q.nb[0] = k.nb[0] = v.nb[0] = (size_t)C * sizeof(float);
+    q.device = k.device = v.device = be->device;
+    dv_tensor o = dv_tensor_3d(DV_DTYPE_F32, m->lin_o, T, Hv, dv);
+    op->gated_delta_rule(be, &o, &q, &k, &v, &a, &b, &w->lin_a_log, &w->lin_dt_bias, &delta_state,
+                         T > 1 ? DV_LLM_DELTA_CHUNK : 0);
+    // gated RMSNorm per value head: rms_norm(o) * w, then * silu(z) (swiglu(z, o) = silu(z) * o)
+    dv_tensor o_heads = dv_tensor_2d(DV_DTYPE_F32, m->lin_o, T * Hv, dv), z_heads = dv_tensor_2d(DV_DTYPE_F32, m->lin_z, T * Hv, dv);
+    op->rms_norm(be, &o_heads, &o_heads, &w->lin_norm, (float)c->rms_norm_eps);
+    op->swiglu(be, &o_heads, &z_heads, &o_heads);
+    dv_tensor o2 = rows_f32(m->lin_o, 0, T, VD);
+    op->matmul(be, &xb, &o2, &w->lin_out, NULL);
+    return 0;
 }
 
 int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const float *embd_dev, int T,
@@ -67,24 +111,43 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
     // HF recomputes dynamic-NTK frequencies for the longest sequence a forward sees
     if (dv_llm_config_rope_is_dynamic(c) && (rc = dv_llm_config_rope_at(c, p0 + T, &m->rope))) return rc;
 
+    // partial rotary (Qwen3.5): RoPE on the first rotary_dim dims of each head, the rest pass through
+    dv_tensor q_rot = q, k_rot = k_new;
+    q_rot.ne[2] = k_rot.ne[2] = c->rotary_dim;
     for (int l = 0; l < c->n_layers; l++) {
         const dv_llm_layer *w = &m->layers[l];
-        // ---- attention ----
         op->rms_norm(be, &xb, &x, &w->attn_norm, (float)c->rms_norm_eps);
-        op->matmul(be, &q2, &xb, &w->wq, w->bq.data ? &w->bq : NULL);
-        op->matmul(be, &k2, &xb, &w->wk, w->bk.data ? &w->bk : NULL);
-        op->matmul(be, &v2, &xb, &w->wv, w->bv.data ? &w->bv : NULL);
-        if (w->q_norm.data) {
-            op->rms_norm(be, &q_heads, &q_heads, &w->q_norm, (float)c->rms_norm_eps);
-            op->rms_norm(be, &k_heads, &k_heads, &w->k_norm, (float)c->rms_norm_eps);
+        if (w->lin_layer >= 0) { // ---- Gated DeltaNet (linear attention, recurrent state) ----
+            if ((rc = linear_mixer(m, w, T))) goto fail;
+        } else { // ---- attention (Qwen3.5: with an output gate) ----
+            if (c->attn_output_gate) { // q_proj gives [q, gate] per head; q_norm de-interleaves q
+                dv_tensor qg = dv_tensor_2d(DV_DTYPE_F32, m->qg, T, 2 * Hq * D);
+                dv_tensor q_src = dv_tensor_2d(DV_DTYPE_F32, m->qg, T * Hq, D); // (T*Hq, D), row stride 2D
+                q_src.nb[0] = (size_t)(2 * D) * sizeof(float);
+                op->matmul(be, &qg, &xb, &w->wq, w->bq.data ? &w->bq : NULL);
+                op->rms_norm(be, &q_heads, &q_src, &w->q_norm, (float)c->rms_norm_eps);
+            } else {
+                op->matmul(be, &q2, &xb, &w->wq, w->bq.data ? &w->bq : NULL);
+                if (w->q_norm.data) op->rms_norm(be, &q_heads, &q_heads, &w->q_norm, (float)c->rms_norm_eps);
+            }
+            op->matmul(be, &k2, &xb, &w->wk, w->bk.data ? &w->bk : NULL);
+            op->matmul(be, &v2, &xb, &w->wv, w->bv.data ? &w->bv : NULL);
+            if (w->k_norm.data) op->rms_norm(be, &k_heads, &k_heads, &w->k_norm, (float)c->rms_norm_eps);
+            op->rope(be, &q_rot, &pos, &m->rope);
+            op->rope(be, &k_rot, &pos, &m->rope);
+            const int kl = w->kv_layer; // the KV cache holds the attention layers only
+            const dv_kv_head_view *views = dv_kv_cache_views(m->kv, kl);
+            if (m->observer) m->observer(m->observer_ctx, kl, &q, &k_new, views, p0);
+            op->attention_kv(be, &att, &q, &k_new, &v_new, views, &ap);
+            if ((rc = dv_kv_cache_append(m->kv, kl, &k_new, &v_new))) goto fail;
+            if (c->attn_output_gate) { // att *= sigmoid(gate)
+                dv_tensor a_heads = dv_tensor_2d(DV_DTYPE_F32, m->att, T * Hq, D);
+                dv_tensor g_src = dv_tensor_2d(DV_DTYPE_F32, m->qg + D, T * Hq, D);
+                g_src.nb[0] = (size_t)(2 * D) * sizeof(float);
+                op->mul_sigmoid(be, &a_heads, &a_heads, &g_src);
+            }
+            op->matmul(be, &xb, &att2, &w->wo, w->bo.data ? &w->bo : NULL);
         }
-        op->rope(be, &q, &pos, &m->rope);
-        op->rope(be, &k_new, &pos, &m->rope);
-        const dv_kv_head_view *views = dv_kv_cache_views(m->kv, l);
-        if (m->observer) m->observer(m->observer_ctx, l, &q, &k_new, views, p0);
-        op->attention_kv(be, &att, &q, &k_new, &v_new, views, &ap);
-        if ((rc = dv_kv_cache_append(m->kv, l, &k_new, &v_new))) goto fail;
-        op->matmul(be, &xb, &att2, &w->wo, w->bo.data ? &w->bo : NULL);
         op->add(be, &x, &x, &xb);
 
         // ---- MLP (SwiGLU) ----

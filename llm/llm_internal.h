@@ -3,6 +3,7 @@
 #define DV_LLM_INTERNAL_H
 
 #include "core/dv_safetensors.h"
+#include "llm/dv_linear_state.h"
 #include "llm/dv_llm.h"
 
 // One transformer block's weights: views into the mapped checkpoint (file dtype). Biases have
@@ -15,7 +16,18 @@ typedef struct dv_llm_layer {
     dv_tensor ffn_norm;               // (H)
     dv_tensor w_gate, w_up, w_down;   // (F, H), (F, H), (H, F)
     dv_tensor b_gate, b_up, b_down;   // (F), (F), (H)                  [mlp_bias]
+    // Gated DeltaNet layers (cfg.layer_linear[l]; wq..k_norm unused), C = 2 Hk dk + Hv dv:
+    dv_tensor lin_qkv;                // (C, H)       in_proj_qkv: q, k, v before the conv
+    dv_tensor lin_z;                  // (Hv*dv, H)   in_proj_z: the gate of the gated RMSNorm
+    dv_tensor lin_a, lin_b;           // (Hv, H), (Hv, H) in_proj_a (decay), in_proj_b (beta)
+    dv_tensor lin_conv;               // (C, K)       depthwise conv1d weight (file shape (C, 1, K))
+    dv_tensor lin_a_log, lin_dt_bias; // (Hv), (Hv)
+    dv_tensor lin_norm;               // (dv)         gated RMSNorm weight (plain w, not 1 + w)
+    dv_tensor lin_out;                // (H, Hv*dv)   out_proj
+    int kv_layer;                     // attention layers: its layer in the KV cache; else -1
+    int lin_layer;                    // Gated DeltaNet layers: its state in m->lin; else -1
 } dv_llm_layer;
+#define DV_LLM_LAYER_TENSORS 27       // dv_tensor fields of dv_llm_layer (the weight upload walks them)
 
 // Called in every layer after RoPE, before attention, with the chunk's queries (T, Hq, D), new keys
 // (T, Hkv, D) and the cache views (Hkv): lets analysis code (head identification) look at attention
@@ -44,6 +56,9 @@ struct dv_llm {
     int64_t n_params;
 
     dv_kv_cache *kv;     // owned: post-RoPE keys/values (paged retrieval heads, sink+ring streaming heads)
+                         // of the attention layers only (cfg.n_attn_layers)
+    dv_linear_state *lin; // owned: conv + delta-rule states of the Gated DeltaNet layers (NULL: none)
+    float *norm_host;    // owned: (1 + w) in F32 of zero-centred RMSNorm weights (NULL: none)
 
     // activations for one chunk of up to n_batch tokens, backend memory, owned
     float *x;       // (B, H) residual stream
@@ -58,6 +73,13 @@ struct dv_llm {
     int32_t *pos;   // (B) absolute positions
     int32_t *ids;   // (B) token ids
     int32_t *pos_host, *ids_host; // (B) host staging, owned
+    // hybrid models only (NULL otherwise), C = 2 Hk dk + Hv dv, VD = Hv dv:
+    float *qg;      // (B, Hq*2D) gated attention's q_proj output: per head [q (D), gate (D)]
+    float *lin_x;   // (B, C) in_proj_qkv output (the conv input)
+    float *lin_c;   // (B, C) conv output: q | k | v columns
+    float *lin_z;   // (B, VD)
+    float *lin_a, *lin_b; // (B, Hv), (B, Hv)
+    float *lin_o;   // (B, VD) delta-rule output, normed and gated in place
 };
 
 // The second half of dv_llm_open, once cfg, rope, the weight views and n_params are set: uploads the

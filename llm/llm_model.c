@@ -1,4 +1,4 @@
-// llm_model.c: open a Llama/Mistral/Qwen2/Qwen3 checkpoint folder: read config.json, map the safetensors,
+// llm_model.c: open a Llama/Mistral/Qwen2/Qwen3/Qwen3.5 checkpoint folder: read config.json, map the safetensors,
 // bind and shape-check every weight, and allocate the KV cache and activation buffers once.
 #include "core/dv_error.h"
 #include "core/dv_log.h"
@@ -27,13 +27,12 @@ typedef struct binder {
     int64_t n_params;
 } binder;
 
-// Looks up `prefix + name`, checks the shape (n0[, n1]) and the dtype, and makes a view.
-static int bind(binder *b, dv_tensor *t, const char *prefix, const char *name, int64_t n0, int64_t n1) {
+// Looks up `prefix + name`, checks the shape (n_dims of shape) and the dtype, and makes a view.
+static int bind_nd(binder *b, dv_tensor *t, const char *prefix, const char *name, int n_dims, const int64_t *shape) {
     char full[256];
     snprintf(full, sizeof full, "%s%s", prefix, name);
-    int64_t shape[2] = {n0, n1};
     const dv_st_tensor *st;
-    int rc = dv_safetensors_get(b->st, full, n1 ? 2 : 1, shape, &st);
+    int rc = dv_safetensors_get(b->st, full, n_dims, shape, &st);
     if (rc) return rc;
     if (st->dtype != DV_DTYPE_F32 && st->dtype != DV_DTYPE_F16 && st->dtype != DV_DTYPE_BF16)
         return dv_error_set(DV_EUNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", st->file,
@@ -44,14 +43,52 @@ static int bind(binder *b, dv_tensor *t, const char *prefix, const char *name, i
     return 0;
 }
 
+// bind_nd for (n0) or (n0, n1) (n1 == 0).
+static int bind(binder *b, dv_tensor *t, const char *prefix, const char *name, int64_t n0, int64_t n1) {
+    const int64_t shape[2] = {n0, n1};
+    return bind_nd(b, t, prefix, name, n1 ? 2 : 1, shape);
+}
+
+// A Gated DeltaNet layer's token mixer (linear_attn.*).
+static int bind_linear(binder *b, const dv_llm_config *c, const char *p, dv_llm_layer *l) {
+    const dv_llm_linear_config *k = &c->lin;
+    const int64_t H = c->hidden_size, VD = (int64_t)k->n_v_heads * k->v_head_dim,
+                  C = 2 * (int64_t)k->n_k_heads * k->k_head_dim + VD, Hv = k->n_v_heads;
+    const int64_t conv[3] = {C, 1, k->conv_kernel};
+    int rc;
+    if ((rc = bind(b, &l->lin_qkv, p, "linear_attn.in_proj_qkv.weight", C, H)) ||
+        (rc = bind(b, &l->lin_z, p, "linear_attn.in_proj_z.weight", VD, H)) ||
+        (rc = bind(b, &l->lin_a, p, "linear_attn.in_proj_a.weight", Hv, H)) ||
+        (rc = bind(b, &l->lin_b, p, "linear_attn.in_proj_b.weight", Hv, H)) ||
+        (rc = bind_nd(b, &l->lin_conv, p, "linear_attn.conv1d.weight", 3, conv)) ||
+        (rc = bind(b, &l->lin_a_log, p, "linear_attn.A_log", Hv, 0)) ||
+        (rc = bind(b, &l->lin_dt_bias, p, "linear_attn.dt_bias", Hv, 0)) ||
+        (rc = bind(b, &l->lin_norm, p, "linear_attn.norm.weight", k->v_head_dim, 0)) ||
+        (rc = bind(b, &l->lin_out, p, "linear_attn.out_proj.weight", H, VD)))
+        return rc;
+    const char *name = l->lin_conv.name;
+    l->lin_conv = dv_tensor_2d(l->lin_conv.dtype, l->lin_conv.data, C, k->conv_kernel); // (C, 1, K) as (C, K)
+    l->lin_conv.name = name;
+    return 0;
+}
+
 static int bind_layer(binder *b, const dv_llm_config *c, int i, dv_llm_layer *l) {
     char p[96];
     snprintf(p, sizeof p, "%slayers.%d.", b->body, i);
     const int64_t H = c->hidden_size, F = c->intermediate_size, QD = (int64_t)c->n_heads * c->head_dim,
                   KD = (int64_t)c->n_kv_heads * c->head_dim;
     int rc;
+    if (c->layer_linear[i])
+        return (rc = bind(b, &l->attn_norm, p, "input_layernorm.weight", H, 0)) ||
+                       (rc = bind_linear(b, c, p, l)) ||
+                       (rc = bind(b, &l->ffn_norm, p, "post_attention_layernorm.weight", H, 0)) ||
+                       (rc = bind(b, &l->w_gate, p, "mlp.gate_proj.weight", F, H)) ||
+                       (rc = bind(b, &l->w_up, p, "mlp.up_proj.weight", F, H)) ||
+                       (rc = bind(b, &l->w_down, p, "mlp.down_proj.weight", H, F))
+                   ? rc
+                   : 0;
     if ((rc = bind(b, &l->attn_norm, p, "input_layernorm.weight", H, 0)) ||
-        (rc = bind(b, &l->wq, p, "self_attn.q_proj.weight", QD, H)) ||
+        (rc = bind(b, &l->wq, p, "self_attn.q_proj.weight", c->attn_output_gate ? 2 * QD : QD, H)) ||
         (rc = bind(b, &l->wk, p, "self_attn.k_proj.weight", KD, H)) ||
         (rc = bind(b, &l->wv, p, "self_attn.v_proj.weight", KD, H)) ||
         (rc = bind(b, &l->wo, p, "self_attn.o_proj.weight", H, QD)) ||
@@ -99,7 +136,7 @@ static int upload_one(dv_llm *m, dv_tensor *t) {
 }
 
 static int upload_weights(dv_llm *m) {
-    const int per_layer = 18; // tensors in dv_llm_layer
+    const int per_layer = DV_LLM_LAYER_TENSORS;
     m->dev_weights = calloc((size_t)(3 + per_layer * m->cfg.n_layers), sizeof *m->dev_weights);
     if (!m->dev_weights) return dv_error_set(DV_ENOMEM, "out of memory");
     const int tied = m->lm_head.data == m->tok_embd.data;
@@ -108,9 +145,11 @@ static int upload_weights(dv_llm *m) {
     if (!rc) rc = tied ? (m->lm_head = m->tok_embd, 0) : upload_one(m, &m->lm_head);
     for (int l = 0; !rc && l < m->cfg.n_layers; l++) {
         dv_llm_layer *y = &m->layers[l];
-        dv_tensor *ts[18] = {&y->attn_norm, &y->wq, &y->wk, &y->wv, &y->wo, &y->bq, &y->bk, &y->bv, &y->bo,
-                             &y->q_norm, &y->k_norm, &y->ffn_norm, &y->w_gate, &y->w_up, &y->w_down, &y->b_gate,
-                             &y->b_up, &y->b_down};
+        dv_tensor *ts[DV_LLM_LAYER_TENSORS] = {
+            &y->attn_norm, &y->wq,      &y->wk,      &y->wv,        &y->wo,     &y->bq,         &y->bk,
+            &y->bv,        &y->bo,      &y->q_norm,  &y->k_norm,    &y->ffn_norm, &y->w_gate,   &y->w_up,
+            &y->w_down,    &y->b_gate,  &y->b_up,    &y->b_down,    &y->lin_qkv, &y->lin_z,     &y->lin_a,
+            &y->lin_b,     &y->lin_conv, &y->lin_a_log, &y->lin_dt_bias, &y->lin_norm, &y->lin_out};
         for (int i = 0; !rc && i < per_layer; i++) rc = upload_one(m, ts[i]);
     }
     int rs = m->be->ops->synchronize(m->be); // the async copies are done before anything frees a source
@@ -172,10 +211,55 @@ fail:
     return rc;
 }
 
+// Zero-centred RMSNorms (Qwen3_5RMSNorm: x_normed * (1 + w), in F32) become plain RMSNorms with the
+// weight 1 + w widened to F32 once here, as HF computes it (1.0 + w.float()): no op of its own.
+static int shift_norms(dv_llm *m) {
+    const dv_llm_config *c = &m->cfg;
+    dv_tensor **ts = malloc((1 + 4 * (size_t)c->n_layers) * sizeof *ts);
+    if (!ts) return dv_error_set(DV_ENOMEM, "out of memory");
+    int n = 0;
+    ts[n++] = &m->out_norm;
+    for (int l = 0; l < c->n_layers; l++) {
+        dv_llm_layer *y = &m->layers[l];
+        dv_tensor *per[4] = {&y->attn_norm, &y->ffn_norm, &y->q_norm, &y->k_norm};
+        for (int i = 0; i < 4; i++)
+            if (per[i]->data) ts[n++] = per[i];
+    }
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (size_t)dv_tensor_nelem(ts[i]);
+    if (!(m->norm_host = malloc(total * sizeof(float)))) {
+        free(ts);
+        return dv_error_set(DV_ENOMEM, "out of memory");
+    }
+    float *p = m->norm_host;
+    for (int i = 0; i < n; i++) {
+        const int64_t k = dv_tensor_nelem(ts[i]);
+        for (int64_t j = 0; j < k; j++) {
+            const void *d = ts[i]->data;
+            const float w = ts[i]->dtype == DV_DTYPE_F32    ? ((const float *)d)[j]
+                            : ts[i]->dtype == DV_DTYPE_BF16 ? dv_bf16_to_f32(((const uint16_t *)d)[j])
+                                                            : dv_f16_to_f32(((const uint16_t *)d)[j]);
+            p[j] = 1.0f + w;
+        }
+        const char *name = ts[i]->name;
+        *ts[i] = dv_tensor_1d(DV_DTYPE_F32, p, k);
+        ts[i]->name = name;
+        p += k;
+    }
+    free(ts);
+    return 0;
+}
+
 int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model_dir) {
     const dv_llm_config *c = &m->cfg;
     const int64_t V = c->vocab_size, H = c->hidden_size;
     int rc;
+    int kvl = 0, linl = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        m->layers[l].kv_layer = c->layer_linear[l] ? -1 : kvl++;
+        m->layers[l].lin_layer = c->layer_linear[l] ? linl++ : -1;
+    }
+    if (c->zero_centered_norm && (rc = shift_norms(m))) return rc;
     if (m->be->device != DV_DEVICE_CPU && (rc = upload_weights(m))) return rc;
     // ---- buffers, allocated once ----
     m->n_ctx = params->n_ctx > 0 ? params->n_ctx : c->max_position_embeddings;
@@ -198,10 +282,22 @@ int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model
                  QD = (size_t)c->n_heads * c->head_dim, B = (size_t)m->n_batch, F = (size_t)c->intermediate_size;
     rc = 0;
     (void)L;
-    dv_kv_cache_params kp = {.backend = m->be, .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads,
+    dv_kv_cache_params kp = {.backend = m->be, .n_layers = c->n_attn_layers, .n_kv_heads = c->n_kv_heads,
                              .head_dim = c->head_dim, .n_ctx = m->n_ctx, .pattern = params->pattern,
                              .prefill = params->duo_prefill};
     if ((rc = dv_kv_cache_init(&kp, &m->kv))) return dv_error_prefix(rc, "%s", model_dir);
+    if (c->n_linear_layers) {
+        const dv_llm_linear_config *k = &c->lin;
+        const size_t VD = (size_t)k->n_v_heads * k->v_head_dim, C = 2 * (size_t)k->n_k_heads * k->k_head_dim + VD;
+        if ((rc = dv_linear_state_init(m->be, c, &m->lin))) return rc;
+        m->lin_x = be_alloc(m, B * C * sizeof(float), &rc);
+        m->lin_c = be_alloc(m, B * C * sizeof(float), &rc);
+        m->lin_z = be_alloc(m, B * VD * sizeof(float), &rc);
+        m->lin_a = be_alloc(m, B * (size_t)k->n_v_heads * sizeof(float), &rc);
+        m->lin_b = be_alloc(m, B * (size_t)k->n_v_heads * sizeof(float), &rc);
+        m->lin_o = be_alloc(m, B * VD * sizeof(float), &rc);
+    }
+    if (c->attn_output_gate) m->qg = be_alloc(m, B * 2 * QD * sizeof(float), &rc);
     m->k_new = be_alloc(m, B * KD * sizeof(float), &rc);
     m->v_new = be_alloc(m, B * KD * sizeof(float), &rc);
     m->x = be_alloc(m, B * (size_t)H * sizeof(float), &rc);
@@ -225,7 +321,9 @@ int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model
 void dv_llm_free(dv_llm *m) {
     if (!m) return;
     dv_kv_cache_free(m->kv);
-    void *bufs[] = {m->k_new, m->v_new, m->x, m->xb, m->q, m->att, m->gate, m->up, m->logits, m->pos, m->ids};
+    dv_linear_state_free(m->lin);
+    void *bufs[] = {m->k_new, m->v_new, m->x,     m->xb,    m->q,     m->att,   m->gate,  m->up,   m->logits,
+                    m->pos,   m->ids,   m->qg,    m->lin_x, m->lin_c, m->lin_z, m->lin_a, m->lin_b, m->lin_o};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) m->be->ops->free(m->be, bufs[i]);
     for (int i = 0; i < m->n_dev_weights; i++) m->be->ops->free(m->be, m->dev_weights[i]);
@@ -235,6 +333,7 @@ void dv_llm_free(dv_llm *m) {
     free(m->layers);
     dv_safetensors_free(m->st);
     free(m->synth_host);
+    free(m->norm_host);
     free(m);
 }
 
@@ -253,18 +352,32 @@ size_t dv_llm_kv_bytes(const dv_llm *m) {
 const dv_kv_cache *dv_llm_kv_cache(const dv_llm *m) { return m->kv; }
 
 int dv_llm_rewind(dv_llm *m, int n_past) {
+    // A recurrent state holds every token folded in: it can be cleared, not rewound
+    if (m->lin && n_past != m->n_past && n_past != 0)
+        return dv_error_set(DV_EUNSUPPORTED,
+                            "cannot rewind from %d to %d tokens: the Gated DeltaNet layers' recurrent state cannot be "
+                            "rewound (reload a snapshot, dv_llm_state_read, or clear with 0)",
+                            m->n_past, n_past);
     int rc = dv_kv_cache_rewind(m->kv, n_past); // later positions are overwritten before they are read
+    if (!rc && m->lin && n_past == 0 && m->n_past != 0) rc = dv_linear_state_clear(m->lin);
     if (!rc) m->n_past = n_past;
     return rc;
 }
 
+int dv_llm_can_rewind(const dv_llm *m) { return m->lin == NULL; }
+const dv_linear_state *dv_llm_linear_state(const dv_llm *m) { return m->lin; }
+
 int dv_llm_set_duo(dv_llm *m, const dv_duo_pattern *pattern, dv_duo_prefill prefill) {
     const dv_llm_config *c = &m->cfg;
-    dv_kv_cache_params kp = {.backend = m->be, .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads,
+    dv_kv_cache_params kp = {.backend = m->be, .n_layers = c->n_attn_layers, .n_kv_heads = c->n_kv_heads,
                              .head_dim = c->head_dim, .n_ctx = m->n_ctx, .pattern = pattern, .prefill = prefill};
     dv_kv_cache *kv = NULL;
     int rc = dv_kv_cache_init(&kp, &kv);
     if (rc) return rc;
+    if (m->lin && (rc = dv_linear_state_clear(m->lin))) {
+        dv_kv_cache_free(kv);
+        return rc;
+    }
     dv_kv_cache_free(m->kv);
     m->kv = kv;
     m->n_past = 0;

@@ -3,7 +3,7 @@
 // for fp32 paths, < 1e-2 for bf16 paths (bf16/f16 weight GEMMs; the tensor-core prefill attention,
 // which rounds Q, K and V to bf16). Attention is checked on plain K/V and over KV-cache views (pages,
 // sink + ring pieces, both DuoAttention prefill semantics), including single-token decode (split-K).
-// Then the tiny LLM end to end (logits and greedy tokens) and the tiny ViT (features), GPU vs CPU.
+// Gated DeltaNet's conv1d / delta rule / sigmoid gate. Then the tiny LLM end to end (logits and greedy tokens) and the tiny ViT (features), GPU vs CPU.
 // Ops the CUDA backend lacks are reported as skipped. Without a GPU (or without CUDA compiled in)
 // the test reports itself skipped (exit 77), never passed.
 #include "core/dv_error.h"
@@ -427,6 +427,86 @@ static void test_pool2d_bilinear(void) {
     }
 }
 
+// Gated DeltaNet ops (conv1d_causal, gated_delta_rule, mul_sigmoid): fresh inputs, strided rows as
+// the model's views have them, outputs and the carried states poisoned / compared; the CUDA delta
+// rule runs token by token and is compared with the CPU's chunked form (chunk 5 and 64) and its
+// recurrent one (chunk 0).
+static void test_delta(void) {
+    if (!gpu->ops->conv1d_causal || !gpu->ops->gated_delta_rule || !gpu->ops->mul_sigmoid) {
+        skip_op("conv1d_causal / gated_delta_rule / mul_sigmoid");
+        return;
+    }
+    char label[128];
+    const int64_t convs[][3] = {{1, 37, 4}, {19, 160, 4}, {70, 8192, 4}, {3, 33, 2}}; // T, C, K
+    for (int ci = 0; ci < 4; ci++) {
+        const int64_t T = convs[ci][0], C = convs[ci][1], K = convs[ci][2], ld = C + 3;
+        float *x = rnd((size_t)(T * ld), -2, 2), *st = rnd((size_t)((K - 1) * C), -1, 1), *y = malloc((size_t)(T * C) * 4);
+        void *dw, *dx = dev(x, (size_t)(T * ld) * 4), *dst = dev(st, (size_t)((K - 1) * C) * 4), *dy = dev_nan((size_t)(T * C));
+        void *w = weights(DV_DTYPE_BF16, (size_t)(C * K), &dw);
+        dv_tensor tx = dv_tensor_2d(DV_DTYPE_F32, x, T, C), ty = dv_tensor_2d(DV_DTYPE_F32, y, T, C);
+        tx.nb[0] = (size_t)ld * 4;
+        dv_tensor tw = dv_tensor_2d(DV_DTYPE_BF16, w, C, K), ts = dv_tensor_2d(DV_DTYPE_F32, st, K - 1, C);
+        dv_tensor gx = on(tx, dx), gy = on(ty, dy), gw = on(tw, dw), gs = on(ts, dst);
+        gpu->ops->conv1d_causal(gpu, &gy, &gx, &gw, &gs);
+        cpu->ops->conv1d_causal(cpu, &ty, &tx, &tw, &ts);
+        snprintf(label, sizeof label, "conv1d_causal T=%lld C=%lld K=%lld", (long long)T, (long long)C, (long long)K);
+        compare(label, dy, y, (size_t)(T * C), 1e-5);
+        snprintf(label, sizeof label, "conv1d_causal T=%lld C=%lld K=%lld state", (long long)T, (long long)C, (long long)K);
+        compare(label, dst, st, (size_t)((K - 1) * C), 1e-6);
+        gpu->ops->free(gpu, dx); gpu->ops->free(gpu, dst); gpu->ops->free(gpu, dy); gpu->ops->free(gpu, dw);
+        free(x); free(st); free(y); free(w);
+    }
+    const int64_t gdns[][5] = {{1, 2, 4, 16, 24}, {23, 2, 4, 16, 24}, {150, 16, 32, 128, 128}, {9, 1, 3, 64, 40}};
+    const int chunks[] = {0, 5, 64};
+    for (int gi = 0; gi < 4; gi++)
+        for (int ci = 0; ci < 3; ci++) {
+            const int64_t T = gdns[gi][0], Hk = gdns[gi][1], Hv = gdns[gi][2], dk = gdns[gi][3], dv = gdns[gi][4];
+            const int64_t ldq = 2 * Hk * dk + Hv * dv, ldab = Hv + 1; // q, k, v as the conv output's columns
+            const size_t nx = (size_t)(T * ldq), nab = (size_t)(T * ldab), ns = (size_t)(Hv * dk * dv),
+                         no = (size_t)(T * Hv * dv);
+            float *x = rnd(nx, -1, 1), *a = rnd(nab, -3, 3), *b = rnd(nab, -3, 3), *st = rnd(ns, -0.5f, 0.5f);
+            float *o = malloc(no * 4);
+            void *dal, *ddb, *dx = dev(x, nx * 4), *da = dev(a, nab * 4), *db = dev(b, nab * 4), *dst = dev(st, ns * 4);
+            void *dout = dev_nan(no);
+            void *al = weights(DV_DTYPE_BF16, (size_t)Hv, &dal), *dtb = weights(DV_DTYPE_BF16, (size_t)Hv, &ddb);
+            dv_tensor tq = dv_tensor_3d(DV_DTYPE_F32, x, T, Hk, dk), tk = dv_tensor_3d(DV_DTYPE_F32, x + Hk * dk, T, Hk, dk);
+            dv_tensor tv = dv_tensor_3d(DV_DTYPE_F32, x + 2 * Hk * dk, T, Hv, dv);
+            tq.nb[0] = tk.nb[0] = tv.nb[0] = (size_t)ldq * 4;
+            dv_tensor ta = dv_tensor_2d(DV_DTYPE_F32, a, T, Hv), tb = dv_tensor_2d(DV_DTYPE_F32, b, T, Hv);
+            ta.nb[0] = tb.nb[0] = (size_t)ldab * 4;
+            dv_tensor tal = dv_tensor_1d(DV_DTYPE_BF16, al, Hv), tdb = dv_tensor_1d(DV_DTYPE_BF16, dtb, Hv);
+            dv_tensor ts = dv_tensor_3d(DV_DTYPE_F32, st, Hv, dk, dv), to = dv_tensor_3d(DV_DTYPE_F32, o, T, Hv, dv);
+            dv_tensor gq = on(tq, dx), gk = on(tk, (float *)dx + Hk * dk), gv = on(tv, (float *)dx + 2 * Hk * dk);
+            dv_tensor ga = on(ta, da), gb = on(tb, db), gal = on(tal, dal), gdb = on(tdb, ddb), gs = on(ts, dst);
+            dv_tensor go = on(to, dout);
+            gpu->ops->gated_delta_rule(gpu, &go, &gq, &gk, &gv, &ga, &gb, &gal, &gdb, &gs, chunks[ci]);
+            cpu->ops->gated_delta_rule(cpu, &to, &tq, &tk, &tv, &ta, &tb, &tal, &tdb, &ts, chunks[ci]);
+            snprintf(label, sizeof label, "gated_delta_rule T=%lld Hk=%lld Hv=%lld dk=%lld dv=%lld chunk=%d", (long long)T,
+                     (long long)Hk, (long long)Hv, (long long)dk, (long long)dv, chunks[ci]);
+            compare(label, dout, o, no, 1e-4);
+            snprintf(label, sizeof label, "gated_delta_rule T=%lld chunk=%d state", (long long)T, chunks[ci]);
+            compare(label, dst, st, ns, 1e-4);
+            gpu->ops->free(gpu, dx); gpu->ops->free(gpu, da); gpu->ops->free(gpu, db); gpu->ops->free(gpu, dst);
+            gpu->ops->free(gpu, dout); gpu->ops->free(gpu, dal); gpu->ops->free(gpu, ddb);
+            free(x); free(a); free(b); free(st); free(o); free(al); free(dtb);
+        }
+    const int64_t ms[][3] = {{1, 32, 0}, {7, 256, 256}, {33, 5, 3}}; // M, N, row padding
+    for (int mi = 0; mi < 3; mi++) {
+        const int64_t M = ms[mi][0], N = ms[mi][1], ld = N + ms[mi][2];
+        float *x = rnd((size_t)(M * ld), -4, 4), *g = rnd((size_t)(M * ld), -8, 8), *y = malloc((size_t)(M * N) * 4);
+        void *dx = dev(x, (size_t)(M * ld) * 4), *dg = dev(g, (size_t)(M * ld) * 4), *dy = dev_nan((size_t)(M * N));
+        dv_tensor tx = dv_tensor_2d(DV_DTYPE_F32, x, M, N), tg = dv_tensor_2d(DV_DTYPE_F32, g, M, N);
+        tx.nb[0] = tg.nb[0] = (size_t)ld * 4;
+        dv_tensor ty = dv_tensor_2d(DV_DTYPE_F32, y, M, N), gx = on(tx, dx), gg = on(tg, dg), gy = on(ty, dy);
+        cpu->ops->mul_sigmoid(cpu, &ty, &tx, &tg);
+        gpu->ops->mul_sigmoid(gpu, &gy, &gx, &gg);
+        snprintf(label, sizeof label, "mul_sigmoid M=%lld N=%lld ld=%lld", (long long)M, (long long)N, (long long)ld);
+        compare(label, dy, y, (size_t)(M * N), 1e-6);
+        gpu->ops->free(gpu, dx); gpu->ops->free(gpu, dg); gpu->ops->free(gpu, dy);
+        free(x); free(g); free(y);
+    }
+}
+
 static void test_encoder(const char *name) { enc_compare_backends(name, cpu, gpu, "GPU", 1e-2, 7); }
 
 int main(void) {
@@ -441,9 +521,11 @@ int main(void) {
     test_attention_kv();
     test_pool2d();
     test_pool2d_bilinear();
+    test_delta();
     test_llm("assets/models/tiny-llama", 0);
     test_llm("assets/models/tiny-llama", 1);
     test_llm("tests/fixtures/llm/tiny-mistral", 0);
+    test_llm("tests/fixtures/llm/tiny-qwen35", 0); // Gated DeltaNet + gated attention
     test_encoder("tiny-llava");
     test_encoder("tiny-llava-siglip");
     test_encoder("../vlm/tiny-llava-onevision");

@@ -156,7 +156,7 @@ int main(void) {
     snprintf(pdir, sizeof pdir, "%s/pattern", dir);
     dv_llm_config cfg;
     dv_llm_synth_preset("tiny", &cfg);
-    cfg.n_layers = 4;
+    dv_llm_synth_set_layers(&cfg, 4);
     cfg.n_kv_heads = 4; // MHA: 16 KV heads in all
     DV_CHECK(dv_llm_synth_write(dir, &cfg, DV_DTYPE_F32, 7, 0.3) == 0);
     dv_backend *be = dv_backend_cpu_init(2);

@@ -1,4 +1,4 @@
-// test_llm_parity.c: our Llama/Mistral/Qwen2/Qwen3/SmolLM2 forward pass against Hugging Face
+// test_llm_parity.c: our Llama/Mistral/Qwen2/Qwen3/SmolLM2/Qwen3.5 forward pass against Hugging Face
 // transformers, with default, linear, llama3, yarn and dynamic RoPE.
 //
 // Fixtures (tests/fixtures/llm/make_llm_fixtures.py, make_text_fixtures.py) hold, per tiny random
@@ -70,7 +70,7 @@ static void check_model(dv_backend *be, const char *name) {
     // A DuoAttention pattern at sparsity 0 (every head a retrieval head) must change nothing.
     dv_llm_config mc;
     dv_duo_pattern *full = NULL;
-    DV_CHECK(dv_llm_config_load(model_dir, &mc) == 0 && dv_duo_pattern_full(mc.n_layers, mc.n_kv_heads, &full) == 0);
+    DV_CHECK(dv_llm_config_load(model_dir, &mc) == 0 && dv_duo_pattern_full(mc.n_attn_layers, mc.n_kv_heads, &full) == 0);
     // Batch sizes: everything at once, odd chunks, one token at a time, odd chunks with the pattern.
     const int batches[] = {256, 5, 1, 5};
     for (int bi = 0; bi < 4; bi++) {
@@ -159,6 +159,7 @@ int main(void) {
     check_model(be, "tiny-qwen3");         // q_norm/k_norm, explicit head_dim, F16
     check_model(be, "tiny-smollm2");       // Llama layout, 3 heads / 1 KV head, tied
     check_model(be, "tiny-llama-dynamic"); // dynamic NTK past max_position_embeddings while decoding
+    check_model(be, "tiny-qwen35");        // hybrid: Gated DeltaNet + gated attention, partial rotary, tied
     dv_backend_free(be);
     return dv_test_finish();
 }

@@ -258,12 +258,14 @@ int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_o
     const dv_kv_cache *kv = dv_llm_kv_cache(v->llm);
     const dv_llm_config *c = v->cfg;
     const int64_t tokens = out->context_tokens + o->reserve;
-    for (int l = 0; l < c->n_layers; l++)
+    for (int l = 0; l < c->n_attn_layers; l++) // the KV cache covers the attention layers only
         for (int h = 0; h < c->n_kv_heads; h++) {
             // streaming heads keep their constant window (allocated whole), retrieval heads every token
             const int64_t keep = dv_kv_cache_is_retrieval(kv, l, h) ? tokens : v->stream_window;
             out->kv_bytes += (size_t)keep * (size_t)c->head_dim * 2 * sizeof(float);
         }
+    const dv_linear_state *ls = dv_llm_linear_state(v->llm); // hybrid models: a fixed-size recurrent state
+    if (ls) out->kv_bytes += dv_linear_state_bytes(ls);
     return 0;
 }
 
@@ -301,9 +303,9 @@ void dv_vlm_plan_text(const dv_vlm *v, const dv_vlm_plan *p, char *buf, size_t c
     if (v->stream_window) { // say how much of the model streams: the point of DuoAttention
         const dv_kv_cache *kv = dv_llm_kv_cache(v->llm);
         int n_ret = 0;
-        for (int l = 0; l < v->cfg->n_layers; l++)
+        for (int l = 0; l < v->cfg->n_attn_layers; l++)
             for (int h = 0; h < v->cfg->n_kv_heads; h++) n_ret += dv_kv_cache_is_retrieval(kv, l, h);
-        const int n_all = v->cfg->n_layers * v->cfg->n_kv_heads;
+        const int n_all = v->cfg->n_attn_layers * v->cfg->n_kv_heads;
         snprintf(attn, sizeof attn, "DuoAttention: %d of %d KV heads streaming, window %lld", n_all - n_ret, n_all,
                  (long long)v->stream_window);
     }
@@ -544,7 +546,8 @@ int dv_vlm_set_video_context(dv_vlm *v, int64_t n_tokens, const double *frame_ti
 
 int dv_vlm_take_snapshot(dv_vlm *v) {
     drop_snapshot(v);
-    if (!v->stream_window) return 0; // full attention: a rewind restores the video context exactly
+    // full attention: a rewind restores the video context exactly (not a recurrent state: hybrid models)
+    if (!v->stream_window && dv_llm_can_rewind(v->llm)) return 0;
     if (dv_llm_n_past(v->llm) != v->video_tokens)
         return dv_error_set(DV_EINVAL, "context snapshot: the conversation has already started");
     FILE *f = tmpfile(); // unlinked at once: nothing is left behind, whatever happens
@@ -561,8 +564,9 @@ int dv_vlm_take_snapshot(dv_vlm *v) {
 
 int dv_vlm_reset_conversation(dv_vlm *v) {
     if (dv_llm_n_past(v->llm) == v->video_tokens) return 0;
-    if (!v->stream_window) return dv_llm_rewind(v->llm, (int)v->video_tokens);
-    // DuoAttention: the streaming heads' rings have moved on; reload the saved window
+    if (!v->stream_window && dv_llm_can_rewind(v->llm)) return dv_llm_rewind(v->llm, (int)v->video_tokens);
+    // DuoAttention: the streaming heads' rings have moved on; a hybrid model's recurrent state has
+    // folded the conversation in: reload the saved context
     if (!v->snapshot) return dv_error_set(DV_EINVAL, "no snapshot of the video context to reset to");
     rewind(v->snapshot);
     int rc = dv_llm_state_read(v->llm, dv_io_read_stdio, v->snapshot, "context snapshot");

@@ -1,4 +1,4 @@
-// act.c: elementwise activations (SiLU, GELU erf/tanh, quick GELU) and SwiGLU, in F32.
+// act.c: elementwise activations (SiLU, GELU erf/tanh, quick GELU), SwiGLU and the sigmoid gate, in F32.
 #include "kernels/cpu/cpu_ops.h"
 
 #include "core/dv_error.h"
@@ -48,4 +48,17 @@ void dv_cpu_swiglu(dv_backend *be, dv_tensor *y, const dv_tensor *gate, const dv
     float *ys = y->data;
 #pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))
     for (int64_t i = 0; i < n; i++) ys[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void dv_cpu_mul_sigmoid(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *gate) {
+    DV_ASSERT(y->dtype == DV_DTYPE_F32 && x->dtype == DV_DTYPE_F32 && gate->dtype == DV_DTYPE_F32);
+    DV_ASSERT(y->n_dims == 2 && dv_tensor_same_shape(y, x) && dv_tensor_same_shape(y, gate));
+    DV_ASSERT(y->nb[1] == 4 && x->nb[1] == 4 && gate->nb[1] == 4);
+    const int64_t M = y->ne[0], N = y->ne[1];
+#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))
+    for (int64_t m = 0; m < M; m++) {
+        const float *xr = dv_cpu_row(x, m), *gr = dv_cpu_row(gate, m);
+        float *yr = dv_cpu_row(y, m);
+        for (int64_t i = 0; i < N; i++) yr[i] = xr[i] * (1.0f / (1.0f + expf(-gr[i])));
+    }
 }

@@ -57,6 +57,8 @@ static void cpu_destroy(dv_backend *be) {
     if (c) {
         free(c->mm_scratch);
         free(c->att_scratch);
+        free(c->lin_scratch);
+        free(c->gdn_scratch);
     }
     free(c);
     free(be);
@@ -83,6 +85,9 @@ static const dv_backend_ops dv_cpu_ops = {
     .add = dv_cpu_add,
     .pool2d = dv_cpu_pool2d,
     .upload_async = cpu_copy,
+    .conv1d_causal = dv_cpu_conv1d_causal,
+    .gated_delta_rule = dv_cpu_gated_delta_rule,
+    .mul_sigmoid = dv_cpu_mul_sigmoid,
 };
 
 dv_backend *dv_backend_cpu_init(int n_threads) {

@@ -20,6 +20,10 @@ typedef struct dv_cpu_ctx {
     // attention workspaces: (n_threads, att_ws_floats) F32, grown rarely, owned
     float *att_scratch;
     size_t att_scratch_cap; // in floats
+    // Gated DeltaNet: conv weights widened to F32 (C, K), and the delta rule's per-thread chunk
+    // workspaces (n_threads, per-thread floats); grown rarely, owned
+    float *lin_scratch, *gdn_scratch;
+    size_t lin_scratch_cap, gdn_scratch_cap; // in floats
 } dv_cpu_ctx;
 
 #define DV_CPU_NT(be) (((dv_cpu_ctx *)(be)->ctx)->n_threads)
@@ -104,6 +108,11 @@ void dv_cpu_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, con
                          const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p);
 void dv_cpu_embed(dv_backend *be, dv_tensor *y, const dv_tensor *table, const dv_tensor *ids);
 void dv_cpu_add(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
+void dv_cpu_conv1d_causal(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, dv_tensor *state);
+void dv_cpu_gated_delta_rule(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k,
+                             const dv_tensor *v, const dv_tensor *a, const dv_tensor *b, const dv_tensor *a_log,
+                             const dv_tensor *dt_bias, dv_tensor *state, int chunk);
+void dv_cpu_mul_sigmoid(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *gate);
 void dv_cpu_pool2d(dv_backend *be, dv_tensor *y, const dv_tensor *x, int grid, int stride, dv_pool mode);
 
 #endif

@@ -136,6 +136,9 @@ static const dv_backend_ops dv_cuda_ops = {
     .mem_info = cuda_mem_info,
     .pool2d = dv_cuda_pool2d,
     .upload_async = cuda_upload_async,
+    .conv1d_causal = dv_cuda_conv1d_causal,
+    .gated_delta_rule = dv_cuda_gated_delta_rule,
+    .mul_sigmoid = dv_cuda_mul_sigmoid,
 };
 
 static dv_backend *cuda_init(int device, int *status) {

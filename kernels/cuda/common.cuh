@@ -89,4 +89,9 @@ void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, co
                           const dv_tensor *v_new, const dv_kv_head_view *views, const dv_attn_params *p);
 void dv_cuda_embed(dv_backend *be, dv_tensor *y, const dv_tensor *table, const dv_tensor *ids);
 void dv_cuda_add(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tensor *b);
+void dv_cuda_conv1d_causal(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, dv_tensor *state);
+void dv_cuda_gated_delta_rule(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k,
+                              const dv_tensor *v, const dv_tensor *a, const dv_tensor *b, const dv_tensor *a_log,
+                              const dv_tensor *dt_bias, dv_tensor *state, int chunk);
+void dv_cuda_mul_sigmoid(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *gate);
 void dv_cuda_pool2d(dv_backend *be, dv_tensor *y, const dv_tensor *x, int grid, int stride, dv_pool mode);
