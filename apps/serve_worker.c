@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <utf8proc.h>
 #include <xxhash.h>
 
 struct srv_conv {
@@ -90,7 +91,37 @@ typedef struct run_ctx {
     double t_start, t_stage, deadline;
     dv_vlm_plan plan;
     int have_plan, first_text;
+    char pend[8];  // the start of a UTF-8 character whose other bytes are in the next piece
+    int n_pend;
 } run_ctx;
+
+// Copies valid UTF-8 (JSON strings must be), each invalid byte replaced by U+FFFD; returns malloc'd text.
+static char *utf8_clean(const char *s, size_t n) {
+    char *o = malloc(3 * n + 1), *w = o;
+    if (!o) return NULL;
+    for (size_t i = 0; i < n;) {
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &c);
+        if (k > 0) {
+            memcpy(w, s + i, (size_t)k), w += k, i += (size_t)k;
+        } else {
+            memcpy(w, "\xef\xbf\xbd", 3), w += 3, i++;
+        }
+    }
+    *w = 0;
+    return o;
+}
+
+// Bytes at the end of s[0..n) that start a UTF-8 character not finished yet (0..3).
+static int utf8_tail(const char *s, size_t n) {
+    for (int back = 1; back <= 3 && (size_t)back <= n; back++) {
+        unsigned char c = (unsigned char)s[n - (size_t)back];
+        if ((c & 0xC0) == 0x80) continue; // a continuation byte: look further back
+        int need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        return need > back ? back : 0;
+    }
+    return 0;
+}
 
 static int cb_cancel(void *user) {
     run_ctx *r = user;
@@ -164,9 +195,23 @@ static void delta_event(run_ctx *r, const char *content, const char *finish) {
     emit(r->srv, r->j, c);
 }
 
+// Answer pieces are token strings: one character may be split over two tokens (byte fallback). The
+// stream sends whole characters only, keeping an unfinished one for the next piece.
 static void cb_text(void *user, const char *piece) {
     run_ctx *r = user;
-    if (r->j->stream) delta_event(r, piece, NULL);
+    if (!r->j->stream) return;
+    size_t n = strlen(piece), m = (size_t)r->n_pend + n;
+    char *joined = malloc(m + 1);
+    if (!joined) return;
+    memcpy(joined, r->pend, (size_t)r->n_pend);
+    memcpy(joined + r->n_pend, piece, n + 1);
+    int keep = utf8_tail(joined, m);
+    memcpy(r->pend, joined + m - (size_t)keep, (size_t)keep);
+    r->n_pend = keep;
+    char *clean = m - (size_t)keep ? utf8_clean(joined, m - (size_t)keep) : NULL;
+    if (clean) delta_event(r, clean, NULL);
+    free(clean);
+    free(joined);
 }
 
 // ---- conversations ----
@@ -333,8 +378,15 @@ static void run_chat(dv_srv *srv, srv_job *j) {
                              status == 504 ? "the request ran past --request-timeout" : "cancelled by the client");
         goto fail;
     }
-    c->key = turn_key(c->key, j->question, a.text);
+    // the client sends the answer back as it got it: valid UTF-8
+    char *text = utf8_clean(a.text, strlen(a.text));
+    c->key = turn_key(c->key, j->question, text ? text : a.text);
     c->turns++;
+    if (j->stream && r.n_pend) { // the answer ended inside a character
+        char *t = utf8_clean(r.pend, (size_t)r.n_pend);
+        if (t) delta_event(&r, t, NULL);
+        free(t);
+    }
     const double t_total = dv_time_now() - j->t_queued;
 
     cJSON *tm = cJSON_CreateObject();
@@ -403,7 +455,7 @@ static void run_chat(dv_srv *srv, srv_job *j) {
         cJSON *ch = cJSON_CreateObject(), *m = cJSON_AddObjectToObject(ch, "message");
         cJSON_AddNumberToObject(ch, "index", 0);
         cJSON_AddStringToObject(m, "role", "assistant");
-        cJSON_AddStringToObject(m, "content", a.text);
+        cJSON_AddStringToObject(m, "content", text ? text : "");
         cJSON_AddStringToObject(ch, "finish_reason", finish_reason(a.stop));
         cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
         cJSON_AddItemToObject(o, "usage", usage);
@@ -412,6 +464,7 @@ static void run_chat(dv_srv *srv, srv_job *j) {
         body = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
     }
+    free(text);
     job_finish(srv, j, 200, body);
     return;
 fail_rc:
