@@ -523,7 +523,7 @@ def part_schema(bin_, work):
                        capture_output=True, text=True, timeout=900, cwd=work)
     out = r.stdout + r.stderr
     print(out[-3000:])
-    check("schemathesis: no 5xx", r.returncode == 0 and "not_a_server_error" in out, r.returncode)
+    check("schemathesis: no 5xx", r.returncode == 0 and re.search(r"\d+ generated, \d+ passed", out) is not None, r.returncode)
     check("SIGTERM: exit 0", srv.stop() == 0, open(srv.log).read()[-1500:])
 
 
