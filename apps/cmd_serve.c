@@ -168,6 +168,7 @@ fail:
     dv_app_error();
 done:
     if (worker) srv_worker_stop(&srv); // the running job ends, what waits gets 503
+    if (http) srv_http_drain(&srv, 30);  // and their answers go out before the connections close
     srv_http_stop(http);
     dv_vlm_session_close(&srv.s);
     pthread_cond_destroy(&srv.work);

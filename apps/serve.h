@@ -78,13 +78,14 @@ typedef struct dv_srv {
     int q_head, q_len;
     srv_job *running;
     int stopping;
+    int in_flight;              // requests between their headers and their last byte
     pthread_t worker;
     srv_conv *convs;            // (o.conversations) the conversation store (worker thread only)
     int n_convs, resident;      // resident: the conversation whose context is in the model (-1: none)
     uint64_t tick;
     // metrics (guarded by mu)
     uint64_t m_requests, m_rejected, m_errors, m_prompt_tok, m_completion_tok, m_cache_hit, m_cache_miss,
-        m_resumed, m_uploads;
+        m_resumed, m_uploads, m_cancelled;
     double m_decode_s, m_encode_s, m_prefill_s, m_generate_s, m_latency_s;
 } dv_srv;
 
@@ -121,6 +122,8 @@ void srv_job_append(dv_srv *srv, srv_job *j, const char *s, size_t n); // under 
 typedef struct srv_http srv_http;
 int srv_http_start(dv_srv *srv, srv_http **out, int *port);
 void srv_http_quiesce(srv_http *h); // stop accepting connections
+// Waits (at most `secs`) until no request is in flight: the last answers are sent before the stop.
+void srv_http_drain(dv_srv *srv, double secs);
 void srv_http_stop(srv_http *h);
 
 // ---- serve_page.c (generated from apps/serve_page.html) ----

@@ -2,7 +2,8 @@
 // the OpenAI schema (model, messages, stream, max_tokens, temperature, top_p, top_k, seed,
 // stream_options) with video as vLLM sends it (a {"type": "video_url", "video_url": {"url": ...}}
 // content part), plus duovid's own fields at the top level or inside the video_url object: fps,
-// frames, max_frames, start, end, max_tokens_context, timestamps, conversation_id, return_progress.
+// frames, max_frames, start, end, max_tokens_context, timestamps, conversation_id, return_progress,
+// ignore_eos.
 // Every field is type- and range-checked; anything wrong is a 4xx with an OpenAI error object.
 #include "apps/serve.h"
 
@@ -237,7 +238,8 @@ int srv_chat_parse(dv_srv *srv, const char *body, size_t len, srv_job **out, cha
     int h = 0;
     const cJSON *video_part = NULL;
     if ((rc = check_model(srv, j, 1, err))) goto done;
-    if ((rc = get_bool(j, "stream", &job->stream, err)) || (rc = get_bool(j, "return_progress", &job->progress, err)))
+    if ((rc = get_bool(j, "stream", &job->stream, err)) || (rc = get_bool(j, "return_progress", &job->progress, err)) ||
+        (rc = get_bool(j, "ignore_eos", &job->gen.ignore_eos, err)))
         goto done;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
     if (so && !cJSON_IsNull(so) && !cJSON_IsObject(so)) {

@@ -319,6 +319,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!q) return MHD_NO;
         q->srv = srv;
         q->fd = -1;
+        pthread_mutex_lock(&srv->mu);
+        srv->in_flight++;
+        pthread_mutex_unlock(&srv->mu);
         q->r = route_of(url);
         *con_cls = q;
         const int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
@@ -419,6 +422,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (q->fd >= 0) close(q->fd);
     if (q->tmp[0]) unlink(q->tmp); // an upload that did not finish
     free(q->body);
+    pthread_mutex_lock(&q->srv->mu);
+    q->srv->in_flight--;
+    pthread_mutex_unlock(&q->srv->mu);
     free(q);
     *con_cls = NULL;
 }
@@ -467,6 +473,17 @@ int srv_http_start(dv_srv *srv, srv_http **out, int *port) {
 
 void srv_http_quiesce(srv_http *h) {
     if (h && h->d && h->quiesced_fd < 0) h->quiesced_fd = MHD_quiesce_daemon(h->d);
+}
+
+void srv_http_drain(dv_srv *srv, double secs) {
+    for (int i = 0; i < (int)(secs * 50); i++) {
+        pthread_mutex_lock(&srv->mu);
+        int n = srv->in_flight;
+        pthread_mutex_unlock(&srv->mu);
+        if (!n) return;
+        usleep(20 * 1000);
+    }
+    DV_LOG_WARN("stopping with requests still in flight");
 }
 
 void srv_http_stop(srv_http *h) {

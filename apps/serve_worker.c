@@ -54,7 +54,8 @@ static void job_finish(dv_srv *srv, srv_job *j, int status, char *body) {
             j->buf = body, j->len = strlen(body), j->cap = j->len + 1, j->sent = 0, body = NULL;
         }
     }
-    if (status >= 400) srv->m_errors++;
+    if (status >= 400 && status != 499) srv->m_errors++;
+    srv->m_cancelled += status == 499;
     j->status = status;
     j->done = 1;
     pthread_cond_broadcast(&j->cv);
@@ -481,10 +482,14 @@ fail:
     if (j->stream && j->len) { // headers went out already: the error travels in the stream
         emit(srv, j, cJSON_Parse(err));
         free(err);
+        pthread_mutex_lock(&srv->mu);
+        srv->m_cancelled += status == 499;
+        srv->m_errors += status != 499;
+        pthread_mutex_unlock(&srv->mu);
         job_finish(srv, j, 200, strdup("data: [DONE]\n\n"));
         return;
     }
-    job_finish(srv, j, status == 499 ? 400 : status, err);
+    job_finish(srv, j, status, err); // 499: nobody is listening any more
 }
 
 // ---- a plan job: the sampling plan and a contact sheet of its frames, for the page ----
@@ -639,6 +644,7 @@ char *srv_metrics_text(dv_srv *srv) {
     C("context_cache_hits_total", "video contexts loaded from the context cache", srv->m_cache_hit);
     C("context_cache_misses_total", "video contexts built (decode, encode, prefill)", srv->m_cache_miss);
     C("conversation_resumes_total", "turns that continued a kept conversation", srv->m_resumed);
+    C("requests_cancelled_total", "requests stopped because the client went away", srv->m_cancelled);
     C("uploads_total", "video files uploaded", srv->m_uploads);
     C("video_decode_seconds_total", "seconds decoding video frames", srv->m_decode_s);
     C("video_encode_seconds_total", "seconds in the vision encoder", srv->m_encode_s);

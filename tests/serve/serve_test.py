@@ -205,8 +205,45 @@ def part_api(bin_, work):
     r7 = cl.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": [
         video_part(demo_url, frames=4, start=2, end=8), {"type": "text", "text": QUESTION}]}], max_tokens=2)
     check("per-request frames=4 over 2-8 s", r7.model_extra["timings"]["frames"] == 4, r7.model_extra["timings"])
+    # a client that goes away mid-answer cancels its generation
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+    c.request("POST", "/v1/chat/completions", json.dumps({"model": MODEL_ID, "stream": True, "max_tokens": 3000,
+              "ignore_eos": True, "messages": msgs}), {"Content-Type": "application/json"})
+    resp = c.getresponse()
+    got = b""
+    while b'"content":"' not in got.replace(b'"content":""', b""):
+        got += resp.read1(4096)
+    c.close()
+    t0 = time.time()
+    while time.time() - t0 < 30 and metrics(srv).get("duovid_requests_cancelled_total", 0) < 1:
+        time.sleep(0.05)
+    m = metrics(srv)
+    check("client disconnect cancels the generation", m.get("duovid_requests_cancelled_total") == 1 and
+          m.get("duovid_busy") == 0, m)
+    # SIGTERM while an answer streams: it finishes, then the server exits 0
+    out = {}
+
+    def long_stream():
+        st, _, _, raw = request(srv, "POST", "/v1/chat/completions", {"model": MODEL_ID, "stream": True,
+                                "max_tokens": 300, "ignore_eos": True, "messages": msgs})
+        out["st"], out["raw"] = st, raw
+
+    th = threading.Thread(target=long_stream)
+    th.start()
+    t0 = time.time()
+    while time.time() - t0 < 30 and metrics(srv).get("duovid_busy") != 1:
+        time.sleep(0.01)
     rc = srv.stop()
+    th.join(60)
+    check("SIGTERM: the running answer finishes", out.get("st") == 200 and b'"finish_reason":"length"' in
+          out.get("raw", b"") and out["raw"].endswith(b"data: [DONE]\n\n"), out.get("raw", b"")[-300:])
     check("SIGTERM: exit 0", rc == 0, open(srv.log).read()[-1500:])
+    try:
+        socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+        refused = False
+    except OSError:
+        refused = True
+    check("after SIGTERM: no new connections", refused)
 
     # after a restart the context cache still holds the video
     srv = Server(bin_, work, name="srv2")
