@@ -224,16 +224,25 @@ static int take_video(dv_srv *srv, const cJSON *part, srv_job *j, char **err) {
     return rc ? rc : srv_media_resolve(srv, url->valuestring, &j->video, err);
 }
 
+// The body as a JSON object and a new job of `kind` for it: 0, or a status (*err set when >= 400 and 500).
+static int job_start(dv_srv *srv, const char *body, size_t len, srv_job_kind kind, cJSON **j, srv_job **job,
+                     char **err) {
+    int rc = parse_object(body, len, j, err);
+    if (rc) return rc;
+    if (!(*job = job_new(srv, kind))) {
+        cJSON_Delete(*j);
+        *err = srv_error_json(500, "internal_error", NULL, "out of memory");
+        return 500;
+    }
+    return 0;
+}
+
 int srv_chat_parse(dv_srv *srv, const char *body, size_t len, srv_job **out, char **err) {
     *out = NULL;
     cJSON *j = NULL;
-    int rc = parse_object(body, len, &j, err);
+    srv_job *job = NULL;
+    int rc = job_start(srv, body, len, SRV_JOB_CHAT, &j, &job, err);
     if (rc) return rc;
-    srv_job *job = job_new(srv, SRV_JOB_CHAT);
-    if (!job) {
-        cJSON_Delete(j);
-        return 500;
-    }
     double x;
     int h = 0;
     const cJSON *video_part = NULL;
@@ -360,13 +369,9 @@ done:
 int srv_plan_parse(dv_srv *srv, const char *body, size_t len, srv_job **out, char **err) {
     *out = NULL;
     cJSON *j = NULL;
-    int rc = parse_object(body, len, &j, err);
+    srv_job *job = NULL;
+    int rc = job_start(srv, body, len, SRV_JOB_PLAN, &j, &job, err);
     if (rc) return rc;
-    srv_job *job = job_new(srv, SRV_JOB_PLAN);
-    if (!job) {
-        cJSON_Delete(j);
-        return 500;
-    }
     if (!(rc = check_model(srv, j, 0, err)) && !(rc = get_video_opts(j, &job->vo, err))) {
         const cJSON *part = cJSON_GetObjectItemCaseSensitive(j, "video_url") ? j : NULL;
         if (!part) rc = BAD("video_url", "'video_url' is required");
