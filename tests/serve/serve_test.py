@@ -480,8 +480,6 @@ def part_page(bin_, work):
             return
         time.sleep(0.2)
         dport = open(port_file).read().split()[0]
-        targets = json.loads(http.client.HTTPConnection("127.0.0.1", int(dport)).request("GET", "/json") or
-                             b"[]") if False else None
         c = http.client.HTTPConnection("127.0.0.1", int(dport), timeout=30)
         c.request("GET", "/json")
         targets = json.loads(c.getresponse().read())
@@ -510,7 +508,6 @@ def part_page(bin_, work):
                 time.sleep(0.2)
             return None
 
-        requests_seen = []
         cdp("Network.enable")
         cdp("Page.enable")
         cdp("Page.navigate", url=srv.url + "/")
