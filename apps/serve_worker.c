@@ -313,7 +313,7 @@ static void run_chat(dv_srv *srv, srv_job *j) {
                            .user = &r};
     srv_conv *c = NULL;
     uint64_t key = 0;
-    int rc = 0, resumed = 0, status = 500;
+    int rc = 0, resumed = 0, replayed = 0, status = 500;
     dv_vlm_video vc;
     memset(&vc, 0, sizeof vc);
     char *err = NULL;
@@ -326,13 +326,6 @@ static void run_chat(dv_srv *srv, srv_job *j) {
         }
         for (int i = 0; i < j->n_turns; i++) key = turn_key(key, j->turns[i].user, j->turns[i].assistant);
         if (j->n_turns) c = conv_find_key(srv, key);
-        if (j->n_turns && !c) {
-            status = 404;
-            err = srv_error_json(404, "conversation_not_found", "messages",
-                                 "this server holds no conversation with that history (evicted or restarted); "
-                                 "start over with the first question");
-            goto fail;
-        }
     } else if (!c) {
         status = 404;
         err = srv_error_json(404, "conversation_not_found", "conversation_id", "no conversation '%s' (evicted or "
@@ -341,7 +334,7 @@ static void run_chat(dv_srv *srv, srv_job *j) {
     }
     int32_t *qids = NULL;
     int nq = 0;
-    if ((rc = dv_vlm_question_ids(v, j->question, !c || c->turns == 0, &qids, &nq))) goto fail_rc;
+    if ((rc = dv_vlm_question_ids(v, j->question, c ? c->turns == 0 : j->n_turns == 0, &qids, &nq))) goto fail_rc;
     free(qids);
     if (c) {
         resumed = 1;
@@ -356,6 +349,19 @@ static void run_chat(dv_srv *srv, srv_job *j) {
         c->key = key;
         srv->resident = (int)(c - srv->convs);
         if (vc.cache_hit) progress_event(&r, "cache", 1, 1, "video context from the context cache");
+        // a history whose KV cache is gone (evicted, or another server run): prefilled again, as a
+        // stateless server does
+        for (int i = 0; i < j->n_turns; i++) {
+            if ((rc = dv_vlm_add_turn(v, j->turns[i].user, j->turns[i].assistant, i == 0))) {
+                conv_drop(srv, c);
+                if (rc != DV_EINVAL) goto fail_rc;
+                status = 400;
+                err = srv_error_json(400, "context_length_exceeded", "messages", "%s", dv_error_message());
+                goto fail;
+            }
+        }
+        c->turns = replayed = j->n_turns;
+        if (replayed) progress_event(&r, "history", replayed, replayed, "earlier turns prefilled again");
     }
     c->used = ++srv->tick;
     if (j->stream) delta_event(&r, "", NULL);
@@ -395,6 +401,7 @@ static void run_chat(dv_srv *srv, srv_job *j) {
     cJSON_AddStringToObject(tm, "cache", cache);
     cJSON_AddBoolToObject(tm, "cache_hit", vc.cache_hit);
     cJSON_AddBoolToObject(tm, "conversation_resumed", resumed);
+    cJSON_AddNumberToObject(tm, "replayed_turns", replayed);
     cJSON_AddNumberToObject(tm, "frames", (double)vc.stats.frames);
     cJSON_AddNumberToObject(tm, "video_tokens", (double)dv_vlm_video_tokens(v));
     cJSON_AddNumberToObject(tm, "decode_sec", vc.stats.t_decode);

@@ -208,6 +208,12 @@ const char *dv_vlm_stop_name(dv_vlm_stop s); // "eos", "length", "interrupted", 
 int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, const dv_vlm_callbacks *cb,
                dv_vlm_answer *out);
 
+// Appends a finished turn without generating: the question (first = 1: right after the video) and
+// the answer text as given, prefilled as they would stand had dv_vlm_ask produced them (the answer is
+// re-tokenized). For a stateless client's history when its conversation's KV cache is gone. Context
+// full: DV_EINVAL, context unchanged.
+int dv_vlm_add_turn(dv_vlm *v, const char *question, const char *answer, int first);
+
 // Token counts, for budgets and tests: the first-turn (first = 1) or later-turn text of `question`,
 // and the text before the video (BOS included when the tokenizer adds one). *ids: the caller frees.
 int dv_vlm_question_ids(dv_vlm *v, const char *question, int first, int32_t **ids, int *n);

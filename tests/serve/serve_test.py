@@ -250,6 +250,15 @@ def part_api(bin_, work):
     # after a restart the context cache still holds the video
     srv = Server(bin_, work, name="srv2")
     cl = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+    # the second turn of the first conversation, stateless: its KV cache is gone with the old process,
+    # so the history is prefilled again; the answer equals the one the kept conversation gave (the
+    # re-tokenized answer text gives the same tokens here)
+    r9 = cl.chat.completions.create(model=MODEL_ID, messages=msgs2, max_tokens=N)
+    t9 = r9.model_extra["timings"]
+    check("after a restart: the history is replayed", t9["cache"] == "hit" and t9["replayed_turns"] == 1 and
+          r9.usage.prompt_tokens == r2.usage.prompt_tokens, (t9, r9.usage, r2.usage))
+    check("replayed history: same second answer", r9.choices[0].message.content == r2.choices[0].message.content,
+          (r9.choices[0].message.content, r2.choices[0].message.content))
     r8 = cl.chat.completions.create(model=MODEL_ID, messages=msgs, max_tokens=N)
     check("after a restart: cache hit, same answer", r8.model_extra["timings"]["cache"] == "hit" and
           r8.choices[0].message.content == want, r8.model_extra["timings"])
