@@ -7,6 +7,7 @@
 int dv_cmd_ask(int argc, char **argv);
 int dv_cmd_chat(int argc, char **argv);
 int dv_cmd_summarize(int argc, char **argv);
+int dv_cmd_serve(int argc, char **argv);
 int dv_cmd_generate(int argc, char **argv);
 int dv_cmd_info(int argc, char **argv);
 int dv_cmd_bench(int argc, char **argv);

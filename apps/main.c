@@ -13,6 +13,7 @@ static const struct dv_cmd {
 } dv_cmds[] = {
     {"ask", dv_cmd_ask, "answer a question about a video (streams the answer; --json for one object)"},
     {"chat", dv_cmd_chat, "talk about a video over many turns (/reset, /save, /info, /quit)"},
+    {"serve", dv_cmd_serve, "OpenAI-compatible video chat server with a browser page (127.0.0.1:8080)"},
     {"summarize", dv_cmd_summarize, "batch: one JSON line per video into OUT.jsonl (resumable, --shard i/n or auto for Slurm arrays, --merge)"},
     {"generate", dv_cmd_generate, "generate text from a prompt with an LLM checkpoint"},
     {"info", dv_cmd_info, "describe a model folder or a video file"},

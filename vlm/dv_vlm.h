@@ -169,6 +169,17 @@ int dv_vlm_take_snapshot(dv_vlm *v);
 // reloads the snapshot (a rewind cannot restore the streaming heads' windows).
 int dv_vlm_reset_conversation(dv_vlm *v);
 
+// Swapping conversations (a server holding many on one model): the whole state of the context
+// (KV cache incl. the streaming heads' windows, the video context's length and frame times) copied
+// to memory, and put back later, so a conversation can leave the model and come back exactly.
+typedef struct dv_vlm_state dv_vlm_state;
+// Copies the current context into a new state (*out; the caller frees it).
+int dv_vlm_state_save(dv_vlm *v, dv_vlm_state **out);
+// Replaces the context with a saved one (the /reset snapshot is dropped). On error the context is empty.
+int dv_vlm_state_restore(dv_vlm *v, const dv_vlm_state *s);
+size_t dv_vlm_state_bytes(const dv_vlm_state *s); // host memory the state holds
+void dv_vlm_state_free(dv_vlm_state *s);           // accepts NULL
+
 // Generation settings of one answer.
 typedef struct dv_vlm_gen {
     dv_sampler_params sampler;
@@ -197,6 +208,12 @@ const char *dv_vlm_stop_name(dv_vlm_stop s); // "eos", "length", "interrupted", 
 // before the question fits: DV_EINVAL (the conversation can go on after a reset).
 int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, const dv_vlm_callbacks *cb,
                dv_vlm_answer *out);
+
+// Appends a finished turn without generating: the question (first = 1: right after the video) and
+// the answer text as given, prefilled as they would stand had dv_vlm_ask produced them (the answer is
+// re-tokenized). For a stateless client's history when its conversation's KV cache is gone. Context
+// full: DV_EINVAL, context unchanged.
+int dv_vlm_add_turn(dv_vlm *v, const char *question, const char *answer, int first);
 
 // Token counts, for budgets and tests: the first-turn (first = 1) or later-turn text of `question`,
 // and the text before the video (BOS included when the tokenizer adds one). *ids: the caller frees.

@@ -624,6 +624,19 @@ static void answer_step(void *user, int done, int total) {
     dv_vlm_cb_progress(((answer_ctx *)user)->cb, "answer", "tok", DV_VLM_PROGRESS_UPDATE, done, total, "");
 }
 
+int dv_vlm_add_turn(dv_vlm *v, const char *question, const char *answer, int first) {
+    int nq, na;
+    int rc = question_tokens(v, question, first, &nq);
+    if (rc) return rc;
+    const int room = v->n_ctx - dv_llm_n_past(v->llm);
+    if (nq >= room) return dv_error_set(DV_EINVAL, "context full: the history does not fit (%d tokens left)", room);
+    memcpy(v->answer_ids, v->ids, (size_t)nq * sizeof(int32_t)); // v->ids is the encoder's scratch
+    if ((rc = dv_tokenizer_encode(v->tok, answer, 0, v->answer_ids + nq, room - nq, &na)))
+        return dv_error_set(DV_EINVAL, "context full: the history does not fit (%d tokens left)", room);
+    if (nq + na >= room) return dv_error_set(DV_EINVAL, "context full: the history does not fit (%d tokens left)", room);
+    return dv_llm_prefill(v->llm, v->answer_ids, NULL, nq + na, v->logits, 0);
+}
+
 int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, const dv_vlm_callbacks *cb,
                dv_vlm_answer *out) {
     memset(out, 0, sizeof *out);
