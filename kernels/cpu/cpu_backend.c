@@ -83,6 +83,7 @@ static const dv_backend_ops dv_cpu_ops = {
     .add = dv_cpu_add,
     .pool2d = dv_cpu_pool2d,
     .upload_async = cpu_copy,
+    .rope_sections = dv_cpu_rope_sections,
 };
 
 dv_backend *dv_backend_cpu_init(int n_threads) {

@@ -136,6 +136,7 @@ static const dv_backend_ops dv_cuda_ops = {
     .mem_info = cuda_mem_info,
     .pool2d = dv_cuda_pool2d,
     .upload_async = cuda_upload_async,
+    .rope_sections = dv_cuda_rope_sections,
 };
 
 static dv_backend *cuda_init(int device, int *status) {
