@@ -420,3 +420,14 @@ int dv_encoder_encode_pixels(dv_encoder *e, const float *pixels, int n, float *o
     }
     return 0;
 }
+
+// ---- shared with the other towers' files (encoder_internal.h) ----
+
+int enc_bind(const dv_safetensors *st, const char *prefix, const char *suffix, int n_dims, const int64_t *shape,
+             int view_dims, const int64_t *view_shape, dv_tensor *out) {
+    return bind(st, prefix, suffix, n_dims, shape, view_dims, view_shape, out);
+}
+
+const char *enc_find_prefix(const dv_safetensors *st, const char *const *prefixes, int n, const char *probe) {
+    return find_prefix(st, prefixes, n, probe);
+}

@@ -107,4 +107,10 @@ void enc_forward(dv_encoder *e, int nb);
 void enc_im2col(dv_encoder *e, const float *pixels, int nb);
 double enc_flops_per_frame(const enc_config *c);
 
+// encoder.c, for every tower: bind `prefix suffix` with the expected shape (F32/F16/BF16, a view of
+// view_dims / view_shape when view_dims > 0); the first of `prefixes` under which `probe` exists.
+int enc_bind(const dv_safetensors *st, const char *prefix, const char *suffix, int n_dims, const int64_t *shape,
+             int view_dims, const int64_t *view_shape, dv_tensor *out);
+const char *enc_find_prefix(const dv_safetensors *st, const char *const *prefixes, int n, const char *probe);
+
 #endif
