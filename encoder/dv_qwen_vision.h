@@ -59,6 +59,14 @@ int dv_qwen_sample_frames(const dv_qwen_prep_config *c, int64_t total_frames, do
 // (t, bh, bw, my, mx), each row (channel, frame-in-patch, py, px): the processor's layout.
 void dv_qwen_patchify(const dv_qwen_prep_config *c, const float *chw, int n, int H, int W, float *out);
 
+// The M-RoPE positions of one video's merged tokens (HF Qwen2.5-VL get_rope_index): pos (3 rows,
+// `stride` apart) for grid_t x (gh / merge) x (gw / merge) tokens starting at text position `start`:
+// t = start + (int64)(k * time_interval) (time_interval = tokens_per_second x seconds per temporal
+// patch), h = start + row, w = start + column. Returns the position text after the video resumes at:
+// start + max(gh, gw) / merge (HF's rule, even when t ran past it).
+int dv_qwen_video_positions(int start, int grid_t, int gh, int gw, int merge, double time_interval, int32_t *pos,
+                            int64_t stride);
+
 typedef struct dv_qwen_vit dv_qwen_vit;
 
 // Opens the vision tower of a Qwen2.5-VL folder (config.json vision_config, the safetensors under

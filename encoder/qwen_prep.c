@@ -163,3 +163,18 @@ void dv_qwen_patchify(const dv_qwen_prep_config *c, const float *chw, int n, int
                             }
                     }
 }
+
+int dv_qwen_video_positions(int start, int gt, int gh, int gw, int m, double interval, int32_t *pos, int64_t stride) {
+    const int lh = gh / m, lw = gw / m;
+    int64_t i = 0;
+    for (int t = 0; t < gt; t++) {
+        const int32_t tp = start + (int32_t)(int64_t)((float)t * (float)interval); // torch: float32, .long()
+        for (int y = 0; y < lh; y++)
+            for (int x = 0; x < lw; x++, i++) {
+                pos[i] = tp;
+                pos[stride + i] = start + y;
+                pos[2 * stride + i] = start + x;
+            }
+    }
+    return start + (lh > lw ? lh : lw);
+}
