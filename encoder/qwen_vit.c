@@ -182,22 +182,9 @@ static int upload_weights(dv_qwen_vit *v) {
                            &L->o_w, &L->o_b, &L->g_w, &L->g_b, &L->u_w, &L->u_b, &L->d_w, &L->d_b};
         for (size_t i = 0; i < sizeof lt / sizeof lt[0] && n < n_max; i++) ts[n++] = lt[i];
     }
-    int rc = 0;
-    for (int i = 0; !rc && i < n; i++) {
-        const size_t nb = dv_tensor_nbytes(ts[i]);
-        void *d = v->be->ops->alloc(v->be, nb);
-        if (!d) {
-            rc = dv_error_prefix(DV_ENOMEM, "vision tower: uploading '%s'", ts[i]->name ? ts[i]->name : "?");
-            break;
-        }
-        v->dev_weights[v->n_dev_weights++] = d;
-        rc = dv_backend_upload_async(v->be, d, ts[i]->data, nb);
-        ts[i]->data = d;
-        ts[i]->device = v->be->device;
-    }
+    const int rc = enc_upload_tensors(v->be, ts, n, v->dev_weights, &v->n_dev_weights);
     free(ts);
-    const int rs = v->be->ops->synchronize(v->be);
-    return rc ? rc : rs;
+    return rc;
 }
 
 // ---- open / free ----
@@ -383,14 +370,7 @@ int dv_qwen_vit_encode(dv_qwen_vit *v, const float *patches, int gt, int gh, int
         const int nseg = full ? gt : nw;
         for (int s = 0; s < nseg; s++) { // full: one frame; else one window (frames stay contiguous)
             const int64_t r0 = full ? s * frame : v->win[s], n = full ? frame : v->win[s + 1] - v->win[s];
-            if (n == 0) continue;
-            const int64_t shp[3] = {n, v->H, v->hd};
-            const size_t off = (size_t)r0 * D;
-            dv_tensor qs = dv_tensor_make(DV_DTYPE_F32, v->q + off, 3, shp);
-            dv_tensor ks = dv_tensor_make(DV_DTYPE_F32, v->k + off, 3, shp);
-            dv_tensor vs = dv_tensor_make(DV_DTYPE_F32, v->v + off, 3, shp);
-            dv_tensor os = dv_tensor_make(DV_DTYPE_F32, v->att + off, 3, shp);
-            op->attention(be, &os, &qs, &ks, &vs, &ap);
+            if (n > 0) enc_attention_rows(be, v->q, v->k, v->v, v->att, r0, n, v->H, v->hd, &ap);
         }
         op->matmul(be, &a, &att, &L->o_w, &L->o_b);
         op->add(be, &h, &h, &a);
