@@ -56,6 +56,12 @@ typedef struct dv_prep_config {
 // OpenAI CLIP mean/std, resize + crop on).
 int dv_prep_config_load(const char *model_dir, dv_prep_config *out);
 
+// The keys every processor family shares (resample, do_rescale, rescale_factor, do_normalize,
+// image_mean, image_std) from a parsed config into c (keys absent keep c's values); errors name path.
+// dv_prep_config_load uses it; so does the Qwen-VL processor config (encoder/qwen_prep.c).
+struct cJSON;
+int dv_prep_config_read_pixels(const struct cJSON *root, const char *path, dv_prep_config *c);
+
 // Output size of dv_prep_run for a w x h input.
 void dv_prep_output_size(const dv_prep_config *c, int w, int h, int *out_w, int *out_h);
 

@@ -163,24 +163,38 @@ static int upload_weights(dv_encoder *e) {
                            &L->v_w,   &L->v_b,   &L->o_w,   &L->o_b,   &L->fc1_w, &L->fc1_b, &L->fc2_w, &L->fc2_b};
         for (size_t i = 0; i < sizeof lt / sizeof lt[0]; i++) ts[n++] = lt[i];
     }
+    const int rc = enc_upload_tensors(e->be, ts, n, e->dev_weights, &e->n_dev_weights);
+    free(ts);
+    return rc;
+}
+
+int enc_upload_tensors(dv_backend *be, dv_tensor **ts, int n, void **dev, int *n_dev) {
     int rc = 0;
     for (int i = 0; !rc && i < n; i++) {
         dv_tensor *t = ts[i];
         if (!t->data) continue;
         const size_t nb = dv_tensor_nbytes(t);
-        void *d = e->be->ops->alloc(e->be, nb);
+        void *d = be->ops->alloc(be, nb);
         if (!d) {
             rc = dv_error_prefix(DV_ENOMEM, "encoder: uploading tensor '%s'", t->name ? t->name : "?");
             break;
         }
-        e->dev_weights[e->n_dev_weights++] = d;
-        rc = dv_backend_upload_async(e->be, d, t->data, nb); // from the mmap: valid until the sync below
+        dev[(*n_dev)++] = d;
+        rc = dv_backend_upload_async(be, d, t->data, nb); // from the mmap: valid until the sync below
         t->data = d;
-        t->device = e->be->device;
+        t->device = be->device;
     }
-    free(ts);
-    int rs = e->be->ops->synchronize(e->be);
+    const int rs = be->ops->synchronize(be);
     return rc ? rc : rs;
+}
+
+void enc_attention_rows(dv_backend *be, float *q, float *k, float *v, float *out, int64_t r0, int64_t n, int n_heads,
+                        int head_dim, const dv_attn_params *ap) {
+    const int64_t shp[3] = {n, n_heads, head_dim};
+    const size_t off = (size_t)r0 * n_heads * head_dim;
+    dv_tensor qs = dv_tensor_make(DV_DTYPE_F32, q + off, 3, shp), ks = dv_tensor_make(DV_DTYPE_F32, k + off, 3, shp);
+    dv_tensor vs = dv_tensor_make(DV_DTYPE_F32, v + off, 3, shp), os = dv_tensor_make(DV_DTYPE_F32, out + off, 3, shp);
+    be->ops->attention(be, &os, &qs, &ks, &vs, ap);
 }
 
 // Host memory (GPU backends' host-side buffers); same failure protocol as balloc.
@@ -451,4 +465,15 @@ int dv_encoder_encode_pixels(dv_encoder *e, const float *pixels, int n, float *o
         if (rc || (rc = fetch(e, nb, out + (size_t)i0 * per_out))) return rc;
     }
     return 0;
+}
+
+// ---- shared with the other towers' files (encoder_internal.h) ----
+
+int enc_bind(const dv_safetensors *st, const char *prefix, const char *suffix, int n_dims, const int64_t *shape,
+             int view_dims, const int64_t *view_shape, dv_tensor *out) {
+    return bind(st, prefix, suffix, n_dims, shape, view_dims, view_shape, out);
+}
+
+const char *enc_find_prefix(const dv_safetensors *st, const char *const *prefixes, int n, const char *probe) {
+    return find_prefix(st, prefixes, n, probe);
 }

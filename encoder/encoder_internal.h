@@ -111,4 +111,17 @@ void enc_forward(dv_encoder *e, int nb);
 void enc_im2col(dv_encoder *e, const float *pixels, int nb);
 double enc_flops_per_frame(const enc_config *c);
 
+// encoder.c, for every tower: bind `prefix suffix` with the expected shape (F32/F16/BF16, a view of
+// view_dims / view_shape when view_dims > 0); the first of `prefixes` under which `probe` exists.
+int enc_bind(const dv_safetensors *st, const char *prefix, const char *suffix, int n_dims, const int64_t *shape,
+             int view_dims, const int64_t *view_shape, dv_tensor *out);
+const char *enc_find_prefix(const dv_safetensors *st, const char *const *prefixes, int n, const char *probe);
+// GPU backends: each tensor of ts (n; those with data) copied once to the device in its file dtype and
+// re-pointed there; the device buffers are appended to dev (*n_dev counts them). Ends with a synchronize.
+int enc_upload_tensors(dv_backend *be, dv_tensor **ts, int n, void **dev, int *n_dev);
+// Non-causal attention of rows r0 .. r0 + n of q, k, v, out (rows of n_heads x head_dim floats): one
+// frame (CLIP/SigLIP) or one window (Qwen2.5-VL) attending within itself.
+void enc_attention_rows(dv_backend *be, float *q, float *k, float *v, float *out, int64_t r0, int64_t n, int n_heads,
+                        int head_dim, const dv_attn_params *ap);
+
 #endif

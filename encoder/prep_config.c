@@ -64,6 +64,25 @@ static int read_triplet(const cJSON *root, const char *key, const char *what, do
     return 0;
 }
 
+int dv_prep_config_read_pixels(const cJSON *root, const char *path, dv_prep_config *c) {
+    const char *name = c->source[0] ? c->source : path;
+    int64_t resample = c->resample;
+    int rc;
+    if ((rc = dv_json_get_int_opt(root, "resample", name, &resample)) ||
+        (rc = dv_json_get_bool_opt(root, "do_rescale", name, &c->do_rescale)) ||
+        (rc = dv_json_get_double_opt(root, "rescale_factor", name, &c->rescale_factor)) ||
+        (rc = dv_json_get_bool_opt(root, "do_normalize", name, &c->do_normalize)) ||
+        (rc = read_triplet(root, "image_mean", name, c->mean)) || (rc = read_triplet(root, "image_std", name, c->std)))
+        return rc;
+    c->resample = (int)resample;
+    if (c->resample != DV_RESAMPLE_BICUBIC && c->resample != DV_RESAMPLE_BILINEAR)
+        return dv_error_set(DV_EUNSUPPORTED, "%s: resample %d is not supported (2 bilinear, 3 bicubic)", path,
+                            c->resample);
+    if (c->rescale_factor <= 0 || !(c->std[0] > 0 && c->std[1] > 0 && c->std[2] > 0))
+        return dv_error_set(DV_EFORMAT, "%s: rescale_factor and image_std must be positive", path);
+    return 0;
+}
+
 int dv_prep_config_load(const char *model_dir, dv_prep_config *out) {
     static const char *names[] = {"video_preprocessor_config.json", "preprocessor_config.json"};
     char path[4096];
@@ -99,27 +118,12 @@ int dv_prep_config_load(const char *model_dir, dv_prep_config *out) {
     if (siglip)
         for (int i = 0; i < 3; i++) c.mean[i] = c.std[i] = 0.5;
     snprintf(c.source, sizeof c.source, "%s", name);
-    int64_t resample = c.resample;
     if ((rc = dv_json_get_bool_opt(root, "do_resize", name, &c.do_resize)) ||
         (rc = read_size(root, "size", name, &c.shortest_edge, &c.size_h, &c.size_w)) ||
-        (rc = dv_json_get_int_opt(root, "resample", name, &resample)) ||
         (rc = dv_json_get_bool_opt(root, "do_center_crop", name, &c.do_center_crop)) ||
         (rc = read_size(root, "crop_size", name, NULL, &c.crop_h, &c.crop_w)) ||
-        (rc = dv_json_get_bool_opt(root, "do_rescale", name, &c.do_rescale)) ||
-        (rc = dv_json_get_double_opt(root, "rescale_factor", name, &c.rescale_factor)) ||
-        (rc = dv_json_get_bool_opt(root, "do_normalize", name, &c.do_normalize)) ||
-        (rc = read_triplet(root, "image_mean", name, c.mean)) || (rc = read_triplet(root, "image_std", name, c.std)))
+        (rc = dv_prep_config_read_pixels(root, path, &c)))
         goto done;
-    c.resample = (int)resample;
-    if (c.resample != DV_RESAMPLE_BICUBIC && c.resample != DV_RESAMPLE_BILINEAR) {
-        rc = dv_error_set(DV_EUNSUPPORTED, "%s: resample %d is not supported (2 bilinear, 3 bicubic)", path,
-                          c.resample);
-        goto done;
-    }
-    if (c.rescale_factor <= 0 || !(c.std[0] > 0 && c.std[1] > 0 && c.std[2] > 0)) {
-        rc = dv_error_set(DV_EFORMAT, "%s: rescale_factor and image_std must be positive", path);
-        goto done;
-    }
     *out = c;
 done:
     cJSON_Delete(root);

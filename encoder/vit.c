@@ -134,15 +134,8 @@ void enc_forward(dv_encoder *e, int nb) {
         op->matmul(be, &q, &a, &L->q_w, &L->q_b);
         op->matmul(be, &k, &a, &L->k_w, &L->k_b);
         op->matmul(be, &v, &a, &L->v_w, &L->v_b);
-        for (int b = 0; b < nb; b++) { // frames attend only within themselves
-            const int64_t shp[3] = {T, c->n_heads, c->head_dim};
-            const size_t off = (size_t)b * T * D;
-            dv_tensor qb = dv_tensor_make(DV_DTYPE_F32, e->q + off, 3, shp);
-            dv_tensor kb = dv_tensor_make(DV_DTYPE_F32, e->k + off, 3, shp);
-            dv_tensor vb = dv_tensor_make(DV_DTYPE_F32, e->v + off, 3, shp);
-            dv_tensor ob = dv_tensor_make(DV_DTYPE_F32, e->att + off, 3, shp);
-            op->attention(be, &ob, &qb, &kb, &vb, &ap);
-        }
+        for (int b = 0; b < nb; b++) // frames attend only within themselves
+            enc_attention_rows(be, e->q, e->k, e->v, e->att, (int64_t)b * T, T, c->n_heads, c->head_dim, &ap);
         op->matmul(be, &a, &att, &L->o_w, &L->o_b);
         op->add(be, &h, &h, &a);
         op->layer_norm(be, &a, &h, &L->ln2_w, &L->ln2_b, (float)c->ln_eps);

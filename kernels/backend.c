@@ -248,3 +248,49 @@ int dv_rope_init(dv_rope *rope, int head_dim, double theta, const dv_rope_scalin
     return dv_error_set(DV_EUNSUPPORTED,
                         "rope_scaling type '%s' is not supported (default, linear, llama3, yarn, dynamic)", type);
 }
+
+int dv_rope_sec_mrope(dv_rope_sec *sec, int head_dim, const int *sections, int n, int interleaved) {
+    const int half = head_dim / 2;
+    if (head_dim <= 0 || head_dim % 2 || half > DV_ROPE_MAX_HALF)
+        return dv_error_set(DV_EUNSUPPORTED, "rope: head_dim %d must be even and at most %d", head_dim,
+                            2 * DV_ROPE_MAX_HALF);
+    if (n < 1 || n > DV_ROPE_MAX_SEC) return dv_error_set(DV_EFORMAT, "mrope_section: %d sections (1 .. %d)", n, DV_ROPE_MAX_SEC);
+    int sum = 0;
+    for (int j = 0; j < n; j++) {
+        if (sections[j] < 0) return dv_error_set(DV_EFORMAT, "mrope_section: negative section %d", sections[j]);
+        sum += sections[j];
+    }
+    if (sum != half) return dv_error_set(DV_EFORMAT, "mrope_section sums to %d, head_dim / 2 is %d", sum, half);
+    memset(sec, 0, sizeof *sec);
+    sec->n_sec = n < 3 ? n : 3;
+    if (interleaved) { // HF Qwen3-VL: t everywhere, then h at 1, 4, .. < 3 s_h and w at 2, 5, .. < 3 s_w
+        if (n != 3) return dv_error_set(DV_EFORMAT, "mrope_section: interleaved M-RoPE needs 3 sections, not %d", n);
+        for (int i = 0; i < half; i++) {
+            if (i % 3 == 1 && i < 3 * sections[1]) sec->sec[i] = 1;
+            else if (i % 3 == 2 && i < 3 * sections[2]) sec->sec[i] = 2;
+        }
+        return 0;
+    }
+    for (int j = 0, i = 0; j < n; j++) // Qwen2-VL: the j-th run of frequencies from row j % 3
+        for (int k = 0; k < sections[j]; k++) sec->sec[i++] = (uint8_t)(j % 3);
+    return 0;
+}
+
+int dv_rope_init_vision_2d(dv_rope *rope, dv_rope_sec *sec, int head_dim, double theta) {
+    if (head_dim <= 0 || head_dim % 4 || head_dim / 2 > DV_ROPE_MAX_HALF)
+        return dv_error_set(DV_EUNSUPPORTED, "vision rope: head_dim %d must be a multiple of 4 and at most %d",
+                            head_dim, 2 * DV_ROPE_MAX_HALF);
+    if (!(theta > 0)) return dv_error_set(DV_EFORMAT, "vision rope: theta %g must be > 0", theta);
+    memset(rope, 0, sizeof *rope);
+    memset(sec, 0, sizeof *sec);
+    const int q = head_dim / 4;
+    rope->head_dim = head_dim;
+    rope->attn_factor = 1.0f;
+    plain_inv_freq(rope->inv_freq, head_dim / 2, (float)theta); // q values: 1 / theta^(2i / (head_dim / 2))
+    for (int i = 0; i < q; i++) {
+        rope->inv_freq[q + i] = rope->inv_freq[i];
+        sec->sec[q + i] = 1;
+    }
+    sec->n_sec = 2;
+    return 0;
+}

@@ -47,6 +47,16 @@ typedef struct dv_rope {
     float inv_freq[DV_ROPE_MAX_HALF];  // (head_dim / 2)
 } dv_rope;
 
+// Multi-section rotary (Qwen-VL): frequency i takes its position from row sec[i] of a (n_sec, T)
+// position table. M-RoPE gives the LLM's frequencies to t / h / w in consecutive sections (Qwen2-VL,
+// Qwen2.5-VL) or interleaved (Qwen3-VL); the vision towers' 2-D rotary gives the first half to the
+// patch row and the second to its column. Filled by dv_rope_sec_* (kernels/backend.c).
+#define DV_ROPE_MAX_SEC 4
+typedef struct dv_rope_sec {
+    int n_sec;                       // rows of the position table, 1 .. DV_ROPE_MAX_SEC
+    uint8_t sec[DV_ROPE_MAX_HALF];   // (head_dim / 2) row index per frequency
+} dv_rope_sec;
+
 // Attention parameters: query row i sits at absolute position q_pos0 + i; key j at position j.
 // causal: key j is visible to query i iff j <= q_pos0 + i. Non-causal: all keys visible (ViT).
 typedef struct dv_attn_params {
@@ -206,6 +216,11 @@ typedef struct dv_backend_ops {
     // y (M, N) = x (M, N) * sigmoid(gate (M, N)), F32, any row strides (elements contiguous); y may
     // alias x (Qwen3.5's gated attention output).
     void (*mul_sigmoid)(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *gate);
+    // ---- appended: multi-section rotary (Qwen-VL) ----
+    // rope with positions per section: x (T, H, D) in place, pos (n_sec, T) I32 contiguous, frequency i
+    // rotated by pos[sec->sec[i]][t] * inv_freq[i] (rope is this with one section).
+    void (*rope_sections)(dv_backend *be, dv_tensor *x, const dv_tensor *pos, const dv_rope *rope,
+                          const dv_rope_sec *sec);
 } dv_backend_ops;
 
 // Host <-> device traffic of one backend since it was made: bytes and copies.
@@ -270,6 +285,14 @@ typedef struct dv_rope_scaling {
     double seq_len;                          // dynamic: the sequence length (<= max: the plain base)
 } dv_rope_scaling;
 int dv_rope_init(dv_rope *rope, int head_dim, double theta, const dv_rope_scaling *scaling);
+// M-RoPE sections over head_dim / 2 frequencies from the config's mrope_section (n of them, summing to
+// head_dim / 2; 3 for t/h/w): consecutive (Qwen2/2.5-VL: section j covers the j-th run, taking rows
+// j % 3) or interleaved (Qwen3-VL: frequency i takes h when i % 3 == 1 and i < 3 * sections[1], w when
+// i % 3 == 2 and i < 3 * sections[2], else t). Errors name the mismatch.
+int dv_rope_sec_mrope(dv_rope_sec *sec, int head_dim, const int *sections, int n, int interleaved);
+// The vision towers' 2-D rotary over head_dim: inv_freq[i] = theta^(-2 (i mod q) / (head_dim / 2)) with
+// q = head_dim / 4, rows 0 (patch row) for i < q and 1 (column) after, as Qwen2-VL's VisionRotaryEmbedding.
+int dv_rope_init_vision_2d(dv_rope *rope, dv_rope_sec *sec, int head_dim, double theta);
 
 #ifdef __cplusplus
 }

@@ -74,6 +74,15 @@ int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, floa
 // rows are queued on the backend's stream like its ops (not waited for).
 int dv_llm_prefill_tensor(dv_llm *m, const dv_tensor *embd, float *logits, int all_logits);
 int dv_llm_embed_tokens_tensor(dv_llm *m, const int32_t *ids, int n, dv_tensor *out);
+// M-RoPE models (cfg.mrope): like dv_llm_prefill (ids) / dv_llm_prefill_tensor (embd on the backend,
+// (n, hidden)) with explicit positions pos (3, n) host I32, rows t, h, w (HF get_rope_index). The KV
+// cache counts cells, not positions: attention masks, DuoAttention's sink / recent and n_ctx are in
+// cells. Tokens given no positions (prefill, decode) continue as text after the largest position so
+// far (HF's rope_deltas). Not an M-RoPE model -> DV_EINVAL.
+int dv_llm_prefill_pos(dv_llm *m, const int32_t *ids, const dv_tensor *embd, const int32_t *pos, int n, float *logits,
+                       int all_logits);
+// The position the next token without explicit positions takes (n_past without M-RoPE).
+int dv_llm_next_position(const dv_llm *m);
 // One token: append it and write its logits (V).
 int dv_llm_decode(dv_llm *m, int32_t id, float *logits);
 // Like dv_llm_prefill from token ids, but writes the final (normed) hidden states (n, hidden) of

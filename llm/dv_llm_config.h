@@ -66,6 +66,12 @@ typedef struct dv_llm_config {
     int n_mtp_layers;           // multi-token-prediction layers in the checkpoint (never run)
     dv_llm_linear_config lin;
     unsigned char layer_linear[DV_LLM_MAX_LAYERS]; // (n_layers) 1: Gated DeltaNet, 0: attention
+    // M-RoPE (Qwen2-VL / Qwen2.5-VL / Qwen3-VL text models: rope "mrope_section"): each token has three
+    // positions (t, h, w); frequencies take theirs by section (consecutive, or interleaved for Qwen3-VL).
+    // Positions are then independent of KV cells (llm/dv_llm.h: dv_llm_prefill_pos).
+    int mrope;                  // 1 when mrope_section is given
+    int mrope_section[3];
+    int mrope_interleaved;
 } dv_llm_config;
 
 // Parses a config object (a whole config.json, or a VLM's "text_config"). `what` names the file for

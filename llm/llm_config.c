@@ -22,6 +22,8 @@ static const struct {
     {"Qwen2ForCausalLM", "qwen2", DV_LLM_ARCH_QWEN2},
     {"Qwen3ForCausalLM", "qwen3", DV_LLM_ARCH_QWEN3},
     {"Qwen3_5ForCausalLM", "qwen3_5_text", DV_LLM_ARCH_QWEN3_5},
+    // Qwen2.5-VL's text model: Qwen2 with M-RoPE (flat Hub configs, or transformers 5's text_config)
+    {"Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl_text", DV_LLM_ARCH_QWEN2},
 };
 
 static int get_pos_int(const cJSON *j, const char *key, const char *what, int64_t lo, int64_t hi, int *out);
@@ -251,6 +253,21 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
             (rc = dv_json_get_bool_opt(rs, "truncate", what, &truncate)))
             return rc;
         sc->no_truncate = !truncate;
+        const cJSON *ms = cJSON_GetObjectItemCaseSensitive(rs, "mrope_section");
+        if (ms && !cJSON_IsNull(ms)) {
+            const cJSON *e;
+            int n = 0, ok = cJSON_IsArray(ms) && cJSON_GetArraySize(ms) == 3;
+            cJSON_ArrayForEach(e, ms) {
+                if (!ok || !cJSON_IsNumber(e) || e->valueint < 0) ok = 0;
+                else cfg->mrope_section[n++] = e->valueint;
+            }
+            if (!ok) return dv_error_set(DV_EFORMAT, "%s: mrope_section must be a list of 3 non-negative ints", what);
+            cfg->mrope = 1;
+            if ((rc = dv_json_get_bool_opt(rs, "mrope_interleaved", what, &cfg->mrope_interleaved))) return rc;
+            if (strcmp(cfg->rope_type, "default") && strcmp(cfg->rope_type, "mrope"))
+                return dv_error_set(DV_EUNSUPPORTED, "%s: M-RoPE with rope_type '%s'", what, cfg->rope_type);
+            snprintf(cfg->rope_type, sizeof cfg->rope_type, "default"); // "mrope" in old configs: plain freqs
+        }
     }
     cfg->rope_scaling.max_position_embeddings = cfg->max_position_embeddings;
     if (!(cfg->rope_theta > 0)) return dv_error_set(DV_EFORMAT, "%s: rope_theta must be > 0", what);
@@ -266,6 +283,9 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
                             cfg->rotary_dim);
     dv_rope probe;
     if ((rc = dv_llm_config_rope(cfg, &probe))) return dv_error_prefix(rc, "%s", what);
+    dv_rope_sec sec_probe;
+    if (cfg->mrope && (rc = dv_rope_sec_mrope(&sec_probe, cfg->head_dim, cfg->mrope_section, 3, cfg->mrope_interleaved)))
+        return dv_error_prefix(rc, "%s", what);
 
     cfg->tie_word_embeddings = 0; // HF default for Llama, Mistral, Qwen2 and Qwen3
     if ((rc = dv_json_get_bool_opt(j, "tie_word_embeddings", what, &cfg->tie_word_embeddings))) return rc;
@@ -309,7 +329,7 @@ static cJSON *text_config_with_defaults(const cJSON *root, const cJSON *tc) {
     cJSON *j = cJSON_Duplicate(tc, 1);
     if (!j) return NULL;
     const char *mt = dv_json_get_string(j, "model_type");
-    const int mistral = mt && !strcmp(mt, "mistral"), qwen2 = mt && !strcmp(mt, "qwen2");
+    const int mistral = mt && !strcmp(mt, "mistral"), qwen2 = mt && !strncmp(mt, "qwen2", 5);
     if (!mt) cJSON_AddStringToObject(j, "model_type", "llama"); // LLaVA's text_config default
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, defaults[i].key);

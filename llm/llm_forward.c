@@ -5,7 +5,8 @@
 //   for each layer:
 //     xb = rms_norm(x) ; q, k, v = xb Wq (+bq), xb Wk (+bk), xb Wv (+bv)
 //     q, k = rms_norm of each head (Qwen3's q_norm / k_norm)
-//     rope(q), rope(k) at their absolute positions (dynamic scaling: frequencies for this chunk's end)
+//     rope(q), rope(k) at their absolute positions (dynamic scaling: frequencies for this chunk's end;
+//     M-RoPE: three positions per token, t / h / w sections of the frequencies)
 //     att = attention of q over what each KV head's cache holds (all tokens for retrieval heads,
 //           sink + recent for DuoAttention streaming heads) plus the chunk itself; append k, v
 //     x += att Wo
@@ -78,10 +79,28 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
     if ((rc = dv_kv_cache_reserve(m->kv, T))) return rc; // retrieval pages for the new tokens
 
     // ---- inputs: positions and token ids / embeddings ----
-    for (int t = 0; t < T; t++) m->pos_host[t] = (int32_t)(p0 + t);
+    // M-RoPE: (3, T) positions, explicit (m->pos_in) or text ones after the last (every row equal);
+    // cells and positions part ways, so each cell records where text would resume after it
+    const int n_pos = c->mrope ? 3 : 1;
+    if (c->mrope) {
+        int32_t next = dv_llm_next_position(m);
+        for (int t = 0; t < T; t++) {
+            int32_t mx = 0; // the token's largest position
+            for (int r = 0; r < 3; r++) {
+                const int32_t p = m->pos_in ? m->pos_in[r * m->pos_in_stride + t] : next;
+                m->pos_host[r * T + t] = p;
+                mx = r == 0 || p > mx ? p : mx;
+            }
+            next = m->pos_in ? (mx + 1 > next ? mx + 1 : next) : next + 1;
+            m->cell_next[p0 + t] = next;
+        }
+    } else {
+        for (int t = 0; t < T; t++) m->pos_host[t] = (int32_t)(p0 + t);
+    }
+    m->pos_in = NULL; // one chunk's
     // pos_host / ids_host are written again only after this chunk's synchronize: no wait here
-    if ((rc = dv_backend_upload_async(be, m->pos, m->pos_host, (size_t)T * sizeof(int32_t)))) goto fail;
-    dv_tensor pos = dv_tensor_1d(DV_DTYPE_I32, m->pos, T);
+    if ((rc = dv_backend_upload_async(be, m->pos, m->pos_host, (size_t)(n_pos * T) * sizeof(int32_t)))) goto fail;
+    dv_tensor pos = n_pos == 1 ? dv_tensor_1d(DV_DTYPE_I32, m->pos, T) : dv_tensor_2d(DV_DTYPE_I32, m->pos, 3, T);
     dv_tensor x = rows_f32(m->x, 0, T, H);   // (T, H) residual stream
     dv_tensor xb = rows_f32(m->xb, 0, T, H); // (T, H)
     if (ids) {
@@ -133,8 +152,13 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
             op->matmul(be, &k2, &xb, &w->wk, w->bk.data ? &w->bk : NULL);
             op->matmul(be, &v2, &xb, &w->wv, w->bv.data ? &w->bv : NULL);
             if (w->k_norm.data) op->rms_norm(be, &k_heads, &k_heads, &w->k_norm, (float)c->rms_norm_eps);
-            op->rope(be, &q_rot, &pos, &m->rope);
-            op->rope(be, &k_rot, &pos, &m->rope);
+            if (c->mrope) { // M-RoPE (Qwen-VL): three position rows, frequencies by section
+                op->rope_sections(be, &q_rot, &pos, &m->rope, &m->rope_sec);
+                op->rope_sections(be, &k_rot, &pos, &m->rope, &m->rope_sec);
+            } else {
+                op->rope(be, &q_rot, &pos, &m->rope);
+                op->rope(be, &k_rot, &pos, &m->rope);
+            }
             const int kl = w->kv_layer; // the KV cache holds the attention layers only
             const dv_kv_head_view *views = dv_kv_cache_views(m->kv, kl);
             if (m->observer) m->observer(m->observer_ctx, kl, &q, &k_new, views, p0);
@@ -192,8 +216,8 @@ static int check_ids(const dv_llm *m, const int32_t *ids, int n) {
 
 // The one prefill loop: n tokens from exactly one of ids, host embeddings, device embeddings (rows of
 // H floats), in chunks of n_batch.
-static int prefill(dv_llm *m, const int32_t *ids, const float *embd, const float *embd_dev, int n, float *logits,
-                   int all_logits) {
+static int prefill(dv_llm *m, const int32_t *ids, const float *embd, const float *embd_dev, const int32_t *pos, int n,
+                   float *logits, int all_logits) {
     DV_ASSERT((ids != NULL) + (embd != NULL) + (embd_dev != NULL) == 1 && n >= 0);
     if (n == 0) return 0;
     if ((int64_t)m->n_past + n > m->n_ctx)
@@ -209,6 +233,7 @@ static int prefill(dv_llm *m, const int32_t *ids, const float *embd, const float
         if (logits && all_logits) lg = logits + (size_t)i * (size_t)V;
         else if (logits && last) lg = logits;
         const size_t off = (size_t)i * (size_t)H;
+        m->pos_in = pos ? pos + i : NULL, m->pos_in_stride = n; // (3, n): this chunk's columns
         if ((rc = dv_llm_forward_chunk(m, ids ? ids + i : NULL, embd ? embd + off : NULL, embd_dev ? embd_dev + off : NULL,
                                        T, lg, all_logits, NULL)))
             return rc;
@@ -218,13 +243,25 @@ static int prefill(dv_llm *m, const int32_t *ids, const float *embd, const float
 
 int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, float *logits, int all_logits) {
     DV_ASSERT((ids == NULL) != (embd == NULL));
-    return prefill(m, ids, embd, NULL, n, logits, all_logits);
+    return prefill(m, ids, embd, NULL, NULL, n, logits, all_logits);
+}
+
+int dv_llm_prefill_pos(dv_llm *m, const int32_t *ids, const dv_tensor *embd, const int32_t *pos, int n, float *logits,
+                       int all_logits) {
+    DV_ASSERT((ids == NULL) != (embd == NULL) && pos);
+    if (!m->cfg.mrope) return dv_error_set(DV_EINVAL, "%s: explicit positions need an M-RoPE model", m->cfg.arch_name);
+    if (embd) {
+        DV_ASSERT(embd->dtype == DV_DTYPE_F32 && embd->n_dims == 2 && embd->ne[1] == m->cfg.hidden_size &&
+                  embd->ne[0] == n && dv_tensor_is_contiguous(embd) && embd->device == m->be->device);
+        return prefill(m, NULL, NULL, embd->data, pos, n, logits, all_logits);
+    }
+    return prefill(m, ids, NULL, NULL, pos, n, logits, all_logits);
 }
 
 int dv_llm_prefill_tensor(dv_llm *m, const dv_tensor *embd, float *logits, int all_logits) {
     DV_ASSERT(embd && embd->dtype == DV_DTYPE_F32 && embd->n_dims == 2 && embd->ne[1] == m->cfg.hidden_size &&
               dv_tensor_is_contiguous(embd) && embd->device == m->be->device);
-    return prefill(m, NULL, NULL, embd->data, (int)embd->ne[0], logits, all_logits);
+    return prefill(m, NULL, NULL, embd->data, NULL, (int)embd->ne[0], logits, all_logits);
 }
 
 int dv_llm_decode(dv_llm *m, int32_t id, float *logits) { return dv_llm_prefill(m, &id, NULL, 1, logits, 0); }

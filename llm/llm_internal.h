@@ -42,6 +42,7 @@ struct dv_llm {
     void *synth_host;    // owned: synthetic weights built in memory (llm_synth.c), NULL once uploaded
     size_t synth_bytes;  // their size
     dv_rope rope;
+    dv_rope_sec rope_sec; // cfg.mrope: which of the (t, h, w) positions each frequency takes
 
     dv_tensor tok_embd;  // (V, H)
     dv_tensor out_norm;  // (H)
@@ -70,9 +71,9 @@ struct dv_llm {
     float *gate;    // (B, F)
     float *up;      // (B, F)
     float *logits;  // (B, V)
-    int32_t *pos;   // (B) absolute positions
+    int32_t *pos;   // (B) absolute positions; M-RoPE: (3, B), rows t, h, w
     int32_t *ids;   // (B) token ids
-    int32_t *pos_host, *ids_host; // (B) host staging, owned
+    int32_t *pos_host, *ids_host; // (B) host staging ((3, B) pos with M-RoPE), owned
     // hybrid models only (NULL otherwise), C = 2 Hk dk + Hv dv, VD = Hv dv:
     float *qg;      // (B, Hq*2D) gated attention's q_proj output: per head [q (D), gate (D)]
     float *lin_x;   // (B, C) in_proj_qkv output (the conv input)
@@ -80,6 +81,11 @@ struct dv_llm {
     float *lin_z;   // (B, VD)
     float *lin_a, *lin_b; // (B, Hv), (B, Hv)
     float *lin_o;   // (B, VD) delta-rule output, normed and gated in place
+    // M-RoPE: positions are not cells. cell_next[c] = the position a token after cell c takes when it
+    // is given none (HF: the largest position so far + 1), so a rewind knows where text resumes.
+    int32_t *cell_next; // (n_ctx), NULL without M-RoPE
+    const int32_t *pos_in; // M-RoPE: explicit (3, T) positions of the next chunk, rows pos_in_stride
+    int64_t pos_in_stride; //   apart (set by prefill for one chunk); NULL: text positions
 };
 
 // The second half of dv_llm_open, once cfg, rope, the weight views and n_params are set: uploads the
@@ -90,5 +96,6 @@ int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model
 // The chunk's input is exactly one of ids, embd (host) and embd_dev (on the backend), rows of hidden.
 int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const float *embd_dev, int T,
                          float *logits_out, int all_logits, float *hidden_out);
+
 
 #endif

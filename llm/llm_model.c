@@ -307,12 +307,17 @@ int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model
     m->gate = be_alloc(m, B * F * sizeof(float), &rc);
     m->up = be_alloc(m, B * F * sizeof(float), &rc);
     m->logits = be_alloc(m, B * (size_t)V * sizeof(float), &rc);
-    m->pos = be_alloc(m, B * sizeof(int32_t), &rc);
+    const size_t n_pos = c->mrope ? 3 : 1; // M-RoPE: (t, h, w) per token
+    m->pos = be_alloc(m, n_pos * B * sizeof(int32_t), &rc);
     m->ids = be_alloc(m, B * sizeof(int32_t), &rc);
     if (rc) return rc;
-    m->pos_host = malloc(B * sizeof(int32_t));
+    m->pos_host = malloc(n_pos * B * sizeof(int32_t));
     m->ids_host = malloc(B * sizeof(int32_t));
     if (!m->pos_host || !m->ids_host) return dv_error_set(DV_ENOMEM, "out of memory");
+    if (c->mrope) {
+        if (!(m->cell_next = malloc((size_t)m->n_ctx * sizeof(int32_t)))) return dv_error_set(DV_ENOMEM, "out of memory");
+        if ((rc = dv_rope_sec_mrope(&m->rope_sec, c->head_dim, c->mrope_section, 3, c->mrope_interleaved))) return rc;
+    }
     DV_LOG_DEBUG("%s: %s, %d layers, hidden %d, heads %d/%d, ctx %d, batch %d", model_dir, c->arch_name,
                  c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, m->n_ctx, m->n_batch);
     return 0;
@@ -329,6 +334,7 @@ void dv_llm_free(dv_llm *m) {
     for (int i = 0; i < m->n_dev_weights; i++) m->be->ops->free(m->be, m->dev_weights[i]);
     free(m->dev_weights);
     free(m->pos_host);
+    free(m->cell_next);
     free(m->ids_host);
     free(m->layers);
     dv_safetensors_free(m->st);
@@ -382,4 +388,9 @@ int dv_llm_set_duo(dv_llm *m, const dv_duo_pattern *pattern, dv_duo_prefill pref
     m->kv = kv;
     m->n_past = 0;
     return 0;
+}
+
+int dv_llm_next_position(const dv_llm *m) {
+    if (!m->cell_next) return m->n_past;
+    return m->n_past ? m->cell_next[m->n_past - 1] : 0;
 }

@@ -34,6 +34,10 @@ static const struct {
     {"mistral-7b", 32000, 4096, 14336, 32, 32, 8, 32768, 1000000, "MistralForCausalLM", 0, 0, 0, 0},
     // small GQA model with a long context, for `duovid bench duo` on the CPU
     {"duo-bench", 514, 128, 352, 2, 4, 2, 262144, 1000000, "LlamaForCausalLM", 0, 0, 0, 0},
+    // the text models of Qwen2.5-VL-7B and Qwen3-VL-8B with their M-RoPE (mrope below); the Qwen2 q/k/v
+    // biases and Qwen3's q/k norms are left out (under 0.1% of the work)
+    {"qwen2.5-vl-7b", 152064, 3584, 18944, 28, 28, 4, 128000, 1000000, "LlamaForCausalLM", 0, 0, 0, 0},
+    {"qwen3-vl-8b", 151936, 4096, 12288, 36, 32, 8, 262144, 5000000, "LlamaForCausalLM", 0, 0, 0, 0},
     // Qwen3.5 hybrids (3 Gated DeltaNet layers per gated attention layer, head_dim 256, rotary 64)
     {"qwen3.5-tiny", 514, 64, 176, 4, 4, 2, 4096, 1e7, "Qwen3_5ForCausalLM", 32, 1, 2, 4},
     {"qwen3.5-0.8b", 248320, 1024, 3584, 24, 8, 2, 262144, 1e7, "Qwen3_5ForCausalLM", 256, 1, 16, 16},
@@ -41,7 +45,7 @@ static const struct {
 };
 
 const char *dv_llm_synth_preset_names(void) {
-    return "tiny, 100m, duo-bench, llama2-7b, vicuna-7b, llama3-8b, mistral-7b, qwen3.5-tiny, qwen3.5-0.8b, qwen3.5-9b";
+    return "tiny, 100m, duo-bench, llama2-7b, vicuna-7b, llama3-8b, mistral-7b, qwen3.5-tiny, qwen3.5-0.8b, qwen3.5-9b, qwen2.5-vl-7b, qwen3-vl-8b";
 }
 
 // Qwen3.5's layer map and Gated DeltaNet shape (full_attention_interval 4) for a layer count.
@@ -61,6 +65,12 @@ int dv_llm_synth_set_layers(dv_llm_config *c, int n_layers) {
     else c->n_attn_layers = n_layers;
     return 0;
 }
+
+// M-RoPE sections of the Qwen-VL presets (consecutive for 2.5, interleaved for 3)
+static const struct {
+    const char *name;
+    int sec[3], interleaved;
+} mrope_presets[] = {{"qwen2.5-vl-7b", {16, 24, 24}, 0}, {"qwen3-vl-8b", {24, 20, 20}, 1}};
 
 int dv_llm_synth_preset(const char *name, dv_llm_config *c) {
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
@@ -96,6 +106,12 @@ int dv_llm_synth_preset(const char *name, dv_llm_config *c) {
             if (presets[i].H < 256) c->lin.k_head_dim = 16, c->lin.v_head_dim = 24; // the tiny shape
             qwen3_5_layers(c);
         }
+        for (size_t k = 0; k < sizeof mrope_presets / sizeof mrope_presets[0]; k++)
+            if (!strcmp(name, mrope_presets[k].name)) {
+                c->mrope = 1;
+                memcpy(c->mrope_section, mrope_presets[k].sec, sizeof c->mrope_section);
+                c->mrope_interleaved = mrope_presets[k].interleaved;
+            }
         return 0;
     }
     return dv_error_set(DV_EINVAL, "unknown model shape '%s' (known: %s)", name, dv_llm_synth_preset_names());
@@ -164,7 +180,14 @@ static int write_config(const char *dir, const dv_llm_config *c, dv_dtype dtype)
     cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_position_embeddings);
     cJSON_AddNumberToObject(j, "rms_norm_eps", c->rms_norm_eps);
     cJSON_AddNumberToObject(j, "rope_theta", c->rope_theta);
-    cJSON_AddNullToObject(j, "rope_scaling");
+    if (c->mrope) { // Qwen-VL shapes: M-RoPE, as Qwen2.5-VL's Hub configs write it
+        cJSON *rs = cJSON_AddObjectToObject(j, "rope_scaling");
+        cJSON_AddStringToObject(rs, "type", "mrope");
+        cJSON_AddItemToObject(rs, "mrope_section", cJSON_CreateIntArray(c->mrope_section, 3));
+        if (c->mrope_interleaved) cJSON_AddBoolToObject(rs, "mrope_interleaved", 1);
+    } else {
+        cJSON_AddNullToObject(j, "rope_scaling");
+    }
     cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tie_word_embeddings);
     cJSON_AddNumberToObject(j, "bos_token_id", c->bos_token_id);
     cJSON_AddNumberToObject(j, "eos_token_id", c->n_eos ? c->eos_token_ids[0] : 2);

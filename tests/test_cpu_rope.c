@@ -1,7 +1,7 @@
 // test_cpu_rope.c: dv_rope_init against the rope_scaling formulas of transformers
 // (modeling_rope_utils: default, linear, llama3, yarn, dynamic), re-derived here in double, and the CPU rope op
 // against a float64 rotation (rotate_half layout) at positions up to 131071, with strided layouts,
-// attn_factor, 1 and 2 threads.
+// attn_factor, 1 and 2 threads; the multi-section form (M-RoPE, vision 2-D rotary) likewise.
 #include "tests/cpu_ops_ref.h"
 
 #include <float.h>
@@ -159,9 +159,79 @@ static void rope_case(dv_backend *be, int D, int64_t T, int64_t H, int head_majo
     free(xe), free(ref), free(x), free(got), free(pos);
 }
 
+// rope_sections: M-RoPE (consecutive and interleaved sections) and the vision 2-D rotary against a
+// float64 rotation where frequency i takes the position of row sec(i), sec(i) re-derived here from the
+// HF rules (Qwen2-VL: split by mrope_section, chunk j from row j % 3; Qwen3-VL: h at i % 3 == 1 below
+// 3 s_h, w at i % 3 == 2 below 3 s_w; vision: rows h then w, the head_dim / 4 frequencies repeated).
+static void rope_sections_case(dv_backend *be, int D, int64_t T, int64_t H, int kind) {
+    dv_rope r;
+    dv_rope_sec sec;
+    int ref_sec[DV_ROPE_MAX_HALF];
+    double f[DV_ROPE_MAX_HALF];
+    const int half = D / 2;
+    const int s3[3] = {half / 4, half / 2 - half / 4 + (half % 2), 0};
+    const int secs[3] = {s3[0], s3[1], half - s3[0] - s3[1]};
+    if (kind == 2) {
+        DV_CHECK(dv_rope_init_vision_2d(&r, &sec, D, 10000.0) == 0 && sec.n_sec == 2);
+        for (int i = 0; i < half; i++) {
+            ref_sec[i] = i < D / 4 ? 0 : 1;
+            f[i] = 1.0 / pow(10000.0, 2.0 * (i % (D / 4)) / (D / 2));
+        }
+    } else {
+        DV_CHECK(dv_rope_init(&r, D, 1e6, NULL) == 0 && dv_rope_sec_mrope(&sec, D, secs, 3, kind) == 0);
+        for (int i = 0, j = 0, k = 0; i < half; i++) {
+            f[i] = 1.0 / pow(1e6, 2.0 * i / D);
+            if (kind == 1) {
+                ref_sec[i] = (i % 3 == 1 && i < 3 * secs[1]) ? 1 : (i % 3 == 2 && i < 3 * secs[2]) ? 2 : 0;
+            } else {
+                while (k >= secs[j]) j++, k = 0;
+                ref_sec[i] = j % 3;
+                k++;
+            }
+        }
+    }
+    for (int i = 0; i < half; i++) DV_CHECK(sec.sec[i] == ref_sec[i]);
+    dv_test_close_f64("rope_sections inv_freq", r.inv_freq, f, (size_t)half, 1e-6);
+    const int n_sec = sec.n_sec;
+    const int64_t n = T * H * D;
+    double *xe = ref_xmalloc((size_t)n * 8), *ref = ref_xmalloc((size_t)n * 8);
+    float *x = ref_rand_f32((size_t)n, -2, 2, xe);
+    int32_t *pos = ref_xmalloc((size_t)(n_sec * T) * 4);
+    for (int64_t i = 0; i < n_sec * T; i++) pos[i] = (int32_t)((i * 7919 + 13) % 40000);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++)
+            for (int i = 0; i < half; i++) {
+                const double ang = (double)((float)pos[ref_sec[i] * T + t] * r.inv_freq[i]);
+                const double a = xe[(t * H + h) * D + i], b = xe[(t * H + h) * D + i + half];
+                ref[(t * H + h) * D + i] = a * cos(ang) - b * sin(ang);
+                ref[(t * H + h) * D + i + half] = b * cos(ang) + a * sin(ang);
+            }
+    dv_tensor tx = dv_tensor_3d(DV_DTYPE_F32, x, T, H, D), tp = dv_tensor_2d(DV_DTYPE_I32, pos, n_sec, T);
+    be->ops->rope_sections(be, &tx, &tp, &r, &sec);
+    char label[96];
+    static const char *kinds[] = {"mrope", "mrope interleaved", "vision 2d"};
+    snprintf(label, sizeof label, "rope_sections %s t=%d D=%d T=%lld H=%lld", kinds[kind], be->n_threads, D,
+             (long long)T, (long long)H);
+    dv_test_close_f64(label, x, ref, (size_t)n, 1e-5);
+    free(xe), free(ref), free(x), free(pos);
+}
+
+static void test_rope_sec_errors(void) {
+    dv_rope_sec sec;
+    dv_rope r;
+    DV_CHECK(dv_rope_sec_mrope(&sec, 128, (const int[]){16, 24, 24}, 3, 0) == 0);
+    DV_CHECK(sec.sec[15] == 0 && sec.sec[16] == 1 && sec.sec[39] == 1 && sec.sec[40] == 2 && sec.sec[63] == 2);
+    DV_CHECK(dv_rope_sec_mrope(&sec, 128, (const int[]){24, 20, 20}, 3, 1) == 0);
+    DV_CHECK(sec.sec[0] == 0 && sec.sec[1] == 1 && sec.sec[2] == 2 && sec.sec[60] == 0 && sec.sec[61] == 0);
+    DV_CHECK(dv_rope_sec_mrope(&sec, 128, (const int[]){16, 24, 20}, 3, 0) == DV_EFORMAT); // sums to 60
+    DV_CHECK(dv_rope_sec_mrope(&sec, 128, (const int[]){32, 32}, 2, 1) == DV_EFORMAT);
+    DV_CHECK(dv_rope_init_vision_2d(&r, &sec, 18, 10000.0) == DV_EUNSUPPORTED);
+}
+
 int main(void) {
     if (ref_backends_init()) return 1;
     test_rope_init();
+    test_rope_sec_errors();
     dv_rope_scaling lin = {.type = "linear", .factor = 2.0}, l3 = {.type = "llama3", 8.0, 1.0, 4.0, 8192};
     for (int b = 0; b < 2; b++) {
         dv_backend *be = ref_backends[b];
@@ -170,6 +240,11 @@ int main(void) {
         rope_case(be, 64, 20, 2, 0, 1.0f, &lin);
         rope_case(be, 2, 5, 1, 0, 1.0f, NULL);
         rope_case(be, 80, 65, 5, 1, 0.75f, NULL);
+        rope_sections_case(be, 128, 17, 4, 0);
+        rope_sections_case(be, 128, 9, 2, 1);
+        rope_sections_case(be, 16, 33, 3, 0); // half 8: sections 2, 3, 3 (the tiny fixture's)
+        rope_sections_case(be, 80, 40, 3, 2);
+        rope_sections_case(be, 16, 60, 2, 2);
     }
     ref_backends_free();
     return dv_test_finish();

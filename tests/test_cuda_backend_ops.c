@@ -162,6 +162,30 @@ static void test_rope_embed(void) {
     gpu->ops->free(gpu, dx);
     gpu->ops->free(gpu, dp);
     free(x);
+    // multi-section: Qwen2.5-VL's M-RoPE (16, 24, 24), Qwen3-VL's interleaved (24, 20, 20), vision 2-D
+    for (int kind = 0; kind < 3; kind++) {
+        const int64_t Dm = kind == 2 ? 80 : 128;
+        dv_rope rm;
+        dv_rope_sec sec;
+        if (kind == 2) dv_rope_init_vision_2d(&rm, &sec, (int)Dm, 10000.0);
+        else {
+            dv_rope_init(&rm, (int)Dm, 1e6, NULL);
+            dv_rope_sec_mrope(&sec, (int)Dm, kind ? (const int[]){24, 20, 20} : (const int[]){16, 24, 24}, 3, kind);
+        }
+        int32_t mpos[3 * 9];
+        for (int i = 0; i < 3 * 9; i++) mpos[i] = (i * 977 + 5) % 30000;
+        float *xm = rnd((size_t)(T * H * Dm), -1, 1);
+        void *dxm = dev(xm, (size_t)(T * H * Dm) * 4), *dpm = dev(mpos, sizeof mpos);
+        dv_tensor txm = dv_tensor_3d(DV_DTYPE_F32, xm, T, H, Dm), tpm = dv_tensor_2d(DV_DTYPE_I32, mpos, sec.n_sec, T);
+        dv_tensor gxm = on(txm, dxm), gpm = on(tpm, dpm);
+        cpu->ops->rope_sections(cpu, &txm, &tpm, &rm, &sec);
+        gpu->ops->rope_sections(gpu, &gxm, &gpm, &rm, &sec);
+        compare(kind == 0 ? "rope_sections mrope" : kind == 1 ? "rope_sections interleaved" : "rope_sections vision",
+                dxm, xm, (size_t)(T * H * Dm), 1e-4);
+        gpu->ops->free(gpu, dxm);
+        gpu->ops->free(gpu, dpm);
+        free(xm);
+    }
     // embedding rows from a BF16 table
     const int64_t V = 50, E = 33, n = 6;
     int32_t ids[6] = {0, 49, 3, 3, 17, 8};

@@ -88,6 +88,7 @@ static const dv_backend_ops dv_cpu_ops = {
     .conv1d_causal = dv_cpu_conv1d_causal,
     .gated_delta_rule = dv_cpu_gated_delta_rule,
     .mul_sigmoid = dv_cpu_mul_sigmoid,
+    .rope_sections = dv_cpu_rope_sections,
 };
 
 dv_backend *dv_backend_cpu_init(int n_threads) {

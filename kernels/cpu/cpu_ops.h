@@ -100,6 +100,8 @@ void dv_cpu_rms_norm(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_
 void dv_cpu_layer_norm(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *b,
                        float eps);
 void dv_cpu_rope(dv_backend *be, dv_tensor *x, const dv_tensor *pos, const dv_rope *rope);
+void dv_cpu_rope_sections(dv_backend *be, dv_tensor *x, const dv_tensor *pos, const dv_rope *rope,
+                          const dv_rope_sec *sec);
 void dv_cpu_act(dv_backend *be, dv_tensor *y, const dv_tensor *x, dv_act act);
 void dv_cpu_swiglu(dv_backend *be, dv_tensor *y, const dv_tensor *gate, const dv_tensor *up);
 void dv_cpu_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,

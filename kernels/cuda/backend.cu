@@ -139,6 +139,7 @@ static const dv_backend_ops dv_cuda_ops = {
     .conv1d_causal = dv_cuda_conv1d_causal,
     .gated_delta_rule = dv_cuda_gated_delta_rule,
     .mul_sigmoid = dv_cuda_mul_sigmoid,
+    .rope_sections = dv_cuda_rope_sections,
 };
 
 static dv_backend *cuda_init(int device, int *status) {

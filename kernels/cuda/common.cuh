@@ -81,6 +81,8 @@ void dv_cuda_rms_norm(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv
 void dv_cuda_layer_norm(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *b,
                         float eps);
 void dv_cuda_rope(dv_backend *be, dv_tensor *x, const dv_tensor *pos, const dv_rope *rope);
+void dv_cuda_rope_sections(dv_backend *be, dv_tensor *x, const dv_tensor *pos, const dv_rope *rope,
+                           const dv_rope_sec *sec);
 void dv_cuda_act(dv_backend *be, dv_tensor *y, const dv_tensor *x, dv_act act);
 void dv_cuda_swiglu(dv_backend *be, dv_tensor *y, const dv_tensor *gate, const dv_tensor *up);
 void dv_cuda_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,

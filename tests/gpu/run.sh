@@ -3,13 +3,15 @@
 # every ctest with label `cuda` (each CUDA op against the CPU op, the tiny LLM and ViT GPU vs CPU),
 # then the GPU benchmarks on synthetic in-memory models, and print one table:
 #   - decode ms/token and peak device GiB at 32K/128K/512K/1M contexts for llama2-7b (MHA) at
-#     sparsity 0/0.75 and llama3-8b (GQA) at 0/0.5, with the HBM floor (weights + KV bytes read per
+#     sparsity 0/0.75, llama3-8b (GQA) at 0/0.5 and the text models of Qwen2.5-VL-7B / Qwen3-VL-8B (GQA,
+#     M-RoPE: positions per token, the long-video models) at 0/0.5, with the HBM floor (weights + KV bytes read per
 #     token / measured copy bandwidth). The KV cache is filled synthetically (random keys/values, no
 #     model run: a 1M-token prefill would not fit the time budget); decode is timed over 24 steps.
 #     Contexts whose KV cache does not fit the GPU's memory are reported as "no fit".
-#   - prefill seconds of one 32K chunk for the same four configurations (a real prefill).
+#   - prefill seconds of one 32K chunk for the same eight configurations (a real prefill).
 #   - ViT (clip-l336 shape) frames/s.
-# Sized to finish within 9 minutes on an H100. Run on a machine with an NVIDIA GPU:
+# Sized to finish within 9 minutes on an H100 for the first four configurations; the four Qwen-VL ones
+# (added without a GPU run) roughly double that. Run on a machine with an NVIDIA GPU:
 #   tests/gpu/run.sh
 # Exits non-zero when a CUDA test fails or was skipped (a skip here means no GPU was found).
 set -uo pipefail
@@ -35,7 +37,8 @@ total_gib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>
 echo "| what | model | sparsity | context | result | peak GiB | HBM floor |"
 echo "|---|---|---|---|---|---|---|"
 echo "| cuda op + LLM + ViT tests | | | | $(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$log" | tr '\n' ' ') | | |"
-for cfg in "llama2-7b 0" "llama2-7b 0.75" "llama3-8b 0" "llama3-8b 0.5"; do
+for cfg in "llama2-7b 0" "llama2-7b 0.75" "llama3-8b 0" "llama3-8b 0.5" \
+           "qwen2.5-vl-7b 0" "qwen2.5-vl-7b 0.5" "qwen3-vl-8b 0" "qwen3-vl-8b 0.5"; do
   set -- $cfg; m=$1; sp=$2
   for ctx in 32768 131072 524288 1048576; do
     r=$($B bench llm --synthetic "$m" --device cuda --sparsity "$sp" --fill "$ctx" --prompt-tokens 0 --gen-tokens 24 \
