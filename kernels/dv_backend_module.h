@@ -23,7 +23,7 @@ extern "C" {
 
 // Bump on any change to dv_backend_ops, dv_backend, dv_tensor, dv_kv_head_view, dv_attn_params,
 // dv_rope or the two structures below.
-#define DV_BACKEND_MODULE_ABI 1
+#define DV_BACKEND_MODULE_ABI 2
 #define DV_BACKEND_MODULE_SYMBOL "dv_backend_module_register"
 
 // What the host hands the module.

@@ -43,6 +43,7 @@ struct dv_llm {
     void *observer_ctx;
     int64_t n_params;
 
+    dv_kv_type kv_type_k, kv_type_v; // the KV cache's row types (kept across dv_llm_set_duo)
     dv_kv_cache *kv;     // owned: post-RoPE keys/values (paged retrieval heads, sink+ring streaming heads)
 
     // activations for one chunk of up to n_batch tokens, backend memory, owned

@@ -250,7 +250,9 @@ static void fake_cache_make(fake_cache *c, int64_t len, int64_t Hkv, int64_t D, 
             dv_kv_seg *sg = c->segs[b] + g * per;
             int ns = 0;
             const int streaming = (sink + recent > 0) && (g % 2 == 1);
-#define SEG(p0, cnt) sg[ns++] = (dv_kv_seg){K + ((p0) * Hkv + g) * D, V + ((p0) * Hkv + g) * D, (p0), (cnt), Hkv * D}
+#define SEG(p0, cnt)                                                                                    \
+    sg[ns++] = (dv_kv_seg){K + ((p0) * Hkv + g) * D, V + ((p0) * Hkv + g) * D, (p0), (cnt), Hkv * D * 4, Hkv * D * 4, \
+                           DV_KV_F32, DV_KV_F32}
             if (!streaming) {
                 for (int64_t p0 = 0; p0 < len; p0 += page) SEG(p0, len - p0 < page ? len - p0 : page);
             } else {
