@@ -6,7 +6,8 @@
 // the same KV cache (8 more greedy tokens). Also: chunked prefill of the same context, --timestamps,
 // and a DuoAttention context with sparsity 0 equal to full attention. The llava-1.5 path (an image model,
 // one image per frame, "\n" between frames; tests/fixtures/vlm/make_llava_fixture.py): ids, context
-// length, frame times, logits and 8 greedy tokens.
+// length, frame times, logits and 8 greedy tokens. The KV cache is f32 for all of it; the pipeline and
+// the llava-1.5 path also run with a bf16 KV cache, logits within 2^-9 (use_kv below).
 #include "vlm/dv_vlm.h"
 #include "core/dv_error.h"
 #include "core/dv_safetensors.h"
@@ -42,9 +43,22 @@ static const int32_t *ref_i32(const dv_safetensors *st, const char *name, int64_
     return t->data;
 }
 
+// The KV cache's row type and the logits tolerance that goes with it. f32: the pipeline's own
+// arithmetic (rel L2 < 1e-4 vs HF). bf16: every cached key and value is rounded once to bf16, a
+// relative error of at most 2^-9 each (8 stored mantissa bits, round to nearest), so the logits may
+// move by up to that relative amount: tolerance 2^-9 = 1.95e-3 on the rel L2.
+static dv_kv_type g_kv = DV_KV_F32;
+static double g_tol = 1e-4;
+static void use_kv(dv_kv_type t) {
+    g_kv = t;
+    g_tol = t == DV_KV_F32 ? 1e-4 : ldexp(1.0, -9);
+    printf("-- KV cache %s (logits tolerance %.3g)\n", dv_kv_type_name(t), g_tol);
+}
+
 static dv_vlm *open_model(const char *dir, dv_backend *be, int n_batch, const dv_duo_pattern *pat) {
     dv_vlm_params p = dv_vlm_default_params();
     p.backend = be;
+    p.kv_type_k = p.kv_type_v = (int)g_kv;
     p.n_batch = n_batch;
     p.pattern = pat;
     dv_vlm *v = NULL;
@@ -84,9 +98,9 @@ static void check_answer(dv_vlm *v, const char *q, int first, int n, const int32
     if (!rc) {
         char what[96];
         snprintf(what, sizeof what, "%s: logits after the prompt", label);
-        dv_test_close(what, trace, want_logits, V, 1e-4);
+        dv_test_close(what, trace, want_logits, V, g_tol);
         snprintf(what, sizeof what, "%s: logits of all %d greedy steps", label, n);
-        dv_test_close(what, trace, want_logits, (size_t)n * V, 1e-4);
+        dv_test_close(what, trace, want_logits, (size_t)n * V, g_tol);
         DV_CHECK(a.n_tokens == n);
         int same = a.n_tokens == n;
         for (int i = 0; same && i < n; i++) same = a.ids[i] == want_ids[i];
@@ -192,6 +206,9 @@ int main(void) {
     snprintf(question, sizeof question, "%.*s", (int)(qe - qs - 8), qs + 8);
 
     dv_backend *be = dv_backend_cpu_init(0);
+    use_kv(DV_KV_BF16);
+    test_llava_image(be);
+    use_kv(DV_KV_F32);
     test_llava_image(be);
     dv_vlm *v = open_vlm(be, 256, NULL);
     if (!v) return 1;
@@ -260,19 +277,28 @@ int main(void) {
         dv_video_free(video);
     }
 
-    // ---- the whole pipeline: context, logits, 16 greedy tokens, then turn 2 in the same cache ----
-    if (build_context(v, 0) == 0) {
-        int64_t nf;
-        const double *ft = dv_vlm_frame_times(v, &nf);
-        DV_CHECK(nf == N_FRAMES && fabs(ft[N_FRAMES - 1] - pts[N_FRAMES - 1]) < 1e-4);
-        DV_CHECK(dv_vlm_video_tokens(v) == n_pre + nv);
-        check_answer(v, question, 1, (int)n_g, g1, gl1, "turn 1");
-        check_answer(v, q2, 0, (int)n_g2, g2, gl2, "turn 2");
-        // /reset returns to the video context: turn 1 again gives the same answer
-        DV_CHECK(dv_vlm_reset_conversation(v) == 0);
-        check_answer(v, question, 1, (int)n_g, g1, gl1, "turn 1 after reset");
+    // ---- the whole pipeline: context, logits, 16 greedy tokens, then turn 2 in the same cache;
+    // with f32 KV (the model above), then bf16 KV ----
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            dv_vlm_free(v);
+            use_kv(DV_KV_BF16);
+            if (!(v = open_vlm(be, 256, NULL))) break;
+        }
+        if (build_context(v, 0) == 0) {
+            int64_t nf;
+            const double *ft = dv_vlm_frame_times(v, &nf);
+            DV_CHECK(nf == N_FRAMES && fabs(ft[N_FRAMES - 1] - pts[N_FRAMES - 1]) < 1e-4);
+            DV_CHECK(dv_vlm_video_tokens(v) == n_pre + nv);
+            check_answer(v, question, 1, (int)n_g, g1, gl1, "turn 1");
+            check_answer(v, q2, 0, (int)n_g2, g2, gl2, "turn 2");
+            // /reset returns to the video context: turn 1 again gives the same answer
+            DV_CHECK(dv_vlm_reset_conversation(v) == 0);
+            check_answer(v, question, 1, (int)n_g, g1, gl1, "turn 1 after reset");
+        }
     }
     dv_vlm_free(v);
+    use_kv(DV_KV_F32); // the rest: exact
 
     // ---- chunking: 7-token chunks cut frames and text anywhere; same logits ----
     if ((v = open_vlm(be, 7, NULL)) && build_context(v, 0) == 0) check_answer(v, question, 1, 4, g1, gl1, "chunk 7");
