@@ -17,7 +17,7 @@
 
 
 size_t dv_cpu_attn_ws_floats(int64_t D) {
-    return (size_t)DV_ATT_MAXQ * (size_t)(2 * D + DV_ATT_KB) + (size_t)DV_ATT_KB * (size_t)D;
+    return (size_t)DV_ATT_MAXQ * (size_t)(2 * D + DV_ATT_KB) + (size_t)(DV_ATT_KB + 1) * (size_t)D;
 }
 
 void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
@@ -28,6 +28,7 @@ void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
     a->acc = ws + (size_t)DV_ATT_MAXQ * (size_t)D;
     a->s = ws + 2 * (size_t)DV_ATT_MAXQ * (size_t)D;
     a->tile = a->s + (size_t)DV_ATT_MAXQ * DV_ATT_KB;
+    a->row = a->tile + (size_t)DV_ATT_KB * (size_t)D;
     memset(a->acc, 0, (size_t)nq * (size_t)D * sizeof(float));
     for (int i = 0; i < nq; i++) {
         a->m[i] = -INFINITY;

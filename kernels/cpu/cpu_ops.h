@@ -62,7 +62,9 @@ typedef struct dv_cpu_attn {
     float *q;                   // (nq, D) queries multiplied by the softmax scale (workspace)
     float *acc;                 // (nq, D) running sum of exp(s - m) * v (workspace)
     float *s;                   // (nq, DV_ATT_KB) scores of the current key step (workspace)
-    float *tile;                // (DV_ATT_KB, D) one step's key or value rows decoded to F32 (workspace)
+    float *tile;                // (DV_ATT_KB, D) one step's value rows decoded to F32, or its key rows
+                                // transposed (D, DV_ATT_KB) (workspace)
+    float *row;                 // (D) one key row decoded to F32 (workspace)
     float m[DV_ATT_MAXQ];       // running max score per query
     float l[DV_ATT_MAXQ];       // running sum of exp(s - m) per query
     int64_t pos[DV_ATT_MAXQ];   // absolute position per query
