@@ -136,6 +136,7 @@ static const dv_backend_ops dv_cuda_ops = {
     .mem_info = cuda_mem_info,
     .pool2d = dv_cuda_pool2d,
     .upload_async = cuda_upload_async,
+    .kv_store = NULL, // KV caches stay f32 here: the CUDA attention kernels read f32 rows only
 };
 
 static dv_backend *cuda_init(int device, int *status) {
