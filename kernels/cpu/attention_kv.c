@@ -4,7 +4,9 @@
 // ring) and an optional streaming window; the chunk's new keys follow causally. For a block of
 // queries, only the keys some query can see are scored (attn_core.c: the sink interval and the
 // window interval of each run), so a streaming head costs O(sink + window) per query whatever the
-// context length. Parallel over (query rows, kv head, head subset), as attention.c.
+// context length. Cached rows are read in their stored KV row type (kernels/dv_kv_type.h), decoded a
+// step at a time in L1 (attn_rows.inc); the chunk's own keys are F32. Parallel over (query rows,
+// kv head, head subset), as attention.c.
 #include "kernels/cpu/cpu_ops.h"
 
 #include "core/dv_error.h"
