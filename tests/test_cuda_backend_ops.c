@@ -343,6 +343,7 @@ static void test_llm(const char *rel, int duo) {
         lp.n_batch = 16;
         lp.pattern = pat;
         lp.duo_prefill = DV_DUO_PREFILL_STRICT;
+        lp.kv_type_k = lp.kv_type_v = DV_KV_F32; // the CUDA backend's caches are f32: compare like with like
         dv_llm *m = NULL;
         if (dv_llm_open(dv_test_path(rel), &lp, &m)) {
             DV_CHECK_MSG(0, "%s", dv_error_message());
