@@ -5,6 +5,7 @@
 #include "apps/app_common.h"
 #include "apps/args.h"
 #include "apps/cli.h"
+#include "apps/duo_args.h"
 
 #include "core/dv_error.h"
 #include "core/dv_progress.h"
@@ -31,6 +32,8 @@ static void usage(FILE *f) {
             "  --chunk N             prefill chunk (default 4096)\n"
             "  --gen-tokens N        decode steps timed at each context (default 64)\n"
             "  --sink N, --recent N  streaming-head sizes (default 64, 256)\n"
+            "  --kv-type T           KV cache row type: f32, bf16 (default), f16, q8, q4 (--kv-type-k,\n"
+            "                        --kv-type-v: keys or values only)\n"
             "  -t, --threads N       CPU threads (default: all cores)\n"
             "  --device D            cpu (default) | cuda | auto\n"
             "  --json                JSON lines instead of the table\n"
@@ -55,10 +58,12 @@ static int parse_list(const char *flag, const char *s, double *out, int max, dou
 
 typedef struct run_result {
     double kv_mib, prefill_s, decode_tps;
+    size_t bytes_per_token; // K + V bytes a token adds to the retrieval heads
+    char kv_types[16];      // "bf16/bf16"
 } run_result;
 
 static int run_one(dv_backend *be, const char *dir, const dv_llm_config *cfg, int ctx, int chunk, int n_gen,
-                   double sparsity, dv_duo_prefill mode, int sink, int recent, run_result *r) {
+                   double sparsity, dv_duo_prefill mode, int sink, int recent, const dv_duo_args *kv, run_result *r) {
     dv_duo_pattern *pat = NULL;
     dv_llm *m = NULL;
     int32_t *ids = malloc((size_t)(ctx + n_gen) * sizeof *ids);
@@ -71,6 +76,8 @@ static int run_one(dv_backend *be, const char *dir, const dv_llm_config *cfg, in
     p.n_batch = chunk;
     p.pattern = pat;
     p.duo_prefill = mode;
+    p.kv_type_k = kv->kv_type_k;
+    p.kv_type_v = kv->kv_type_v;
     if (!rc) rc = dir ? dv_llm_open(dir, &p, &m) : dv_llm_open_synthetic(cfg, DV_DTYPE_BF16, 1, 0.02, &p, &m);
     for (int i = 0; !rc && i < ctx + n_gen; i++) ids[i] = 3 + (int32_t)((i * 2654435761u) % (uint32_t)(cfg->vocab_size - 3));
     if (!rc) {
@@ -90,6 +97,10 @@ static int run_one(dv_backend *be, const char *dir, const dv_llm_config *cfg, in
         for (int i = 0; !rc && i < n_gen; i++) rc = dv_llm_decode(m, ids[ctx + i], logits);
         r->decode_tps = n_gen / (dv_time_now() - t1);
         r->kv_mib = (double)dv_llm_kv_bytes(m) / (1 << 20);
+        dv_kv_memory km;
+        dv_kv_cache_memory(dv_llm_kv_cache(m), &km);
+        r->bytes_per_token = km.bytes_per_token;
+        snprintf(r->kv_types, sizeof r->kv_types, "%s/%s", dv_kv_type_name(km.k_type), dv_kv_type_name(km.v_type));
     }
     dv_llm_free(m);
     dv_duo_pattern_free(pat);
@@ -108,7 +119,11 @@ int dv_bench_duo(int argc, char **argv) {
         {"gen-tokens", required_argument, 0, 4}, {"sink", required_argument, 0, 5},
         {"recent", required_argument, 0, 6},   {"threads", required_argument, 0, 't'},
         {"json", no_argument, 0, 7},           {"device", required_argument, 0, 8},
-        {"synthetic", required_argument, 0, 9}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"synthetic", required_argument, 0, 9}, {"kv-type", required_argument, 0, DV_DUO_OPT_BASE + 6},
+        {"kv-type-k", required_argument, 0, DV_DUO_OPT_BASE + 7}, {"kv-type-v", required_argument, 0, DV_DUO_OPT_BASE + 8},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    dv_duo_args kv; // only its KV row types: bench duo has its own --sink / --recent
+    dv_duo_args_init(&kv);
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":m:t:h", opts, NULL)) != -1;) {
@@ -125,6 +140,9 @@ int dv_bench_duo(int argc, char **argv) {
         case 7: json = 1; break;
         case 8: device = optarg; break;
         case 9: synthetic = optarg; break;
+        case DV_DUO_OPT_BASE + 6:
+        case DV_DUO_OPT_BASE + 7:
+        case DV_DUO_OPT_BASE + 8: bad = dv_duo_args_parse(&kv, c, optarg) < 0; break;
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("bench duo", "%s needs a value", argv[optind - 1]); return 1;
         default: dv_app_usage_error("bench duo", "unknown option '%s'", argv[optind - 1]); return 1;
@@ -145,31 +163,33 @@ int dv_bench_duo(int argc, char **argv) {
     snprintf(what, sizeof what, model_dir ? "%s" : "synthetic %s model", model_dir ? model_dir : synthetic);
     if (!json)
         printf("DuoAttention on %s (%d layers, %d/%d heads), chunk %d, sink %d, recent %d, %s x%d\n"
-               "%8s %8s %-9s %10s %7s %10s %7s %10s %7s\n",
+               "%8s %8s %-9s %10s %7s %8s %10s %7s %10s %7s\n",
                what, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads,
-               chunk, sink, recent, be->ops->name, be->n_threads, "context", "sparsity", "prefill", "KV MiB", "x full", "prefill s",
-               "speedup", "decode t/s", "speedup");
+               chunk, sink, recent, be->ops->name, be->n_threads, "context", "sparsity", "prefill", "KV MiB", "x full",
+               "B/token", "prefill s", "speedup", "decode t/s", "speedup");
     for (int ci = 0; ci < n_ctx; ci++) {
         run_result full;
-        if (run_one(be, model_dir, &cfg, (int)ctxs[ci], chunk, n_gen, 0, DV_DUO_PREFILL_REFERENCE, sink, recent, &full))
+        if (run_one(be, model_dir, &cfg, (int)ctxs[ci], chunk, n_gen, 0, DV_DUO_PREFILL_REFERENCE, sink, recent, &kv,
+                    &full))
             goto fail_msg;
         for (int si = -1; si < n_sp; si++)
             for (int mode = 0; mode < (si < 0 ? 1 : 2); mode++) {
                 run_result r = full;
                 if (si >= 0 && run_one(be, model_dir, &cfg, (int)ctxs[ci], chunk, n_gen, sps[si], (dv_duo_prefill)mode,
-                                       sink, recent, &r))
+                                       sink, recent, &kv, &r))
                     goto fail_msg;
                 const double sp = si < 0 ? 0 : sps[si];
                 const char *mname = si < 0 ? "full" : mode ? "strict" : "reference";
                 if (json)
-                    printf("{\"context\":%d,\"sparsity\":%.3f,\"prefill\":\"%s\",\"kv_mib\":%.3f,\"prefill_s\":%.3f,"
-                           "\"decode_tok_s\":%.2f,\"kv_ratio\":%.4f,\"prefill_speedup\":%.3f,\"decode_speedup\":%.3f}\n",
-                           (int)ctxs[ci], sp, mname, r.kv_mib, r.prefill_s, r.decode_tps, r.kv_mib / full.kv_mib,
-                           full.prefill_s / r.prefill_s, r.decode_tps / full.decode_tps);
+                    printf("{\"context\":%d,\"sparsity\":%.3f,\"prefill\":\"%s\",\"kv_types\":\"%s\",\"kv_mib\":%.3f,"
+                           "\"kv_bytes_per_token\":%zu,\"prefill_s\":%.3f,\"decode_tok_s\":%.2f,\"kv_ratio\":%.4f,"
+                           "\"prefill_speedup\":%.3f,\"decode_speedup\":%.3f}\n",
+                           (int)ctxs[ci], sp, mname, r.kv_types, r.kv_mib, r.bytes_per_token, r.prefill_s, r.decode_tps,
+                           r.kv_mib / full.kv_mib, full.prefill_s / r.prefill_s, r.decode_tps / full.decode_tps);
                 else
-                    printf("%8d %8.2f %-9s %10.2f %7.3f %10.2f %7.2f %10.1f %7.2f\n", (int)ctxs[ci], sp, mname,
-                           r.kv_mib, r.kv_mib / full.kv_mib, r.prefill_s, full.prefill_s / r.prefill_s, r.decode_tps,
-                           r.decode_tps / full.decode_tps);
+                    printf("%8d %8.2f %-9s %10.2f %7.3f %8zu %10.2f %7.2f %10.1f %7.2f\n", (int)ctxs[ci], sp, mname,
+                           r.kv_mib, r.kv_mib / full.kv_mib, r.bytes_per_token, r.prefill_s, full.prefill_s / r.prefill_s,
+                           r.decode_tps, r.decode_tps / full.decode_tps);
                 fflush(stdout);
             }
     }

@@ -82,6 +82,9 @@ static void print_json(const dv_vlm_cli *c, dv_vlm_session *s, const char *video
     cJSON_AddNumberToObject(kv, "streaming", (double)mem.streaming_bytes);
     cJSON_AddNumberToObject(kv, "retrieval_heads", mem.n_retrieval_heads);
     cJSON_AddNumberToObject(kv, "streaming_heads", mem.n_streaming_heads);
+    cJSON_AddNumberToObject(kv, "per_token", (double)mem.bytes_per_token);
+    cJSON_AddStringToObject(kv, "k_type", dv_kv_type_name(mem.k_type));
+    cJSON_AddStringToObject(kv, "v_type", dv_kv_type_name(mem.v_type));
     cJSON_AddStringToObject(j, "cache", !dv_vlm_cache_on(s->vlm) ? "off" : vc->cache_hit ? "hit" : "miss");
     if (dv_vlm_cache_on(s->vlm)) cJSON_AddStringToObject(j, "cache_file", vc->cache_path);
     char *txt = cJSON_PrintUnformatted(j);

@@ -3,6 +3,7 @@
 // --fill N makes the KV cache hold N random tokens first (no model run), so decode can be timed at
 // contexts whose full prefill would take too long; --sparsity runs DuoAttention.
 #include "apps/app_common.h"
+#include "apps/duo_args.h"
 #include "apps/args.h"
 #include "apps/cli.h"
 
@@ -31,6 +32,8 @@ static void usage(FILE *f) {
             "  --sparsity S        DuoAttention: fraction S of streaming KV heads (default 0 = full)\n"
             "  --sink N, --recent N  streaming-head sizes (default 64, 256)\n"
             "  --duo-prefill M     reference (default) | strict\n"
+            "  --kv-type T         KV cache row type: f32, bf16 (default), f16, q8, q4 (--kv-type-k,\n"
+            "                      --kv-type-v: keys or values only)\n"
             "  --prompt-tokens N   prefill length (default 512; 0 with --fill: decode only)\n"
             "  --gen-tokens N      decode steps (default 32)\n"
             "  --batch N           prefill chunk size (default 256)\n"
@@ -60,6 +63,30 @@ static double copy_gb_s(dv_backend *be) {
     return best < 1e30 ? 2.0 * (double)n / best / 1e9 : 0;
 }
 
+// Host read bandwidth in GB/s with nt threads: the best of 5 parallel sums over 256 MiB (the floor
+// of CPU decode, which reads the weights and the KV cache once per token).
+static double host_read_gb_s(int nt) {
+    const size_t n = (size_t)64 << 20; // floats
+    float *a = malloc(n * sizeof *a);
+    if (!a) return 0;
+#pragma omp parallel for num_threads(nt)
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7); // first touch by the threads that read it
+    double best = 1e30;
+    volatile float keep = 0;
+    for (int r = 0; r < 6; r++) {
+        double t0 = dv_time_now();
+        float sum = 0;
+#pragma omp parallel for simd reduction(+ : sum) num_threads(nt)
+        for (size_t i = 0; i < n; i++) sum += a[i];
+        keep = sum;
+        double t = dv_time_now() - t0;
+        if (r && t < best) best = t; // the first pass warms up
+    }
+    (void)keep;
+    free(a);
+    return (double)n * sizeof *a / best / 1e9;
+}
+
 static int bench_llm(int argc, char **argv) {
     const char *model_dir = NULL, *device = "auto", *synthetic = NULL, *dtype_s = "bf16", *mode_s = "reference";
     int n_prompt = 512, n_gen = 32, n_batch = 256, threads = 0, json = 0, repeat = 1, fill = 0, sink = 64, recent = 256,
@@ -72,8 +99,11 @@ static int bench_llm(int argc, char **argv) {
         {"json", no_argument, 0, 5}, {"repeat", required_argument, 0, 6}, {"synthetic", required_argument, 0, 7},
         {"dtype", required_argument, 0, 8}, {"fill", required_argument, 0, 9}, {"sparsity", required_argument, 0, 10},
         {"sink", required_argument, 0, 11}, {"recent", required_argument, 0, 12},
-        {"duo-prefill", required_argument, 0, 13}, {"layers", required_argument, 0, 14},
+        {"duo-prefill", required_argument, 0, 13}, {"layers", required_argument, 0, 14}, {"kv-type", required_argument, 0, DV_DUO_OPT_BASE + 6},
+        {"kv-type-k", required_argument, 0, DV_DUO_OPT_BASE + 7}, {"kv-type-v", required_argument, 0, DV_DUO_OPT_BASE + 8},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    dv_duo_args kv; // only its KV row types: bench llm has its own --sparsity / --sink / --recent
+    dv_duo_args_init(&kv);
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":m:t:h", opts, NULL)) != -1;) {
@@ -95,6 +125,9 @@ static int bench_llm(int argc, char **argv) {
         case 12: bad = dv_arg_int("--recent", optarg, 1, 1 << 24, &recent); break;
         case 13: mode_s = optarg; break;
         case 14: bad = dv_arg_int("--layers", optarg, 1, DV_LLM_MAX_LAYERS, &layers); break;
+        case DV_DUO_OPT_BASE + 6:
+        case DV_DUO_OPT_BASE + 7:
+        case DV_DUO_OPT_BASE + 8: bad = dv_duo_args_parse(&kv, c, optarg) < 0; break;
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("bench llm", "%s needs a value", argv[optind - 1]); return 1;
         default: dv_app_usage_error("bench llm", "unknown option '%s'", argv[optind - 1]); return 1;
@@ -142,6 +175,8 @@ static int bench_llm(int argc, char **argv) {
     lp.n_ctx = fill + n_prompt + n_gen;
     lp.n_batch = n_batch < n_prompt ? n_batch : (n_prompt > 0 ? n_prompt : 1);
     lp.duo_prefill = strcmp(mode_s, "strict") ? DV_DUO_PREFILL_REFERENCE : DV_DUO_PREFILL_STRICT;
+    lp.kv_type_k = kv.kv_type_k;
+    lp.kv_type_v = kv.kv_type_v;
     if (sparsity > 0) {
         const dv_llm_config *pc = synthetic ? &scfg : NULL;
         dv_llm_config fcfg;
@@ -186,6 +221,15 @@ static int bench_llm(int argc, char **argv) {
     }
     double pf_tps = n_prompt > 0 ? n_prompt / best_pf : 0, dec_tps = n_gen > 0 ? n_gen / best_dec : 0;
     const char *name = synthetic ? synthetic : model_dir;
+    // the memory floor of one decode step: every weight byte and every cached K/V byte read once
+    // (retrieval heads: the context's rows; streaming heads: their sink + ring), over the bandwidth
+    // a device copy reaches in this run
+    dv_kv_memory km;
+    dv_kv_cache_memory(dv_llm_kv_cache(llm), &km);
+    const double gbs = be->device == DV_DEVICE_CPU ? host_read_gb_s(be->n_threads) : copy_gb_s(be), ctx_tok = fill + n_prompt + n_gen / 2.0;
+    const double read_bytes = (double)dv_llm_weight_bytes(llm) + (double)km.bytes_per_token * ctx_tok +
+                              (double)km.streaming_bytes;
+    const double floor_tps = gbs > 0 ? gbs * 1e9 / read_bytes : 0;
     if (json) {
         // cJSON escapes the path (quotes, backslashes, control characters)
         cJSON *o = cJSON_CreateObject();
@@ -208,6 +252,13 @@ static int bench_llm(int argc, char **argv) {
         const dv_linear_state *ls = dv_llm_linear_state(llm); // hybrid models: the Gated DeltaNet states
         cJSON_AddNumberToObject(o, "state_bytes", ls ? (double)dv_linear_state_bytes(ls) : 0);
         cJSON_AddNumberToObject(o, "layers", cfg->n_layers);
+        cJSON_AddStringToObject(o, "kv_type_k", dv_kv_type_name(km.k_type));
+        cJSON_AddStringToObject(o, "kv_type_v", dv_kv_type_name(km.v_type));
+        cJSON_AddNumberToObject(o, "kv_bytes_per_token", (double)km.bytes_per_token);
+        cJSON_AddNumberToObject(o, "decode_read_bytes", read_bytes);
+        cJSON_AddNumberToObject(o, "read_gb_s", gbs);
+        cJSON_AddNumberToObject(o, "memory_floor_tok_s", floor_tps);
+        cJSON_AddStringToObject(o, "cpu_isa", dv_backend_cpu_isa());
         cJSON_AddNumberToObject(o, "device_peak_gib", peak_gib);
         cJSON_AddNumberToObject(o, "copy_gb_s", copy_gb_s(be));
         cJSON_AddNumberToObject(o, "peak_rss_mib", dv_app_peak_rss_mib());
@@ -221,9 +272,10 @@ static int bench_llm(int argc, char **argv) {
         free(text);
     } else
         printf("%s: %.1fM params, %s x%d threads: prefill %d tok %.1f tok/s, decode %d tok %.2f tok/s "
-               "(%.1f ms/tok), peak RSS %.0f MiB\n",
+               "(%.1f ms/tok), peak RSS %.0f MiB; KV K %s V %s, %zu bytes per token; memory floor %.2f tok/s\n",
                name, (double)dv_llm_param_count(llm) / 1e6, be->ops->name, be->n_threads, n_prompt, pf_tps,
-               n_gen, dec_tps, dec_tps > 0 ? 1000.0 / dec_tps : 0, dv_app_peak_rss_mib());
+               n_gen, dec_tps, dec_tps > 0 ? 1000.0 / dec_tps : 0, dv_app_peak_rss_mib(), dv_kv_type_name(km.k_type),
+               dv_kv_type_name(km.v_type), km.bytes_per_token, floor_tps);
     ret = 0;
     goto done;
 fail_msg:

@@ -156,7 +156,7 @@ int dv_cmd_generate(int argc, char **argv) {
     lp.backend = be;
     lp.n_ctx = n_ctx;
     lp.pattern = pattern;
-    lp.duo_prefill = duo.prefill;
+    dv_duo_args_apply(&duo, &lp);
     if (n_batch) lp.n_batch = n_batch;
     double t0 = dv_time_now();
     if ((rc = dv_llm_open(model_dir, &lp, &llm))) goto fail_msg;

@@ -7,7 +7,8 @@
 
 void dv_duo_args_init(dv_duo_args *a) {
     *a = (dv_duo_args){.path = NULL, .sparsity = -1, .threshold = -1, .sink = -1, .recent = -1,
-                       .prefill = DV_DUO_PREFILL_REFERENCE};
+                       .prefill = DV_DUO_PREFILL_REFERENCE, .kv_type_k = DV_LLM_KV_DEFAULT,
+                       .kv_type_v = DV_LLM_KV_DEFAULT};
 }
 
 int dv_duo_args_parse(dv_duo_args *a, int code, const char *v) {
@@ -25,8 +26,27 @@ int dv_duo_args_parse(dv_duo_args *a, int code, const char *v) {
             return -1;
         }
         return 1;
+    case 6:
+    case 7:
+    case 8: {
+        static const char *const names[] = {"--kv-type", "--kv-type-k", "--kv-type-v"};
+        const int t = dv_kv_type_parse(v), which = code - DV_DUO_OPT_BASE - 6;
+        if (t < 0) {
+            fprintf(stderr, "duovid: error: %s: '%s' is not one of f32, bf16, f16, q8, q4\n", names[which], v);
+            return -1;
+        }
+        if (which != 2) a->kv_type_k = t;
+        if (which != 1) a->kv_type_v = t;
+        return 1;
+    }
     default: return 0;
     }
+}
+
+void dv_duo_args_apply(const dv_duo_args *a, dv_llm_params *p) {
+    p->duo_prefill = a->prefill;
+    p->kv_type_k = a->kv_type_k;
+    p->kv_type_v = a->kv_type_v;
 }
 
 void dv_duo_args_help(FILE *f) {
@@ -40,7 +60,13 @@ void dv_duo_args_help(FILE *f) {
             "      --recent N         tokens streaming heads keep from the end (default 256)\n"
             "      --duo-prefill M    reference: tokens of one prefill chunk see each other (the published\n"
             "                         accuracy); strict: streaming heads see only sink + recent, also\n"
-            "                         inside a chunk (cost linear in the context). Default reference.\n");
+            "                         inside a chunk (cost linear in the context). Default reference.\n"
+            "KV cache (retrieval pages and streaming rings alike; docs/FORMATS.md):\n"
+            "      --kv-type T        row type of keys and values: f32, bf16, f16, q8 (int8, one scale per\n"
+            "                         token and head), q4 (4-bit, scale + offset per 32 values; head dim a\n"
+            "                         multiple of 32). Default bf16 (f32 on a backend without compact rows)\n"
+            "      --kv-type-k T      the keys' type only (after --kv-type)\n"
+            "      --kv-type-v T      the values' type only (after --kv-type)\n");
 }
 
 int dv_duo_args_load(const dv_duo_args *a, const dv_llm_config *cfg, dv_duo_pattern **out) {

@@ -164,6 +164,8 @@ int dv_vlm_session_open(const dv_vlm_cli *c, dv_vlm_session *s) {
     if (c->encode_batch) p.encode_batch = c->encode_batch;
     p.pattern = s->pattern;
     p.duo_prefill = c->duo.prefill;
+    p.kv_type_k = c->duo.kv_type_k;
+    p.kv_type_v = c->duo.kv_type_v;
     p.system = c->system;
     if (c->template_name) {
         dv_template_kind k;

@@ -10,6 +10,7 @@
 #define DV_BACKEND_H
 
 #include "kernels/dv_attn_mask.h"
+#include "kernels/dv_kv_type.h"
 #include "kernels/dv_tensor.h"
 
 #include <stddef.h>
@@ -65,13 +66,15 @@ typedef struct dv_attn_params {
     int64_t q_pos0;
 } dv_attn_params;
 
-// A run of cached keys/values of ONE kv head at consecutive positions pos0 .. pos0+n-1: row i at
-// k + i * stride (floats), D floats each. A KV cache hands attention_kv a list of these per kv head
-// (pages of a retrieval head; sink + ring pieces of a streaming head).
+// A run of cached keys/values of ONE kv head at consecutive positions pos0 .. pos0+n-1: key row i
+// at (char *)k + i * k_stride (bytes), stored as kt (kernels/dv_kv_type.h: f32, bf16, f16, q8, q4),
+// value rows likewise. A KV cache hands attention_kv a list of these per kv head (pages of a
+// retrieval head; sink + ring pieces of a streaming head); kernels read the stored type directly.
 typedef struct dv_kv_seg {
-    const float *k, *v;
+    const void *k, *v;
     int64_t pos0, n;
-    int64_t stride;
+    int64_t k_stride, v_stride; // bytes between rows
+    dv_kv_type kt, vt;
 } dv_kv_seg;
 
 #ifdef __CUDACC__
@@ -81,30 +84,34 @@ typedef struct dv_kv_seg {
 #endif
 
 // Where a KV cache stores keys of one kv head, whatever its length: a block of `cap` rows (row i at
-// k + i * stride floats, V likewise) holding positions pos0 .. pos0+cap-1 (a page, the sink), or with
+// k + i * k_stride bytes, V likewise) holding positions pos0 .. pos0+cap-1 (a page, the sink), or with
 // ring = 1 the last positions >= pos0 of the sequence, position q at row (q - pos0) % cap.
 typedef struct dv_kv_block {
-    const float *k, *v;
-    int64_t pos0, cap, stride;
+    const void *k, *v;
+    int64_t pos0, cap, k_stride, v_stride;
     int ring;
+    dv_kv_type kt, vt;
 } dv_kv_block;
 
 // The segments of block b that hold positions < len, in position order: at most two (a wrapped
 // ring). The one rule for the host's views (llm/kv_cache.c) and a device's key tables (kernels/cuda).
 static inline DV_HOST_DEVICE int dv_kv_block_segs(const dv_kv_block *b, int64_t len, dv_kv_seg *out) {
+    const char *k = (const char *)b->k, *v = (const char *)b->v;
     if (!b->ring) {
         const int64_t n = len - b->pos0 < b->cap ? len - b->pos0 : b->cap;
         if (n <= 0) return 0;
-        out[0].k = b->k, out[0].v = b->v, out[0].pos0 = b->pos0, out[0].n = n, out[0].stride = b->stride;
+        const dv_kv_seg s0 = {k, v, b->pos0, n, b->k_stride, b->v_stride, b->kt, b->vt};
+        out[0] = s0;
         return 1;
     }
     const int64_t a = dv_attn_mask_ring_start(len, b->pos0, b->cap); // the ring holds [a, len)
     if (len <= a) return 0;
     const int64_t i0 = (a - b->pos0) % b->cap, first = len - a < b->cap - i0 ? len - a : b->cap - i0;
-    out[0].k = b->k + i0 * b->stride, out[0].v = b->v + i0 * b->stride, out[0].pos0 = a, out[0].n = first;
-    out[0].stride = b->stride;
+    const dv_kv_seg s0 = {k + i0 * b->k_stride, v + i0 * b->v_stride, a, first, b->k_stride, b->v_stride, b->kt, b->vt};
+    out[0] = s0;
     if (len - a == first) return 1;
-    out[1].k = b->k, out[1].v = b->v, out[1].pos0 = a + first, out[1].n = len - a - first, out[1].stride = b->stride;
+    const dv_kv_seg s1 = {k, v, a + first, len - a - first, b->k_stride, b->v_stride, b->kt, b->vt};
+    out[1] = s1;
     return 2;
 }
 
@@ -221,6 +228,13 @@ typedef struct dv_backend_ops {
     // rotated by pos[sec->sec[i]][t] * inv_freq[i] (rope is this with one section).
     void (*rope_sections)(dv_backend *be, dv_tensor *x, const dv_tensor *pos, const dv_rope *rope,
                           const dv_rope_sec *sec);
+    // ---- appended: compact KV caches ----
+    // Stores `rows` rows of D F32 values (row i at src + i * src_pitch bytes, device memory) as KV rows
+    // of type t (kernels/dv_kv_type.h) at dst + i * dst_pitch bytes: what a KV cache's append does for
+    // a type other than f32. NULL: the backend keeps KV caches only as f32 (and its attention_kv
+    // reads only f32 rows). 0 ok, <0 error (message set).
+    int (*kv_store)(dv_backend *be, void *dst, size_t dst_pitch, dv_kv_type t, const float *src, size_t src_pitch,
+                    int64_t D, size_t rows);
 } dv_backend_ops;
 
 // Host <-> device traffic of one backend since it was made: bytes and copies.
@@ -239,6 +253,13 @@ struct dv_backend {
 
 // CPU backend with n_threads worker threads (<= 0: one per core). NULL on failure (message set).
 dv_backend *dv_backend_cpu_init(int n_threads);
+// The instruction set the CPU attention kernels run with, chosen once at run time from what the CPU
+// supports: "avx512" (F, BW, VL, DQ), else "avx2" (with FMA and F16C), else "generic" (the build's
+// target; portable with DUOVID_NATIVE=OFF). $DUOVID_CPU_ISA names one to use instead (ignored when
+// the CPU lacks it). dv_backend_cpu_set_isa: 0, or -1 when this CPU cannot run `name` (tests run
+// every available one).
+const char *dv_backend_cpu_isa(void);
+int dv_backend_cpu_set_isa(const char *name);
 // CUDA backend on `device` (an ordinal), from the run-time module libduovid-cuda.so (loaded on the
 // first call: $DUOVID_CUDA_MODULE, else next to the executable, else the install's module folder;
 // kernels/dv_backend_module.h). NULL with *status and a message when it cannot be had:

@@ -179,6 +179,7 @@ typedef struct mass_ctx {
     int Hkv, sink, recent;
     float scale;
     float *scores;            // (n) scratch
+    float *krow;              // (D) one key row decoded to F32, scratch
 } mass_ctx;
 
 static void mass_observer(void *vctx, int layer, const dv_tensor *q, const dv_tensor *k_new,
@@ -195,16 +196,19 @@ static void mass_observer(void *vctx, int layer, const dv_tensor *q, const dv_te
             int64_t n = 0;
             float mx = -INFINITY;
             for (int sgi = 0; sgi <= views[g].n_segs; sgi++) {
-                const float *k;
-                int64_t cnt, stride;
+                const char *k;
+                int64_t cnt, stride; // bytes between rows
+                dv_kv_type kt = DV_KV_F32;
                 if (sgi < views[g].n_segs) {
-                    k = views[g].segs[sgi].k, cnt = views[g].segs[sgi].n, stride = views[g].segs[sgi].stride;
+                    const dv_kv_seg *sg = &views[g].segs[sgi];
+                    k = sg->k, cnt = sg->n, stride = sg->k_stride, kt = sg->kt;
                 } else {
-                    k = (const float *)k_new->data + g * D, cnt = t + 1, stride = Hkv * D;
+                    k = (const char *)((const float *)k_new->data + g * D), cnt = t + 1, stride = Hkv * D * 4;
                 }
                 for (int64_t j = 0; j < cnt; j++) {
+                    dv_kv_dequantize_row(kt, k + j * stride, D, c->krow); // the cache's stored row type
                     float d = 0;
-                    for (int64_t i = 0; i < D; i++) d += qv[i] * k[j * stride + i];
+                    for (int64_t i = 0; i < D; i++) d += qv[i] * c->krow[i];
                     c->scores[n] = d * c->scale;
                     mx = c->scores[n] > mx ? c->scores[n] : mx;
                     n++;
@@ -245,9 +249,10 @@ int dv_duo_identify(dv_llm *m, dv_tokenizer *tok, const dv_duo_id_params *p, dou
         c.sum = calloc((size_t)NH, sizeof *c.sum);
         c.count = calloc((size_t)NH, sizeof *c.count);
         c.scores = malloc((size_t)max_n * sizeof *c.scores);
+        c.krow = malloc((size_t)m->cfg.head_dim * sizeof *c.krow);
         uint8_t *flags = calloc((size_t)max_n, 1);
         float *hidden = malloc((size_t)max_n * H * sizeof *hidden);
-        if (!c.sum || !c.count || !c.scores || !flags || !hidden) rc = dv_error_set(DV_ENOMEM, "out of memory");
+        if (!c.sum || !c.count || !c.scores || !c.krow || !flags || !hidden) rc = dv_error_set(DV_ENOMEM, "out of memory");
         dv_progress *pg = dv_progress_init("identify (attention mass)", p->n_samples, "samples");
         for (int i = 0; !rc && i < p->n_samples; i++) {
             memset(flags, 0, (size_t)max_n);
@@ -264,6 +269,7 @@ int dv_duo_identify(dv_llm *m, dv_tokenizer *tok, const dv_duo_id_params *p, dou
         free(c.sum);
         free(c.count);
         free(c.scores);
+        free(c.krow);
         free(flags);
         free(hidden);
     } else if (!rc) {

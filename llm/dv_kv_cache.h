@@ -36,11 +36,17 @@ typedef struct dv_kv_cache_params {
     int page_size;                  // tokens per retrieval page (0 = 256)
     const dv_duo_pattern *pattern;  // NULL: every head is a retrieval head; copied, not kept
     dv_duo_prefill prefill;
+    dv_kv_type k_type, v_type;      // row types of keys and values (kernels/dv_kv_type.h); 0 = f32.
+                                    // Types other than f32 need the backend's kv_store op.
 } dv_kv_cache_params;
 
 // Memory report: bytes actually allocated, by kind and per layer.
 typedef struct dv_kv_memory {
     size_t retrieval_bytes, streaming_bytes, total_bytes;
+    // K + V bytes one more token adds to the retrieval heads (all layers), by the layout formula:
+    // n_retrieval_heads * (dv_kv_row_bytes(k_type, D) + dv_kv_row_bytes(v_type, D))
+    size_t bytes_per_token;
+    dv_kv_type k_type, v_type;
     int n_retrieval_heads, n_streaming_heads; // over all layers
     int64_t n_tokens;
 } dv_kv_memory;
@@ -65,6 +71,10 @@ void dv_kv_cache_memory(const dv_kv_cache *c, dv_kv_memory *m);
 // model run: every retrieval page and streaming buffer gets one random block (fast on a GPU: device
 // copies only). n below the current length rewinds instead.
 int dv_kv_cache_fill_synthetic(dv_kv_cache *c, int64_t n, uint64_t seed);
+// Checks that keys/values of head dim D can be stored as k_type / v_type on backend be (q4: D a
+// multiple of 32; anything but f32: the backend's kv_store). 0 or DV_EINVAL / DV_EUNSUPPORTED with a
+// message naming the type.
+int dv_kv_cache_check_types(const dv_backend *be, int D, dv_kv_type k_type, dv_kv_type v_type);
 // Per-layer report lines ("layer  3: 2 retrieval (1.0 MiB), 6 streaming (0.6 MiB)") to `f`.
 void dv_kv_cache_print_report(const dv_kv_cache *c, void *file);
 int dv_kv_cache_is_retrieval(const dv_kv_cache *c, int l, int kv_head);
@@ -90,15 +100,15 @@ int dv_io_write_stdio(void *file, const void *buf, size_t n);
 int dv_io_read_stdio(void *file, void *buf, size_t n);
 
 // Writes the cache's layout (layers, kv heads, head dim, page size, sink, recent, prefill semantics,
-// dtype F32, token count, each head's kind) and contents: retrieval heads only their used rows,
+// K and V row types, token count, each head's kind) and contents: retrieval heads only their used rows,
 // streaming heads their valid sink + ring slots. Data is downloaded through the backend one page at
 // a time (one host staging buffer of at most a page), never the whole cache. Format: docs/FORMATS.md.
 int dv_kv_cache_write(const dv_kv_cache *c, dv_io_write_fn w, void *ctx);
 // Exact number of bytes dv_kv_cache_write writes now.
 int64_t dv_kv_cache_state_bytes(const dv_kv_cache *c);
 // Replaces the cache's contents with a stream written by dv_kv_cache_write. A different layout ->
-// DV_EFORMAT "WHAT: KV cache head_dim is 32 in the stream, 16 here"; more tokens than n_ctx ->
-// DV_EFORMAT. On any error the cache is left empty (0 tokens), never half-loaded. The result is
+// DV_EFORMAT "WHAT: KV cache head_dim is 32 in the stream, 16 here" (likewise another K or V type);
+// a stream of an older format version -> DV_EVERSION; more tokens than n_ctx -> DV_EFORMAT. On any error the cache is left empty (0 tokens), never half-loaded. The result is
 // bitwise the cache that was written (attention over it gives identical results).
 int dv_kv_cache_read(dv_kv_cache *c, dv_io_read_fn r, void *ctx, const char *what);
 

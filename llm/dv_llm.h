@@ -36,7 +36,12 @@ typedef struct dv_llm_params {
     int n_batch;                   // tokens per forward chunk (prefill is split into chunks); 0 = 256
     const dv_duo_pattern *pattern; // DuoAttention heads (binarized); NULL = full attention. Copied.
     dv_duo_prefill duo_prefill;    // streaming-head semantics inside a chunk
+    int kv_type_k, kv_type_v;      // KV cache row types (dv_kv_type: f32, bf16, f16, q8, q4) of keys and
+                                   // values, or DV_LLM_KV_DEFAULT: bf16 where the backend stores compact
+                                   // rows (its kv_store op), else f32
 } dv_llm_params;
+
+#define DV_LLM_KV_DEFAULT (-1)
 
 dv_llm_params dv_llm_default_params(void);
 
@@ -88,8 +93,8 @@ int dv_llm_decode(dv_llm *m, int32_t id, float *logits);
 // Like dv_llm_prefill from token ids, but writes the final (normed) hidden states (n, hidden) of
 // every token instead of logits: what DuoAttention head identification compares.
 int dv_llm_prefill_hidden(dv_llm *m, const int32_t *ids, int n, float *hidden);
-// Replaces the DuoAttention pattern and prefill semantics (NULL = full attention). Clears the
-// context: the new cache starts empty.
+// Replaces the DuoAttention pattern and prefill semantics (NULL = full attention), keeping the KV
+// row types. Clears the context: the new cache starts empty.
 int dv_llm_set_duo(dv_llm *m, const dv_duo_pattern *pattern, dv_duo_prefill prefill);
 
 // ---- context save/load (kv_cache_io.c) ----

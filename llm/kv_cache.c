@@ -17,23 +17,40 @@ static uint64_t next_layout_gen(void) {
 
 // Each head's blocks: retrieval heads one per allocated page, streaming heads the sink and the ring.
 static void layer_blocks(const dv_kv_cache *c, kv_layer *ly) {
-    const int64_t P = c->P, D = c->D, S = c->sink, R = c->recent, W = S + R;
+    const int64_t P = c->P, S = c->sink, R = c->recent, W = S + R, rk = c->rk, rv = c->rv;
     for (int h = 0; h < c->Hkv; h++) {
         dv_kv_block *b = ly->blocks + (size_t)h * (size_t)(c->max_pages + 2);
         const int64_t s = ly->slot[h];
         int n = 0;
         if (ly->is_ret[h]) {
             for (int i = 0; i < ly->n_pages; i++)
-                b[n++] = (dv_kv_block){ly->k_pages[i] + s * P * D, ly->v_pages[i] + s * P * D, i * P, P, D, 0};
+                b[n++] = (dv_kv_block){ly->k_pages[i] + s * P * rk, ly->v_pages[i] + s * P * rv, i * P, P, rk, rv, 0,
+                                       c->kt, c->vt};
         } else {
-            const float *kb = ly->k_str + s * W * D, *vb = ly->v_str + s * W * D;
-            if (S) b[n++] = (dv_kv_block){kb, vb, 0, S, D, 0};
-            if (R) b[n++] = (dv_kv_block){kb + S * D, vb + S * D, S, R, D, 1}; // position q at slot S + (q - S) % R
+            const char *kb = ly->k_str + s * W * rk, *vb = ly->v_str + s * W * rv;
+            if (S) b[n++] = (dv_kv_block){kb, vb, 0, S, rk, rv, 0, c->kt, c->vt};
+            if (R) // position q at slot S + (q - S) % R
+                b[n++] = (dv_kv_block){kb + S * rk, vb + S * rv, S, R, rk, rv, 1, c->kt, c->vt};
         }
         ly->views[h].blocks = b;
         ly->views[h].n_blocks = n;
     }
     ly->layout_gen = next_layout_gen();
+}
+
+int dv_kv_cache_check_types(const dv_backend *be, int D, dv_kv_type k_type, dv_kv_type v_type) {
+    for (int i = 0; i < 2; i++) {
+        const dv_kv_type t = i ? v_type : k_type;
+        const char *what = i ? "V" : "K";
+        if ((unsigned)t >= DV_KV_TYPE_COUNT) return dv_error_set(DV_EINVAL, "KV cache: unknown %s type %d", what, (int)t);
+        if (!dv_kv_type_fits(t, D))
+            return dv_error_set(DV_EINVAL, "KV cache: %s type q4 needs a head dim that is a multiple of %d (it is %d)",
+                                what, DV_KV_Q4_GROUP, D);
+        if (t != DV_KV_F32 && !be->ops->kv_store)
+            return dv_error_set(DV_EUNSUPPORTED, "KV cache: the %s backend stores keys and values only as f32 (%s type "
+                                                 "%s asked for)", be->ops->name, what, dv_kv_type_name(t));
+    }
+    return 0;
 }
 
 int dv_kv_cache_init(const dv_kv_cache_params *p, dv_kv_cache **out) {
@@ -42,6 +59,8 @@ int dv_kv_cache_init(const dv_kv_cache_params *p, dv_kv_cache **out) {
     if (p->pattern && (p->pattern->n_layers != p->n_layers || p->pattern->n_kv_heads != p->n_kv_heads))
         return dv_error_set(DV_ESHAPE, "DuoAttention pattern has %d layers x %d KV heads, the model has %d x %d",
                             p->pattern->n_layers, p->pattern->n_kv_heads, p->n_layers, p->n_kv_heads);
+    int rc = dv_kv_cache_check_types(p->backend, p->head_dim, p->k_type, p->v_type);
+    if (rc) return rc;
     dv_kv_cache *c = calloc(1, sizeof *c);
     if (!c) return dv_error_set(DV_ENOMEM, "out of memory");
     c->be = p->backend;
@@ -54,7 +73,10 @@ int dv_kv_cache_init(const dv_kv_cache_params *p, dv_kv_cache **out) {
     c->prefill = p->prefill;
     c->sink = p->pattern ? p->pattern->sink : 0;
     c->recent = p->pattern ? p->pattern->recent : 0;
-    int rc = 0;
+    c->kt = p->k_type;
+    c->vt = p->v_type;
+    c->rk = dv_kv_row_bytes(c->kt, c->D);
+    c->rv = dv_kv_row_bytes(c->vt, c->D);
     if (!(c->layers = calloc((size_t)c->L, sizeof *c->layers))) {
         rc = dv_error_set(DV_ENOMEM, "out of memory");
         goto fail;
@@ -77,9 +99,8 @@ int dv_kv_cache_init(const dv_kv_cache_params *p, dv_kv_cache **out) {
             ly->slot[h] = ly->is_ret[h] ? ly->n_ret++ : ly->n_str++;
         }
         if (ly->n_str) {
-            size_t n = (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D * sizeof(float);
-            ly->k_str = c->be->ops->alloc(c->be, n);
-            ly->v_str = c->be->ops->alloc(c->be, n);
+            ly->k_str = c->be->ops->alloc(c->be, dv_kv_str_bytes(c, ly, c->rk));
+            ly->v_str = c->be->ops->alloc(c->be, dv_kv_str_bytes(c, ly, c->rv));
             if (!ly->k_str || !ly->v_str) {
                 rc = dv_error_prefix(DV_ENOMEM, "streaming KV cache of layer %d", l);
                 goto fail;
@@ -130,7 +151,8 @@ int dv_kv_cache_reserve(dv_kv_cache *c, int64_t T) {
         const int had = ly->n_pages;
         while (ly->n_pages < need) {
             // pages are allocated once and kept (rewind reuses them): never per token
-            float *k = c->be->ops->alloc(c->be, dv_kv_page_bytes(c, ly)), *v = k ? c->be->ops->alloc(c->be, dv_kv_page_bytes(c, ly)) : NULL;
+            char *k = c->be->ops->alloc(c->be, dv_kv_page_bytes(c, ly, c->rk));
+            char *v = k ? c->be->ops->alloc(c->be, dv_kv_page_bytes(c, ly, c->rv)) : NULL;
             if (!k || !v) {
                 if (k) c->be->ops->free(c->be, k);
                 if (ly->n_pages != had) layer_blocks(c, ly); // the pages that were added stay
@@ -168,14 +190,17 @@ const dv_kv_head_view *dv_kv_cache_views(dv_kv_cache *c, int l) {
     return ly->views;
 }
 
-// n rows of D floats, src rows `src_pitch` floats apart, to consecutive dst rows: one strided copy
-// where the backend has one, else one copy per row.
-static int copy_rows(dv_kv_cache *c, float *dst, const float *src, int64_t src_pitch, int64_t n) {
+// n rows of D F32 values, src rows `src_pitch` floats apart, to consecutive dst rows of type t
+// (`row` bytes each): f32 by one strided copy where the backend has one (else one copy per row),
+// other types through the backend's kv_store.
+static int store_rows(dv_kv_cache *c, char *dst, dv_kv_type t, int64_t row, const float *src, int64_t src_pitch,
+                      int64_t n) {
     const dv_backend_ops *op = c->be->ops;
-    const size_t row = (size_t)c->D * sizeof(float);
-    if (op->copy_2d) return op->copy_2d(c->be, dst, row, src, (size_t)src_pitch * sizeof(float), row, (size_t)n);
+    const size_t pitch = (size_t)src_pitch * sizeof(float);
+    if (t != DV_KV_F32) return op->kv_store(c->be, dst, (size_t)row, t, src, pitch, c->D, (size_t)n);
+    if (op->copy_2d) return op->copy_2d(c->be, dst, (size_t)row, src, pitch, (size_t)row, (size_t)n);
     for (int64_t r = 0; r < n; r++) {
-        int rc = op->copy(c->be, dst + r * c->D, src + r * src_pitch, row);
+        int rc = op->copy(c->be, dst + r * row, src + r * src_pitch, (size_t)row);
         if (rc) return rc;
     }
     return 0;
@@ -184,6 +209,7 @@ static int copy_rows(dv_kv_cache *c, float *dst, const float *src, int64_t src_p
 int dv_kv_cache_append(dv_kv_cache *c, int l, const dv_tensor *k_new, const dv_tensor *v_new) {
     kv_layer *ly = &c->layers[l];
     const int64_t T = k_new->ne[0], D = c->D, P = c->P, S = c->sink, R = c->recent, W = S + R, Hkv = c->Hkv;
+    const int64_t rk = c->rk, rv = c->rv;
     DV_ASSERT(k_new->ne[1] == c->Hkv && k_new->ne[2] == D && dv_tensor_is_contiguous(k_new));
     DV_ASSERT(v_new->ne[0] == T && dv_tensor_is_contiguous(v_new));
     DV_ASSERT(c->len + T <= (int64_t)ly->n_pages * P || !ly->n_ret); // reserve() ran
@@ -193,17 +219,18 @@ int dv_kv_cache_append(dv_kv_cache *c, int l, const dv_tensor *k_new, const dv_t
         const int64_t s = ly->slot[h];
         // runs of consecutive positions [p, p + cnt) that land in consecutive destination rows
         for (int64_t p = c->len; p < end;) {
-            int64_t cnt;
-            float *kd, *vd;
+            int64_t cnt, row; // row: index of p's row in the head's page / streaming buffer
+            char *kb, *vb;
             if (ly->is_ret[h]) {
                 cnt = P - p % P < end - p ? P - p % P : end - p; // to the end of the page
-                const int64_t off = (s * P + p % P) * D;
-                kd = ly->k_pages[p / P] + off;
-                vd = ly->v_pages[p / P] + off;
+                row = s * P + p % P;
+                kb = ly->k_pages[p / P];
+                vb = ly->v_pages[p / P];
             } else if (p < S) {
                 cnt = S - p < end - p ? S - p : end - p; // the sink
-                kd = ly->k_str + (s * W + p) * D;
-                vd = ly->v_str + (s * W + p) * D;
+                row = s * W + p;
+                kb = ly->k_str;
+                vb = ly->v_str;
             } else {
                 const int64_t keep = dv_attn_mask_ring_start(end, S, R);
                 if (p < keep) { // overwritten later in this chunk
@@ -212,12 +239,13 @@ int dv_kv_cache_append(dv_kv_cache *c, int l, const dv_tensor *k_new, const dv_t
                 }
                 const int64_t slot = (p - S) % R;
                 cnt = R - slot < end - p ? R - slot : end - p; // to the end of the ring
-                kd = ly->k_str + (s * W + S + slot) * D;
-                vd = ly->v_str + (s * W + S + slot) * D;
+                row = s * W + S + slot;
+                kb = ly->k_str;
+                vb = ly->v_str;
             }
             const int64_t t = p - c->len;
-            int rc = copy_rows(c, kd, kn + (t * Hkv + h) * D, Hkv * D, cnt);
-            if (!rc) rc = copy_rows(c, vd, vn + (t * Hkv + h) * D, Hkv * D, cnt);
+            int rc = store_rows(c, kb + row * rk, c->kt, rk, kn + (t * Hkv + h) * D, Hkv * D, cnt);
+            if (!rc) rc = store_rows(c, vb + row * rv, c->vt, rv, vn + (t * Hkv + h) * D, Hkv * D, cnt);
             if (rc) return rc;
             p += cnt;
         }
@@ -229,26 +257,27 @@ int dv_kv_cache_fill_synthetic(dv_kv_cache *c, int64_t n, uint64_t seed) {
     if (n < c->len) return dv_kv_cache_rewind(c, n);
     int rc = dv_kv_cache_reserve(c, n - c->len);
     if (rc) return rc;
-    // one random block, the size of the largest page / streaming buffer, copied into every page and
-    // every streaming buffer: attention's work does not depend on the values
-    size_t nf = 0;
+    // one random block of rows, as many as the largest page / streaming buffer holds, stored as K
+    // rows and as V rows once, then copied into every page and every streaming buffer: attention's
+    // work does not depend on the values
+    int64_t nr = 0; // rows
     for (int l = 0; l < c->L; l++) {
         const kv_layer *ly = &c->layers[l];
-        const size_t pg = (size_t)ly->n_ret * (size_t)c->P * (size_t)c->D;
-        const size_t st = (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D;
-        nf = pg > nf ? pg : nf;
-        nf = st > nf ? st : nf;
+        const int64_t pg = (int64_t)ly->n_ret * c->P, st = (int64_t)ly->n_str * (c->sink + c->recent);
+        nr = pg > nr ? pg : nr;
+        nr = st > nr ? st : nr;
     }
-    if (!nf) {
+    if (!nr) {
         c->len = n;
         return 0;
     }
     const dv_backend_ops *op = c->be->ops;
+    const size_t nf = (size_t)nr * (size_t)c->D;
     float *host = malloc(nf * sizeof(float)), *blk = op->alloc(c->be, nf * sizeof(float));
-    if (!host || !blk) {
-        free(host);
-        if (blk) op->free(c->be, blk);
-        return dv_error_set(DV_ENOMEM, "KV cache fill: out of memory (%.1f MiB)", (double)nf * 4 / (1 << 20));
+    char *kblk = op->alloc(c->be, (size_t)(nr * c->rk)), *vblk = op->alloc(c->be, (size_t)(nr * c->rv));
+    if (!host || !blk || !kblk || !vblk) {
+        rc = dv_error_set(DV_ENOMEM, "KV cache fill: out of memory (%.1f MiB)", (double)nf * 4 / (1 << 20));
+        goto done;
     }
     uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
     for (size_t i = 0; i < nf; i++) { // xorshift64*: values in [-1, 1)
@@ -256,18 +285,22 @@ int dv_kv_cache_fill_synthetic(dv_kv_cache *c, int64_t n, uint64_t seed) {
         host[i] = (float)((x * 0x2545f4914f6cdd1dull) >> 40) * (2.0f / 16777216.0f) - 1.0f;
     }
     rc = dv_backend_upload(c->be, blk, host, nf * sizeof(float));
+    if (!rc) rc = store_rows(c, kblk, c->kt, c->rk, blk, c->D, nr);
+    if (!rc) rc = store_rows(c, vblk, c->vt, c->rv, blk, c->D, nr);
     for (int l = 0; !rc && l < c->L; l++) {
         kv_layer *ly = &c->layers[l];
-        const size_t pg = dv_kv_page_bytes(c, ly), st = (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D * 4;
         for (int i = 0; !rc && i < ly->n_pages; i++) {
-            rc = op->copy(c->be, ly->k_pages[i], blk, pg);
-            if (!rc) rc = op->copy(c->be, ly->v_pages[i], blk, pg);
+            rc = op->copy(c->be, ly->k_pages[i], kblk, dv_kv_page_bytes(c, ly, c->rk));
+            if (!rc) rc = op->copy(c->be, ly->v_pages[i], vblk, dv_kv_page_bytes(c, ly, c->rv));
         }
-        if (!rc && st) rc = op->copy(c->be, ly->k_str, blk, st);
-        if (!rc && st) rc = op->copy(c->be, ly->v_str, blk, st);
+        if (!rc && ly->n_str) rc = op->copy(c->be, ly->k_str, kblk, dv_kv_str_bytes(c, ly, c->rk));
+        if (!rc && ly->n_str) rc = op->copy(c->be, ly->v_str, vblk, dv_kv_str_bytes(c, ly, c->rv));
     }
     if (!rc) rc = op->synchronize(c->be);
-    op->free(c->be, blk);
+done:
+    if (blk) op->free(c->be, blk);
+    if (kblk) op->free(c->be, kblk);
+    if (vblk) op->free(c->be, vblk);
     free(host);
     if (!rc) c->len = n;
     return rc;
@@ -291,14 +324,17 @@ int dv_kv_cache_rewind(dv_kv_cache *c, int64_t n) {
 void dv_kv_cache_memory(const dv_kv_cache *c, dv_kv_memory *m) {
     memset(m, 0, sizeof *m);
     m->n_tokens = c->len;
+    m->k_type = c->kt;
+    m->v_type = c->vt;
     for (int l = 0; l < c->L; l++) {
         const kv_layer *ly = &c->layers[l];
-        m->retrieval_bytes += 2 * (size_t)ly->n_pages * dv_kv_page_bytes(c, ly);
-        m->streaming_bytes += 2 * (size_t)ly->n_str * (size_t)(c->sink + c->recent) * (size_t)c->D * sizeof(float);
+        m->retrieval_bytes += (size_t)ly->n_pages * (dv_kv_page_bytes(c, ly, c->rk) + dv_kv_page_bytes(c, ly, c->rv));
+        m->streaming_bytes += dv_kv_str_bytes(c, ly, c->rk) + dv_kv_str_bytes(c, ly, c->rv);
         m->n_retrieval_heads += ly->n_ret;
         m->n_streaming_heads += ly->n_str;
     }
     m->total_bytes = m->retrieval_bytes + m->streaming_bytes;
+    m->bytes_per_token = (size_t)m->n_retrieval_heads * (size_t)(c->rk + c->rv);
 }
 
 void dv_kv_cache_print_report(const dv_kv_cache *c, void *file) {
@@ -306,14 +342,15 @@ void dv_kv_cache_print_report(const dv_kv_cache *c, void *file) {
     dv_kv_memory m;
     dv_kv_cache_memory(c, &m);
     fprintf(f, "duovid: KV cache: %lld tokens, %d retrieval + %d streaming KV heads (sink %lld, recent %lld), "
-               "%.2f MiB retrieval + %.2f MiB streaming = %.2f MiB\n",
+               "K %s + V %s, %zu bytes per token, %.2f MiB retrieval + %.2f MiB streaming = %.2f MiB\n",
             (long long)m.n_tokens, m.n_retrieval_heads, m.n_streaming_heads, (long long)c->sink, (long long)c->recent,
-            (double)m.retrieval_bytes / (1 << 20), (double)m.streaming_bytes / (1 << 20),
-            (double)m.total_bytes / (1 << 20));
+            dv_kv_type_name(c->kt), dv_kv_type_name(c->vt), m.bytes_per_token, (double)m.retrieval_bytes / (1 << 20),
+            (double)m.streaming_bytes / (1 << 20), (double)m.total_bytes / (1 << 20));
     for (int l = 0; l < c->L; l++) {
         const kv_layer *ly = &c->layers[l];
         fprintf(f, "duovid:   layer %3d: %2d retrieval (%.2f MiB), %2d streaming (%.2f MiB)\n", l, ly->n_ret,
-                2.0 * (double)ly->n_pages * (double)dv_kv_page_bytes(c, ly) / (1 << 20), ly->n_str,
-                2.0 * (double)ly->n_str * (double)(c->sink + c->recent) * c->D * sizeof(float) / (1 << 20));
+                (double)ly->n_pages * (double)(dv_kv_page_bytes(c, ly, c->rk) + dv_kv_page_bytes(c, ly, c->rv)) /
+                    (1 << 20),
+                ly->n_str, (double)(dv_kv_str_bytes(c, ly, c->rk) + dv_kv_str_bytes(c, ly, c->rv)) / (1 << 20));
     }
 }

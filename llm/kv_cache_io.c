@@ -2,25 +2,27 @@
 // contents, and the llm's header (model shape, n_past) around it, as a byte stream through
 // caller-supplied callbacks (a file, a tmpfile snapshot; the caller may checksum what passes).
 //
-// Stream layout (every integer little-endian; floats IEEE-754 binary32 little-endian; docs/FORMATS.md):
+// Stream layout (every integer little-endian; rows as kernels/dv_kv_type.h lays them out, floats
+// IEEE-754 little-endian; docs/FORMATS.md):
 //   llm state   = magic "DVLLMST1" (8 bytes), u32 version (2), u32 field count (6),
 //                 i64 n_layers, n_heads, hidden_size, vocab_size, n_past, n_linear_layers,
 //                 then the KV cache stream (attention layers only),
 //                 then, when n_linear_layers > 0, the Gated DeltaNet states (llm/linear_state.c)
-//   KV cache    = magic "DVKVCAC1" (8 bytes), u32 version (1), u32 field count (9),
+//   KV cache    = magic "DVKVCAC1" (8 bytes), u32 version (2), u32 field count (10),
 //                 i64 n_layers L, n_kv_heads Hkv, head_dim D, page_size P, sink S, recent R,
-//                     prefill (0 reference, 1 strict), dtype (0 = F32), n_tokens N,
+//                     prefill (0 reference, 1 strict), K type, V type (dv_kv_type: 0 f32, 1 bf16,
+//                     2 f16, 3 q8, 4 q4), n_tokens N,
 //                 u8 kind[L * Hkv] (layer-major; 1 retrieval, 0 streaming),
 //                 then per layer l:
 //                   retrieval: for page i < ceil(N / P), n = min(P, N - i*P) rows:
 //                              K rows of each retrieval head (head order), then V rows likewise,
-//                              n * D floats per head;
+//                              n rows of dv_kv_row_bytes(type, D) bytes per head;
 //                   streaming: for each streaming head (head order): K slots [0, min(N, S + R)),
-//                              then V slots likewise, D floats each. Slots are the cache's raw
+//                              then V slots likewise, one row each. Slots are the cache's raw
 //                              sink + ring slots (position q >= S sits at slot S + (q - S) % R), so
 //                              a load restores the ring exactly as it was.
 // Data moves through the backend's download/upload ops with one host staging buffer of at most one
-// retrieval page (n_ret, P, D) floats (at least P * D): the cache may be on a GPU and far larger
+// retrieval page (n_ret, P) rows (at least P rows): the cache may be on a GPU and far larger
 // than host memory.
 #include "llm/dv_kv_cache.h"
 #include "llm/kv_cache_internal.h"
@@ -39,14 +41,13 @@
 #endif
 
 #define KV_MAGIC "DVKVCAC1"
-#define KV_VERSION 1u
+#define KV_VERSION 2u // 1: F32 only (a dtype field), no K / V types
 #define LLM_MAGIC "DVLLMST1"
 #define LLM_VERSION 2u // 2: n_linear_layers and the Gated DeltaNet states
-#define DTYPE_F32 0
 
-enum { KV_L, KV_HKV, KV_D, KV_P, KV_SINK, KV_RECENT, KV_PREFILL, KV_DTYPE, KV_NTOK, KV_NFIELDS };
+enum { KV_L, KV_HKV, KV_D, KV_P, KV_SINK, KV_RECENT, KV_PREFILL, KV_KTYPE, KV_VTYPE, KV_NTOK, KV_NFIELDS };
 static const char *const kv_field_names[KV_NFIELDS] = {"n_layers", "n_kv_heads", "head_dim", "page_size", "sink",
-                                                       "recent", "prefill semantics", "dtype", "n_tokens"};
+                                                       "recent", "prefill semantics", "K type", "V type", "n_tokens"};
 enum { LLM_L, LLM_HQ, LLM_HID, LLM_VOCAB, LLM_NPAST, LLM_NLIN, LLM_NFIELDS };
 static const char *const llm_field_names[LLM_NFIELDS] = {"n_layers", "n_heads", "hidden_size", "vocab_size",
                                                          "n_past", "n_linear_layers"};
@@ -119,7 +120,8 @@ static void kv_fields(const dv_kv_cache *c, int64_t *f) {
     f[KV_SINK] = c->sink;
     f[KV_RECENT] = c->recent;
     f[KV_PREFILL] = c->prefill == DV_DUO_PREFILL_STRICT;
-    f[KV_DTYPE] = DTYPE_F32;
+    f[KV_KTYPE] = c->kt;
+    f[KV_VTYPE] = c->vt;
     f[KV_NTOK] = c->len;
 }
 
@@ -128,10 +130,10 @@ static void kv_fields(const dv_kv_cache *c, int64_t *f) {
 static int64_t str_rows(const dv_kv_cache *c, int64_t n) { return n < c->sink + c->recent ? n : c->sink + c->recent; }
 
 int64_t dv_kv_cache_state_bytes(const dv_kv_cache *c) {
-    int64_t rows = 0; // (K + V) rows of D floats over all heads
+    int64_t rows = 0; // K (and as many V) rows over all heads
     for (int l = 0; l < c->L; l++)
-        rows += 2 * ((int64_t)c->layers[l].n_ret * c->len + (int64_t)c->layers[l].n_str * str_rows(c, c->len));
-    return header_bytes(KV_NFIELDS) + (int64_t)c->L * c->Hkv + rows * c->D * (int64_t)sizeof(float);
+        rows += (int64_t)c->layers[l].n_ret * c->len + (int64_t)c->layers[l].n_str * str_rows(c, c->len);
+    return header_bytes(KV_NFIELDS) + (int64_t)c->L * c->Hkv + rows * (c->rk + c->rv);
 }
 
 // One transfer direction over the cache's data: write (download, then w) or read (r, then upload).
@@ -140,15 +142,15 @@ typedef struct kv_io {
     dv_io_write_fn w; // exactly one of w, r is set
     dv_io_read_fn r;
     void *ctx;
-    float *stage;     // (cap) host staging buffer, owned
-    size_t cap;       // floats: max(max_l n_ret, 1) * P * D
+    char *stage;      // (cap) host staging buffer, owned
+    size_t cap;       // bytes: max(max_l n_ret, 1) * P rows of the larger of the K and V rows
 } kv_io;
 
-// Moves n floats at device address dev through the stage, in chunks of at most cap floats.
-static int io_span(kv_io *io, float *dev, size_t n) {
+// Moves n bytes at device address dev through the stage, in chunks of at most cap bytes.
+static int io_span(kv_io *io, char *dev, size_t n) {
     dv_backend *be = io->c->be;
     for (size_t done = 0; done < n;) {
-        const size_t k = n - done < io->cap ? n - done : io->cap, bytes = k * sizeof(float);
+        const size_t k = n - done < io->cap ? n - done : io->cap, bytes = k;
         int rc;
         if (io->w) {
             if ((rc = dv_backend_download(be, io->stage, dev + done, bytes)) || (rc = io->w(io->ctx, io->stage, bytes)))
@@ -162,14 +164,14 @@ static int io_span(kv_io *io, float *dev, size_t n) {
     return 0;
 }
 
-// Moves the first n rows of every head of one retrieval page (n_ret, P, D): a full page in one
-// transfer, a partial (last) page head by head so unused rows are never touched.
-static int io_page(kv_io *io, const kv_layer *ly, float *page, int64_t n) {
+// Moves the first n rows of every head of one retrieval page (n_ret, P) of `row`-byte rows: a full
+// page in one transfer, a partial (last) page head by head so unused rows are never touched.
+static int io_page(kv_io *io, const kv_layer *ly, char *page, int64_t n, int64_t row) {
     const dv_kv_cache *c = io->c;
-    const size_t head = (size_t)c->P * (size_t)c->D, used = (size_t)n * (size_t)c->D, bytes = used * sizeof(float);
+    const size_t head = (size_t)c->P * (size_t)row, bytes = (size_t)n * (size_t)row;
     int rc = 0;
     if (io->w) {
-        if (n == c->P) rc = dv_backend_download(c->be, io->stage, page, dv_kv_page_bytes(c, ly));
+        if (n == c->P) rc = dv_backend_download(c->be, io->stage, page, dv_kv_page_bytes(c, ly, row));
         for (int s = 0; !rc && s < ly->n_ret; s++) {
             if (n != c->P) rc = dv_backend_download(c->be, io->stage + s * head, page + s * head, bytes);
             if (!rc) rc = io->w(io->ctx, io->stage + s * head, bytes);
@@ -179,7 +181,7 @@ static int io_page(kv_io *io, const kv_layer *ly, float *page, int64_t n) {
             rc = io->r(io->ctx, io->stage + s * head, bytes);
             if (!rc && n != c->P) rc = dv_backend_upload(c->be, page + s * head, io->stage + s * head, bytes);
         }
-        if (!rc && n == c->P) rc = dv_backend_upload(c->be, page, io->stage, dv_kv_page_bytes(c, ly));
+        if (!rc && n == c->P) rc = dv_backend_upload(c->be, page, io->stage, dv_kv_page_bytes(c, ly, row));
     }
     return rc;
 }
@@ -187,23 +189,24 @@ static int io_page(kv_io *io, const kv_layer *ly, float *page, int64_t n) {
 // The data section, in the order the top of this file documents.
 static int io_data(kv_io *io) {
     const dv_kv_cache *c = io->c;
-    const int64_t N = c->len, P = c->P, D = c->D, W = c->sink + c->recent, nv = str_rows(c, N);
-    size_t cap = (size_t)P * (size_t)D;
+    const int64_t N = c->len, P = c->P, W = c->sink + c->recent, nv = str_rows(c, N);
+    const size_t row = (size_t)(c->rk > c->rv ? c->rk : c->rv);
+    size_t cap = (size_t)P * row;
     for (int l = 0; l < c->L; l++)
-        if ((size_t)c->layers[l].n_ret * P * D > cap) cap = (size_t)c->layers[l].n_ret * P * D;
+        if ((size_t)c->layers[l].n_ret * P * row > cap) cap = (size_t)c->layers[l].n_ret * P * row;
     io->cap = cap;
-    if (!(io->stage = malloc(cap * sizeof(float)))) return dv_error_set(DV_ENOMEM, "out of memory (KV staging buffer)");
+    if (!(io->stage = malloc(cap))) return dv_error_set(DV_ENOMEM, "out of memory (KV staging buffer)");
     int rc = 0;
     for (int l = 0; !rc && l < c->L; l++) {
         const kv_layer *ly = &c->layers[l];
         for (int64_t i = 0; ly->n_ret && !rc && i * P < N; i++) {
             const int64_t n = N - i * P < P ? N - i * P : P;
-            rc = io_page(io, ly, ly->k_pages[i], n);
-            if (!rc) rc = io_page(io, ly, ly->v_pages[i], n);
+            rc = io_page(io, ly, ly->k_pages[i], n, c->rk);
+            if (!rc) rc = io_page(io, ly, ly->v_pages[i], n, c->rv);
         }
         for (int s = 0; !rc && s < ly->n_str; s++) {
-            rc = io_span(io, ly->k_str + (size_t)s * W * D, (size_t)(nv * D));
-            if (!rc) rc = io_span(io, ly->v_str + (size_t)s * W * D, (size_t)(nv * D));
+            rc = io_span(io, ly->k_str + (size_t)(s * W * c->rk), (size_t)(nv * c->rk));
+            if (!rc) rc = io_span(io, ly->v_str + (size_t)(s * W * c->rv), (size_t)(nv * c->rv));
         }
     }
     free(io->stage);
@@ -242,7 +245,13 @@ int dv_kv_cache_read(dv_kv_cache *c, dv_io_read_fn r, void *ctx, const char *wha
     int64_t f[KV_NFIELDS], want[KV_NFIELDS];
     kv_fields(c, want);
     int rc = header_read(r, ctx, what, "KV cache", KV_MAGIC, KV_VERSION, f, KV_NFIELDS);
-    if (rc || (rc = header_match(what, "KV cache", kv_field_names, f, want, KV_NTOK))) return rc;
+    if (rc) return rc;
+    for (int i = KV_KTYPE; i <= KV_VTYPE; i++) // named, not numbered
+        if (f[i] != want[i])
+            return dv_error_set(DV_EFORMAT, "%s: KV cache %s is %s in the file, %s here", what, kv_field_names[i],
+                                f[i] >= 0 && f[i] < DV_KV_TYPE_COUNT ? dv_kv_type_name((dv_kv_type)f[i]) : "unknown",
+                                dv_kv_type_name((dv_kv_type)want[i]));
+    if ((rc = header_match(what, "KV cache", kv_field_names, f, want, KV_NTOK))) return rc;
     const int64_t N = f[KV_NTOK];
     if (N < 0 || N > c->n_ctx)
         return dv_error_set(DV_EFORMAT, "%s: KV cache holds %lld tokens, the context holds at most %lld", what,

@@ -56,6 +56,7 @@ struct dv_llm {
     void *observer_ctx;
     int64_t n_params;
 
+    dv_kv_type kv_type_k, kv_type_v; // the KV cache's row types (kept across dv_llm_set_duo)
     dv_kv_cache *kv;     // owned: post-RoPE keys/values (paged retrieval heads, sink+ring streaming heads)
                          // of the attention layers only (cfg.n_attn_layers)
     dv_linear_state *lin; // owned: conv + delta-rule states of the Gated DeltaNet layers (NULL: none)

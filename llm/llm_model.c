@@ -9,7 +9,8 @@
 #include <string.h>
 
 dv_llm_params dv_llm_default_params(void) {
-    dv_llm_params p = {.backend = NULL, .n_ctx = 0, .n_batch = 256};
+    dv_llm_params p = {.backend = NULL, .n_ctx = 0, .n_batch = 256, .kv_type_k = DV_LLM_KV_DEFAULT,
+                       .kv_type_v = DV_LLM_KV_DEFAULT};
     return p;
 }
 
@@ -282,9 +283,13 @@ int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model
                  QD = (size_t)c->n_heads * c->head_dim, B = (size_t)m->n_batch, F = (size_t)c->intermediate_size;
     rc = 0;
     (void)L;
+    // KV row types: the default is bf16 where the backend stores compact rows, else f32
+    const dv_kv_type def = m->be->ops->kv_store ? DV_KV_BF16 : DV_KV_F32;
+    m->kv_type_k = params->kv_type_k == DV_LLM_KV_DEFAULT ? def : (dv_kv_type)params->kv_type_k;
+    m->kv_type_v = params->kv_type_v == DV_LLM_KV_DEFAULT ? def : (dv_kv_type)params->kv_type_v;
     dv_kv_cache_params kp = {.backend = m->be, .n_layers = c->n_attn_layers, .n_kv_heads = c->n_kv_heads,
                              .head_dim = c->head_dim, .n_ctx = m->n_ctx, .pattern = params->pattern,
-                             .prefill = params->duo_prefill};
+                             .prefill = params->duo_prefill, .k_type = m->kv_type_k, .v_type = m->kv_type_v};
     if ((rc = dv_kv_cache_init(&kp, &m->kv))) return dv_error_prefix(rc, "%s", model_dir);
     if (c->n_linear_layers) {
         const dv_llm_linear_config *k = &c->lin;
@@ -376,7 +381,8 @@ const dv_linear_state *dv_llm_linear_state(const dv_llm *m) { return m->lin; }
 int dv_llm_set_duo(dv_llm *m, const dv_duo_pattern *pattern, dv_duo_prefill prefill) {
     const dv_llm_config *c = &m->cfg;
     dv_kv_cache_params kp = {.backend = m->be, .n_layers = c->n_attn_layers, .n_kv_heads = c->n_kv_heads,
-                             .head_dim = c->head_dim, .n_ctx = m->n_ctx, .pattern = pattern, .prefill = prefill};
+                             .head_dim = c->head_dim, .n_ctx = m->n_ctx, .pattern = pattern, .prefill = prefill,
+                             .k_type = m->kv_type_k, .v_type = m->kv_type_v};
     dv_kv_cache *kv = NULL;
     int rc = dv_kv_cache_init(&kp, &kv);
     if (rc) return rc;

@@ -37,8 +37,12 @@ static dv_backend *g_be;
 static char g_tmp[256];
 static char g_model[4096];
 
+static int g_kv_k = DV_LLM_KV_DEFAULT, g_kv_v = DV_LLM_KV_DEFAULT; // KV row types of open_llm's models
+
 static dv_llm *open_llm(const char *dir, const dv_duo_pattern *pat, dv_duo_prefill prefill, int n_ctx) {
     dv_llm_params p = dv_llm_default_params();
+    p.kv_type_k = g_kv_k;
+    p.kv_type_v = g_kv_v;
     p.backend = g_be;
     p.n_ctx = n_ctx;
     p.n_batch = 64;
@@ -394,7 +398,7 @@ static void check_bad_files(const dv_duo_pattern *pat) {
         {"info text", "checksum", meta + strlen("LlamaForCausalLM L2 Hq4 Hkv2 D16 H64 F176 V514") + 3, 0x20},
         {"checksum", "checksum", n - 3, 0x01},
         {"magic", "bad magic", 0, 0x01},
-        {"version", "version", 8, 0x03},
+        {"version (2 -> 1: an old file)", "format version 1, this build reads version 2", 8, 0x03},
         {"n_tokens field", "checksum", 48, 0x01},
     };
     for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
@@ -429,6 +433,19 @@ static void check_bad_files(const dv_duo_pattern *pat) {
         if (c && expect_ignored(good, &k, c, "other sink", "sink")) printf("other sink -> %s\n", dv_error_message());
         dv_llm_free(c);
         dv_duo_pattern_free(p2);
+        // the file's KV row types (default bf16) against a model keeping q8 keys, then f32 values
+        g_kv_k = DV_KV_Q8;
+        c = open_llm(g_model, pat, DV_DUO_PREFILL_STRICT, N_CTX);
+        if (c && expect_ignored(good, &k, c, "other K type", "K type is bf16 in the file, q8 here"))
+            printf("other K type -> %s\n", dv_error_message());
+        dv_llm_free(c);
+        g_kv_k = DV_LLM_KV_DEFAULT;
+        g_kv_v = DV_KV_F32;
+        c = open_llm(g_model, pat, DV_DUO_PREFILL_STRICT, N_CTX);
+        if (c && expect_ignored(good, &k, c, "other V type", "V type is bf16 in the file, f32 here"))
+            printf("other V type -> %s\n", dv_error_message());
+        dv_llm_free(c);
+        g_kv_v = DV_LLM_KV_DEFAULT;
         c = open_llm(dv_test_path("tests/fixtures/llm/tiny-mistral"), NULL, DV_DUO_PREFILL_STRICT, N_CTX);
         if (c && expect_ignored(good, &k, c, "other model", "Hkv1")) printf("other model -> %s\n", dv_error_message());
         dv_llm_free(c);

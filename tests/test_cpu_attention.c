@@ -85,54 +85,53 @@ static void attention_case(dv_backend *be, int64_t Tq, int64_t Hq, int64_t Tk, i
     free(qe), free(ke), free(ve), free(ref), free(q), free(kb), free(vb), free(tmp), free(out);
 }
 
-// DuoAttention: kv head g's cached keys 0..q_pos0-1 split into segments of varying sizes, stored out
-// of order in separate buffers with padded rows; the chunk's T new keys follow. views[g] carries the
-// head's streaming mask (window 0: retrieval head).
-static void attention_kv_case(dv_backend *be, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, int64_t q_pos0,
-                              const int64_t (*masks)[2]) {
-    const int64_t Tk = q_pos0 + T, stride = D + 3;
-    double *qe = ref_xmalloc((size_t)(T * Hq * D) * 8), *ke = ref_xmalloc((size_t)(Tk * Hkv * D) * 8);
-    double *ve = ref_xmalloc((size_t)(Tk * Hkv * D) * 8), *ref = ref_xmalloc((size_t)(T * Hq * D) * 8);
-    float *q = ref_rand_f32((size_t)(T * Hq * D), -2, 2, qe);
-    float *kall = ref_rand_f32((size_t)(Tk * Hkv * D), -2, 2, ke), *vall = ref_rand_f32((size_t)(Tk * Hkv * D), -2, 2, ve);
-    // segments: sizes cycle 1, 16, 7, 16, ...; each in its own (n, stride) buffer, NaN padding
-    dv_kv_seg *segs = ref_xmalloc((size_t)(Hkv * (q_pos0 + 1)) * sizeof *segs);
-    float **bufs = ref_xmalloc((size_t)(Hkv * (q_pos0 + 1)) * 2 * sizeof *bufs);
-    dv_kv_head_view *views = ref_xmalloc((size_t)Hkv * sizeof *views);
-    int n_bufs = 0;
-    const int64_t sizes[] = {1, 16, 7, 16, 3};
-    for (int64_t g = 0; g < Hkv; g++) {
-        dv_kv_seg *hs = segs + g * (q_pos0 + 1);
-        int n = 0;
-        for (int64_t p0 = 0, si = g; p0 < q_pos0; si++) {
-            const int64_t len = sizes[si % 5] < q_pos0 - p0 ? sizes[si % 5] : q_pos0 - p0;
-            float *kb = ref_xmalloc((size_t)(len * stride) * 4), *vb = ref_xmalloc((size_t)(len * stride) * 4);
-            ref_poison(kb, (size_t)(len * stride));
-            ref_poison(vb, (size_t)(len * stride));
-            for (int64_t r = 0; r < len; r++)
-                for (int64_t i = 0; i < D; i++) {
-                    kb[r * stride + i] = kall[((p0 + r) * Hkv + g) * D + i];
-                    vb[r * stride + i] = vall[((p0 + r) * Hkv + g) * D + i];
-                }
-            bufs[n_bufs++] = kb;
-            bufs[n_bufs++] = vb;
-            hs[n++] = (dv_kv_seg){kb, vb, p0, len, stride};
-            p0 += len;
+// A stored KV row decoded independently of kernels/dv_kv_type.h's code, from the layout it documents
+// (docs/FORMATS.md): f16/bf16 bits, q8 = f32 scale + int8, q4 = groups of (f16 d, f16 m, 16 bytes of
+// nibbles: element i low, i + 16 high).
+static void ref_kv_decode(dv_kv_type t, const uint8_t *row, int64_t D, double *y) {
+    for (int64_t d = 0; d < D; d++) {
+        uint16_t h;
+        float f;
+        switch (t) {
+        case DV_KV_F32: memcpy(&f, row + 4 * d, 4), y[d] = f; break;
+        case DV_KV_BF16: memcpy(&h, row + 2 * d, 2), y[d] = ref_bf16_value(h); break;
+        case DV_KV_F16: memcpy(&h, row + 2 * d, 2), y[d] = ref_f16_value(h); break;
+        case DV_KV_Q8: memcpy(&f, row, 4), y[d] = (double)f * (int8_t)row[4 + d]; break;
+        default: {
+            const uint8_t *g = row + d / 32 * 20;
+            uint16_t dh, mh;
+            memcpy(&dh, g, 2), memcpy(&mh, g + 2, 2);
+            const int i = (int)(d % 32), q = i < 16 ? g[4 + i] & 15 : g[4 + i - 16] >> 4;
+            y[d] = ref_f16_value(dh) * q + ref_f16_value(mh);
         }
-        // reverse the order: attention may not assume segments sorted by position
-        for (int a = 0, b = n - 1; a < b; a++, b--) {
-            dv_kv_seg t = hs[a];
-            hs[a] = hs[b];
-            hs[b] = t;
         }
-        views[g] = (dv_kv_head_view){.segs = hs, .n_segs = n, .sink = masks[g][0], .window = masks[g][1]};
     }
-    // k_new, v_new (T, Hkv, D): the last T positions of kall/vall
-    const float *kn = kall + q_pos0 * Hkv * D, *vn = vall + q_pos0 * Hkv * D;
+}
+
+static double rel_l2(const float *a, const double *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += (a[i] - ref[i]) * (a[i] - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+// The rel L2 bound of attention output over a cache stored as kt / vt (issue #13's targets).
+static double kv_bound(dv_kv_type kt, dv_kv_type vt) {
+    const double b[DV_KV_TYPE_COUNT] = {1e-6, 1e-2, 1e-2, 2e-2, 1e-1};
+    return b[kt] > b[vt] ? b[kt] : b[vt];
+}
+
+static double worst_rel[DV_KV_TYPE_COUNT]; // measured rel L2 vs the float64 reference, per type (K = V)
+
+// The float64 softmax reference per kv head (each has its own mask) on single-kv-head slices of
+// k/v (Tk, Hkv, D), into ref (T, Hq, D).
+static void ref_kv_heads(double *ref, const double *qe, const double *ke, const double *ve, int64_t T, int64_t Hq,
+                         int64_t Hkv, int64_t D, int64_t q_pos0, const int64_t (*masks)[2]) {
+    const int64_t Tk = q_pos0 + T, group = Hq / Hkv;
     const double scale = 1.0 / sqrt((double)D);
-    // the reference runs per kv head (each has its own mask) on single-kv-head slices
     for (int64_t g = 0; g < Hkv; g++) {
-        const int64_t group = Hq / Hkv;
         double *qg = ref_xmalloc((size_t)(T * group * D) * 8), *kg = ref_xmalloc((size_t)(Tk * D) * 8);
         double *vg = ref_xmalloc((size_t)(Tk * D) * 8), *og = ref_xmalloc((size_t)(T * group * D) * 8);
         for (int64_t t = 0; t < T; t++)
@@ -149,21 +148,85 @@ static void attention_kv_case(dv_backend *be, int64_t T, int64_t Hq, int64_t Hkv
                 memcpy(ref + (t * Hq + g * group + hh) * D, og + (t * group + hh) * D, (size_t)D * 8);
         free(qg), free(kg), free(vg), free(og);
     }
+}
+
+// DuoAttention: kv head g's cached keys 0..q_pos0-1 split into segments of varying sizes, stored out
+// of order in separate buffers as rows of type kt / vt with padding between rows (0xff bytes: NaN
+// as floats); the chunk's T new keys (F32) follow. views[g] carries the head's streaming mask
+// (window 0: retrieval head, or a reference-semantics streaming head; window > 0: strict). Checked
+// twice: against the float64 reference over the values as stored (the kernel's arithmetic, tight),
+// and over the original F32 values (the storage error: rel L2 within the type's bound).
+static void attention_kv_case(dv_backend *be, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, int64_t q_pos0,
+                              const int64_t (*masks)[2], dv_kv_type kt, dv_kv_type vt) {
+    const int64_t Tk = q_pos0 + T, rk = dv_kv_row_bytes(kt, D), rv = dv_kv_row_bytes(vt, D);
+    const int64_t ks = rk + 4, vs = rv + 12; // padded rows (multiples of 4 bytes for f32 rows)
+    double *qe = ref_xmalloc((size_t)(T * Hq * D) * 8), *ke = ref_xmalloc((size_t)(Tk * Hkv * D) * 8);
+    double *ve = ref_xmalloc((size_t)(Tk * Hkv * D) * 8), *ref = ref_xmalloc((size_t)(T * Hq * D) * 8);
+    double *kst = ref_xmalloc((size_t)(Tk * Hkv * D) * 8), *vst = ref_xmalloc((size_t)(Tk * Hkv * D) * 8);
+    double *ref_st = ref_xmalloc((size_t)(T * Hq * D) * 8);
+    float *q = ref_rand_f32((size_t)(T * Hq * D), -2, 2, qe);
+    float *kall = ref_rand_f32((size_t)(Tk * Hkv * D), -2, 2, ke), *vall = ref_rand_f32((size_t)(Tk * Hkv * D), -2, 2, ve);
+    memcpy(kst, ke, (size_t)(Tk * Hkv * D) * 8); // the chunk's own rows stay F32
+    memcpy(vst, ve, (size_t)(Tk * Hkv * D) * 8);
+    // segments: sizes cycle 1, 16, 7, 16, ...; each in its own (n, stride) buffer, padded
+    dv_kv_seg *segs = ref_xmalloc((size_t)(Hkv * (q_pos0 + 1)) * sizeof *segs);
+    uint8_t **bufs = ref_xmalloc((size_t)(Hkv * (q_pos0 + 1)) * 2 * sizeof *bufs);
+    dv_kv_head_view *views = ref_xmalloc((size_t)Hkv * sizeof *views);
+    int n_bufs = 0;
+    const int64_t sizes[] = {1, 16, 7, 16, 3};
+    for (int64_t g = 0; g < Hkv; g++) {
+        dv_kv_seg *hs = segs + g * (q_pos0 + 1);
+        int n = 0;
+        for (int64_t p0 = 0, si = g; p0 < q_pos0; si++) {
+            const int64_t len = sizes[si % 5] < q_pos0 - p0 ? sizes[si % 5] : q_pos0 - p0;
+            uint8_t *kb = ref_xmalloc((size_t)(len * ks)), *vb = ref_xmalloc((size_t)(len * vs));
+            memset(kb, 0xff, (size_t)(len * ks));
+            memset(vb, 0xff, (size_t)(len * vs));
+            for (int64_t r = 0; r < len; r++) {
+                const int64_t e = ((p0 + r) * Hkv + g) * D;
+                dv_kv_quantize_row(kt, kall + e, D, kb + r * ks);
+                dv_kv_quantize_row(vt, vall + e, D, vb + r * vs);
+                ref_kv_decode(kt, kb + r * ks, D, kst + e);
+                ref_kv_decode(vt, vb + r * vs, D, vst + e);
+            }
+            bufs[n_bufs++] = kb;
+            bufs[n_bufs++] = vb;
+            hs[n++] = (dv_kv_seg){kb, vb, p0, len, ks, vs, kt, vt};
+            p0 += len;
+        }
+        // reverse the order: attention may not assume segments sorted by position
+        for (int a = 0, b = n - 1; a < b; a++, b--) {
+            dv_kv_seg t = hs[a];
+            hs[a] = hs[b];
+            hs[b] = t;
+        }
+        views[g] = (dv_kv_head_view){.segs = hs, .n_segs = n, .sink = masks[g][0], .window = masks[g][1]};
+    }
+    // k_new, v_new (T, Hkv, D): the last T positions of kall/vall
+    const float *kn = kall + q_pos0 * Hkv * D, *vn = vall + q_pos0 * Hkv * D;
+    const double scale = 1.0 / sqrt((double)D);
+    ref_kv_heads(ref_st, qe, kst, vst, T, Hq, Hkv, D, q_pos0, masks);
+    ref_kv_heads(ref, qe, ke, ve, T, Hq, Hkv, D, q_pos0, masks);
     float *out = ref_xmalloc((size_t)(T * Hq * D) * 4);
     ref_poison(out, (size_t)(T * Hq * D));
     dv_tensor to = dv_tensor_3d(DV_DTYPE_F32, out, T, Hq, D), tq = dv_tensor_3d(DV_DTYPE_F32, q, T, Hq, D);
     dv_tensor tk = dv_tensor_3d(DV_DTYPE_F32, (void *)kn, T, Hkv, D), tv = dv_tensor_3d(DV_DTYPE_F32, (void *)vn, T, Hkv, D);
     dv_attn_params p = {(float)scale, 1, q_pos0};
     be->ops->attention_kv(be, &to, &tq, &tk, &tv, views, &p);
-    char label[200];
-    int k = snprintf(label, sizeof label, "attention_kv t=%d T=%lld Hq=%lld Hkv=%lld D=%lld q_pos0=%lld (sink,window):",
-                     be->n_threads, (long long)T, (long long)Hq, (long long)Hkv, (long long)D, (long long)q_pos0);
+    char label[240];
+    int k = snprintf(label, sizeof label, "attention_kv %s t=%d K %s V %s T=%lld Hq=%lld Hkv=%lld D=%lld q_pos0=%lld "
+                     "(sink,window):", dv_backend_cpu_isa(), be->n_threads, dv_kv_type_name(kt), dv_kv_type_name(vt),
+                     (long long)T, (long long)Hq, (long long)Hkv, (long long)D, (long long)q_pos0);
     for (int64_t g = 0; g < Hkv && k < (int)sizeof label; g++)
         k += snprintf(label + k, sizeof label - (size_t)k, " (%lld,%lld)", (long long)masks[g][0], (long long)masks[g][1]);
-    dv_test_close_f64(label, out, ref, (size_t)(T * Hq * D), 1e-5);
+    dv_test_close_f64(label, out, ref_st, (size_t)(T * Hq * D), 1e-5);
+    const double e = rel_l2(out, ref, (size_t)(T * Hq * D));
+    DV_CHECK_MSG(e < kv_bound(kt, vt), "%s: rel L2 %.3g vs float64 over the original values, bound %.3g", label, e,
+                 kv_bound(kt, vt));
+    if (kt == vt && e > worst_rel[kt]) worst_rel[kt] = e;
     for (int i = 0; i < n_bufs; i++) free(bufs[i]);
     free(qe), free(ke), free(ve), free(ref), free(q), free(kall), free(vall), free(segs), free(bufs), free(views);
-    free(out);
+    free(out), free(kst), free(vst), free(ref_st);
 }
 
 // dv_kv_block_segs (the rule behind a KV cache's views and a device's key tables) against a naive
@@ -176,7 +239,7 @@ static void test_kv_blocks(void) {
         for (int64_t cap = 1; cap <= 7; cap += 3)
             for (int64_t pos0 = 0; pos0 <= 5; pos0 += 5)
                 for (int64_t len = 0; len <= pos0 + 3 * cap + 1; len++) {
-                    const dv_kv_block b = {rows, rows + 1, pos0, cap, 3, ring};
+                    const dv_kv_block b = {rows, rows + 1, pos0, cap, 12, 12, ring, DV_KV_F32, DV_KV_F32};
                     dv_kv_seg sg[2];
                     const int n = dv_kv_block_segs(&b, len, sg);
                     // naive: position q is held iff q in [lo, len) (lo = pos0, or len - cap for a full ring)
@@ -184,10 +247,11 @@ static void test_kv_blocks(void) {
                     if (ring && len - cap > lo) lo = len - cap;
                     int64_t next = lo;
                     for (int i = 0; i < n && !bad; i++) {
-                        bad |= sg[i].pos0 != next || sg[i].n <= 0 || sg[i].stride != 3;
+                        bad |= sg[i].pos0 != next || sg[i].n <= 0 || sg[i].k_stride != 12 || sg[i].v_stride != 12;
                         for (int64_t r = 0; r < sg[i].n && !bad; r++) {
                             const int64_t q = sg[i].pos0 + r, row = ring ? (q - pos0) % cap : q - pos0;
-                            bad |= sg[i].k + r * 3 != rows + row * 3 || sg[i].v + r * 3 != rows + 1 + row * 3;
+                            bad |= (const float *)sg[i].k + r * 3 != rows + row * 3 ||
+                                   (const float *)sg[i].v + r * 3 != rows + 1 + row * 3;
                         }
                         next += sg[i].n;
                     }
@@ -207,8 +271,14 @@ int main(void) {
     // {sink, window} per kv head: retrieval (0, 0) and streaming heads, one with sink beyond the context
     const int64_t masks2[2][2] = {{0, 0}, {4, 8}};
     const int64_t masks4[4][2] = {{4, 8}, {0, 0}, {0, 16}, {100, 3}};
-    for (int b = 0; b < 2; b++) {
-        dv_backend *be = ref_backends[b];
+    // every instruction set this CPU has (the generic build target always), each on 1 and 2 threads
+    static const char *const isas[] = {"generic", "avx2", "avx512"};
+    for (int run = 0; run < 6; run++) {
+        if (dv_backend_cpu_set_isa(isas[run / 2])) {
+            if (run % 2 == 0) printf("SKIP attention on %s: this CPU lacks it\n", isas[run / 2]);
+            continue;
+        }
+        dv_backend *be = ref_backends[run % 2];
         attention_case(be, 1, 8, 300, 2, 64, 1, 299, 0);   // decode step, GQA 8/2
         attention_case(be, 37, 8, 100, 2, 128, 1, 63, 1);  // prefill chunk after a cached prefix
         attention_case(be, 65, 3, 65, 3, 7, 1, 0, 0);      // causal from 0, MHA, odd D
@@ -216,11 +286,20 @@ int main(void) {
         attention_case(be, 9, 12, 9, 4, 33, 1, 0, 0);      // group of 3
         attention_case(be, 3, 8, 130, 2, 16, 1, 200, 1);   // q_pos0 beyond Tk: every key visible
         attention_case(be, 1, 2, 1, 1, 1, 0, 0, 0);        // D = 1, one key
-        attention_kv_case(be, 1, 8, 2, 64, 57, masks2);    // decode
-        attention_kv_case(be, 20, 8, 2, 64, 57, masks2);   // chunked prefill
-        attention_kv_case(be, 33, 8, 4, 32, 90, masks4);
-        attention_kv_case(be, 5, 4, 4, 24, 0, masks4);     // first chunk: no cache yet
+        for (int t = 0; t < DV_KV_TYPE_COUNT; t++) {
+            const dv_kv_type kt = (dv_kv_type)t;
+            attention_kv_case(be, 1, 8, 2, 64, 57, masks2, kt, kt);  // decode
+            attention_kv_case(be, 20, 8, 2, 64, 57, masks2, kt, kt); // chunked prefill
+            attention_kv_case(be, 33, 8, 4, 32, 90, masks4, kt, kt);
+            attention_kv_case(be, 5, 4, 4, 32, 0, masks4, kt, kt);   // first chunk: no cache yet
+            if (kt != DV_KV_Q4) attention_kv_case(be, 7, 6, 2, 24, 40, masks2, kt, kt); // D not a multiple of 16
+        }
+        attention_kv_case(be, 4, 8, 2, 64, 70, masks2, DV_KV_Q4, DV_KV_BF16);  // K and V types differ
+        attention_kv_case(be, 1, 12, 4, 128, 300, masks4, DV_KV_Q8, DV_KV_F16);
     }
+    for (int t = 0; t < DV_KV_TYPE_COUNT; t++)
+        printf("INFO attention_kv with %s K and V: worst rel L2 vs float64 %.3g (bound %.3g)\n",
+               dv_kv_type_name((dv_kv_type)t), worst_rel[t], kv_bound((dv_kv_type)t, (dv_kv_type)t));
     ref_backends_free();
     return dv_test_finish();
 }

@@ -274,7 +274,9 @@ static void fake_cache_make(fake_cache *c, int64_t len, int64_t Hkv, int64_t D, 
             dv_kv_seg *sg = c->segs[b] + g * per;
             int ns = 0;
             const int streaming = (sink + recent > 0) && (g % 2 == 1);
-#define SEG(p0, cnt) sg[ns++] = (dv_kv_seg){K + ((p0) * Hkv + g) * D, V + ((p0) * Hkv + g) * D, (p0), (cnt), Hkv * D}
+#define SEG(p0, cnt)                                                                                    \
+    sg[ns++] = (dv_kv_seg){K + ((p0) * Hkv + g) * D, V + ((p0) * Hkv + g) * D, (p0), (cnt), Hkv * D * 4, Hkv * D * 4, \
+                           DV_KV_F32, DV_KV_F32}
             if (!streaming) {
                 for (int64_t p0 = 0; p0 < len; p0 += page) SEG(p0, len - p0 < page ? len - p0 : page);
             } else {
@@ -365,6 +367,7 @@ static void test_llm(const char *rel, int duo) {
         lp.n_batch = 16;
         lp.pattern = pat;
         lp.duo_prefill = DV_DUO_PREFILL_STRICT;
+        lp.kv_type_k = lp.kv_type_v = DV_KV_F32; // the CUDA backend's caches are f32: compare like with like
         dv_llm *m = NULL;
         if (dv_llm_open(dv_test_path(rel), &lp, &m)) {
             DV_CHECK_MSG(0, "%s", dv_error_message());

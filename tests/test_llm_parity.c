@@ -79,6 +79,7 @@ static void check_model(dv_backend *be, const char *name) {
         p.n_batch = batches[bi];
         p.n_ctx = 64;
         p.pattern = bi == 3 ? full : NULL;
+        p.kv_type_k = p.kv_type_v = DV_KV_F32; // HF parity at 1e-4: the cache keeps the F32 keys exactly
         dv_llm *m = NULL;
         if (dv_llm_open(model_dir, &p, &m)) {
             DV_CHECK_MSG(0, "open %s: %s", model_dir, dv_error_message());
@@ -125,6 +126,7 @@ static void check_model(dv_backend *be, const char *name) {
         p.backend = be;
         p.n_ctx = 64;
         p.n_batch = 7;
+        p.kv_type_k = p.kv_type_v = DV_KV_F32;
         dv_llm *m = NULL;
         float *emb = NULL;
         DV_CHECK(dv_llm_open(model_dir, &p, &m) == 0);

@@ -139,6 +139,7 @@ int main(void) {
         p.n_ctx = 512;
         p.n_batch = variant ? 7 : 256;
         p.pattern = variant ? full : NULL;
+        p.kv_type_k = p.kv_type_v = DV_KV_F32; // HF's greedy tokens exactly: the cache keeps F32 keys
         dv_llm *m = NULL;
         if (dv_llm_open(dir, &p, &m)) {
             DV_CHECK_MSG(0, "%s", dv_error_message());

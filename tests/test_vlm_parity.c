@@ -6,7 +6,8 @@
 // the same KV cache (8 more greedy tokens). Also: chunked prefill of the same context, --timestamps,
 // and a DuoAttention context with sparsity 0 equal to full attention. The llava-1.5 path (an image model,
 // one image per frame, "\n" between frames; tests/fixtures/vlm/make_llava_fixture.py): ids, context
-// length, frame times, logits and 8 greedy tokens.
+// length, frame times, logits and 8 greedy tokens. The KV cache is f32 for all of it; the pipeline and
+// the llava-1.5 path also run with a bf16 KV cache, logits within 2^-9 (vlm_test_use_kv).
 #include "vlm/dv_vlm.h"
 #include "core/dv_error.h"
 #include "core/dv_safetensors.h"
@@ -26,6 +27,7 @@
 
 #define ref_f32 vlm_ref_f32
 #define ref_i32 vlm_ref_i32
+
 
 static dv_vlm *open_model(const char *dir, dv_backend *be, int n_batch, const dv_duo_pattern *pat) {
     return vlm_test_open(dir, be, n_batch, pat, NULL);
@@ -152,6 +154,9 @@ int main(void) {
     snprintf(question, sizeof question, "%.*s", (int)(qe - qs - 8), qs + 8);
 
     dv_backend *be = dv_backend_cpu_init(0);
+    vlm_test_use_kv(DV_KV_BF16);
+    test_llava_image(be);
+    vlm_test_use_kv(DV_KV_F32);
     test_llava_image(be);
     dv_vlm *v = open_vlm(be, 256, NULL);
     if (!v) return 1;
@@ -220,19 +225,28 @@ int main(void) {
         dv_video_free(video);
     }
 
-    // ---- the whole pipeline: context, logits, 16 greedy tokens, then turn 2 in the same cache ----
-    if (build_context(v, 0) == 0) {
-        int64_t nf;
-        const double *ft = dv_vlm_frame_times(v, &nf);
-        DV_CHECK(nf == N_FRAMES && fabs(ft[N_FRAMES - 1] - pts[N_FRAMES - 1]) < 1e-4);
-        DV_CHECK(dv_vlm_video_tokens(v) == n_pre + nv);
-        check_answer(v, question, 1, (int)n_g, g1, gl1, "turn 1");
-        check_answer(v, q2, 0, (int)n_g2, g2, gl2, "turn 2");
-        // /reset returns to the video context: turn 1 again gives the same answer
-        DV_CHECK(dv_vlm_reset_conversation(v) == 0);
-        check_answer(v, question, 1, (int)n_g, g1, gl1, "turn 1 after reset");
+    // ---- the whole pipeline: context, logits, 16 greedy tokens, then turn 2 in the same cache;
+    // with f32 KV (the model above), then bf16 KV ----
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            dv_vlm_free(v);
+            vlm_test_use_kv(DV_KV_BF16);
+            if (!(v = open_vlm(be, 256, NULL))) break;
+        }
+        if (build_context(v, 0) == 0) {
+            int64_t nf;
+            const double *ft = dv_vlm_frame_times(v, &nf);
+            DV_CHECK(nf == N_FRAMES && fabs(ft[N_FRAMES - 1] - pts[N_FRAMES - 1]) < 1e-4);
+            DV_CHECK(dv_vlm_video_tokens(v) == n_pre + nv);
+            check_answer(v, question, 1, (int)n_g, g1, gl1, "turn 1");
+            check_answer(v, q2, 0, (int)n_g2, g2, gl2, "turn 2");
+            // /reset returns to the video context: turn 1 again gives the same answer
+            DV_CHECK(dv_vlm_reset_conversation(v) == 0);
+            check_answer(v, question, 1, (int)n_g, g1, gl1, "turn 1 after reset");
+        }
     }
     dv_vlm_free(v);
+    vlm_test_use_kv(DV_KV_F32); // the rest: exact
 
     // ---- chunking: 7-token chunks cut frames and text anywhere; same logits ----
     if ((v = open_vlm(be, 7, NULL)) && build_context(v, 0) == 0) check_answer(v, question, 1, 4, g1, gl1, "chunk 7");

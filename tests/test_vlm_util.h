@@ -6,11 +6,25 @@
 
 #include "core/dv_error.h"
 #include "core/dv_safetensors.h"
+#include "kernels/dv_kv_type.h"
 #include "tests/dv_test.h"
 #include "vlm/dv_vlm.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+// The KV cache's row type the tests open models with, and the logits tolerance that goes with it.
+// f32: the pipeline's own arithmetic (rel L2 < 1e-4 vs HF). bf16: every cached key and value is
+// rounded once to bf16, a relative error of at most 2^-9 each (8 stored mantissa bits, round to
+// nearest), so the logits may move by up to that relative amount: tolerance 2^-9 = 1.95e-3.
+static dv_kv_type vlm_test_kv = DV_KV_F32;
+static double vlm_test_tol = 1e-4;
+static inline void vlm_test_use_kv(dv_kv_type t) {
+    vlm_test_kv = t;
+    vlm_test_tol = t == DV_KV_F32 ? 1e-4 : ldexp(1.0, -9);
+    printf("-- KV cache %s (logits tolerance %.3g)\n", dv_kv_type_name(t), vlm_test_tol);
+}
 
 // The F32 tensor `name` of the given shape, NULL (and a FAIL line) when absent or different.
 static inline const float *vlm_ref_f32(const dv_safetensors *st, const char *name, int nd, const int64_t *shape) {
@@ -39,6 +53,7 @@ static inline dv_vlm *vlm_test_open(const char *dir, dv_backend *be, int n_batch
                                     const char *cache_dir) {
     dv_vlm_params p = dv_vlm_default_params();
     p.backend = be;
+    p.kv_type_k = p.kv_type_v = (int)vlm_test_kv;
     p.n_batch = n_batch;
     p.pattern = pat;
     p.cache_dir = cache_dir;
@@ -48,7 +63,7 @@ static inline dv_vlm *vlm_test_open(const char *dir, dv_backend *be, int n_batch
 }
 
 // Greedy answer of n tokens (EOS ignored) over a vocabulary of vocab: the logits of every step
-// (want_logits (n, vocab), rel L2 < 1e-4) and the tokens (want_ids (n), exactly) as HF's.
+// (want_logits (n, vocab), rel L2 < vlm_test_tol) and the tokens (want_ids (n), exactly) as HF's.
 static inline void vlm_check_answer(dv_vlm *v, int vocab, const char *q, int first, int n, const int32_t *want_ids,
                                     const float *want_logits, const char *label) {
     float *trace = malloc((size_t)n * vocab * sizeof(float));
@@ -60,9 +75,9 @@ static inline void vlm_check_answer(dv_vlm *v, int vocab, const char *q, int fir
     if (!rc) {
         char what[96];
         snprintf(what, sizeof what, "%s: logits after the prompt", label);
-        dv_test_close(what, trace, want_logits, (size_t)vocab, 1e-4);
+        dv_test_close(what, trace, want_logits, (size_t)vocab, vlm_test_tol);
         snprintf(what, sizeof what, "%s: logits of all %d greedy steps", label, n);
-        dv_test_close(what, trace, want_logits, (size_t)n * vocab, 1e-4);
+        dv_test_close(what, trace, want_logits, (size_t)n * vocab, vlm_test_tol);
         DV_CHECK(a.n_tokens == n);
         int same = a.n_tokens == n;
         for (int i = 0; same && i < n; i++) same = a.ids[i] == want_ids[i];

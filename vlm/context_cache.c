@@ -1,10 +1,10 @@
 // context_cache.c: the video context cache file (.dvctx): key, metadata and an LLM state, written
 // atomically, checksummed, and ignored with a warning when it does not fit.
 //
-// File format, version 1 (every integer little-endian, fixed width; docs/FORMATS.md):
+// File format, version 2 (every integer little-endian, fixed width; docs/FORMATS.md):
 //   offset  size  field
 //        0     8  magic "DUOVIDCX"
-//        8     4  u32 format version (1)
+//        8     4  u32 format version (2)
 //       12     4  u32 reserved (0)
 //       16     8  u64 file size in bytes, checksum included (a truncated file is caught at once)
 //       24     8  u64 model_hash
@@ -19,7 +19,7 @@
 //     72+P     M  model id text ("LlamaForCausalLM L2 Hq4 Hkv2 D16 H64 F176 V514")
 //   72+P+M     I  info JSON text, as given by the caller
 //        .     S  LLM state: dv_llm_state_write (llm/kv_cache_io.c: model shape, n_past, KV layout,
-//                 head kinds, KV data)
+//                 K / V row types, head kinds, KV data)
 //   size-8     8  u64 XXH3-64 (seed 0) of bytes [0, size - 8)
 #include "vlm/dv_context_cache.h"
 
@@ -40,7 +40,7 @@
 #include <xxhash.h>
 
 #define CX_MAGIC "DUOVIDCX"
-#define CX_VERSION 1u
+#define CX_VERSION 2u // 1: before the KV cache stream stored its K / V types (an old file is rebuilt)
 #define CX_HEADER 72
 #define CX_MAX_PLAN (sizeof(((dv_ctx_key *)0)->plan) - 1)
 #define CX_MAX_MODEL_ID 255

@@ -72,6 +72,7 @@ typedef struct dv_vlm_params {
     int n_batch;                   // tokens per prefill chunk (0: 256)
     const dv_duo_pattern *pattern; // DuoAttention heads (NULL: full attention); copied
     dv_duo_prefill duo_prefill;
+    int kv_type_k, kv_type_v;      // KV cache row types (dv_llm_params'; DV_LLM_KV_DEFAULT: bf16 where it can)
     int template_kind;             // a dv_template_kind, or -1: detect from the checkpoint
     const char *system;            // system prompt (NULL: none)
     int encode_batch;              // frames per vision-encoder pass (0: 8)
@@ -116,6 +117,8 @@ struct dv_vlm_plan {
     int64_t context_tokens;   // prefix + frames (upper bound) + the row closing a video (OneVision's image_newline)
     int64_t budget;           // the budget it had to fit (max_tokens - reserve)
     size_t kv_bytes;          // KV cache bytes at context_tokens + reserve (DuoAttention aware)
+    size_t kv_bytes_per_token; // K + V bytes one more token adds to the retrieval heads (all layers)
+    dv_kv_type kv_type_k, kv_type_v; // the KV cache's row types
     double duration_sec;
 };
 

@@ -50,12 +50,14 @@ struct dv_vlm {
     char *cache_dir;               // owned copy ("" : no cache)
     uint64_t model_hash;           // dv_ctx_hash_model(model_dir), computed on first use
     int have_model_hash;
-    uint64_t pattern_hash;         // dv_ctx_hash_pattern(pattern, duo_prefill)
+    uint64_t pattern_hash;         // dv_ctx_hash_pattern(pattern, duo_prefill), mixed with the KV row types
+                                   // (a context of other KV types is another cache file)
 };
 
 dv_vlm_params dv_vlm_default_params(void) {
     dv_vlm_params p = {.backend = NULL, .n_ctx = 0, .n_batch = 256, .pattern = NULL,
-                       .duo_prefill = DV_DUO_PREFILL_REFERENCE, .template_kind = -1, .system = NULL,
+                       .duo_prefill = DV_DUO_PREFILL_REFERENCE, .kv_type_k = DV_LLM_KV_DEFAULT,
+                       .kv_type_v = DV_LLM_KV_DEFAULT, .template_kind = -1, .system = NULL,
                        .encode_batch = 8, .cache_dir = NULL};
     return p;
 }
@@ -105,7 +107,12 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     lp.n_batch = p->n_batch;
     lp.pattern = p->pattern;
     lp.duo_prefill = p->duo_prefill;
+    lp.kv_type_k = p->kv_type_k;
+    lp.kv_type_v = p->kv_type_v;
     if ((rc = dv_llm_open(model_dir, &lp, &v->llm))) goto fail;
+    dv_kv_memory km;
+    dv_kv_cache_memory(dv_llm_kv_cache(v->llm), &km);
+    v->pattern_hash ^= 0x9e3779b97f4a7c15ull * (uint64_t)(1 + (int)km.k_type * DV_KV_TYPE_COUNT + (int)km.v_type);
     v->cfg = dv_llm_get_config(v->llm);
     v->n_ctx = dv_llm_n_ctx(v->llm);
     v->n_batch = p->n_batch > 0 ? p->n_batch : 256;
@@ -258,11 +265,17 @@ int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_o
     const dv_kv_cache *kv = dv_llm_kv_cache(v->llm);
     const dv_llm_config *c = v->cfg;
     const int64_t tokens = out->context_tokens + o->reserve;
+    dv_kv_memory km;
+    dv_kv_cache_memory(kv, &km);
+    const size_t row = (size_t)(dv_kv_row_bytes(km.k_type, c->head_dim) + dv_kv_row_bytes(km.v_type, c->head_dim));
+    out->kv_bytes_per_token = km.bytes_per_token;
+    out->kv_type_k = km.k_type;
+    out->kv_type_v = km.v_type;
     for (int l = 0; l < c->n_attn_layers; l++) // the KV cache covers the attention layers only
         for (int h = 0; h < c->n_kv_heads; h++) {
             // streaming heads keep their constant window (allocated whole), retrieval heads every token
             const int64_t keep = dv_kv_cache_is_retrieval(kv, l, h) ? tokens : v->stream_window;
-            out->kv_bytes += (size_t)keep * (size_t)c->head_dim * 2 * sizeof(float);
+            out->kv_bytes += (size_t)keep * row; // one K row and one V row of the cache's types per token
         }
     const dv_linear_state *ls = dv_llm_linear_state(v->llm); // hybrid models: a fixed-size recurrent state
     if (ls) out->kv_bytes += dv_linear_state_bytes(ls);
@@ -310,10 +323,10 @@ void dv_vlm_plan_text(const dv_vlm *v, const dv_vlm_plan *p, char *buf, size_t c
                  (long long)v->stream_window);
     }
     text_add(buf, cap, &len, "plan: %lld frames (%s), %d tokens/frame%s, %lld context tokens, KV cache ~%.1f MiB "
-               "(%s, template %s)\n",
+               "(K %s + V %s, %zu bytes per token; %s, template %s)\n",
             (long long)p->n_frames, how, p->tokens_per_frame, extra,
-            (long long)p->context_tokens, (double)p->kv_bytes / (1 << 20), attn,
-            dv_template_name(v->tpl.kind));
+            (long long)p->context_tokens, (double)p->kv_bytes / (1 << 20), dv_kv_type_name(p->kv_type_k),
+            dv_kv_type_name(p->kv_type_v), p->kv_bytes_per_token, attn, dv_template_name(v->tpl.kind));
     if (p->capped) {
         if (p->asked_frames < 0)
             text_add(buf, cap, &len, "note: the video's length is unknown; sampling at most %lld frames (what fits %lld "

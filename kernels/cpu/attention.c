@@ -18,10 +18,15 @@ static void attn_keys(dv_cpu_attn *a, int64_t g, const void *vctx) {
     a->causal = c->causal;
     a->sink = 0;
     a->window = 0;
-    const float *kg = (const float *)((const char *)c->k->data + (size_t)g * c->k->nb[1]);
-    const float *vg = (const float *)((const char *)c->v->data + (size_t)g * c->v->nb[1]);
-    dv_cpu_attn_run(a, kg, (int64_t)(c->k->nb[0] / sizeof(float)), vg, (int64_t)(c->v->nb[0] / sizeof(float)), 0,
-                    c->Tk);
+    const dv_cpu_kv_run run = {(const char *)c->k->data + (size_t)g * c->k->nb[1],
+                               (const char *)c->v->data + (size_t)g * c->v->nb[1],
+                               0,
+                               c->Tk,
+                               (int64_t)c->k->nb[0],
+                               (int64_t)c->v->nb[0],
+                               DV_KV_F32,
+                               DV_KV_F32};
+    dv_cpu_attn_run(a, &run);
 }
 
 void dv_cpu_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,

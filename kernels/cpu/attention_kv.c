@@ -4,7 +4,9 @@
 // ring) and an optional streaming window; the chunk's new keys follow causally. For a block of
 // queries, only the keys some query can see are scored (attn_core.c: the sink interval and the
 // window interval of each run), so a streaming head costs O(sink + window) per query whatever the
-// context length. Parallel over (query rows, kv head, head subset), as attention.c.
+// context length. Cached rows are read in their stored KV row type (kernels/dv_kv_type.h), decoded a
+// step at a time in L1 (attn_rows.inc); the chunk's own keys are F32. Parallel over (query rows,
+// kv head, head subset), as attention.c.
 #include "kernels/cpu/cpu_ops.h"
 
 #include "core/dv_error.h"
@@ -25,12 +27,18 @@ static void kv_keys(dv_cpu_attn *a, int64_t g, const void *vctx) {
     a->window = view->window;
     for (int s = 0; s < view->n_segs; s++) {
         const dv_kv_seg *sg = &view->segs[s];
-        dv_cpu_attn_run(a, sg->k, sg->stride, sg->v, sg->stride, sg->pos0, sg->n);
+        const dv_cpu_kv_run run = {sg->k, sg->v, sg->pos0, sg->n, sg->k_stride, sg->v_stride, sg->kt, sg->vt};
+        dv_cpu_attn_run(a, &run);
     }
-    const float *kn = (const float *)((const char *)c->k_new->data + (size_t)g * c->k_new->nb[1]);
-    const float *vn = (const float *)((const char *)c->v_new->data + (size_t)g * c->v_new->nb[1]);
-    dv_cpu_attn_run(a, kn, (int64_t)(c->k_new->nb[0] / sizeof(float)), vn,
-                    (int64_t)(c->v_new->nb[0] / sizeof(float)), c->pos0, c->T);
+    const dv_cpu_kv_run own = {(const char *)c->k_new->data + (size_t)g * c->k_new->nb[1],
+                               (const char *)c->v_new->data + (size_t)g * c->v_new->nb[1],
+                               c->pos0,
+                               c->T,
+                               (int64_t)c->k_new->nb[0],
+                               (int64_t)c->v_new->nb[0],
+                               DV_KV_F32,
+                               DV_KV_F32};
+    dv_cpu_attn_run(a, &own);
 }
 
 void dv_cpu_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, const dv_tensor *k_new,
@@ -46,7 +54,10 @@ void dv_cpu_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, con
     DV_ASSERT(v_new->nb[2] == sizeof(float) && v_new->nb[0] % sizeof(float) == 0 && v_new->nb[1] % sizeof(float) == 0);
     for (int64_t g = 0; g < Hkv; g++)
         for (int s = 0; s < views[g].n_segs; s++)
-            DV_ASSERT(views[g].segs[s].n >= 0 && views[g].segs[s].pos0 + views[g].segs[s].n <= p->q_pos0);
+            DV_ASSERT(views[g].segs[s].n >= 0 && views[g].segs[s].pos0 + views[g].segs[s].n <= p->q_pos0 &&
+                      dv_kv_type_fits(views[g].segs[s].kt, D) && dv_kv_type_fits(views[g].segs[s].vt, D) &&
+                      (views[g].segs[s].kt != DV_KV_F32 || views[g].segs[s].k_stride % 4 == 0) &&
+                      (views[g].segs[s].vt != DV_KV_F32 || views[g].segs[s].v_stride % 4 == 0));
     kv_ctx ctx = {k_new, v_new, views, T, p->q_pos0};
     dv_cpu_attn_tasks(be, out, q, Hkv, p, kv_keys, &ctx);
 }

@@ -12,11 +12,12 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 
 size_t dv_cpu_attn_ws_floats(int64_t D) {
-    return (size_t)DV_ATT_MAXQ * (size_t)(2 * D + DV_ATT_KB);
+    return (size_t)DV_ATT_MAXQ * (size_t)(2 * D + DV_ATT_KB) + (size_t)(DV_ATT_KB + 1) * (size_t)D;
 }
 
 void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
@@ -26,6 +27,8 @@ void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
     a->q = ws;
     a->acc = ws + (size_t)DV_ATT_MAXQ * (size_t)D;
     a->s = ws + 2 * (size_t)DV_ATT_MAXQ * (size_t)D;
+    a->tile = a->s + (size_t)DV_ATT_MAXQ * DV_ATT_KB;
+    a->row = a->tile + (size_t)DV_ATT_KB * (size_t)D;
     memset(a->acc, 0, (size_t)nq * (size_t)D * sizeof(float));
     for (int i = 0; i < nq; i++) {
         a->m[i] = -INFINITY;
@@ -33,88 +36,88 @@ void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
     }
 }
 
-static inline float dot_q_k(const float *restrict q, const float *restrict k, int64_t D) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t d = 0; d < D; d++) s += q[d] * k[d];
-    return s;
+// The step loop, once per instruction set (attn_rows.inc); the generic copy is built for the build's
+// target (portable with DUOVID_NATIVE=OFF), the others only run where the CPU has them.
+#define DV_ISA generic
+#define DV_ISA_FMA DV_FMA
+#include "kernels/cpu/attn_rows.inc"
+#undef DV_ISA
+#undef DV_ISA_FMA
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DV_ATTN_X86 1
+#define DV_ISA_FMA(a, b, c) __builtin_fmaf((a), (b), (c))
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#define DV_ISA avx2
+#include "kernels/cpu/attn_rows.inc"
+#undef DV_ISA
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+#define DV_ISA avx512
+#include "kernels/cpu/attn_rows.inc"
+#undef DV_ISA
+#pragma GCC pop_options
+#undef DV_ISA_FMA
+#endif
+
+typedef void (*attend_rows_fn)(dv_cpu_attn *a, const dv_cpu_kv_run *run, int64_t r0, int64_t r1);
+typedef struct attn_isa {
+    const char *name;
+    attend_rows_fn fn;
+} attn_isa;
+static const attn_isa isas[] = {
+    {"generic", attend_rows_generic},
+#ifdef DV_ATTN_X86
+    {"avx2", attend_rows_avx2},
+    {"avx512", attend_rows_avx512},
+#endif
+};
+static int isa_chosen = -1; // index into isas; set once (first use) or by dv_backend_cpu_set_isa
+
+static int isa_supported(int i) {
+#ifdef DV_ATTN_X86
+    __builtin_cpu_init();
+    if (!strcmp(isas[i].name, "avx2"))
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (!strcmp(isas[i].name, "avx512"))
+        return isa_supported(1) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#endif
+    return i == 0;
 }
 
-// Keys rows [r0, r1) of a run starting at position pos0: all scored, masked per query when needed.
-static void attend_rows(dv_cpu_attn *a, const float *k, int64_t ks, const float *v, int64_t vs, int64_t pos0,
-                        int64_t r0, int64_t r1) {
-    const int nq = a->nq;
-    const int64_t D = a->D;
-    for (int64_t j0 = r0; j0 < r1; j0 += DV_ATT_KB) {
-        const int64_t nb = r1 - j0 < DV_ATT_KB ? r1 - j0 : DV_ATT_KB;
-        const int64_t kp0 = pos0 + j0, kp1 = pos0 + j0 + nb - 1; // positions of this step's keys
-        // scores (nq, nb): each key row once, against every query of the block
-        for (int64_t j = 0; j < nb; j++) {
-            const float *kr = k + (j0 + j) * ks;
-            for (int i = 0; i < nq; i++) a->s[i * DV_ATT_KB + j] = dot_q_k(a->q + i * D, kr, D);
+int dv_backend_cpu_set_isa(const char *name) {
+    for (int i = 0; i < (int)(sizeof isas / sizeof isas[0]); i++)
+        if (!strcmp(isas[i].name, name) && isa_supported(i)) {
+            __atomic_store_n(&isa_chosen, i, __ATOMIC_RELAXED);
+            return 0;
         }
-        // mask only steps that some query cannot fully see
-        if (!dv_attn_mask_all_visible(kp0, kp1, a->p_lo, a->p_hi, a->causal, a->sink, a->window))
-            for (int i = 0; i < nq; i++)
-                for (int64_t j = 0; j < nb; j++)
-                    if (!dv_attn_mask_visible(a->pos[i], kp0 + j, a->causal, a->sink, a->window))
-                        a->s[i * DV_ATT_KB + j] = -INFINITY;
-        // online softmax: new max, rescale the running sums, turn scores into weights
-        for (int i = 0; i < nq; i++) {
-            float *s = a->s + i * DV_ATT_KB;
-            float bm = -INFINITY;
-            for (int64_t j = 0; j < nb; j++) bm = s[j] > bm ? s[j] : bm;
-            const float nm = bm > a->m[i] ? bm : a->m[i];
-            if (nm == -INFINITY) { // nothing visible to this query yet: weights are all 0
-                for (int64_t j = 0; j < nb; j++) s[j] = 0.0f;
-                continue;
-            }
-            const float corr = expf(a->m[i] - nm); // 0 on the first visible step (m = -inf)
-            float l = a->l[i] * corr;
-            for (int64_t j = 0; j < nb; j++) {
-                s[j] = expf(s[j] - nm); // exp(-inf) = 0 for masked keys
-                l += s[j];
-            }
-            a->l[i] = l;
-            a->m[i] = nm;
-            if (corr != 1.0f) {
-                float *acc = a->acc + i * D;
-                for (int64_t d = 0; d < D; d++) acc[d] *= corr;
-            }
-        }
-        // acc_i += sum_j w_ij v_j, four value rows per pass over acc_i (one load/store of the
-        // accumulator per four FMAs; the rows stay in L1 across the queries of the block)
-        int64_t j = 0;
-        for (; j + 4 <= nb; j += 4) {
-            const float *restrict v0 = v + (j0 + j) * vs, *restrict v1 = v0 + vs, *restrict v2 = v1 + vs,
-                                  *restrict v3 = v2 + vs;
-            for (int i = 0; i < nq; i++) {
-                const float *w = a->s + i * DV_ATT_KB + j;
-                const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-                if (w0 == 0.0f && w1 == 0.0f && w2 == 0.0f && w3 == 0.0f) continue; // masked
-                float *restrict acc = a->acc + i * D;
-                for (int64_t d = 0; d < D; d++)
-                    acc[d] = DV_FMA(w3, v3[d], DV_FMA(w2, v2[d], DV_FMA(w1, v1[d], DV_FMA(w0, v0[d], acc[d]))));
-            }
-        }
-        for (; j < nb; j++) {
-            const float *restrict vr = v + (j0 + j) * vs;
-            for (int i = 0; i < nq; i++) {
-                const float w = a->s[i * DV_ATT_KB + j];
-                if (w == 0.0f) continue;
-                float *restrict acc = a->acc + i * D;
-                for (int64_t d = 0; d < D; d++) acc[d] = DV_FMA(w, vr[d], acc[d]);
-            }
-        }
+    return -1;
+}
+
+static const attn_isa *isa_get(void) {
+    int i = __atomic_load_n(&isa_chosen, __ATOMIC_RELAXED);
+    if (i < 0) {
+        const char *env = getenv("DUOVID_CPU_ISA");
+        i = 0;
+        for (int c = 0; c < (int)(sizeof isas / sizeof isas[0]); c++)
+            if (isa_supported(c) && (!env || !*env || !strcmp(env, isas[c].name))) i = c;
+        if (env && *env && strcmp(env, isas[i].name)) i = 0; // asked for one the CPU lacks: generic
+        __atomic_store_n(&isa_chosen, i, __ATOMIC_RELAXED);
     }
+    return &isas[i];
 }
 
-void dv_cpu_attn_run(dv_cpu_attn *a, const float *k, int64_t k_stride, const float *v, int64_t v_stride,
-                     int64_t pos0, int64_t n) {
+const char *dv_backend_cpu_isa(void) { return isa_get()->name; }
+
+void dv_cpu_attn_run(dv_cpu_attn *a, const dv_cpu_kv_run *run) {
     // only the rows some query of the block can see (the sink part and the window part, disjoint)
     int64_t lo[2], hi[2];
-    const int ni = dv_attn_mask_run(pos0, n, a->p_lo, a->p_hi, a->causal, a->sink, a->window, lo, hi);
-    for (int i = 0; i < ni; i++) attend_rows(a, k, k_stride, v, v_stride, pos0, lo[i] - pos0, hi[i] - pos0);
+    const int ni = dv_attn_mask_run(run->pos0, run->n, a->p_lo, a->p_hi, a->causal, a->sink, a->window, lo, hi);
+    const attend_rows_fn fn = isa_get()->fn;
+    for (int i = 0; i < ni; i++) fn(a, run, lo[i] - run->pos0, hi[i] - run->pos0);
 }
 
 void dv_cpu_attn_end(const dv_cpu_attn *a, float *const *out) {

@@ -47,6 +47,15 @@ static int cpu_copy(dv_backend *be, void *dst, const void *src, size_t n) {
     return 0;
 }
 
+// KV rows F32 -> the cache's type (kernels/dv_kv_type.h's rule; a few rows per token and layer)
+static int cpu_kv_store(dv_backend *be, void *dst, size_t dst_pitch, dv_kv_type t, const float *src, size_t src_pitch,
+                        int64_t D, size_t rows) {
+    (void)be;
+    for (size_t r = 0; r < rows; r++)
+        dv_kv_quantize_row(t, (const float *)((const char *)src + r * src_pitch), D, (char *)dst + r * dst_pitch);
+    return 0;
+}
+
 static int cpu_sync(dv_backend *be) {
     (void)be;
     return 0;
@@ -89,6 +98,7 @@ static const dv_backend_ops dv_cpu_ops = {
     .gated_delta_rule = dv_cpu_gated_delta_rule,
     .mul_sigmoid = dv_cpu_mul_sigmoid,
     .rope_sections = dv_cpu_rope_sections,
+    .kv_store = cpu_kv_store,
 };
 
 dv_backend *dv_backend_cpu_init(int n_threads) {

@@ -66,6 +66,9 @@ typedef struct dv_cpu_attn {
     float *q;                   // (nq, D) queries multiplied by the softmax scale (workspace)
     float *acc;                 // (nq, D) running sum of exp(s - m) * v (workspace)
     float *s;                   // (nq, DV_ATT_KB) scores of the current key step (workspace)
+    float *tile;                // (DV_ATT_KB, D) one step's value rows decoded to F32, or its key rows
+                                // transposed (D, DV_ATT_KB) (workspace)
+    float *row;                 // (D) one key row decoded to F32 (workspace)
     float m[DV_ATT_MAXQ];       // running max score per query
     float l[DV_ATT_MAXQ];       // running sum of exp(s - m) per query
     int64_t pos[DV_ATT_MAXQ];   // absolute position per query
@@ -74,15 +77,21 @@ typedef struct dv_cpu_attn {
     int64_t sink, window;       // iff dv_attn_mask_visible(p, j, causal, sink, window)
 } dv_cpu_attn;
 
+// A run of keys/values at positions pos0 .. pos0+n-1 in their stored types: row r of K at
+// (char *)k + r * k_stride (bytes), V likewise (dv_kv_seg's fields; f32 strides multiples of 4).
+typedef struct dv_cpu_kv_run {
+    const void *k, *v;
+    int64_t pos0, n, k_stride, v_stride;
+    dv_kv_type kt, vt;
+} dv_cpu_kv_run;
+
 // Workspace floats one block needs for head dim D.
 size_t dv_cpu_attn_ws_floats(int64_t D);
 // Starts a block over workspace ws: sets the pointers, clears the running state. The caller then
 // fills q (already scaled), pos, p_lo/p_hi and the mask fields.
 void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D);
-// Attends to keys at positions pos0 .. pos0+n-1: key row r at k + r * k_stride, value row r at
-// v + r * v_stride (strides in floats).
-void dv_cpu_attn_run(dv_cpu_attn *a, const float *k, int64_t k_stride, const float *v, int64_t v_stride,
-                     int64_t pos0, int64_t n);
+// Attends to the keys of a run (only the rows some query of the block can see are read).
+void dv_cpu_attn_run(dv_cpu_attn *a, const dv_cpu_kv_run *run);
 // out[i] (D) = acc_i / l_i (0 for a query that saw no key).
 void dv_cpu_attn_end(const dv_cpu_attn *a, float *const *out);
 // Splits Hq query heads in groups of Hq/Hkv over tasks of (query rows, kv head, head subset) for

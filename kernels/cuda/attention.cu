@@ -285,8 +285,8 @@ static __global__ void build_tables_kernel(const dv_kv_block *blocks, const dv_l
         dv_kv_seg s[2];
         const int ns = dv_kv_block_segs(&blocks[L.blk_off + b], len, s);
         for (int i = 0; i < ns; i++)
-            runs[off + n++] = {s[i].k, s[i].v, (long long)s[i].pos0, (long long)s[i].n, (long long)s[i].stride,
-                               (long long)s[i].stride};
+            runs[off + n++] = {(const float *)s[i].k, (const float *)s[i].v, (long long)s[i].pos0, (long long)s[i].n,
+                               (long long)s[i].k_stride / 4, (long long)s[i].v_stride / 4}; // f32 rows (asserted)
     }
     runs[off + n++] = {kn + g * k1, vn + g * v1, len, T, k0, v0};
     heads[g] = {off, n, L.sink, L.window};
@@ -427,6 +427,14 @@ void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, co
     DV_ASSERT(D <= 32 * DV_MAX_PER_LANE && Hq % Hkv == 0 && q->nb[2] == 4 && out->nb[2] == 4);
     DV_ASSERT(k_new->nb[2] == 4 && v_new->nb[2] == 4 && k_new->nb[0] % 4 == 0 && v_new->nb[0] % 4 == 0);
     if (!T) return;
+    // the CUDA kernels read f32 rows only (the backend has no kv_store: its KV caches are f32)
+    for (int g = 0; g < Hkv; g++) {
+        for (int s = 0; s < views[g].n_segs; s++)
+            DV_ASSERT(views[g].segs[s].kt == DV_KV_F32 && views[g].segs[s].vt == DV_KV_F32 &&
+                      views[g].segs[s].k_stride % 4 == 0 && views[g].segs[s].v_stride % 4 == 0);
+        for (int b = 0; views[g].blocks && b < views[g].n_blocks; b++)
+            DV_ASSERT(views[g].blocks[b].kt == DV_KV_F32 && views[g].blocks[b].vt == DV_KV_F32);
+    }
     int blocks = 1; // a KV cache's views: the table is built on the device from its cached layout
     for (int g = 0; g < Hkv; g++) blocks &= views[g].blocks != NULL && views[g].layout_gen == views[0].layout_gen;
     if (blocks && !host_tables()) {
@@ -448,8 +456,8 @@ void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, co
         for (int s = 0; s < views[g].n_segs; s++) {
             const dv_kv_seg *sg = &views[g].segs[s];
             DV_ASSERT(sg->n >= 0 && sg->pos0 + sg->n <= p->q_pos0);
-            hr[off++] = {sg->k, sg->v, (long long)sg->pos0, (long long)sg->n, (long long)sg->stride,
-                         (long long)sg->stride};
+            hr[off++] = {(const float *)sg->k, (const float *)sg->v, (long long)sg->pos0, (long long)sg->n,
+                         (long long)sg->k_stride / 4, (long long)sg->v_stride / 4};
         }
         hr[off++] = {(const float *)k_new->data + g * st.k1, (const float *)v_new->data + g * st.v1,
                      (long long)p->q_pos0, T, st.k0, st.v0};

@@ -58,7 +58,8 @@ static inline dv_cuda_attn_path dv_cuda_attn_select(const dv_tensor *out, const 
     for (int64_t g = 0; views && g < Hkv; g++)
         for (int s = 0; s < views[g].n_segs; s++) {
             const dv_kv_seg *sg = &views[g].segs[s];
-            ok &= sg->stride % 4 == 0 && dv_cuda_aligned(sg->k, 16) && dv_cuda_aligned(sg->v, 16);
+            ok &= sg->k_stride % 16 == 0 && sg->v_stride % 16 == 0 && dv_cuda_aligned(sg->k, 16) &&
+                  dv_cuda_aligned(sg->v, 16);
         }
     ok &= q->nb[0] % 8 == 0 && q->nb[1] % 8 == 0 && out->nb[0] % 8 == 0 && out->nb[1] % 8 == 0 &&
           dv_cuda_aligned(q->data, 8) && dv_cuda_aligned(out->data, 8);

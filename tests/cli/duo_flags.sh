@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# duo_flags.sh: the DuoAttention flags of `generate`: a pattern runs and reports its KV memory,
+# duo_flags.sh: the DuoAttention and KV-type flags of `generate`: a pattern runs and reports its KV memory,
 # sparsity 0 equals no pattern, bad patterns/flags give one error line and exit 1.
 #   bash tests/cli/duo_flags.sh build/duovid
 set -u
@@ -36,6 +36,16 @@ one_error "pattern of another shape" "1 layers x 3 KV heads, the model has 2 x 2
 one_error "missing pattern" "nope: no such pattern" -- "${gen[@]}" --duo "$tmp/nope"
 printf '0.9\tx\n' >"$tmp/bad.tsv"
 one_error "malformed pattern" "bad.tsv: line 1, value 2 is not a number" -- "${gen[@]}" --duo "$tmp/bad.tsv"
+# KV row types: every type that fits the head dim (16) runs and is reported; f32 / bf16 are the
+# ones named; q4 needs a head dim that is a multiple of 32
+for t in f32 bf16 f16 q8; do
+  "$bin" "${gen[@]}" --kv-type $t -v >/dev/null 2>"$tmp/e"; rc=$?
+  [ $rc = 0 ] && grep -q "K $t + V $t" "$tmp/e"; check "--kv-type $t runs and is reported" $?
+done
+"$bin" "${gen[@]}" --kv-type q8 --kv-type-v bf16 --duo "$tmp/pat" --sink 1 --recent 2 -v >/dev/null 2>"$tmp/e"
+grep -q "K q8 + V bf16, 104 bytes per token" "$tmp/e"; check "--kv-type-v after --kv-type; bytes per token" $?
+one_error "unknown KV type" "--kv-type: 'q2' is not one of f32, bf16, f16, q8, q4" -- "${gen[@]}" --kv-type q2
+one_error "q4 on head dim 16" "K type q4 needs a head dim that is a multiple of 32 \\(it is 16\\)" -- "${gen[@]}" --kv-type q4
 one_error "sparsity without --duo" "need --duo" -- "${gen[@]}" --duo-sparsity 0.5
 one_error "sparsity out of range" "--duo-sparsity: 1.5 is out of range" -- "${gen[@]}" --duo "$tmp/pat" --duo-sparsity 1.5
 one_error "both sparsity and threshold" "not both" -- "${gen[@]}" --duo "$tmp/pat" --duo-sparsity 0.5 --duo-threshold 0.5
