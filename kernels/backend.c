@@ -260,7 +260,7 @@ int dv_rope_sec_mrope(dv_rope_sec *sec, int head_dim, const int *sections, int n
         if (sections[j] < 0) return dv_error_set(DV_EFORMAT, "mrope_section: negative section %d", sections[j]);
         sum += sections[j];
     }
-    if (sum != half) return dv_error_set(DV_EFORMAT, "mrope_section sums to %d, head_dim / 2 is %d", sum, half);
+    if (sum != half) return dv_error_set(DV_EFORMAT, "mrope_section sums to %d, the rotary dim / 2 is %d", sum, half);
     memset(sec, 0, sizeof *sec);
     sec->n_sec = n < 3 ? n : 3;
     if (interleaved) { // HF Qwen3-VL: t everywhere, then h at 1, 4, .. < 3 s_h and w at 2, 5, .. < 3 s_w

@@ -77,10 +77,17 @@ static int is_numeric(int32_t c) {
     return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
 }
 
+// The `\w` of the Rust regex crate, which HF tokenizers' single_word test uses: Alphabetic (letters,
+// Nl and Other_Alphabetic), every mark, decimal digits, connector punctuation and Join_Control. Other
+// numbers (No: '½', '²') are not word characters there. utf8proc has no Alphabetic property: its
+// Other_Alphabetic code points outside the mark categories are the circled / squared Latin letters (So).
 int dv_bpe_is_word_char(int32_t c) {
     if (c < 0x80) return c == '_' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
     utf8proc_category_t k = utf8proc_category(c);
-    return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) || is_numeric(c);
+    if (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_NL) return 1; // L*, M*, Nd, Nl
+    if (k == UTF8PROC_CATEGORY_PC || c == 0x200C || c == 0x200D) return 1;
+    return (c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) || (c >= 0x1F150 && c <= 0x1F169) ||
+           (c >= 0x1F170 && c <= 0x1F189);
 }
 
 // ---- pieces ----

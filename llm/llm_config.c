@@ -284,7 +284,7 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
     dv_rope probe;
     if ((rc = dv_llm_config_rope(cfg, &probe))) return dv_error_prefix(rc, "%s", what);
     dv_rope_sec sec_probe;
-    if (cfg->mrope && (rc = dv_rope_sec_mrope(&sec_probe, cfg->head_dim, cfg->mrope_section, 3, cfg->mrope_interleaved)))
+    if (cfg->mrope && (rc = dv_rope_sec_mrope(&sec_probe, cfg->rotary_dim, cfg->mrope_section, 3, cfg->mrope_interleaved)))
         return dv_error_prefix(rc, "%s", what);
 
     cfg->tie_word_embeddings = 0; // HF default for Llama, Mistral, Qwen2 and Qwen3

@@ -321,7 +321,7 @@ int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model
     if (!m->pos_host || !m->ids_host) return dv_error_set(DV_ENOMEM, "out of memory");
     if (c->mrope) {
         if (!(m->cell_next = malloc((size_t)m->n_ctx * sizeof(int32_t)))) return dv_error_set(DV_ENOMEM, "out of memory");
-        if ((rc = dv_rope_sec_mrope(&m->rope_sec, c->head_dim, c->mrope_section, 3, c->mrope_interleaved))) return rc;
+        if ((rc = dv_rope_sec_mrope(&m->rope_sec, c->rotary_dim, c->mrope_section, 3, c->mrope_interleaved))) return rc;
     }
     DV_LOG_DEBUG("%s: %s, %d layers, hidden %d, heads %d/%d, ctx %d, batch %d", model_dir, c->arch_name,
                  c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, m->n_ctx, m->n_batch);

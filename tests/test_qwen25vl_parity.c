@@ -104,6 +104,7 @@ typedef struct ctx {
 static dv_llm *open_llm(dv_backend *be, int n_batch, const dv_duo_pattern *pat) {
     dv_llm_params p = dv_llm_default_params();
     p.backend = be, p.n_batch = n_batch, p.pattern = pat, p.n_ctx = 1024;
+    p.kv_type_k = p.kv_type_v = DV_KV_F32; // HF parity: the pipeline's own arithmetic, no KV rounding
     dv_llm *m = NULL;
     if (dv_llm_open(dv_test_path(MODEL), &p, &m)) fprintf(stderr, "FAIL open llm: %s\n", dv_error_message());
     return m;

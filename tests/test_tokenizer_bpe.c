@@ -210,6 +210,54 @@ static void bad_input(void) {
     free(json);
 }
 
+// single_word added tokens: which characters next to "[MASK]" (single_word in the gpt2 fixture) stop
+// it from matching. HF tokenizers tests the Rust regex crate's \w (Alphabetic, marks, Nd, Pc,
+// Join_Control); the expectations were measured with the Python tokenizers package 0.23.3 on this
+// fixture (1 = [MASK] still matches on both sides, i.e. not a word character).
+static void check_single_word(void) {
+    static const struct {
+        const char *ch;
+        int matches;
+    } cases[] = {
+        {"\xCC\x81", 0},         // U+0301 combining acute (Mn)
+        {"_", 0},                  // Pc
+        {"\xE2\x80\xBF", 0},     // U+203F undertie (Pc)
+        {"\xC2\xBD", 1},          // U+00BD one half (No)
+        {"\xE2\x85\xA0", 0},     // U+2160 roman numeral one (Nl)
+        {"\xE0\xA4\x83", 0},     // U+0903 devanagari visarga (Mc)
+        {"\xE2\x80\x8D", 0},     // U+200D zero width joiner (Join_Control)
+        {"\xE2\x80\x8C", 0},     // U+200C zero width non-joiner (Join_Control)
+        {"\xC2\xB2", 1},          // U+00B2 superscript two (No)
+        {"\xE3\x80\x87", 0},     // U+3007 ideographic zero (Nl)
+        {"!", 1},                  // Po
+        {"\xE2\x92\xB6", 0},     // U+24B6 circled capital A (So, Other_Alphabetic)
+        {"\xF0\x9F\x84\xB0", 0}, // U+1F130 squared Latin capital A (So, Other_Alphabetic)
+        {"\xE2\x83\x9D", 0},     // U+20DD combining enclosing circle (Me)
+        {"\xE2\x91\xA0", 1},     // U+2460 circled digit one (No)
+        {"\xD9\xA0", 0},          // U+0660 arabic-indic digit zero (Nd)
+    };
+    dv_tokenizer *t = NULL;
+    if (dv_tokenizer_open(dv_test_path("tests/fixtures/bpe/gpt2"), &t)) {
+        DV_CHECK_MSG(0, "%s", dv_error_message());
+        return;
+    }
+    const int mask = dv_tokenizer_token_id(t, "[MASK]");
+    DV_CHECK(mask >= 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int side = 0; side < 2; side++) {
+            char text[32];
+            snprintf(text, sizeof text, side ? "[MASK]%s" : "%s[MASK]", cases[i].ch);
+            int32_t ids[32];
+            int n = 0, found = 0;
+            DV_CHECK(dv_tokenizer_encode(t, text, 0, ids, 32, &n) == 0);
+            for (int k = 0; k < n; k++) found |= ids[k] == mask;
+            DV_CHECK_MSG(found == cases[i].matches, "single_word [MASK] next to case %zu (%s side): %s, HF: %s", i,
+                         side ? "right" : "left", found ? "matched" : "not matched",
+                         cases[i].matches ? "matched" : "not matched");
+        }
+    dv_tokenizer_free(t);
+}
+
 int main(void) {
     cJSON *corpus = NULL;
     if (dv_json_load(dv_test_path("tests/fixtures/bpe/corpus.json"), &corpus)) {
@@ -224,6 +272,7 @@ int main(void) {
     check_style("qwen35", "qwen35", corpus);
     check_style("mixed", "mixed", corpus);
     cJSON_Delete(corpus);
+    check_single_word();
 
     // special tokens by text, EOS/BOS from tokenizer_config.json and the post-processor
     dv_tokenizer *t = NULL;
