@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 // What both commands open: backend, tokenizer, model (with the --duo pattern applied).
 typedef struct eval_model {
@@ -341,6 +342,17 @@ static int eval_niah(int argc, char **argv) {
     if (!model_dir) {
         dv_app_usage_error("eval niah", "-m MODEL_DIR is required");
         return 1;
+    }
+    if (png) { // fail before the trials, not after them
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", png);
+        char *slash = strrchr(dir, '/');
+        struct stat st;
+        if (slash) *slash = 0;
+        if (slash && *dir && (stat(dir, &st) || !S_ISDIR(st.st_mode))) {
+            fprintf(stderr, "duovid: error: --png %s: no folder %s\n", png, dir);
+            return 1;
+        }
     }
     char hay_buf[4096];
     if (!hay_path) {
