@@ -242,8 +242,8 @@ static void eval_usage(FILE *f) {
             "      --depths LIST      needle depths in [0, 1] (default 0,0.25,0.5,0.75,1)\n"
             "      --samples N        prompts per cell, each with its own passkey and haystack offset (default 2)\n"
             "      --seed S           data seed (default 1)\n"
-            "      --haystack FILE    haystack text, used cyclically (default assets/text/filler.txt beside the\n"
-            "                         executable; e.g. the Jargon File of Debian's jargon-text, public domain)\n"
+            "      --haystack FILE    haystack text, used cyclically (default assets/text/jargon-essays.txt beside\n"
+            "                         the executable: essays of the public-domain Jargon File)\n"
             "      --json             one JSON object instead of the table\n"
             "      --png FILE         heat map: rows = lengths, columns = depths, dark blue 0%% .. yellow 100%%\n"
             "      --chunk N          prompt tokens per forward chunk (default 256)\n"
@@ -356,7 +356,7 @@ static int eval_niah(int argc, char **argv) {
     }
     char hay_buf[4096];
     if (!hay_path) {
-        if (dv_app_find_data("assets/text/filler.txt", "--haystack", hay_buf, sizeof hay_buf)) return 1;
+        if (dv_app_find_data("assets/text/jargon-essays.txt", "--haystack", hay_buf, sizeof hay_buf)) return 1;
         hay_path = hay_buf;
     }
     int max_len = 0;
