@@ -126,12 +126,14 @@ int dv_niah_prompt_make(dv_tokenizer *tok, const dv_template *tpl, const int32_t
     int at = (int)(depth * n_fill + 0.5);
     const int off = (int)(niah_rnd(&s) % (uint64_t)n_hay);
     // a sentence end within 64 tokens: the needle then starts a new sentence
-    for (int k = 0; at > 0 && at < n_fill && k < 64; k++, at++) {
-        const char *piece = dv_tokenizer_piece(tok, hay[(off + at - 1) % n_hay]);
+    for (int k = 0; at > 0 && k < 64 && at + k < n_fill; k++) {
+        const char *piece = dv_tokenizer_piece(tok, hay[(off + at + k - 1) % n_hay]);
         const size_t pl = piece ? strlen(piece) : 0;
-        if (pl && (piece[pl - 1] == '.' || piece[pl - 1] == '\n')) break;
+        if (pl && (piece[pl - 1] == '.' || piece[pl - 1] == '\n')) {
+            at += k;
+            break;
+        }
     }
-    if (at > n_fill) at = n_fill;
     n = n_pre;
     for (int i = 0; i < at; i++) ids[n++] = hay[(off + i) % n_hay];
     out->needle_pos = n;
