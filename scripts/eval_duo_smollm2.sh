@@ -3,12 +3,12 @@
 # identify (attention mass), 5 random patterns, NIAH for full / identified / random patterns, and
 # perplexity at 2K with and without DuoAttention. Every figure is one JSON line in OUT/*.json.
 #   scripts/eval_duo_smollm2.sh [OUT_DIR] [NIAH_CTX] [NIAH_DEPTHS] [SAMPLES]
-# defaults: OUT_DIR=eval-out, NIAH_CTX=1k,2k, NIAH_DEPTHS=0,0.5,1, SAMPLES=1 (small: a 2-core CPU
-# answers a 2K-token prompt in about a minute). Needs build/duovid (or $DUOVID), scripts/fetch_smollm2.sh's model
+# defaults: OUT_DIR=eval-out, NIAH_CTX=1k, NIAH_DEPTHS=0,0.5,1, SAMPLES=1, WINDOWS=1 (2048-token
+# perplexity windows): small, as a loaded 2-core CPU answers a 1K-token prompt in 1-3 minutes. Needs build/duovid (or $DUOVID), scripts/fetch_smollm2.sh's model
 # and Debian's jargon-text (the public-domain Jargon File, for perplexity).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-eval-out} ctx=${2:-1k,2k} depths=${3:-0,0.5,1} samples=${4:-1}
+out=${1:-eval-out} ctx=${2:-1k} depths=${3:-0,0.5,1} samples=${4:-1} windows=${WINDOWS:-1}
 bin=${DUOVID:-build/duovid}
 model=${XDG_CACHE_HOME:-$HOME/.cache}/duovid/models/SmolLM2-135M-Instruct
 hay=assets/text/jargon-essays.txt
@@ -22,7 +22,7 @@ niah() { # NAME [duo flags...]
 }
 ppl() { # NAME [duo flags...]
   local name=$1; shift
-  [ -s "$out/ppl-$name.json" ] || "$bin" perplexity -m "$model" -f "$out/jargon.txt" --ctx 2048 --windows 2 "${t[@]}" \
+  [ -s "$out/ppl-$name.json" ] || "$bin" perplexity -m "$model" -f "$out/jargon.txt" --ctx 2048 --windows $windows "${t[@]}" \
     --json "$@" >"$out/ppl-$name.json" 2>"$out/ppl-$name.log"
 }
 [ -f "$out/pat-mass/full_attention_heads.tsv" ] || { /usr/bin/time -f "identify: %e s wall, %U s user" \
@@ -30,10 +30,9 @@ ppl() { # NAME [duo flags...]
 for s in 1 2 3 4 5; do "$bin" identify -m "$model" -o "$out/pat-rand$s" --method random --seed $s --filler assets/text/filler.txt >/dev/null; done
 niah full
 niah mass-0.5 --duo "$out/pat-mass" --duo-sparsity 0.5
-# the random baselines at the first length only (a 2-core CPU cannot afford more within an hour)
-for s in 1 2 3 4 5; do ctx=${ctx%%,*} niah rand$s-0.5 --duo "$out/pat-rand$s" --duo-sparsity 0.5; done
 ppl full
 ppl mass-0.5 --duo "$out/pat-mass" --duo-sparsity 0.5
+for s in 1 2 3 4 5; do niah rand$s-0.5 --duo "$out/pat-rand$s" --duo-sparsity 0.5; done
 niah mass-0.75 --duo "$out/pat-mass" --duo-sparsity 0.75
-for s in 1 2 3 4 5; do ctx=${ctx%%,*} niah rand$s-0.75 --duo "$out/pat-rand$s" --duo-sparsity 0.75; done
+for s in 1 2 3 4 5; do niah rand$s-0.75 --duo "$out/pat-rand$s" --duo-sparsity 0.75; done
 grep -h . "$out"/*.json
