@@ -5,6 +5,7 @@
 #include "apps/args.h"
 #include "apps/cli.h"
 #include "apps/duo_args.h"
+#include "apps/vlm_args.h"
 
 #include "core/dv_error.h"
 #include "core/dv_progress.h"
@@ -14,12 +15,14 @@
 #include "llm/dv_tokenizer.h"
 #include "video/dv_png.h"
 #include "video/dv_sheet.h"
+#include "vlm/dv_vlm.h"
 
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 // What both commands open: backend, tokenizer, model (with the --duo pattern applied).
@@ -232,7 +235,8 @@ enum { NIAH_MAX_LEN = 8, NIAH_MAX_DEPTH = 16 };
 
 static void eval_usage(FILE *f) {
     fprintf(f,
-            "usage: duovid eval niah -m MODEL_DIR [options]\n\n"
+            "usage: duovid eval niah -m MODEL_DIR [options]\n"
+            "       duovid eval vniah -m VLM_DIR -v VIDEO --needle IMG.png [options]  (see eval vniah --help)\n\n"
             "Passkey retrieval (needle in a haystack): for each prompt length and needle depth, --samples\n"
             "prompts in the model's chat format hide \"The pass key is NNNNN...\" in haystack text and ask for\n"
             "it; a trial is correct when the greedy answer holds the number. A table of accuracies per cell\n"
@@ -461,12 +465,145 @@ done:
     return ret;
 }
 
+// ---- duovid eval vniah ----
+
+static void vniah_usage(FILE *f) {
+    fprintf(f,
+            "usage: duovid eval vniah -m VLM_DIR -v VIDEO --needle IMG.png [options]\n\n"
+            "Video needle in a haystack (as LongVA's V-NIAH): for each depth, the planned frame at that depth\n"
+            "of the video's frame sequence is replaced by the needle image, the video context is built (the\n"
+            "context cache is off) and --question is asked. A line per depth on stdout (or --json); with\n"
+            "--expect, a depth counts as found when the answer holds that text (case-insensitive).\n\n"
+            "  -v, --video FILE       the haystack video\n"
+            "      --needle FILE      the needle image (PNG)\n"
+            "      --depths LIST      depths in [0, 1] (default 0,0.25,0.5,0.75,1)\n"
+            "      --question TEXT    default \"What is shown in the frame that does not belong to the video?\"\n"
+            "      --expect TEXT      the text a right answer holds\n"
+            "      --json             one JSON object\n\n");
+    dv_vlm_cli_help(f);
+}
+
+typedef struct vniah_opts {
+    const char *video, *needle, *question, *expect;
+    double depths[NIAH_MAX_DEPTH];
+    int n_dep, json, bad;
+} vniah_opts;
+
+static int vniah_opt(void *ctx, int code, const char *v) {
+    vniah_opts *o = ctx;
+    switch (code) {
+    case 'v': o->video = v; return 1;
+    case 1: o->needle = v; return 1;
+    case 2: return (o->n_dep = dv_arg_list("--depths", v, o->depths, NIAH_MAX_DEPTH, 0, 1)) < 0 ? -1 : 1;
+    case 3: o->question = v; return 1;
+    case 4: o->expect = v; return 1;
+    case 5: o->json = 1; return 1;
+    default: return 0;
+    }
+}
+
+static int contains_nocase(const char *hay, const char *needle) {
+    const size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (!strncasecmp(hay, needle, n)) return 1;
+    return n == 0;
+}
+
+static int eval_vniah(int argc, char **argv) {
+    dv_vlm_cli c;
+    dv_vlm_cli_init(&c);
+    vniah_opts o = {.question = "What is shown in the frame that does not belong to the video?",
+                    .depths = {0, 0.25, 0.5, 0.75, 1}, .n_dep = 5};
+    static const struct option opts[] = {{"video", required_argument, 0, 'v'}, {"needle", required_argument, 0, 1},
+                                         {"depths", required_argument, 0, 2},  {"question", required_argument, 0, 3},
+                                         {"expect", required_argument, 0, 4},  {"json", no_argument, 0, 5},
+                                         {0, 0, 0, 0}};
+    const int pr = dv_vlm_cli_getopt(&c, "eval vniah", argc, argv, opts, "v:", vniah_opt, &o, vniah_usage);
+    if (pr) return pr < 0;
+    if (!o.video || !o.needle || optind != argc) {
+        dv_app_usage_error("eval vniah", optind != argc ? "unexpected argument" : "-v VIDEO and --needle IMG.png are required");
+        return 1;
+    }
+    uint8_t *rgb = NULL;
+    int w = 0, h = 0;
+    if (dv_png_read_rgb(o.needle, &rgb, &w, &h)) {
+        dv_app_error();
+        return 1;
+    }
+    const dv_image needle = {.rgb = rgb, .w = w, .h = h, .stride = 3 * w};
+    c.no_cache = 1;
+    dv_vlm_session s;
+    if (dv_vlm_session_open(&c, &s)) {
+        free(rgb);
+        return 1;
+    }
+    int ret = 1, found = 0;
+    static volatile sig_atomic_t stop = 0;
+    dv_app_cb cbs;
+    const dv_vlm_callbacks cb = dv_app_callbacks(&cbs, &stop, 0);
+    int nq = 0;
+    int32_t *qids = NULL;
+    if (dv_vlm_question_ids(s.vlm, o.question, 1, &qids, &nq)) goto fail;
+    free(qids);
+    const dv_vlm_video_opts vo = dv_vlm_cli_video_opts(&c, nq + c.n_predict);
+    if (o.json) {
+        printf("{\"model\":");
+        json_str(stdout, c.model_dir);
+        printf(",\"video\":");
+        json_str(stdout, o.video);
+        printf(",\"needle\":");
+        json_str(stdout, o.needle);
+        printf(",\"results\":[");
+    }
+    for (int d = 0; d < o.n_dep; d++) {
+        dv_vlm_video vc;
+        dv_vlm_answer a;
+        const dv_vlm_gen g = {.sampler = c.sampler.params, .max_new = c.n_predict, .ignore_eos = c.sampler.ignore_eos};
+        if (dv_vlm_set_needle(s.vlm, &needle, o.depths[d]) || dv_vlm_load_video(s.vlm, o.video, &vo, &cb, &vc) ||
+            dv_vlm_ask(s.vlm, o.question, 1, &g, &cb, &a))
+            goto fail;
+        const long long at = llround(o.depths[d] * (double)(vc.plan.n_frames - 1));
+        const int ok = o.expect && contains_nocase(a.text, o.expect);
+        found += ok;
+        if (o.json) {
+            printf("%s{\"depth\":%g,\"frame\":%lld,\"frames\":%lld,\"answer\":", d ? "," : "", o.depths[d], at,
+                   (long long)vc.stats.frames);
+            json_str(stdout, a.text);
+            if (o.expect) printf(",\"found\":%s", ok ? "true" : "false");
+            printf("}");
+        } else {
+            for (char *q = a.text; *q; q++)
+                if (*q == '\n') *q = ' ';
+            printf("depth %.2f: needle as frame %lld of %lld: %s%s\n", o.depths[d], at, (long long)vc.stats.frames,
+                   a.text, o.expect ? (ok ? "   [found]" : "   [missed]") : "");
+        }
+        fflush(stdout);
+    }
+    if (o.json) {
+        printf("]");
+        if (o.expect) printf(",\"accuracy\":%g", (double)found / o.n_dep);
+        printf("}\n");
+    } else if (o.expect) {
+        printf("accuracy %.1f%% (%d of %d depths)\n", 100.0 * found / o.n_dep, found, o.n_dep);
+    }
+    ret = 0;
+    goto done;
+fail:
+    if (o.json) printf("\n");
+    dv_app_error();
+done:
+    dv_vlm_session_close(&s);
+    free(rgb);
+    return ret;
+}
+
 int dv_cmd_eval(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         eval_usage(argc < 2 ? stderr : stdout);
         return argc < 2;
     }
     if (!strcmp(argv[1], "niah")) return eval_niah(argc - 1, argv + 1);
-    dv_app_usage_error("eval", "unknown evaluation '%s' (one of: niah)", argv[1]);
+    if (!strcmp(argv[1], "vniah")) return eval_vniah(argc - 1, argv + 1);
+    dv_app_usage_error("eval", "unknown evaluation '%s' (one of: niah, vniah)", argv[1]);
     return 1;
 }

@@ -59,5 +59,18 @@ one_error "eval niah png into a missing folder" "nodir/h.png" -- \
   eval niah -m $model --ctx 512 --depths 0 --samples 1 --png "$tmp/nodir/h.png"
 [ ! -e "$tmp/nodir" ]; check "no PNG left after the error" $?
 
+# V-NIAH on the tiny LLaVA-NeXT-Video: the plumbing (a needle frame per depth, the answer, --expect)
+vlm=assets/models/tiny-llava-next-video
+"$bin" eval vniah --help | grep -q "usage: duovid eval vniah"; check "eval vniah --help" $?
+"$bin" eval vniah -m $vlm -v assets/video/demo.mp4 --needle tests/fixtures/encoder/frame0.png --frames 6 \
+  --depths 0,1 -n 3 --expect zzz --json -t 1 >"$tmp/v" 2>/dev/null; rc=$?
+[ $rc = 0 ] && grep -q '"results":\[{"depth":0,"frame":0,"frames":6,"answer":".*"found":false},{"depth":1,"frame":5,' "$tmp/v" &&
+  grep -q '"accuracy":0}' "$tmp/v"
+check "eval vniah --json: the needle as frame 0 and 5 of 6" $?
+one_error "eval vniah missing needle" "nope.png" -- eval vniah -m $vlm -v assets/video/demo.mp4 --needle "$tmp/nope.png"
+one_error "eval vniah without --needle" "--needle IMG.png are required" -- eval vniah -m $vlm -v assets/video/demo.mp4
+one_error "eval vniah bad depth" "--depths: -1 is out of range" -- eval vniah -m $vlm -v assets/video/demo.mp4 \
+  --needle tests/fixtures/encoder/frame0.png --depths -1
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
