@@ -194,7 +194,7 @@ int dv_cmd_perplexity(int argc, char **argv) {
         fprintf(stderr, "duovid: error: %s: %d tokens, fewer than one window of --ctx %d\n", file, n, n_ctx);
         goto done;
     }
-    if (max_windows && n > max_windows * n_ctx) n = max_windows * n_ctx;
+    if (max_windows && (int64_t)n > (int64_t)max_windows * n_ctx) n = max_windows * n_ctx;
     const int bos = dv_tokenizer_add_bos(e.tok) ? dv_tokenizer_bos(e.tok) : -1;
     dv_ppl_result r;
     const double t0 = dv_time_now();

@@ -32,7 +32,9 @@ niah full
 niah mass-0.5 --duo "$out/pat-mass" --duo-sparsity 0.5
 ppl full
 ppl mass-0.5 --duo "$out/pat-mass" --duo-sparsity 0.5
-for s in 1 2 3 4 5; do niah rand$s-0.5 --duo "$out/pat-rand$s" --duo-sparsity 0.5; done
-niah mass-0.75 --duo "$out/pat-mass" --duo-sparsity 0.75
-for s in 1 2 3 4 5; do niah rand$s-0.75 --duo "$out/pat-rand$s" --duo-sparsity 0.75; done
+# random baselines and 0.75 at the depth that discriminates (0.5: the needle is outside the sink and the
+# recent window; at 0 it sits next to the sink, at 1 inside the recent window); BASE_DEPTHS to change
+for s in 1 2 3 4 5; do depths=${BASE_DEPTHS:-0.5} niah rand$s-0.5 --duo "$out/pat-rand$s" --duo-sparsity 0.5; done
+depths=${BASE_DEPTHS:-0.5} niah mass-0.75 --duo "$out/pat-mass" --duo-sparsity 0.75
+for s in 1 2 3 4 5; do depths=${BASE_DEPTHS:-0.5} niah rand$s-0.75 --duo "$out/pat-rand$s" --duo-sparsity 0.75; done
 grep -h . "$out"/*.json
