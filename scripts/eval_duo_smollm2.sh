@@ -3,7 +3,7 @@
 # identify (attention mass), 5 random patterns, NIAH for full / identified / random patterns, and
 # perplexity at 2K with and without DuoAttention. Every figure is one JSON line in OUT/*.json.
 #   scripts/eval_duo_smollm2.sh [OUT_DIR] [NIAH_CTX] [NIAH_DEPTHS] [SAMPLES]
-# defaults: OUT_DIR=eval-out, NIAH_CTX=1k, NIAH_DEPTHS=0,0.5,1, SAMPLES=1, WINDOWS=1 (2048-token
+# PART=niah|ppl runs one half. Defaults: OUT_DIR=eval-out, NIAH_CTX=1k, NIAH_DEPTHS=0,0.5,1, SAMPLES=1, WINDOWS=1 (2048-token
 # perplexity windows): small, as a loaded 2-core CPU answers a 1K-token prompt in 1-3 minutes. Needs build/duovid (or $DUOVID), scripts/fetch_smollm2.sh's model
 # and Debian's jargon-text (the public-domain Jargon File, for perplexity).
 set -euo pipefail
@@ -28,13 +28,19 @@ ppl() { # NAME [duo flags...]
 [ -f "$out/pat-mass/full_attention_heads.tsv" ] || { /usr/bin/time -f "identify: %e s wall, %U s user" \
   "$bin" identify -m "$model" -o "$out/pat-mass" --method attention-mass "${t[@]}" >"$out/identify.txt"; } 2>"$out/identify.log"
 for s in 1 2 3 4 5; do "$bin" identify -m "$model" -o "$out/pat-rand$s" --method random --seed $s --filler assets/text/filler.txt >/dev/null; done
-niah full
-niah mass-0.5 --duo "$out/pat-mass" --duo-sparsity 0.5
-ppl full
-ppl mass-0.5 --duo "$out/pat-mass" --duo-sparsity 0.5
-# random baselines and 0.75 at the depth that discriminates (0.5: the needle is outside the sink and the
-# recent window; at 0 it sits next to the sink, at 1 inside the recent window); BASE_DEPTHS to change
-for s in 1 2 3 4 5; do depths=${BASE_DEPTHS:-0.5} niah rand$s-0.5 --duo "$out/pat-rand$s" --duo-sparsity 0.5; done
-depths=${BASE_DEPTHS:-0.5} niah mass-0.75 --duo "$out/pat-mass" --duo-sparsity 0.75
-for s in 1 2 3 4 5; do depths=${BASE_DEPTHS:-0.5} niah rand$s-0.75 --duo "$out/pat-rand$s" --duo-sparsity 0.75; done
+part=${PART:-all} # niah | ppl | all: the two halves can run side by side
+if [ "$part" != ppl ]; then
+  niah full
+  # the patterns at the depth that discriminates (0.5: the needle is outside the sink and the recent
+  # window; at 0 it sits next to the sink, at 1 inside the recent window); BASE_DEPTHS to change
+  bd=${BASE_DEPTHS:-0.5}
+  depths=$bd niah mass-0.5 --duo "$out/pat-mass" --duo-sparsity 0.5
+  for s in 1 2 3 4 5; do depths=$bd niah rand$s-0.5 --duo "$out/pat-rand$s" --duo-sparsity 0.5; done
+  depths=$bd niah mass-0.75 --duo "$out/pat-mass" --duo-sparsity 0.75
+  for s in 1 2 3 4 5; do depths=$bd niah rand$s-0.75 --duo "$out/pat-rand$s" --duo-sparsity 0.75; done
+fi
+if [ "$part" != niah ]; then
+  ppl full
+  ppl mass-0.5 --duo "$out/pat-mass" --duo-sparsity 0.5
+fi
 grep -h . "$out"/*.json
