@@ -132,3 +132,12 @@ char *dv_app_read_text(const char *path, size_t *len) {
     if (buf && len) *len = n;
     return buf;
 }
+
+// dark blue -> teal -> yellow, a perceptually ordered ramp for gates in [0, 1]
+void dv_app_ramp(double a, uint8_t c[3]) {
+    static const double stops[3][3] = {{30, 30, 120}, {30, 150, 140}, {250, 230, 40}};
+    double t = a < 0 ? 0 : a > 1 ? 2 : 2 * a;
+    int i = t >= 1 ? 1 : 0;
+    double f = t - i;
+    for (int k = 0; k < 3; k++) c[k] = (uint8_t)(stops[i][k] + f * (stops[i + 1][k] - stops[i][k]) + 0.5);
+}

@@ -6,6 +6,7 @@
 #include "llm/dv_llm.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 // device: "auto" (CUDA when available, else CPU), "cpu" or "cuda"; n_threads <= 0: all cores.
 // Prints a one-line error and returns NULL on failure.
@@ -34,5 +35,9 @@ struct dv_duo_pattern;
 void dv_app_print_kv_report(const dv_llm *m);
 int dv_app_random_pattern(int n_layers, int n_kv_heads, double sparsity, int sink, int recent,
                           struct dv_duo_pattern **out);
+
+// A colour for a value in [0, 1] (clamped) for heat maps: dark blue 0 -> teal -> yellow 1 (perceptually
+// ordered). c gets RGB.
+void dv_app_ramp(double a, uint8_t c[3]);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int dv_arg_i64(const char *flag, const char *val, long long lo, long long hi, int64_t *out) {
     char *end;
@@ -70,6 +71,26 @@ int dv_arg_float(const char *flag, const char *val, double lo, double hi, float 
     if (dv_arg_double(flag, val, lo, hi, &v)) return -1;
     *out = (float)v;
     return 0;
+}
+
+int dv_arg_list(const char *flag, const char *s, double *out, int max, double lo, double hi) {
+    int n = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == max) {
+            fprintf(stderr, "duovid: error: %s: at most %d values\n", flag, max);
+            return -1;
+        }
+        const size_t k = strlen(tok);
+        const int kilo = k > 1 && (tok[k - 1] == 'k' || tok[k - 1] == 'K');
+        if (kilo) tok[k - 1] = 0;
+        if (dv_arg_double(flag, tok, kilo ? lo / 1024 : lo, kilo ? hi / 1024 : hi, &out[n])) return -1;
+        if (kilo) out[n] *= 1024;
+        n++;
+    }
+    if (!n) fprintf(stderr, "duovid: error: %s: empty list\n", flag);
+    return n ? n : -1;
 }
 
 int dv_arg_threads(const char *val, int *out) { return dv_arg_int("--threads", val, 0, 1024, out); }

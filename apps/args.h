@@ -14,6 +14,9 @@ int dv_arg_double(const char *flag, const char *val, double lo, double hi, doubl
 void dv_app_error(void);
 // Prints "duovid: error: <fmt>" for CLI mistakes, with a hint to see `duovid CMD --help`.
 void dv_app_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Parses a comma-separated list of at most `max` numbers in [lo, hi] ("0.5,0.75"; a value may end in k
+// for x1024: "1k,2k"). Returns the count, or -1 after printing the error.
+int dv_arg_list(const char *flag, const char *s, double *out, int max, double lo, double hi);
 // Parses --threads: 0/unset = all cores.
 int dv_arg_threads(const char *val, int *out);
 

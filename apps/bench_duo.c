@@ -40,22 +40,6 @@ static void usage(FILE *f) {
             "  -h, --help            this help\n");
 }
 
-static int parse_list(const char *flag, const char *s, double *out, int max, double lo, double hi) {
-    int n = 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (n == max) {
-            fprintf(stderr, "duovid: error: %s: at most %d values\n", flag, max);
-            return -1;
-        }
-        if (dv_arg_double(flag, tok, lo, hi, &out[n])) return -1;
-        n++;
-    }
-    if (!n) fprintf(stderr, "duovid: error: %s: empty list\n", flag);
-    return n ? n : -1;
-}
-
 typedef struct run_result {
     double kv_mib, prefill_s, decode_tps;
     size_t bytes_per_token; // K + V bytes a token adds to the retrieval heads
@@ -130,8 +114,8 @@ int dv_bench_duo(int argc, char **argv) {
         int bad = 0;
         switch (c) {
         case 'm': model_dir = optarg; break;
-        case 1: bad = (n_ctx = parse_list("--contexts", optarg, ctxs, 8, 16, 1 << 24)) < 0; break;
-        case 2: bad = (n_sp = parse_list("--sparsities", optarg, sps, 8, 0, 1)) < 0; break;
+        case 1: bad = (n_ctx = dv_arg_list("--contexts", optarg, ctxs, 8, 16, 1 << 24)) < 0; break;
+        case 2: bad = (n_sp = dv_arg_list("--sparsities", optarg, sps, 8, 0, 1)) < 0; break;
         case 3: bad = dv_arg_int("--chunk", optarg, 1, 1 << 20, &chunk); break;
         case 4: bad = dv_arg_int("--gen-tokens", optarg, 1, 1 << 16, &n_gen); break;
         case 5: bad = dv_arg_int("--sink", optarg, 0, 1 << 20, &sink); break;

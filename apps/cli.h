@@ -20,6 +20,8 @@ int dv_cmd_frames(int argc, char **argv);
 int dv_cmd_info_video(int argc, char **argv);
 int dv_cmd_pull(int argc, char **argv);
 int dv_cmd_tokenize(int argc, char **argv);
+int dv_cmd_perplexity(int argc, char **argv);
+int dv_cmd_eval(int argc, char **argv);
 int dv_bench_tokenize(int argc, char **argv);
 
 #endif

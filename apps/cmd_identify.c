@@ -21,7 +21,8 @@ static void usage(FILE *f) {
             "  -m, --model DIR        Llama/Mistral model folder (with tokenizer.model)\n"
             "  -o, --output DIR       pattern folder to write (created)\n"
             "  --method M             ablation (default): error each head causes when made streaming;\n"
-            "                         attention-mass: one pass, attention the answers put outside the window\n"
+            "                         attention-mass: one pass, attention the answers put outside the window;\n"
+            "                         random: uniform random gates from --seed (a baseline pattern)\n"
             "  --samples N            synthetic samples (default 2)\n"
             "  --length N             filler tokens per sample (default 1024)\n"
             "  --passkeys N           passkeys per sample (default 4)\n"
@@ -56,8 +57,9 @@ int dv_cmd_identify(int argc, char **argv) {
         case 1:
             if (!strcmp(optarg, "ablation")) p.method = DV_DUO_ID_ABLATION;
             else if (!strcmp(optarg, "attention-mass")) p.method = DV_DUO_ID_ATTENTION_MASS;
+            else if (!strcmp(optarg, "random")) p.method = DV_DUO_ID_RANDOM;
             else {
-                dv_app_usage_error("identify", "--method: '%s' is not one of ablation, attention-mass", optarg);
+                dv_app_usage_error("identify", "--method: '%s' is not one of ablation, attention-mass, random", optarg);
                 return 1;
             }
             break;
@@ -104,7 +106,7 @@ int dv_cmd_identify(int argc, char **argv) {
     int above = 0;
     for (int i = 0; i < NH; i++) above += scores[i] >= 0.5;
     printf("wrote %s: %d layers x %d KV heads (%s), %d of %d heads score >= 0.5\n", out, L, cfg->n_kv_heads,
-           p.method == DV_DUO_ID_ABLATION ? "ablation" : "attention-mass", above, NH);
+           dv_duo_id_method_name(p.method), above, NH);
     if (cfg->n_linear_layers) {
         char lin[1024];
         printf("hybrid model: the pattern's %d layers are the attention layers; %d Gated DeltaNet layers (%s) are "

@@ -1,5 +1,6 @@
 // cmd_pattern.c: `duovid pattern`: inspect a DuoAttention pattern: per-layer retrieval-head counts,
 // the total, the KV fraction it gives at a context length, and a layers x heads heat map PNG.
+#include "apps/app_common.h"
 #include "apps/args.h"
 #include "apps/cli.h"
 
@@ -30,15 +31,6 @@ static void usage(FILE *f) {
             "  -h, --help         this help\n");
 }
 
-// dark blue -> teal -> yellow, a perceptually ordered ramp for gates in [0, 1]
-static void ramp(double a, uint8_t c[3]) {
-    static const double stops[3][3] = {{30, 30, 120}, {30, 150, 140}, {250, 230, 40}};
-    double t = a < 0 ? 0 : a > 1 ? 2 : 2 * a;
-    int i = t >= 1 ? 1 : 0;
-    double f = t - i;
-    for (int k = 0; k < 3; k++) c[k] = (uint8_t)(stops[i][k] + f * (stops[i + 1][k] - stops[i][k]) + 0.5);
-}
-
 static int draw(const dv_duo_pattern *p, const char *path) {
     const int L = p->n_layers, H = p->n_kv_heads, cell = H <= 8 ? 20 : 10, left = 40, top = 30;
     const int w = left + H * cell + 10, h = top + L * cell + 10;
@@ -60,7 +52,7 @@ static int draw(const dv_duo_pattern *p, const char *path) {
         }
         for (int g = 0; g < H; g++) {
             uint8_t c[3];
-            ramp(p->alpha[l * H + g], c);
+            dv_app_ramp(p->alpha[l * H + g], c);
             const int ret = p->retrieval[l * H + g];
             for (int y = 0; y < cell; y++)
                 for (int x = 0; x < cell; x++) {

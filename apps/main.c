@@ -21,6 +21,8 @@ static const struct dv_cmd {
     {"bench", dv_cmd_bench, "benchmarks: `bench llm|duo|encoder|tokenize` (tok/s, peak RSS, MB/s)"},
     {"pattern", dv_cmd_pattern, "show a DuoAttention pattern: retrieval heads per layer, KV fraction, heat map"},
     {"identify", dv_cmd_identify, "find a model's DuoAttention retrieval heads, write a pattern folder"},
+    {"perplexity", dv_cmd_perplexity, "perplexity of a model on a text (llama.cpp's windows; with --duo patterns)"},
+    {"eval", dv_cmd_eval, "long-context evaluations: `eval niah` (passkey retrieval per length x depth)"},
     {"frames", dv_cmd_frames, "sample frames from a video: numbered PNGs (-o DIR) or a contact sheet (--sheet)"},
     {"pull", dv_cmd_pull, "download a Hugging Face model (safetensors, configs, tokenizer; resumable)"},
     {"synth-model", dv_cmd_synth_model, "write a random-weight checkpoint of a named shape (for benchmarks)"},

@@ -227,8 +227,17 @@ static void mass_observer(void *vctx, int layer, const dv_tensor *q, const dv_te
     }
 }
 
+const char *dv_duo_id_method_name(dv_duo_id_method m) {
+    return m == DV_DUO_ID_ABLATION ? "ablation" : m == DV_DUO_ID_ATTENTION_MASS ? "attention-mass" : "random";
+}
+
 int dv_duo_identify(dv_llm *m, dv_tokenizer *tok, const dv_duo_id_params *p, double *scores) {
     const int L = m->cfg.n_attn_layers, Hkv = m->cfg.n_kv_heads, NH = L * Hkv, H = m->cfg.hidden_size; // attention layers
+    if (p->method == DV_DUO_ID_RANDOM) {
+        uint64_t s = p->seed * 2654435761u + 7;
+        for (int i = 0; i < NH; i++) scores[i] = (double)(rnd(&s) & 0x3fffffff) / (double)0x40000000;
+        return 0;
+    }
     if (p->n_samples < 1 || p->length < 16 || p->n_passkeys < 1 || p->passkey_words < 1 || p->sink < 0 ||
         p->recent < 1)
         return dv_error_set(DV_EINVAL, "identify: samples >= 1, length >= 16, passkeys >= 1, words >= 1, recent >= 1");
@@ -320,7 +329,7 @@ int dv_duo_pattern_write(const char *dir, const double *scores, int L, int H, co
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "sink_size", p->sink);
     cJSON_AddNumberToObject(j, "recent_size", p->recent);
-    cJSON_AddStringToObject(j, "method", p->method == DV_DUO_ID_ABLATION ? "ablation" : "attention-mass");
+    cJSON_AddStringToObject(j, "method", dv_duo_id_method_name(p->method));
     cJSON_AddNumberToObject(j, "samples", p->n_samples);
     cJSON_AddNumberToObject(j, "context_length", p->length);
     cJSON_AddNumberToObject(j, "num_passkeys", p->n_passkeys);

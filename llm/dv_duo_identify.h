@@ -7,6 +7,8 @@
 //                    divided by the largest increase
 //   attention-mass:  one full-attention pass; score = attention mass the answer tokens' queries put
 //                    outside the sink + recent window, averaged over answers and the head's query group
+//   random:          uniform random gates from the seed, no forward pass: the baseline a method must
+//                    beat (a random pattern of the same sparsity)
 #ifndef DV_DUO_IDENTIFY_H
 #define DV_DUO_IDENTIFY_H
 
@@ -20,7 +22,10 @@
 extern "C" {
 #endif
 
-typedef enum dv_duo_id_method { DV_DUO_ID_ABLATION = 0, DV_DUO_ID_ATTENTION_MASS } dv_duo_id_method;
+typedef enum dv_duo_id_method { DV_DUO_ID_ABLATION = 0, DV_DUO_ID_ATTENTION_MASS, DV_DUO_ID_RANDOM } dv_duo_id_method;
+
+// "ablation", "attention-mass", "random"
+const char *dv_duo_id_method_name(dv_duo_id_method m);
 
 typedef struct dv_duo_id_params {
     dv_duo_id_method method;

@@ -22,6 +22,7 @@ done
 pkgs=(build-essential cmake pkg-config
       libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg
       libpng-dev libsentencepiece-dev libcjson-dev libopenblas-dev libcurl4-openssl-dev libssl-dev libxxhash-dev libpcre2-dev libutf8proc-dev time
+      jargon-text
       python3 python3-venv
       libmicrohttpd-dev chromium fonts-dejavu-core # duovid serve; its page test (headless) and screenshot fonts
       "${extra_pkgs[@]}")

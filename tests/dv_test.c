@@ -2,6 +2,8 @@
 #include "tests/dv_test.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int dv_test_passed, dv_test_failed;
@@ -67,6 +69,12 @@ const char *dv_test_path(const char *rel) {
     static char buf[4096];
     snprintf(buf, sizeof buf, "%s/%s", DUOVID_SOURCE_DIR, rel);
     return buf;
+}
+
+void dv_test_smollm2_dir(char *buf, size_t cap) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(buf, cap, "%s/duovid/models/SmolLM2-135M-Instruct", xdg);
+    else snprintf(buf, cap, "%s/.cache/duovid/models/SmolLM2-135M-Instruct", home ? home : ".");
 }
 
 int dv_test_finish(void) {

@@ -51,6 +51,9 @@ int dv_test_close_f64(const char *label, const float *a, const double *ref, size
 void dv_test_rand(float *x, size_t n, float lo, float hi, uint64_t *seed);
 // Absolute path of a file under the source tree ("assets/x" -> "/src/assets/x"), static buffer.
 const char *dv_test_path(const char *rel);
+// The folder scripts/fetch_smollm2.sh writes SmolLM2-135M-Instruct to:
+// ${XDG_CACHE_HOME:-$HOME/.cache}/duovid/models/SmolLM2-135M-Instruct (the real-model tests).
+void dv_test_smollm2_dir(char *buf, size_t cap);
 // Prints the summary line and returns the exit code.
 int dv_test_finish(void);
 

@@ -45,12 +45,6 @@ static int greedy(dv_llm *m, const int32_t *ids, int n, int eos, int max, int32_
     return k;
 }
 
-static void model_dir_path(char *buf, size_t cap) {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg) snprintf(buf, cap, "%s/duovid/models/SmolLM2-135M-Instruct", xdg);
-    else snprintf(buf, cap, "%s/.cache/duovid/models/SmolLM2-135M-Instruct", home ? home : ".");
-}
-
 static void check_tokenizer(const char *dir, const cJSON *ref, const cJSON *prompts) {
     dv_tokenizer *tok = NULL;
     if (dv_tokenizer_open(dir, &tok)) {
@@ -100,7 +94,7 @@ static void check_tokenizer(const char *dir, const cJSON *ref, const cJSON *prom
 
 int main(void) {
     char dir[4096], path[4200];
-    model_dir_path(dir, sizeof dir);
+    dv_test_smollm2_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/duovid_source.json", dir);
     cJSON *src = NULL, *ref = NULL;
     if (dv_json_load(path, &src)) {

@@ -206,6 +206,12 @@ typedef struct dv_vlm_answer {
 
 const char *dv_vlm_stop_name(dv_vlm_stop s); // "eos", "length", "interrupted", "context full"
 
+// V-NIAH (a needle frame in the video, as LongVA evaluates): from the next video context built on, the
+// planned frame at `depth` in [0, 1] (index round(depth * (n_frames - 1)) of the plan) is replaced by
+// `img` (any size: it goes through the encoder's preprocessing; not copied: keep it valid). NULL turns
+// it off. While a needle is set the context cache is off (its key does not know the needle).
+int dv_vlm_set_needle(dv_vlm *v, const dv_image *img, double depth);
+
 // Appends a user turn (first = 1: the question right after the video; 0: after an answer) and
 // generates the answer into the context (cb->on_text streams it; cb->cancel stops it). Context full
 // before the question fits: DV_EINVAL (the conversation can go on after a reset).

@@ -52,6 +52,9 @@ struct dv_vlm {
     int have_model_hash;
     uint64_t pattern_hash;         // dv_ctx_hash_pattern(pattern, duo_prefill), mixed with the KV row types
                                    // (a context of other KV types is another cache file)
+
+    const dv_image *needle;        // V-NIAH: replaces the planned frame at needle_depth (NULL: none), not owned
+    double needle_depth;
 };
 
 dv_vlm_params dv_vlm_default_params(void) {
@@ -76,7 +79,14 @@ dv_encoder *dv_vlm_encoder(dv_vlm *v) { return v->enc; }
 const dv_template *dv_vlm_template(const dv_vlm *v) { return &v->tpl; }
 const char *dv_vlm_template_why(const dv_vlm *v) { return v->tpl_why; }
 int64_t dv_vlm_video_tokens(const dv_vlm *v) { return v->video_tokens; }
-int dv_vlm_cache_on(const dv_vlm *v) { return v->cache_dir[0] != 0; }
+int dv_vlm_cache_on(const dv_vlm *v) { return v->cache_dir[0] != 0 && !v->needle; }
+
+int dv_vlm_set_needle(dv_vlm *v, const dv_image *img, double depth) {
+    if (img && !(depth >= 0 && depth <= 1)) return dv_error_set(DV_EINVAL, "needle depth %g is not in [0, 1]", depth);
+    v->needle = img;
+    v->needle_depth = depth;
+    return 0;
+}
 const char *dv_vlm_cache_dir(const dv_vlm *v) { return v->cache_dir; }
 
 int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
@@ -471,7 +481,8 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
     int rc;
     char text[4096];
     dv_prefetch *pf = NULL;
-    int began = 0;
+    dv_image *swap = NULL; // (encode_batch) a batch with the needle in it
+    int began = 0, needle_done = 0;
     drop_snapshot(v);
     v->n_frame_t = 0;
     v->video_tokens = 0;
@@ -479,6 +490,12 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
     if ((rc = dv_llm_rewind(v->llm, 0))) return rc;
     if ((rc = dv_template_prefix(&v->tpl, text, sizeof text)) || (rc = feed_text(v, text, 1, &st->t_prefill)))
         goto done;
+    // V-NIAH: the frame index the needle replaces, and the batch it is swapped into
+    const int64_t needle_at = v->needle ? llround(v->needle_depth * (double)(p->n_frames - 1)) : -1;
+    if (v->needle && !(swap = malloc((size_t)v->encode_batch * sizeof *swap))) {
+        rc = dv_error_set(DV_ENOMEM, "out of memory");
+        goto done;
+    }
     // frames are decoded on their own thread while the previous batch is encoded and prefilled
     if ((rc = dv_prefetch_start(video, &p->plan, v->encode_batch, &pf))) goto done;
     dv_vlm_cb_progress(cb, "video", "frames", DV_VLM_PROGRESS_BEGIN, 0, p->n_frames, "");
@@ -497,6 +514,12 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
         if (!nb) break;
         for (int i = 0; i < nb; i++)
             if ((rc = remember_frame(v, times[i]))) goto done;
+        if (needle_at >= st->frames && needle_at < st->frames + nb) {
+            memcpy(swap, images, (size_t)nb * sizeof *swap);
+            swap[needle_at - st->frames] = *v->needle;
+            images = swap;
+            needle_done = 1;
+        }
         rc = encode_batch(v, images, nb, times, timestamps, st);
         dv_prefetch_release(pf);
         if (rc) goto done;
@@ -512,6 +535,11 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
     st->t_decode = dv_prefetch_decode_seconds(pf);
     if (st->frames == 0) {
         rc = dv_error_set(DV_EFORMAT, "the video gave no frames for the plan");
+        goto done;
+    }
+    if (needle_at >= 0 && !needle_done) {
+        rc = dv_error_set(DV_EINVAL, "the needle's frame %lld is beyond the video's %lld frames", (long long)needle_at,
+                          (long long)st->frames);
         goto done;
     }
     if (v->suffix) { // OneVision: one image_newline row closes the video
@@ -530,6 +558,7 @@ done:
         dv_vlm_cb_progress(cb, "video", "frames", rc ? DV_VLM_PROGRESS_ABORT : DV_VLM_PROGRESS_END, st->frames,
                            p->n_frames, "");
     dv_prefetch_free(pf);
+    free(swap);
     st->t_total = dv_time_now() - t_start;
     st->h2d_bytes = be->xfer.h2d_bytes - x0.h2d_bytes;
     st->d2h_bytes = be->xfer.d2h_bytes - x0.d2h_bytes;

@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
 
-for m in ablation attention-mass; do
+for m in ablation attention-mass random; do
   "$bin" identify -m $model -o "$tmp/p-$m" --method $m --length 64 --passkeys 2 --passkey-words 3 \
     --sink 4 --recent 8 >"$tmp/o" 2>/dev/null; rc=$?
   [ $rc = 0 ] && grep -q "2 layers x 2 KV heads ($m)" "$tmp/o" && [ -f "$tmp/p-$m/full_attention_heads.tsv" ] \
