@@ -54,7 +54,7 @@ static int eval_model_open(eval_model *e, const char *dir, const char *device, i
     lp.n_ctx = n_ctx;
     lp.n_batch = n_batch;
     lp.pattern = e->pattern;
-    lp.duo_prefill = duo->prefill;
+    dv_duo_args_apply(duo, &lp); // prefill semantics and the KV row types
     if (dv_llm_open(dir, &lp, &e->llm)) goto fail_msg;
     if (dv_tokenizer_vocab_size(e->tok) > dv_llm_get_config(e->llm)->vocab_size) {
         dv_error_set(DV_EFORMAT, "%s: the tokenizer has %d tokens but the model only %d", dir,

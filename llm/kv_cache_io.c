@@ -4,10 +4,11 @@
 //
 // Stream layout (every integer little-endian; rows as kernels/dv_kv_type.h lays them out, floats
 // IEEE-754 little-endian; docs/FORMATS.md):
-//   llm state   = magic "DVLLMST1" (8 bytes), u32 version (2), u32 field count (6),
-//                 i64 n_layers, n_heads, hidden_size, vocab_size, n_past, n_linear_layers,
+//   llm state   = magic "DVLLMST1" (8 bytes), u32 version (2), u32 field count (7),
+//                 i64 n_layers, n_heads, hidden_size, vocab_size, n_past, n_linear_layers, mrope (0/1),
 //                 then the KV cache stream (attention layers only),
-//                 then, when n_linear_layers > 0, the Gated DeltaNet states (llm/linear_state.c)
+//                 then, when n_linear_layers > 0, the Gated DeltaNet states (llm/linear_state.c),
+//                 then, when mrope, n_past i32: per cell the position text after it resumes at
 //   KV cache    = magic "DVKVCAC1" (8 bytes), u32 version (2), u32 field count (10),
 //                 i64 n_layers L, n_kv_heads Hkv, head_dim D, page_size P, sink S, recent R,
 //                     prefill (0 reference, 1 strict), K type, V type (dv_kv_type: 0 f32, 1 bf16,
@@ -43,14 +44,14 @@
 #define KV_MAGIC "DVKVCAC1"
 #define KV_VERSION 2u // 1: F32 only (a dtype field), no K / V types
 #define LLM_MAGIC "DVLLMST1"
-#define LLM_VERSION 2u // 2: n_linear_layers and the Gated DeltaNet states
+#define LLM_VERSION 2u // 2: n_linear_layers and the Gated DeltaNet states, M-RoPE positions
 
 enum { KV_L, KV_HKV, KV_D, KV_P, KV_SINK, KV_RECENT, KV_PREFILL, KV_KTYPE, KV_VTYPE, KV_NTOK, KV_NFIELDS };
 static const char *const kv_field_names[KV_NFIELDS] = {"n_layers", "n_kv_heads", "head_dim", "page_size", "sink",
                                                        "recent", "prefill semantics", "K type", "V type", "n_tokens"};
-enum { LLM_L, LLM_HQ, LLM_HID, LLM_VOCAB, LLM_NPAST, LLM_NLIN, LLM_NFIELDS };
+enum { LLM_L, LLM_HQ, LLM_HID, LLM_VOCAB, LLM_NPAST, LLM_NLIN, LLM_MROPE, LLM_NFIELDS };
 static const char *const llm_field_names[LLM_NFIELDS] = {"n_layers", "n_heads", "hidden_size", "vocab_size",
-                                                         "n_past", "n_linear_layers"};
+                                                         "n_past", "n_linear_layers", "M-RoPE positions"};
 
 // ---- stdio callbacks ----
 
@@ -291,41 +292,68 @@ static void llm_fields(const dv_llm *m, int64_t *f) {
     f[LLM_VOCAB] = m->cfg.vocab_size;
     f[LLM_NPAST] = m->n_past;
     f[LLM_NLIN] = m->cfg.n_linear_layers;
+    f[LLM_MROPE] = m->cell_next != NULL;
 }
 
 int64_t dv_llm_state_bytes(const dv_llm *m) {
     return header_bytes(LLM_NFIELDS) + dv_kv_cache_state_bytes(m->kv) +
-           (m->lin ? dv_linear_state_stream_bytes(m->lin) : 0);
+           (m->lin ? dv_linear_state_stream_bytes(m->lin) : 0) + (m->cell_next ? 4 * (int64_t)m->n_past : 0);
 }
 
-// M-RoPE models' positions (cell_next) are not in the stream format yet: refused, never guessed.
-static int mrope_refused(const dv_llm *m) {
-    return m->cell_next ? dv_error_set(DV_EUNSUPPORTED, "%s: saving or loading an M-RoPE context is not supported yet",
-                                       m->cfg.arch_name)
-                        : 0;
+// M-RoPE models: positions are not cells, so the stream carries cell_next[0, n_past) (i32 each: the
+// position text after that cell resumes at), which is what prefill and rewind read back.
+static int positions_write(const dv_llm *m, dv_io_write_fn w, void *ctx) {
+    uint8_t buf[4 * 256];
+    for (int i = 0; i < m->n_past;) {
+        int n = m->n_past - i < 256 ? m->n_past - i : 256;
+        for (int k = 0; k < n; k++) dv_io_put_le(buf + 4 * k, (uint32_t)m->cell_next[i + k], 4);
+        int rc = w(ctx, buf, (size_t)n * 4);
+        if (rc) return rc;
+        i += n;
+    }
+    return 0;
+}
+
+static int positions_read(dv_llm *m, int n_past, dv_io_read_fn r, void *ctx, const char *what) {
+    uint8_t buf[4 * 256];
+    for (int i = 0; i < n_past;) {
+        int n = n_past - i < 256 ? n_past - i : 256;
+        int rc = r(ctx, buf, (size_t)n * 4);
+        if (rc) return dv_error_prefix(rc, "%s: M-RoPE positions", what);
+        for (int k = 0; k < n; k++) {
+            int32_t v = (int32_t)dv_io_get_le(buf + 4 * k, 4);
+            if (v < 0 || (i + k && v < m->cell_next[i + k - 1]))
+                return dv_error_set(DV_EFORMAT, "%s: M-RoPE position %d of cell %d is not valid", what, v, i + k);
+            m->cell_next[i + k] = v;
+        }
+        i += n;
+    }
+    return 0;
 }
 
 int dv_llm_state_write(dv_llm *m, dv_io_write_fn w, void *ctx) {
     DV_ASSERT(m->n_past == m->kv->len);
-    if (mrope_refused(m)) return DV_EUNSUPPORTED;
     int64_t f[LLM_NFIELDS];
     llm_fields(m, f);
     int rc = header_write(w, ctx, LLM_MAGIC, LLM_VERSION, f, LLM_NFIELDS);
     if (!rc) rc = dv_kv_cache_write(m->kv, w, ctx);
     if (!rc && m->lin) rc = dv_linear_state_write(m->lin, w, ctx);
+    if (!rc && m->cell_next) rc = positions_write(m, w, ctx);
     return rc;
 }
 
 int dv_llm_state_read(dv_llm *m, dv_io_read_fn r, void *ctx, const char *what) {
     m->n_past = 0;
     m->kv->len = 0;
-    if (mrope_refused(m)) return DV_EUNSUPPORTED;
     int64_t f[LLM_NFIELDS], want[LLM_NFIELDS];
     llm_fields(m, want);
     int rc = header_read(r, ctx, what, "LLM state", LLM_MAGIC, LLM_VERSION, f, LLM_NFIELDS);
     if (!rc && f[LLM_NLIN] != want[LLM_NLIN])
         rc = dv_error_set(DV_EFORMAT, "%s: model n_linear_layers is %lld in the file, %lld here", what,
                           (long long)f[LLM_NLIN], (long long)want[LLM_NLIN]);
+    if (!rc && f[LLM_MROPE] != want[LLM_MROPE])
+        rc = dv_error_set(DV_EFORMAT, "%s: the file %s M-RoPE positions, this model %s", what,
+                          f[LLM_MROPE] ? "has" : "has no", want[LLM_MROPE] ? "needs them" : "has none");
     if (rc || (rc = header_match(what, "model", llm_field_names, f, want, LLM_NPAST))) return rc;
     if ((rc = dv_kv_cache_read(m->kv, r, ctx, what))) return rc;
     if (m->lin && (rc = dv_linear_state_read(m->lin, r, ctx, what))) {
@@ -335,6 +363,10 @@ int dv_llm_state_read(dv_llm *m, dv_io_read_fn r, void *ctx, const char *what) {
     if (f[LLM_NPAST] != m->kv->len) {
         rc = dv_error_set(DV_EFORMAT, "%s: n_past %lld differs from the KV cache's %lld tokens", what,
                           (long long)f[LLM_NPAST], (long long)m->kv->len);
+        m->kv->len = 0;
+        return rc;
+    }
+    if (m->cell_next && (rc = positions_read(m, (int)m->kv->len, r, ctx, what))) {
         m->kv->len = 0;
         return rc;
     }

@@ -215,6 +215,23 @@ int main(void) {
         DV_CHECK(!memcmp(g, want_g, sizeof g));
         // a rewind to the prompt resumes text at the same position
         DV_CHECK(dv_llm_rewind(m, c.n) == 0 && dv_llm_next_position(m) == c.pos[n_ids - 1] + 1);
+        // the state stream carries the positions: a loaded context continues exactly as the original
+        FILE *f = tmpfile();
+        dv_llm *m2 = open_llm(be, 16, NULL);
+        DV_CHECK(f && m2 && dv_llm_state_write(m, dv_io_write_stdio, f) == 0 && ftell(f) == dv_llm_state_bytes(m));
+        if (f) rewind(f);
+        DV_CHECK(f && m2 && dv_llm_state_read(m2, dv_io_read_stdio, f, "tmpfile") == 0);
+        static int32_t ga[8], gb[8];
+        static float la[8 * V], lb[8 * V];
+        if (m2 && dv_llm_next_position(m2) == dv_llm_next_position(m) && run_turn(m, NULL, g, 1, 8, ga, la) == 0 &&
+            run_turn(m2, NULL, g, 1, 8, gb, lb) == 0) {
+            DV_CHECK_MSG(!memcmp(la, lb, sizeof la) && !memcmp(ga, gb, sizeof ga), "decode after a state load differs");
+            dv_test_close("greedy logits after a state load", lb, want_logits + V, 8 * (size_t)V, 1e-4);
+        } else {
+            DV_CHECK_MSG(0, "state round trip: %s", dv_error_message());
+        }
+        if (f) fclose(f);
+        dv_llm_free(m2);
     }
     dv_llm_free(m);
 
