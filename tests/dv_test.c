@@ -77,6 +77,18 @@ void dv_test_smollm2_dir(char *buf, size_t cap) {
     else snprintf(buf, cap, "%s/.cache/duovid/models/SmolLM2-135M-Instruct", home ? home : ".");
 }
 
+void dv_test_require_smollm2(char *buf, size_t cap) {
+    dv_test_smollm2_dir(buf, cap);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", buf);
+    FILE *probe = fopen(path, "r");
+    if (!probe) { // as DV_TEST_SKIP, from a helper: ctest reads exit code 77 as skipped
+        printf("SKIPPED: SmolLM2-135M-Instruct is not in %s (run scripts/fetch_smollm2.sh)\n", buf);
+        exit(77);
+    }
+    fclose(probe);
+}
+
 int dv_test_finish(void) {
     printf("%d passed, %d failed\n", dv_test_passed, dv_test_failed);
     return dv_test_failed ? 1 : 0;

@@ -54,6 +54,8 @@ const char *dv_test_path(const char *rel);
 // The folder scripts/fetch_smollm2.sh writes SmolLM2-135M-Instruct to:
 // ${XDG_CACHE_HOME:-$HOME/.cache}/duovid/models/SmolLM2-135M-Instruct (the real-model tests).
 void dv_test_smollm2_dir(char *buf, size_t cap);
+// The same folder, or a skip (exit 77, saying why) when its config.json is not there.
+void dv_test_require_smollm2(char *buf, size_t cap);
 // Prints the summary line and returns the exit code.
 int dv_test_finish(void);
 

@@ -40,12 +40,8 @@ static int32_t *tokenize(dv_tokenizer *tok, const char *path, int *n) {
 }
 
 int main(void) {
-    char dir[4096], path[4200];
-    dv_test_smollm2_dir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *probe = fopen(path, "r");
-    if (!probe) DV_TEST_SKIP("SmolLM2-135M-Instruct is not in %s (run scripts/fetch_smollm2.sh)", dir);
-    fclose(probe);
+    char dir[4096];
+    dv_test_require_smollm2(dir, sizeof dir);
     dv_backend *be = dv_backend_cpu_init(0);
     dv_tokenizer *tok = NULL;
     dv_llm *m = NULL;

@@ -19,12 +19,8 @@
 #define N_CTX 2048
 
 int main(void) {
-    char dir[4096], path[4200];
-    dv_test_smollm2_dir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *probe = fopen(path, "r");
-    if (!probe) DV_TEST_SKIP("SmolLM2-135M-Instruct is not in %s (run scripts/fetch_smollm2.sh)", dir);
-    fclose(probe);
+    char dir[4096];
+    dv_test_require_smollm2(dir, sizeof dir);
 
     static char text[1 << 17];
     FILE *f = fopen(dv_test_path("assets/text/jargon-essays.txt"), "rb");
