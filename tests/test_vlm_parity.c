@@ -28,7 +28,6 @@
 #define ref_f32 vlm_ref_f32
 #define ref_i32 vlm_ref_i32
 
-
 static dv_vlm *open_model(const char *dir, dv_backend *be, int n_batch, const dv_duo_pattern *pat) {
     return vlm_test_open(dir, be, n_batch, pat, NULL);
 }
