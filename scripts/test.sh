@@ -25,6 +25,8 @@ else
 fi
 # the real model of the `real` tests (outside the repo; says why and carries on when offline)
 scripts/fetch_smollm2.sh >/dev/null || true
+# the serve tests' Python packages (openai, websocket-client, schemathesis) in a venv outside the repo
+scripts/test_venv.sh >/dev/null || true
 echo "== tests (Release build) ==" >&2
 ctest --test-dir build -j"$jobs" --output-on-failure
 ((quick)) && exit 0
