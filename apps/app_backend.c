@@ -14,11 +14,14 @@
 #include <unistd.h>
 
 dv_backend *dv_app_backend_init(const char *device, int n_threads) {
-    if (!device || !strcmp(device, "auto") || !strcmp(device, "cuda")) {
+    int is_auto = !device || !strcmp(device, "auto");
+    if (is_auto && !dv_backend_cuda_driver_visible()) {
+        DV_LOG_DEBUG("no NVIDIA driver on this machine; using the CPU");
+    } else if (is_auto || !strcmp(device, "cuda")) {
         int st = 0;
         dv_backend *be = dv_backend_cuda_init(0, &st);
         if (be) return be;
-        if (device && !strcmp(device, "cuda")) {
+        if (!is_auto) {
             dv_app_error();
             return NULL;
         }

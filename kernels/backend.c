@@ -116,6 +116,11 @@ static void cuda_load_once(void) {
     if (cuda_status) snprintf(cuda_msg, sizeof cuda_msg, "%s", dv_error_message());
 }
 
+int dv_backend_cuda_driver_visible(void) {
+    return !access("/proc/driver/nvidia/version", F_OK) || !access("/dev/nvidiactl", F_OK) ||
+           !access("/dev/dxg", F_OK);
+}
+
 dv_backend *dv_backend_cuda_init(int device, int *status) {
     int dummy;
     if (!status) status = &dummy;

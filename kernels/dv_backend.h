@@ -267,6 +267,10 @@ int dv_backend_cpu_set_isa(const char *name);
 // DV_EFORMAT (the module does not load or has another ABI), DV_EDEVICE (no usable GPU), DV_EINVAL
 // (no such device).
 dv_backend *dv_backend_cuda_init(int device, int *status);
+// Whether an NVIDIA driver is visible on this machine (/proc/driver/nvidia, /dev/nvidiactl, or WSL's
+// /dev/dxg), without loading the module. `--device auto` asks this first, so a machine without a GPU
+// never maps the CUDA runtime and cuBLAS (about 180 MiB of libraries) just to be told there is none.
+int dv_backend_cuda_driver_visible(void);
 // Frees the backend (NULL is a no-op).
 void dv_backend_free(dv_backend *be);
 // Number of cores, the default for --threads.
