@@ -15,7 +15,9 @@
 
 dv_backend *dv_app_backend_init(const char *device, int n_threads) {
     int is_auto = !device || !strcmp(device, "auto");
-    if (is_auto && !dv_backend_cuda_driver_visible()) {
+    // a module named in $DUOVID_CUDA_MODULE is always tried: the user pointed at it
+    const char *named = getenv("DUOVID_CUDA_MODULE");
+    if (is_auto && !(named && *named) && !dv_backend_cuda_driver_visible()) {
         DV_LOG_DEBUG("no NVIDIA driver on this machine; using the CPU");
     } else if (is_auto || !strcmp(device, "cuda")) {
         int st = 0;

@@ -268,7 +268,8 @@ int dv_backend_cpu_set_isa(const char *name);
 // (no such device).
 dv_backend *dv_backend_cuda_init(int device, int *status);
 // Whether an NVIDIA driver is visible on this machine (/proc/driver/nvidia, /dev/nvidiactl, or WSL's
-// /dev/dxg), without loading the module. `--device auto` asks this first, so a machine without a GPU
+// /dev/dxg), without loading the module. `--device auto` asks this first (unless $DUOVID_CUDA_MODULE names a
+// module), so a machine without a GPU
 // never maps the CUDA runtime and cuBLAS (about 180 MiB of libraries) just to be told there is none.
 int dv_backend_cuda_driver_visible(void);
 // Frees the backend (NULL is a no-op).

@@ -43,5 +43,12 @@ if [ -f "$fake" ]; then
   check "no device: --device cuda is one error line, exit 1" $?
 fi
 
+# a machine without an NVIDIA driver: --device auto does not even try the module (no CUDA runtime mapped)
+if [ ! -e /proc/driver/nvidia/version ] && [ ! -e /dev/nvidiactl ] && [ ! -e /dev/dxg ]; then
+  (unset DUOVID_CUDA_MODULE; DUOVID_LOG=debug gen --device auto) >"$tmp/out" 2>"$tmp/err"; rc=$?
+  [ $rc = 0 ] && cmp -s "$tmp/out" "$tmp/cpu" && grep -q "no NVIDIA driver" "$tmp/err" && ! grep -q warning "$tmp/err"
+  check "no driver: --device auto uses the CPU without loading the module" $?
+fi
+
 echo "cuda_module: $pass passed, $fail failed"
 [ $fail = 0 ]
