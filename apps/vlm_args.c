@@ -184,7 +184,7 @@ int dv_vlm_session_open(const dv_vlm_cli *c, dv_vlm_session *s) {
         fprintf(stderr,
                 "duovid: %s: %s; %s, %.1fM parameters, %d layers, hidden %d, heads %d (kv %d)\n"
                 "duovid: context up to %d tokens, template %s (%s), backend %s (%d threads), loaded in %.2f s\n",
-                c->model_dir, dv_encoder_describe(dv_vlm_encoder(s->vlm)), mc->arch_name,
+                c->model_dir, dv_vlm_describe_vision(s->vlm), mc->arch_name,
                 (double)dv_llm_param_count(dv_vlm_llm(s->vlm)) / 1e6, mc->n_layers, mc->hidden_size, mc->n_heads,
                 mc->n_kv_heads, dv_llm_n_ctx(dv_vlm_llm(s->vlm)), dv_template_name(dv_vlm_template(s->vlm)->kind),
                 dv_vlm_template_why(s->vlm), s->be->ops->name, s->be->n_threads, dv_time_now() - t0);
