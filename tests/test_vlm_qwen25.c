@@ -24,8 +24,7 @@ static const int32_t *g_want, *g_want2;
 static const float *g_logits, *g_logits2;
 
 static int load(dv_vlm *v, dv_vlm_video *vc) {
-    dv_vlm_video_opts o = {.plan = dv_sample_plan_default()};
-    o.plan.fps = 2; // the processor config's fps, as HF samples the fixture
+    dv_vlm_video_opts o = {.plan = dv_sample_plan_default(), .model_fps = 1}; // the processor's 2 fps, as HF
     int rc = dv_vlm_load_video(v, dv_test_path(CLIP), &o, NULL, vc);
     DV_CHECK_MSG(rc == 0, "load video: %s", dv_error_message());
     return rc;

@@ -105,6 +105,8 @@ typedef struct dv_vlm_video_opts {
     int timestamps;      // 1: "t=12.0s:" text before each frame's tokens
     int64_t max_tokens;  // budget for the whole context incl. reserve (0: the LLM's n_ctx)
     int64_t reserve;     // tokens kept free for questions and answers
+    int model_fps;       // Qwen-VL: 1 samples at the video processor's fps (plan.fps ignored; the CLI without
+                         // --fps / --frames), 0 at plan.fps or plan.n_frames. Other models ignore it.
 } dv_vlm_video_opts;
 
 // The resolved plan, reported before any work starts.

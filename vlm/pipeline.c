@@ -136,6 +136,9 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
         // a group of temporal_patch frames is encoded at once: batches hold whole groups
         const int tp = dv_vlm_qwen_temporal_patch(v->qwen);
         v->encode_batch = (v->encode_batch + tp - 1) / tp * tp;
+    } else if (p->min_pixels || p->max_pixels) {
+        rc = dv_error_set(DV_EINVAL, "%s: --min-pixels / --max-pixels apply to Qwen-VL models only", model_dir);
+        goto fail;
     } else if ((rc = dv_encoder_open(model_dir, &ep, &v->enc))) {
         goto fail;
     }
@@ -308,13 +311,13 @@ static int no_fit(int64_t max_tokens, int64_t reserve, int64_t prompt, int64_t p
 static int plan_qwen(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_opts *o, int64_t max_tokens,
                      dv_vlm_plan *out) {
     int64_t asked = 0;
-    int rc = dv_vlm_qwen_plan(v->qwen, info, &o->plan, 0, out, &asked);
+    int rc = dv_vlm_qwen_plan(v->qwen, info, &o->plan, o->model_fps, 0, out, &asked);
     if (rc) return rc;
     out->asked_frames = asked;
     const int64_t fit = (out->budget - out->prefix_tokens - v->suffix) / out->group_tokens;
     if (fit < 1) return no_fit(max_tokens, o->reserve, out->prefix_tokens + v->suffix, out->group_tokens, "frame group");
     if (out->grid_t > fit) {
-        if ((rc = dv_vlm_qwen_plan(v->qwen, info, &o->plan, fit, out, &asked))) return rc;
+        if ((rc = dv_vlm_qwen_plan(v->qwen, info, &o->plan, o->model_fps, fit, out, &asked))) return rc;
         out->capped = 1;
     }
     return 0;

@@ -99,8 +99,8 @@ void dv_vlm_qwen_key(const dv_vlm_qwen *q, char *buf, size_t cap) {
     snprintf(buf, cap, "px=%lld-%lld", (long long)q->pc.min_pixels, (long long)q->pc.max_pixels);
 }
 
-int dv_vlm_qwen_plan(const dv_vlm_qwen *q, const dv_video_info *info, const dv_sample_plan *user, int64_t max_groups,
-                     dv_vlm_plan *p, int64_t *asked) {
+int dv_vlm_qwen_plan(const dv_vlm_qwen *q, const dv_video_info *info, const dv_sample_plan *user, int model_fps,
+                     int64_t max_groups, dv_vlm_plan *p, int64_t *asked) {
     dv_qwen_prep_config c = q->pc;
     const int tp = c.temporal_patch;
     const double vfps = info->fps;
@@ -115,7 +115,7 @@ int dv_vlm_qwen_plan(const dv_vlm_qwen *q, const dv_video_info *info, const dv_s
     if (start == 0 && user->end_sec < 0 && info->n_frames > 0) total = info->n_frames;
     // the user's rate (or frame count) through the processor's rules: even count, min/max frames
     if (user->n_frames > 0) c.fps = (double)user->n_frames * vfps / (double)(total > 0 ? total : 1);
-    else c.fps = user->fps;
+    else if (!model_fps) c.fps = user->fps;
     if (user->max_frames > 0 && user->max_frames < c.max_frames) c.max_frames = (int)user->max_frames;
     int n = 0, n_asked = 0;
     int rc = dv_qwen_sample_frames(&c, total, vfps, NULL, 0, &n_asked);

@@ -25,14 +25,15 @@ const char *dv_vlm_qwen_describe(const dv_vlm_qwen *q);
 // "px=MIN-MAX": the pixel bounds in force, for the context cache key.
 void dv_vlm_qwen_key(const dv_vlm_qwen *q, char *buf, size_t cap);
 
-// The processor's frames of a video under the user's plan (its fps or frame count, start/end range,
+// The processor's frames of a video under the user's plan (its fps or frame count, or the processor's
+// fps when model_fps, start/end range,
 // max_frames) with at most max_groups temporal patches (<= 0: no limit): fills p's plan (the sample
 // plan that decodes exactly those frames), times, n_frames, frame_w/h (smart_resize), grid_t/h/w,
 // temporal_patch, group_tokens, tokens_per_frame and t_interval. *asked: the frame count without
 // max_groups. Errors (DV_EINVAL, one line): unknown frame rate or length, too short for the temporal
 // patch, a frame smaller than one patch.
-int dv_vlm_qwen_plan(const dv_vlm_qwen *q, const dv_video_info *info, const dv_sample_plan *user, int64_t max_groups,
-                     dv_vlm_plan *p, int64_t *asked);
+int dv_vlm_qwen_plan(const dv_vlm_qwen *q, const dv_video_info *info, const dv_sample_plan *user, int model_fps,
+                     int64_t max_groups, dv_vlm_plan *p, int64_t *asked);
 
 // Before a video: sizes the buffers for batches of `batch` frames (a multiple of the temporal patch)
 // of plan p (once per video, nothing per frame).
