@@ -93,6 +93,9 @@ dv_llm *dv_vlm_llm(dv_vlm *v);
 dv_tokenizer *dv_vlm_tokenizer(dv_vlm *v);
 dv_encoder *dv_vlm_encoder(dv_vlm *v);          // NULL for a Qwen-VL model
 const char *dv_vlm_describe_vision(const dv_vlm *v); // one line: the vision side
+// The same for a folder, opening only its vision side (`duovid info`): 0 and the line in buf, or an
+// error (the folder's vision side is unusable: the message says why).
+int dv_vlm_describe_folder(const char *model_dir, char *buf, size_t cap);
 const dv_template *dv_vlm_template(const dv_vlm *v);
 const char *dv_vlm_template_why(const dv_vlm *v); // how the format was chosen
 int dv_vlm_cache_on(const dv_vlm *v);             // 1: a cache folder was given
@@ -122,8 +125,8 @@ struct dv_vlm_plan {
     int grid_t, grid_h, grid_w;
     int frame_w, frame_h;     // smart_resize'd frame size
     double t_interval;        // M-RoPE temporal position step per group
-    int ts_tokens;            // text tokens per frame besides its image tokens (at most): the timestamp
-                              // (--timestamps) and, for image models, the "\n" between frames
+    int ts_tokens;            // text tokens per frame (Qwen-VL: per group) besides its image tokens (at most):
+                              // the timestamp (--timestamps) and, for image models, the "\n" between frames
     int64_t prefix_tokens;    // template text before the video (BOS included)
     int64_t context_tokens;   // KV cells: prefix + frames (upper bound) + the rows closing a video (OneVision's
                               // image_newline, Qwen-VL's <|vision_end|>). M-RoPE positions advance slower

@@ -68,10 +68,6 @@ struct dv_vlm {
     double needle_depth;
 };
 
-// The markers a Qwen-VL chat template puts around a video (its <|video_pad|> run stands between them).
-#define QWEN_VISION_START "<|vision_start|>"
-#define QWEN_VISION_END "<|vision_end|>"
-
 static int encode(dv_vlm *v, const char *text, int bos, int *n);
 
 dv_vlm_params dv_vlm_default_params(void) {
@@ -96,6 +92,25 @@ dv_encoder *dv_vlm_encoder(dv_vlm *v) { return v->enc; }
 const char *dv_vlm_describe_vision(const dv_vlm *v) {
     return v->qwen ? dv_vlm_qwen_describe(v->qwen) : dv_encoder_describe(v->enc);
 }
+int dv_vlm_describe_folder(const char *model_dir, char *buf, size_t cap) {
+    int rc;
+    if (dv_vlm_qwen_detect(model_dir)) {
+        dv_backend *be = dv_backend_cpu_init(1);
+        dv_vlm_qwen *q = NULL;
+        if (!be) return dv_error_set(DV_ENOMEM, "out of memory");
+        if (!(rc = dv_vlm_qwen_open(model_dir, be, 0, 0, &q))) snprintf(buf, cap, "%s", dv_vlm_qwen_describe(q));
+        dv_vlm_qwen_free(q);
+        dv_backend_free(be);
+        return rc;
+    }
+    dv_encoder_params ep = dv_encoder_default_params();
+    ep.n_threads = 1;
+    dv_encoder *e = NULL;
+    if (!(rc = dv_encoder_open(model_dir, &ep, &e))) snprintf(buf, cap, "%s", dv_encoder_describe(e));
+    dv_encoder_free(e);
+    return rc;
+}
+
 int dv_vlm_video_position(const dv_vlm *v) { return v->video_next_pos; }
 void dv_vlm_set_video_position(dv_vlm *v, int pos) { v->video_next_pos = pos; }
 const dv_template *dv_vlm_template(const dv_vlm *v) { return &v->tpl; }
@@ -200,9 +215,9 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
         rc = dv_error_set(DV_ENOMEM, "out of memory");
         goto fail;
     }
-    if (v->qwen) { // the video closes with <|vision_end|>: text rows, counted like OneVision's closing row
-        int n;
-        if ((rc = encode(v, QWEN_VISION_END, 0, &n))) goto fail;
+    if (v->qwen) { // the family's text closing the video (<|vision_end|>), counted like OneVision's closing row
+        int n = 0;
+        if (*dv_vlm_qwen_video_close(v->qwen) && (rc = encode(v, dv_vlm_qwen_video_close(v->qwen), 0, &n))) goto fail;
         v->suffix = n;
     }
     DV_LOG_DEBUG("%s: %s, %d tokens per frame, template %s (%s)", model_dir, dv_vlm_describe_vision(v),
@@ -252,13 +267,13 @@ static int copy_ids(dv_vlm *v, int n, int32_t **ids) {
     return 0;
 }
 
-// The text before the video's rows: the template's, and Qwen-VL's <|vision_start|>.
+// The text before the video's rows: the template's, and Qwen-VL's (<|vision_start|>).
 static int prefix_text(const dv_vlm *v, char *buf, size_t cap) {
     int rc = dv_template_prefix(&v->tpl, buf, cap);
     if (rc || !v->qwen) return rc;
-    const size_t n = strlen(buf);
-    if (n + strlen(QWEN_VISION_START) >= cap) return dv_error_set(DV_EINVAL, "prompt text too long");
-    memcpy(buf + n, QWEN_VISION_START, strlen(QWEN_VISION_START) + 1);
+    const size_t n = strlen(buf), m = strlen(dv_vlm_qwen_video_open(v->qwen));
+    if (n + m >= cap) return dv_error_set(DV_EINVAL, "prompt text too long");
+    memcpy(buf + n, dv_vlm_qwen_video_open(v->qwen), m + 1);
     return 0;
 }
 
@@ -296,7 +311,7 @@ static void timestamp_text(double t, char *buf, size_t cap) { snprintf(buf, cap,
 // Context cells n_frames frames take (Qwen-VL: whole temporal-patch groups; else each frame's tokens
 // and its text).
 static int64_t frames_cells(const dv_vlm *v, const dv_vlm_plan *p, int64_t n_frames) {
-    if (v->qwen) return (n_frames + p->temporal_patch - 1) / p->temporal_patch * p->group_tokens;
+    if (v->qwen) return (n_frames + p->temporal_patch - 1) / p->temporal_patch * (p->group_tokens + p->ts_tokens);
     return n_frames * (p->tokens_per_frame + p->ts_tokens);
 }
 
@@ -314,8 +329,15 @@ static int plan_qwen(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_op
     int rc = dv_vlm_qwen_plan(v->qwen, info, &o->plan, o->model_fps, 0, out, &asked);
     if (rc) return rc;
     out->asked_frames = asked;
-    const int64_t fit = (out->budget - out->prefix_tokens - v->suffix) / out->group_tokens;
-    if (fit < 1) return no_fit(max_tokens, o->reserve, out->prefix_tokens + v->suffix, out->group_tokens, "frame group");
+    char before[128], after[128];
+    const double tmax[2] = {info->duration_sec > 0 ? info->duration_sec : 1e5, info->duration_sec > 0 ? info->duration_sec : 1e5};
+    if ((rc = dv_vlm_qwen_group_text(v->qwen, tmax, 2, before, after, sizeof before))) return rc;
+    int nb = 0, na = 0; // the widest text a group gets (timestamps), one more for digit-run differences
+    if ((*before && (rc = encode(v, before, 0, &nb))) || (*after && (rc = encode(v, after, 0, &na)))) return rc;
+    out->ts_tokens = nb + na ? nb + na + 1 : 0;
+    const int64_t per = out->group_tokens + out->ts_tokens;
+    const int64_t fit = (out->budget - out->prefix_tokens - v->suffix) / per;
+    if (fit < 1) return no_fit(max_tokens, o->reserve, out->prefix_tokens + v->suffix, per, "frame group");
     if (out->grid_t > fit) {
         if ((rc = dv_vlm_qwen_plan(v->qwen, info, &o->plan, o->model_fps, fit, out, &asked))) return rc;
         out->capped = 1;
@@ -578,10 +600,21 @@ static int encode_batch_qwen(dv_vlm *v, const dv_vlm_plan *p, const dv_image *im
     int rc = dv_vlm_qwen_encode(v->qwen, images, n, &rows, &ng);
     st->t_encode += dv_time_now() - t0;
     if (rc) return rc;
-    const int64_t nr = (int64_t)ng * p->group_tokens;
-    const int g0 = (int)((v->n_frame_t - n) / p->temporal_patch);
-    v->next_pos = dv_vlm_qwen_positions(p, video_pos0, g0, ng, v->vid_pos, nr);
-    return feed_rows(v, rows, nr, v->vid_pos, nr, &st->t_prefill);
+    const int tp = p->temporal_patch, T = p->group_tokens;
+    const int64_t f0 = v->n_frame_t - n; // this batch's first frame in the video
+    for (int j = 0; j < ng; j++) { // each group: its text, its rows with the family's positions, its text
+        char before[128], after[128];
+        const int nf = n - j * tp < tp ? n - j * tp : tp;
+        if ((rc = dv_vlm_qwen_group_text(v->qwen, v->frame_t + f0 + (int64_t)j * tp, nf, before, after, sizeof before)) ||
+            (*before && (rc = feed_text(v, before, 0, &st->t_prefill))))
+            return rc;
+        const int g = (int)(f0 / tp) + j;
+        const int next = dv_vlm_qwen_positions(v->qwen, p, video_pos0, v->next_pos, g, v->vid_pos, T);
+        if ((rc = feed_rows(v, rows + (size_t)j * T * v->d_model, T, v->vid_pos, T, &st->t_prefill))) return rc;
+        v->next_pos = next;
+        if (*after && (rc = feed_text(v, after, 0, &st->t_prefill))) return rc;
+    }
+    return 0;
 }
 
 // Encodes the n frames gathered and feeds their tokens (each after its timestamp).
@@ -632,7 +665,7 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
     v->next_pos = v->video_next_pos = 0;
     if ((rc = dv_llm_rewind(v->llm, 0))) return rc;
     if (v->qwen) { // buffers for one batch of this video's frame size, and its rows' positions
-        const int64_t rows = (int64_t)(v->encode_batch / p->temporal_patch) * p->group_tokens;
+        const int64_t rows = p->group_tokens; // positions go in one group at a time
         if ((rc = dv_vlm_qwen_begin(v->qwen, p, v->encode_batch))) return rc;
         if (rows > v->vid_pos_cap) {
             int32_t *np = realloc(v->vid_pos, (size_t)3 * rows * sizeof(int32_t));
@@ -697,7 +730,8 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
         goto done;
     }
     if (v->qwen) { // <|vision_end|>, text at the position after the video's grid
-        if ((rc = feed_text(v, QWEN_VISION_END, 0, &st->t_prefill))) goto done;
+        if (*dv_vlm_qwen_video_close(v->qwen) && (rc = feed_text(v, dv_vlm_qwen_video_close(v->qwen), 0, &st->t_prefill)))
+            goto done;
     } else if (v->suffix) { // OneVision: one image_newline row closes the video
         dv_tensor sfx;
         if ((rc = dv_encoder_video_suffix(v->enc, &sfx)) ||

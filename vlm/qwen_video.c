@@ -187,6 +187,17 @@ int dv_vlm_qwen_encode(dv_vlm_qwen *q, const dv_image *frames, int n, const floa
     return 0;
 }
 
-int dv_vlm_qwen_positions(const dv_vlm_plan *p, int start, int g0, int ng, int32_t *pos, int64_t stride) {
-    return dv_qwen_video_positions_part(start, g0, ng, p->grid_h, p->grid_w, p->merge, p->t_interval, pos, stride);
+const char *dv_vlm_qwen_video_open(const dv_vlm_qwen *q) { return (void)q, "<|vision_start|>"; }
+const char *dv_vlm_qwen_video_close(const dv_vlm_qwen *q) { return (void)q, "<|vision_end|>"; }
+
+int dv_vlm_qwen_group_text(const dv_vlm_qwen *q, const double *t, int n, char *before, char *after, size_t cap) {
+    (void)q, (void)t, (void)n;
+    if (cap) before[0] = after[0] = 0;
+    return 0;
+}
+
+int dv_vlm_qwen_positions(const dv_vlm_qwen *q, const dv_vlm_plan *p, int video_start, int text_pos, int g,
+                          int32_t *pos, int64_t stride) {
+    (void)q, (void)text_pos; // Qwen2.5-VL: every group on the video's one grid (HF get_rope_index)
+    return dv_qwen_video_positions_part(video_start, g, 1, p->grid_h, p->grid_w, p->merge, p->t_interval, pos, stride);
 }

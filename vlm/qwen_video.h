@@ -42,8 +42,19 @@ int dv_vlm_qwen_begin(dv_vlm_qwen *q, const dv_vlm_plan *p, int batch);
 // group_tokens, d_model) F32 on the backend, valid until the next call; *n_groups = ceil(n / tp)
 // (a short last group repeats its last frame, as the processor does).
 int dv_vlm_qwen_encode(dv_vlm_qwen *q, const dv_image *frames, int n, const float **rows, int *n_groups);
-// Positions of temporal patches g0 .. g0 + ng - 1 of the video whose first token is at text position
-// `start`: pos (3 rows, `stride` apart). Returns the position text after the video resumes at.
-int dv_vlm_qwen_positions(const dv_vlm_plan *p, int start, int g0, int ng, int32_t *pos, int64_t stride);
+// The family's text around the video, as its processor expands the chat template's
+// "<|vision_start|><|video_pad|><|vision_end|>": before the first row and after the last (static
+// strings; Qwen2.5-VL: the two markers), and before / after each temporal group whose n frames were
+// sampled at times t (Qwen2.5-VL: none, time is in the positions; a family with per-frame timestamps
+// writes them here). Each text goes in at the text positions.
+const char *dv_vlm_qwen_video_open(const dv_vlm_qwen *q);
+const char *dv_vlm_qwen_video_close(const dv_vlm_qwen *q);
+int dv_vlm_qwen_group_text(const dv_vlm_qwen *q, const double *t, int n, char *before, char *after, size_t cap);
+// Positions of temporal group g of the video: pos (3 rows, `stride` apart, group_tokens columns), given
+// the text position of the video's first row (video_start) and of the row about to be fed (text_pos);
+// the family's rule picks (Qwen2.5-VL: one grid from video_start, t scaled by t_interval). Returns
+// the text position after the group.
+int dv_vlm_qwen_positions(const dv_vlm_qwen *q, const dv_vlm_plan *p, int video_start, int text_pos, int g,
+                          int32_t *pos, int64_t stride);
 
 #endif

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # qwen25vl.sh: the tiny Qwen2.5-VL checkpoint (tests/fixtures/qwenvl/tiny-qwen2_5-vl) through the CLI:
-# `ask` samples the processor's frames (2 fps: 8 frames, grid 4 x 6 x 10), prints the plan and answers
+# `info` describes its vision tower; `ask` samples the processor's frames (2 fps: 8 frames, grid 4 x 6 x 10), prints the plan and answers
 # with HF's 16 greedy tokens (the fixture's answer_turn1); a second run loads the context cache for the
 # same answer; --max-pixels changes the grid (and the cache file); `chat` answers, forgets with /reset
 # and answers the same again, then a second turn; `summarize` writes its line. Bad input: a Qwen folder
@@ -19,6 +19,10 @@ trap 'rm -rf "$tmp"' EXIT
 export DUOVID_LOG=warn
 common=(-m "$model" -n 16 --temp 0 --kv-type f32 --cache-dir "$tmp/cache")
 q="What is moving in this video?"
+
+"$bin" info "$model" >"$tmp/info" 2>&1 && grep -q "^vision: *qwen2_5_vl vision, 3 blocks x 32 .*pixels 3136..15680" "$tmp/info" &&
+  grep -q "^prompt format: *chatml" "$tmp/info"
+check "info: the Qwen2.5-VL vision tower, its pixel bounds and the chatml prompt" $?
 
 # HF's greedy answer, from the fixture's metadata (safetensors: 8-byte header length, JSON header)
 want=$(python3 -c '
