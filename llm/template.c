@@ -196,7 +196,8 @@ int dv_template_first_question(const dv_template *t, const char *q, char *buf, s
     case DV_TEMPLATE_VICUNA: return put(buf, cap, "\n%s ASSISTANT:", q);
     case DV_TEMPLATE_MISTRAL:
     case DV_TEMPLATE_LLAMA2: return put(buf, cap, "\n%s [/INST]", q);
-    case DV_TEMPLATE_CHATML: return put(buf, cap, "%s%s<|im_end|>\n<|im_start|>assistant\n", t->video_inline ? "" : "\n", q);
+    case DV_TEMPLATE_CHATML:
+        return put(buf, cap, "%s%s<|im_end|>\n<|im_start|>assistant\n", t->video_inline ? "" : "\n", q);
     case DV_TEMPLATE_ONEVISION: return put(buf, cap, "\n%s<|im_end|><|im_start|>assistant\n", q);
     default: return put(buf, cap, "\n%s\n", q);
     }

@@ -88,7 +88,8 @@ int main(void) {
     int64_t nft = 0;
     const double *ft = dv_vlm_frame_times(v, &nft);
     DV_CHECK(nft == 8);
-    for (int i = 0; i < nft; i++) DV_CHECK_MSG(fabs(ft[i] - 0.5 * i) < 0.01, "frame %d at %.3f s", i, ft[i]); // 0, 5, 10, ...
+    for (int i = 0; i < nft; i++) // frames 0, 5, 10, ... of the 10 fps clip
+        DV_CHECK_MSG(fabs(ft[i] - 0.5 * i) < 0.01, "frame %d at %.3f s", i, ft[i]);
     int32_t *pre = NULL, *q = NULL;
     int npre = 0, nq = 0;
     DV_CHECK(dv_vlm_prefix_ids(v, &pre, &npre) == 0 && dv_vlm_question_ids(v, Q1, 1, &q, &nq) == 0);
@@ -96,8 +97,8 @@ int main(void) {
     int same = pre && q && npre + n_video + 1 + nq == n_ids && !memcmp(pre, want_ids, (size_t)npre * 4) &&
                !memcmp(q, want_ids + npre + n_video + 1, (size_t)nq * 4) && want_ids[npre + n_video] == 1204;
     for (int i = 0; same && i < n_video; i++) same = want_ids[npre + i] == 1206;
-    DV_CHECK_MSG(same, "prompt ids (prefix %d + %d video + vision_end + question %d) differ from HF's %lld", npre, n_video,
-                 nq, (long long)n_ids);
+    DV_CHECK_MSG(same, "prompt ids (prefix %d + %d video + vision_end + question %d) differ from HF's %lld", npre,
+                 n_video, nq, (long long)n_ids);
     DV_CHECK(p->context_tokens == npre + n_video + 1 && dv_vlm_video_tokens(v) == p->context_tokens);
     free(pre), free(q);
     char text[1024];
@@ -146,7 +147,8 @@ int main(void) {
         int ok = 1;
         for (int r = 0; r < 2; r++) {
             v = vlm_test_open(MODEL, be, 32, pat, NULL);
-            ok = ok && v && load(v, &vc) == 0 && dv_vlm_take_snapshot(v) == 0 && answer(v, 16, r ? gb : ga, r ? lb : la) == 0;
+            ok = ok && v && load(v, &vc) == 0 && dv_vlm_take_snapshot(v) == 0 &&
+                 answer(v, 16, r ? gb : ga, r ? lb : la) == 0;
             // a reset reloads the snapshot (the streaming windows have moved on): the same answer again
             static int32_t gc[16];
             static float lc[16 * V];

@@ -42,7 +42,7 @@ struct dv_vlm {
     // next_pos and advance it; a video's rows come with theirs (dv_vlm_qwen_positions)
     int mrope;
     int32_t *feed_pos;             // (3, n_batch) host, owned: the positions of the rows in feed
-    int32_t *vid_pos;              // (3, vid_pos_cap) host, owned: one frame batch's positions
+    int32_t *vid_pos;              // (3, vid_pos_cap) host, owned: one frame group's positions
     int64_t vid_pos_cap;
     int next_pos;                  // position of the next text row fed
     int video_next_pos;            // where the first question's text starts (HF: after the video's grid)
@@ -330,7 +330,7 @@ static int plan_qwen(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_op
     if (rc) return rc;
     out->asked_frames = asked;
     char before[128], after[128];
-    const double tmax[2] = {info->duration_sec > 0 ? info->duration_sec : 1e5, info->duration_sec > 0 ? info->duration_sec : 1e5};
+    const double tend = info->duration_sec > 0 ? info->duration_sec : 1e5, tmax[2] = {tend, tend};
     if ((rc = dv_vlm_qwen_group_text(v->qwen, tmax, 2, before, after, sizeof before))) return rc;
     int nb = 0, na = 0; // the widest text a group gets (timestamps), one more for digit-run differences
     if ((*before && (rc = encode(v, before, 0, &nb))) || (*after && (rc = encode(v, after, 0, &na)))) return rc;
@@ -448,8 +448,9 @@ void dv_vlm_plan_text(const dv_vlm *v, const dv_vlm_plan *p, char *buf, size_t c
     }
     char per[160];
     if (v->qwen) // frames go in temporal-patch groups; HF's video_grid_thw
-        snprintf(per, sizeof per, "grid %d x %d x %d (t x h x w patches, frames %dx%d), %d tokens/%d frames (%.1f/frame)",
-                 p->grid_t, p->grid_h, p->grid_w, p->frame_w, p->frame_h, p->group_tokens, p->temporal_patch,
+        snprintf(per, sizeof per,
+                 "grid %d x %d x %d (t x h x w patches, frames %dx%d), %d tokens/%d frames%s (%.1f/frame)", p->grid_t,
+                 p->grid_h, p->grid_w, p->frame_w, p->frame_h, p->group_tokens, p->temporal_patch, extra,
                  (double)p->group_tokens / p->temporal_patch);
     else
         snprintf(per, sizeof per, "%d tokens/frame%s", p->tokens_per_frame, extra);
@@ -477,7 +478,8 @@ static void dv_vlm_plan_key(const dv_vlm *v, const dv_vlm_plan *p, int timestamp
     uint64_t sys = 1469598103934665603ull;
     for (const char *c = v->tpl.system; *c; c++) sys = (sys ^ (uint8_t)*c) * 1099511628211ull;
     // %.17g: every double round-trips exactly; the chunk size matters to DuoAttention's reference prefill
-    int n = snprintf(buf, cap, "v1 fps=%.17g n=%lld start=%.17g end=%.17g max=%lld mode=%d ts=%d tpl=%s sys=%016llx chunk=%d",
+    int n = snprintf(buf, cap,
+                     "v1 fps=%.17g n=%lld start=%.17g end=%.17g max=%lld mode=%d ts=%d tpl=%s sys=%016llx chunk=%d",
                      p->plan.fps, (long long)p->plan.n_frames, p->plan.start_sec, p->plan.end_sec,
                      (long long)p->plan.max_frames, (int)p->plan.mode, timestamps, dv_template_name(v->tpl.kind),
                      (unsigned long long)sys, v->n_batch);
@@ -605,7 +607,8 @@ static int encode_batch_qwen(dv_vlm *v, const dv_vlm_plan *p, const dv_image *im
     for (int j = 0; j < ng; j++) { // each group: its text, its rows with the family's positions, its text
         char before[128], after[128];
         const int nf = n - j * tp < tp ? n - j * tp : tp;
-        if ((rc = dv_vlm_qwen_group_text(v->qwen, v->frame_t + f0 + (int64_t)j * tp, nf, before, after, sizeof before)) ||
+        const double *times = v->frame_t + f0 + (int64_t)j * tp;
+        if ((rc = dv_vlm_qwen_group_text(v->qwen, times, nf, before, after, sizeof before)) ||
             (*before && (rc = feed_text(v, before, 0, &st->t_prefill))))
             return rc;
         const int g = (int)(f0 / tp) + j;
@@ -707,7 +710,8 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
             images = swap;
             needle_done = 1;
         }
-        rc = v->qwen ? encode_batch_qwen(v, p, images, nb, video_pos0, st) : encode_batch(v, images, nb, times, timestamps, st);
+        rc = v->qwen ? encode_batch_qwen(v, p, images, nb, video_pos0, st)
+                     : encode_batch(v, images, nb, times, timestamps, st);
         dv_prefetch_release(pf);
         if (rc) goto done;
         st->frames += nb;
@@ -730,8 +734,8 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
         goto done;
     }
     if (v->qwen) { // <|vision_end|>, text at the position after the video's grid
-        if (*dv_vlm_qwen_video_close(v->qwen) && (rc = feed_text(v, dv_vlm_qwen_video_close(v->qwen), 0, &st->t_prefill)))
-            goto done;
+        const char *close = dv_vlm_qwen_video_close(v->qwen);
+        if (*close && (rc = feed_text(v, close, 0, &st->t_prefill))) goto done;
     } else if (v->suffix) { // OneVision: one image_newline row closes the video
         dv_tensor sfx;
         if ((rc = dv_encoder_video_suffix(v->enc, &sfx)) ||

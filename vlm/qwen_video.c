@@ -104,13 +104,17 @@ int dv_vlm_qwen_plan(const dv_vlm_qwen *q, const dv_video_info *info, const dv_s
     dv_qwen_prep_config c = q->pc;
     const int tp = c.temporal_patch;
     const double vfps = info->fps;
-    if (!(vfps > 0)) return dv_error_set(DV_EINVAL, "the video states no frame rate (the Qwen-VL processor samples by it)");
+    if (!(vfps > 0))
+        return dv_error_set(DV_EINVAL, "the video states no frame rate (the Qwen-VL processor samples by it)");
     // the frames of the range [start, end): the processor samples from a frame count
     const double start = user->start_sec > 0 ? user->start_sec : 0;
-    double end = info->duration_sec > 0 ? info->duration_sec : (info->n_frames > 0 ? (double)info->n_frames / vfps : -1);
+    double end = info->duration_sec > 0 ? info->duration_sec : -1;
+    if (end < 0 && info->n_frames > 0) end = (double)info->n_frames / vfps;
     if (user->end_sec >= 0 && (end < 0 || user->end_sec < end)) end = user->end_sec;
-    if (end < 0) return dv_error_set(DV_EINVAL, "the video states no length (the Qwen-VL processor samples from it); give --end");
-    if (!(end > start)) return dv_error_set(DV_EINVAL, "start %g s is at or past the end of the video (%.3f s)", start, end);
+    if (end < 0)
+        return dv_error_set(DV_EINVAL, "the video states no length (the Qwen-VL processor samples from it): give --end");
+    if (!(end > start))
+        return dv_error_set(DV_EINVAL, "start %g s is at or past the end of the video (%.3f s)", start, end);
     int64_t total = (int64_t)floor((end - start) * vfps + 0.5);
     if (start == 0 && user->end_sec < 0 && info->n_frames > 0) total = info->n_frames;
     // the user's rate (or frame count) through the processor's rules: even count, min/max frames
@@ -161,7 +165,8 @@ int dv_vlm_qwen_begin(dv_vlm_qwen *q, const dv_vlm_plan *p, int batch) {
     q->rows = q->be->ops->alloc(q->be, nrow * sizeof(float));
     if (!q->u8 || !q->chw || !q->patches || !q->feat || !q->rows) {
         qwen_end(q);
-        return dv_error_set(DV_ENOMEM, "out of memory for a batch of %d frames of %dx%d", batch, p->frame_w, p->frame_h);
+        return dv_error_set(DV_ENOMEM, "out of memory for a batch of %d frames of %dx%d", batch, p->frame_w,
+                            p->frame_h);
     }
     return 0;
 }

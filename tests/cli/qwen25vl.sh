@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # qwen25vl.sh: the tiny Qwen2.5-VL checkpoint (tests/fixtures/qwenvl/tiny-qwen2_5-vl) through the CLI:
-# `info` describes its vision tower; `ask` samples the processor's frames (2 fps: 8 frames, grid 4 x 6 x 10), prints the plan and answers
+# `info` describes its vision tower; `ask` samples the processor's frames (2 fps: 8 frames, grid 4 x 6
+# x 10), prints the plan and answers
 # with HF's 16 greedy tokens (the fixture's answer_turn1); a second run loads the context cache for the
 # same answer; --max-pixels changes the grid (and the cache file); `chat` answers, forgets with /reset
 # and answers the same again, then a second turn; `summarize` writes its line. Bad input: a Qwen folder
