@@ -6,7 +6,7 @@
 #include "core/dv_error.h"
 #include "core/dv_json.h"
 #include "core/dv_safetensors.h"
-#include "encoder/dv_encoder.h"
+#include "vlm/dv_vlm.h"
 #include "llm/dv_llm_config.h"
 #include "llm/dv_template.h"
 
@@ -54,12 +54,8 @@ static int info_model(int argc, char **argv) {
     char cfg_path[4200];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
     if (!dv_json_load(cfg_path, &root) && cJSON_GetObjectItemCaseSensitive(root, "vision_config")) {
-        dv_encoder_params ep = dv_encoder_default_params();
-        ep.n_threads = 1;
-        dv_encoder *e = NULL;
-        if (dv_encoder_open(dir, &ep, &e)) snprintf(vision, sizeof vision, "unusable: %s", dv_error_message());
-        else snprintf(vision, sizeof vision, "%s", dv_encoder_describe(e));
-        dv_encoder_free(e);
+        if (dv_vlm_describe_folder(dir, vision, sizeof vision))
+            snprintf(vision, sizeof vision, "unusable: %s", dv_error_message());
     }
     cJSON_Delete(root);
     dv_error_clear();

@@ -70,8 +70,7 @@ static srv_job *job_new(dv_srv *srv, srv_job_kind kind) {
     j->progress = 1;
     j->status = 200;
     snprintf(j->id, sizeof j->id, "chatcmpl-%08x%08x", (unsigned)time(NULL), n);
-    j->vo = (dv_vlm_video_opts){.plan = srv->cli.plan, .timestamps = srv->cli.timestamps,
-                                .max_tokens = srv->cli.max_tokens_context};
+    j->vo = dv_vlm_cli_video_opts(&srv->cli, 0);
     j->gen = (dv_vlm_gen){.sampler = srv->cli.sampler.params, .max_new = srv->cli.n_predict,
                           .ignore_eos = srv->cli.sampler.ignore_eos};
     pthread_cond_init(&j->cv, NULL);
@@ -112,6 +111,7 @@ static int get_video_opts(const cJSON *o, dv_vlm_video_opts *vo, char **err) {
     if ((rc = get_num(o, "frames", 1, 100000, 1, &have_frames, &x, err))) return rc;
     if (have_frames) vo->plan.n_frames = (int64_t)x;
     if (have_fps && have_frames) return BAD("frames", "give either 'fps' or 'frames', not both");
+    if (have_fps || have_frames) vo->model_fps = 0; // Qwen-VL: the request's rate, not the processor's
     h = 0;
     if ((rc = get_num(o, "max_frames", 1, 100000, 1, &h, &x, err))) return rc;
     if (h) vo->plan.max_frames = (int64_t)x;

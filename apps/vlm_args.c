@@ -45,6 +45,8 @@ static int cli_parse(dv_vlm_cli *c, int code, const char *v) {
     case DV_VLM_OPT_BASE + 19: c->device = v; break;
     case DV_VLM_OPT_BASE + 20: bad = dv_arg_int("--encode-batch", v, 1, 1024, &c->encode_batch); break;
     case DV_VLM_OPT_BASE + 21: c->verbose = 1; break;
+    case DV_VLM_OPT_BASE + 23: bad = dv_arg_i64("--min-pixels", v, 1, 1ll << 40, &c->min_pixels); break;
+    case DV_VLM_OPT_BASE + 24: bad = dv_arg_i64("--max-pixels", v, 1, 1ll << 40, &c->max_pixels); break;
     case DV_VLM_OPT_BASE + 22:
         if (!strcmp(v, "auto")) c->plan.mode = DV_SAMPLE_MODE_AUTO;
         else if (!strcmp(v, "seek")) c->plan.mode = DV_SAMPLE_MODE_SEEK;
@@ -65,7 +67,8 @@ static int cli_parse(dv_vlm_cli *c, int code, const char *v) {
 void dv_vlm_cli_help(FILE *f) {
     fprintf(f,
             "model:\n"
-            "  -m, --model DIR          LLaVA-style Hugging Face folder (LLaVA-NeXT-Video, llava-1.5): config.json,\n"
+            "  -m, --model DIR          Hugging Face folder: LLaVA-style (LLaVA-NeXT-Video, OneVision, llava-1.5) or\n"
+            "                           Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration): config.json,\n"
             "                           *.safetensors, tokenizer.model, preprocessor configs (`duovid pull` fetches one)\n"
             "      --device D           auto | cpu | cuda (default auto: CUDA when a GPU is present)\n"
             "  -t, --threads N          CPU threads (default: all cores)\n"
@@ -78,9 +81,14 @@ void dv_vlm_cli_help(FILE *f) {
             "      --start S, --end E   the range in seconds (default: the whole video)\n"
             "      --max-frames N       at most N frames (an --fps plan that would give more becomes N uniform)\n"
             "      --mode M             auto | seek | sequential frame access (default auto)\n"
-            "      --timestamps         put each frame's time (\"t=12.0s:\") before its tokens\n"
+            "      --timestamps         put each frame's time (\"t=12.0s:\") before its tokens (LLaVA models;\n"
+            "                           Qwen2.5-VL's positions carry the time)\n"
+            "      --min-pixels N, --max-pixels N  Qwen-VL: bounds of a frame's pixels after smart_resize (default:\n"
+            "                           video_preprocessor_config.json); Qwen-VL samples at the processor's fps\n"
+            "                           unless --fps or --frames is given, with its rules (even count, min/max frames)"
             "context:\n"
-            "      --max-tokens-context N  token budget of the whole context: the frame count is lowered to fit\n"
+            "      --max-tokens-context N  token budget of the whole context in KV cells (M-RoPE positions advance\n"
+            "                           slower than cells): the frame count is lowered to fit\n"
             "                           (default: the context size); the plan is printed before work starts\n"
             "      --ctx N              LLM context size in tokens (default: the model's maximum)\n"
             "      --chunk N            prefill chunk in tokens (default 256)\n"
@@ -106,6 +114,11 @@ static int cli_check(const dv_vlm_cli *c, const char *cmd) {
     }
     if (c->have_fps && c->plan.n_frames) {
         dv_app_usage_error(cmd, "give either --fps or --frames, not both");
+        return -1;
+    }
+    if (c->min_pixels && c->max_pixels && c->min_pixels > c->max_pixels) {
+        dv_app_usage_error(cmd, "--min-pixels %lld is above --max-pixels %lld", (long long)c->min_pixels,
+                           (long long)c->max_pixels);
         return -1;
     }
     if (c->plan.end_sec > 0 && c->plan.end_sec <= c->plan.start_sec) {
@@ -167,6 +180,8 @@ int dv_vlm_session_open(const dv_vlm_cli *c, dv_vlm_session *s) {
     p.kv_type_k = c->duo.kv_type_k;
     p.kv_type_v = c->duo.kv_type_v;
     p.system = c->system;
+    p.min_pixels = c->min_pixels;
+    p.max_pixels = c->max_pixels;
     if (c->template_name) {
         dv_template_kind k;
         dv_template_parse(c->template_name, &k);
@@ -184,7 +199,7 @@ int dv_vlm_session_open(const dv_vlm_cli *c, dv_vlm_session *s) {
         fprintf(stderr,
                 "duovid: %s: %s; %s, %.1fM parameters, %d layers, hidden %d, heads %d (kv %d)\n"
                 "duovid: context up to %d tokens, template %s (%s), backend %s (%d threads), loaded in %.2f s\n",
-                c->model_dir, dv_encoder_describe(dv_vlm_encoder(s->vlm)), mc->arch_name,
+                c->model_dir, dv_vlm_describe_vision(s->vlm), mc->arch_name,
                 (double)dv_llm_param_count(dv_vlm_llm(s->vlm)) / 1e6, mc->n_layers, mc->hidden_size, mc->n_heads,
                 mc->n_kv_heads, dv_llm_n_ctx(dv_vlm_llm(s->vlm)), dv_template_name(dv_vlm_template(s->vlm)->kind),
                 dv_vlm_template_why(s->vlm), s->be->ops->name, s->be->n_threads, dv_time_now() - t0);
@@ -205,7 +220,7 @@ void dv_vlm_session_close(dv_vlm_session *s) {
 
 dv_vlm_video_opts dv_vlm_cli_video_opts(const dv_vlm_cli *c, int64_t reserve) {
     return (dv_vlm_video_opts){.plan = c->plan, .timestamps = c->timestamps, .max_tokens = c->max_tokens_context,
-                               .reserve = reserve};
+                               .reserve = reserve, .model_fps = !c->have_fps && !c->plan.n_frames};
 }
 
 void dv_vlm_cli_report_xfer(const dv_vlm_cli *c, const dv_vlm_session *s, const dv_vlm_video *vc) {

@@ -19,6 +19,7 @@ typedef struct dv_vlm_cli {
     int threads, n_ctx, n_batch, encode_batch, n_predict, timestamps, no_cache, verbose;
     int have_fps; // --fps was given (it conflicts with --frames)
     int64_t max_tokens_context;
+    int64_t min_pixels, max_pixels; // Qwen-VL frame pixel bounds (0: video_preprocessor_config.json's)
     dv_sample_plan plan;
     dv_sampler_args sampler; // answers are greedy unless --temp says otherwise (as HF generate)
     dv_duo_args duo;
@@ -39,7 +40,9 @@ typedef struct dv_vlm_cli {
         {"cache-dir", required_argument, 0, DV_VLM_OPT_BASE + 17}, {"no-cache", no_argument, 0, DV_VLM_OPT_BASE + 18}, \
         {"device", required_argument, 0, DV_VLM_OPT_BASE + 19}, {"threads", required_argument, 0, 't'},      \
         {"encode-batch", required_argument, 0, DV_VLM_OPT_BASE + 20}, {"verbose", no_argument, 0, DV_VLM_OPT_BASE + 21}, \
-        {"mode", required_argument, 0, DV_VLM_OPT_BASE + 22}, DV_DUO_LONG_OPTIONS
+        {"mode", required_argument, 0, DV_VLM_OPT_BASE + 22},                                                \
+        {"min-pixels", required_argument, 0, DV_VLM_OPT_BASE + 23},                                          \
+        {"max-pixels", required_argument, 0, DV_VLM_OPT_BASE + 24}, DV_DUO_LONG_OPTIONS
 
 // Defaults: 1 fps, greedy answers of up to 256 tokens, the model's context, cache on.
 void dv_vlm_cli_init(dv_vlm_cli *c);

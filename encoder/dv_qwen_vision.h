@@ -66,6 +66,10 @@ void dv_qwen_patchify(const dv_qwen_prep_config *c, const float *chw, int n, int
 // start + max(gh, gw) / merge (HF's rule, even when t ran past it).
 int dv_qwen_video_positions(int start, int grid_t, int gh, int gw, int merge, double time_interval, int32_t *pos,
                             int64_t stride);
+// The same for temporal patches t0 .. t0 + nt - 1 of that video only (a streamed batch of frames):
+// pos (3 rows, `stride` apart) for nt x (gh / merge) x (gw / merge) tokens. Returns what the whole does.
+int dv_qwen_video_positions_part(int start, int t0, int nt, int gh, int gw, int merge, double time_interval,
+                                 int32_t *pos, int64_t stride);
 
 typedef struct dv_qwen_vit dv_qwen_vit;
 

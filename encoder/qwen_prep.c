@@ -164,10 +164,11 @@ void dv_qwen_patchify(const dv_qwen_prep_config *c, const float *chw, int n, int
                     }
 }
 
-int dv_qwen_video_positions(int start, int gt, int gh, int gw, int m, double interval, int32_t *pos, int64_t stride) {
+int dv_qwen_video_positions_part(int start, int t0, int nt, int gh, int gw, int m, double interval, int32_t *pos,
+                                 int64_t stride) {
     const int lh = gh / m, lw = gw / m;
     int64_t i = 0;
-    for (int t = 0; t < gt; t++) {
+    for (int t = t0; t < t0 + nt; t++) {
         const int32_t tp = start + (int32_t)(int64_t)((float)t * (float)interval); // torch: float32, .long()
         for (int y = 0; y < lh; y++)
             for (int x = 0; x < lw; x++, i++) {
@@ -177,4 +178,8 @@ int dv_qwen_video_positions(int start, int gt, int gh, int gw, int m, double int
             }
     }
     return start + (lh > lw ? lh : lw);
+}
+
+int dv_qwen_video_positions(int start, int gt, int gh, int gw, int m, double interval, int32_t *pos, int64_t stride) {
+    return dv_qwen_video_positions_part(start, 0, gt, gh, gw, m, interval, pos, stride);
 }

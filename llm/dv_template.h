@@ -47,6 +47,8 @@ typedef struct dv_template {
     dv_template_kind kind;
     char system[2048]; // system prompt ("" = none); vicuna puts it before "USER:", llama2 in <<SYS>>
     char default_system[1024]; // chatml: the model's default system prompt, used when system is ""
+    int video_inline;  // chatml: 1 when the question follows the video directly, no "\n" between (the
+                       // Qwen-VL chat templates: "<|vision_end|>{q}"; their video markers are the pipeline's)
 } dv_template;
 
 const char *dv_template_name(dv_template_kind k); // "vicuna", ...
@@ -57,7 +59,8 @@ int dv_template_parse(const char *name, dv_template_kind *out);
 // vicuna; a Mistral text model: mistral; a plain Llama: llama2). *why says which (static text).
 int dv_template_detect(const char *model_dir, dv_template_kind *out, const char **why);
 // Fills t for MODEL_DIR: kind (forced >= 0, e.g. from --template, or detected when < 0), the default
-// system prompt of a ChatML chat template, and system ("" when NULL). *why as for detect.
+// system prompt of a ChatML chat template, video_inline (a chat template with "<|vision_start|>"),
+// and system ("" when NULL). *why as for detect.
 int dv_template_load(const char *model_dir, int forced_kind, const char *system, dv_template *t, const char **why);
 // The default system prompt a ChatML chat template writes when the conversation has none: the literal
 // text of a '<|im_start|>system\n...<|im_end|>' string in it ("" when none). Exposed for the tests.

@@ -157,6 +157,7 @@ int dv_template_load(const char *model_dir, int forced_kind, const char *system,
     if (t->kind == DV_TEMPLATE_CHATML) {
         char *tpl = read_chat_template(model_dir);
         dv_template_chatml_default_system(tpl, t->default_system, sizeof t->default_system);
+        t->video_inline = tpl && strstr(tpl, "<|vision_start|>") != NULL;
         free(tpl);
     }
     if (system) snprintf(t->system, sizeof t->system, "%s", system);
@@ -195,7 +196,8 @@ int dv_template_first_question(const dv_template *t, const char *q, char *buf, s
     case DV_TEMPLATE_VICUNA: return put(buf, cap, "\n%s ASSISTANT:", q);
     case DV_TEMPLATE_MISTRAL:
     case DV_TEMPLATE_LLAMA2: return put(buf, cap, "\n%s [/INST]", q);
-    case DV_TEMPLATE_CHATML: return put(buf, cap, "\n%s<|im_end|>\n<|im_start|>assistant\n", q);
+    case DV_TEMPLATE_CHATML:
+        return put(buf, cap, "%s%s<|im_end|>\n<|im_start|>assistant\n", t->video_inline ? "" : "\n", q);
     case DV_TEMPLATE_ONEVISION: return put(buf, cap, "\n%s<|im_end|><|im_start|>assistant\n", q);
     default: return put(buf, cap, "\n%s\n", q);
     }

@@ -13,6 +13,7 @@ struct dv_vlm_state {
     char *kv;             // (kv_len) the dv_llm_state_write stream, owned
     size_t kv_len;
     int64_t video_tokens; // the context length right after the video
+    int video_position;   // M-RoPE: the first question's text position
     double *frame_t;      // (n_frames) times of the frames in the context, owned
     int64_t n_frames;
 };
@@ -23,6 +24,7 @@ int dv_vlm_state_save(dv_vlm *v, dv_vlm_state **out) {
     if (!s) return dv_error_set(DV_ENOMEM, "conversation state: out of memory");
     const double *ft = dv_vlm_frame_times(v, &s->n_frames);
     s->video_tokens = dv_vlm_video_tokens(v);
+    s->video_position = dv_vlm_video_position(v);
     s->frame_t = malloc((size_t)(s->n_frames ? s->n_frames : 1) * sizeof *s->frame_t);
     FILE *f = s->frame_t ? open_memstream(&s->kv, &s->kv_len) : NULL;
     if (!f) {
@@ -46,6 +48,7 @@ int dv_vlm_state_restore(dv_vlm *v, const dv_vlm_state *s) {
     int rc = dv_llm_state_read(dv_vlm_llm(v), dv_io_read_stdio, f, "conversation state");
     fclose(f);
     if (!rc) rc = dv_vlm_set_video_context(v, s->video_tokens, s->frame_t, s->n_frames);
+    if (!rc) dv_vlm_set_video_position(v, s->video_position);
     if (rc) dv_llm_rewind(dv_vlm_llm(v), 0);
     return rc;
 }

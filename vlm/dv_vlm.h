@@ -77,18 +77,25 @@ typedef struct dv_vlm_params {
     const char *system;            // system prompt (NULL: none)
     int encode_batch;              // frames per vision-encoder pass (0: 8)
     const char *cache_dir;         // video context cache folder (NULL: no cache); copied
+    int64_t min_pixels, max_pixels; // Qwen-VL: > 0 override video_preprocessor_config.json's frame pixel bounds
 } dv_vlm_params;
 
 dv_vlm_params dv_vlm_default_params(void);
 
-// Opens the LLaVA-style checkpoint folder: vision tower + projector (encoder/), language model
-// (llm/), tokenizer, prompt format. Errors name the file and the problem.
+// Opens the checkpoint folder: a LLaVA-style vision tower + projector (encoder/dv_encoder.h), or a
+// Qwen-VL one (config.json model_type qwen*_vl: encoder/dv_qwen_vision.h, its video processor and
+// M-RoPE positions), the language model (llm/), tokenizer, prompt format. Errors name the file and
+// the problem.
 int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out);
 void dv_vlm_free(dv_vlm *v); // accepts NULL
 
 dv_llm *dv_vlm_llm(dv_vlm *v);
 dv_tokenizer *dv_vlm_tokenizer(dv_vlm *v);
-dv_encoder *dv_vlm_encoder(dv_vlm *v);
+dv_encoder *dv_vlm_encoder(dv_vlm *v);          // NULL for a Qwen-VL model
+const char *dv_vlm_describe_vision(const dv_vlm *v); // one line: the vision side
+// The same for a folder, opening only its vision side (`duovid info`): 0 and the line in buf, or an
+// error (the folder's vision side is unusable: the message says why).
+int dv_vlm_describe_folder(const char *model_dir, char *buf, size_t cap);
 const dv_template *dv_vlm_template(const dv_vlm *v);
 const char *dv_vlm_template_why(const dv_vlm *v); // how the format was chosen
 int dv_vlm_cache_on(const dv_vlm *v);             // 1: a cache folder was given
@@ -101,6 +108,8 @@ typedef struct dv_vlm_video_opts {
     int timestamps;      // 1: "t=12.0s:" text before each frame's tokens
     int64_t max_tokens;  // budget for the whole context incl. reserve (0: the LLM's n_ctx)
     int64_t reserve;     // tokens kept free for questions and answers
+    int model_fps;       // Qwen-VL: 1 samples at the video processor's fps (plan.fps ignored; the CLI without
+                         // --fps / --frames), 0 at plan.fps or plan.n_frames. Other models ignore it.
 } dv_vlm_video_opts;
 
 // The resolved plan, reported before any work starts.
@@ -110,11 +119,18 @@ struct dv_vlm_plan {
     int64_t n_frames;         // frames (upper bound: a frame selected twice is used once)
     int64_t asked_frames;     // what the user's plan would have given (-1: unbounded)
     int capped;               // 1: fewer frames than asked, to fit the budget
-    int tokens_per_frame;     // encoder tokens per frame
-    int ts_tokens;            // text tokens per frame besides its image tokens (at most): the timestamp
-                              // (--timestamps) and, for image models, the "\n" between frames
+    int tokens_per_frame;     // encoder tokens per frame (Qwen-VL: per temporal patch / its frames, rounded up)
+    // Qwen-VL (else 0): frames go in groups of temporal_patch; HF's video_grid_thw in patches
+    int temporal_patch, merge, group_tokens; // group_tokens: LLM rows per group (grid_h * grid_w / merge^2)
+    int grid_t, grid_h, grid_w;
+    int frame_w, frame_h;     // smart_resize'd frame size
+    double t_interval;        // M-RoPE temporal position step per group
+    int ts_tokens;            // text tokens per frame (Qwen-VL: per group) besides its image tokens (at most):
+                              // the timestamp (--timestamps) and, for image models, the "\n" between frames
     int64_t prefix_tokens;    // template text before the video (BOS included)
-    int64_t context_tokens;   // prefix + frames (upper bound) + the row closing a video (OneVision's image_newline)
+    int64_t context_tokens;   // KV cells: prefix + frames (upper bound) + the rows closing a video (OneVision's
+                              // image_newline, Qwen-VL's <|vision_end|>). M-RoPE positions advance slower
+                              // than cells; budgets and the KV estimate count cells.
     int64_t budget;           // the budget it had to fit (max_tokens - reserve)
     size_t kv_bytes;          // KV cache bytes at context_tokens + reserve (DuoAttention aware)
     size_t kv_bytes_per_token; // K + V bytes one more token adds to the retrieval heads (all layers)

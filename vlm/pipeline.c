@@ -4,6 +4,7 @@
 
 #include "llm/dv_generate.h"
 #include "vlm/frame_prefetch.h"
+#include "vlm/qwen_video.h"
 #include "vlm/vlm_internal.h"
 #include "core/dv_error.h"
 #include "core/dv_log.h"
@@ -18,7 +19,8 @@
 struct dv_vlm {
     dv_backend *be;                // not owned: the encoder's and the LLM's
     dv_llm *llm;                   // owned
-    dv_encoder *enc;               // owned
+    dv_encoder *enc;               // owned (LLaVA-style models; NULL for Qwen-VL)
+    dv_vlm_qwen *qwen;             // owned (Qwen-VL models; NULL otherwise)
     dv_tokenizer *tok;             // owned
     dv_sampler *smp;               // owned, re-made when the settings change
     dv_sampler_params smp_params;
@@ -27,7 +29,8 @@ struct dv_vlm {
     const dv_llm_config *cfg;
     int n_ctx, n_batch, encode_batch, tpf, d_model;
     int video_model;               // 1: frames are <video> tokens back to back; 0: one <image> each
-    int suffix;                    // rows after the last frame (OneVision's image_newline: 1)
+    int suffix;                    // rows after the last frame (OneVision's image_newline: 1; Qwen-VL: the
+                                   // tokens of <|vision_end|>)
 
     // the prefill feeder: rows are gathered until a chunk of n_batch is full. Both buffers live on the
     // backend (device memory on a GPU): frame and text embeddings never visit the host.
@@ -35,6 +38,14 @@ struct dv_vlm {
     int n_feed;
     float *text_emb;               // (n_batch, H) on the backend, owned: text tokens' embeddings on their way in
     int64_t stream_window;         // sink + recent of DuoAttention streaming heads (0: full attention)
+    // M-RoPE (Qwen-VL): every fed row carries its (t, h, w) position; text rows take next_pos, next_pos,
+    // next_pos and advance it; a video's rows come with theirs (dv_vlm_qwen_positions)
+    int mrope;
+    int32_t *feed_pos;             // (3, n_batch) host, owned: the positions of the rows in feed
+    int32_t *vid_pos;              // (3, vid_pos_cap) host, owned: one frame group's positions
+    int64_t vid_pos_cap;
+    int next_pos;                  // position of the next text row fed
+    int video_next_pos;            // where the first question's text starts (HF: after the video's grid)
     int32_t *ids;                  // (n_ctx) token scratch, owned
     float *logits;                 // (V), owned
     int32_t *answer_ids;           // (n_ctx) this answer's tokens (repetition penalty), owned
@@ -57,11 +68,13 @@ struct dv_vlm {
     double needle_depth;
 };
 
+static int encode(dv_vlm *v, const char *text, int bos, int *n);
+
 dv_vlm_params dv_vlm_default_params(void) {
     dv_vlm_params p = {.backend = NULL, .n_ctx = 0, .n_batch = 256, .pattern = NULL,
                        .duo_prefill = DV_DUO_PREFILL_REFERENCE, .kv_type_k = DV_LLM_KV_DEFAULT,
                        .kv_type_v = DV_LLM_KV_DEFAULT, .template_kind = -1, .system = NULL,
-                       .encode_batch = 8, .cache_dir = NULL};
+                       .encode_batch = 8, .cache_dir = NULL, .min_pixels = 0, .max_pixels = 0};
     return p;
 }
 
@@ -76,6 +89,30 @@ static void dv_vlm_cb_progress(const dv_vlm_callbacks *cb, const char *stage, co
 dv_llm *dv_vlm_llm(dv_vlm *v) { return v->llm; }
 dv_tokenizer *dv_vlm_tokenizer(dv_vlm *v) { return v->tok; }
 dv_encoder *dv_vlm_encoder(dv_vlm *v) { return v->enc; }
+const char *dv_vlm_describe_vision(const dv_vlm *v) {
+    return v->qwen ? dv_vlm_qwen_describe(v->qwen) : dv_encoder_describe(v->enc);
+}
+int dv_vlm_describe_folder(const char *model_dir, char *buf, size_t cap) {
+    int rc;
+    if (dv_vlm_qwen_detect(model_dir)) {
+        dv_backend *be = dv_backend_cpu_init(1);
+        dv_vlm_qwen *q = NULL;
+        if (!be) return dv_error_set(DV_ENOMEM, "out of memory");
+        if (!(rc = dv_vlm_qwen_open(model_dir, be, 0, 0, &q))) snprintf(buf, cap, "%s", dv_vlm_qwen_describe(q));
+        dv_vlm_qwen_free(q);
+        dv_backend_free(be);
+        return rc;
+    }
+    dv_encoder_params ep = dv_encoder_default_params();
+    ep.n_threads = 1;
+    dv_encoder *e = NULL;
+    if (!(rc = dv_encoder_open(model_dir, &ep, &e))) snprintf(buf, cap, "%s", dv_encoder_describe(e));
+    dv_encoder_free(e);
+    return rc;
+}
+
+int dv_vlm_video_position(const dv_vlm *v) { return v->video_next_pos; }
+void dv_vlm_set_video_position(dv_vlm *v, int pos) { v->video_next_pos = pos; }
 const dv_template *dv_vlm_template(const dv_vlm *v) { return &v->tpl; }
 const char *dv_vlm_template_why(const dv_vlm *v) { return v->tpl_why; }
 int64_t dv_vlm_video_tokens(const dv_vlm *v) { return v->video_tokens; }
@@ -109,7 +146,17 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     ep.backend = p->backend;
     ep.n_threads = p->backend->n_threads;
     ep.max_batch = v->encode_batch;
-    if ((rc = dv_encoder_open(model_dir, &ep, &v->enc))) goto fail;
+    if (dv_vlm_qwen_detect(model_dir)) {
+        if ((rc = dv_vlm_qwen_open(model_dir, p->backend, p->min_pixels, p->max_pixels, &v->qwen))) goto fail;
+        // a group of temporal_patch frames is encoded at once: batches hold whole groups
+        const int tp = dv_vlm_qwen_temporal_patch(v->qwen);
+        v->encode_batch = (v->encode_batch + tp - 1) / tp * tp;
+    } else if (p->min_pixels || p->max_pixels) {
+        rc = dv_error_set(DV_EINVAL, "%s: --min-pixels / --max-pixels apply to Qwen-VL models only", model_dir);
+        goto fail;
+    } else if ((rc = dv_encoder_open(model_dir, &ep, &v->enc))) {
+        goto fail;
+    }
     if ((rc = dv_tokenizer_open(model_dir, &v->tok))) goto fail;
     dv_llm_params lp = dv_llm_default_params();
     lp.backend = p->backend;
@@ -127,10 +174,21 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     v->n_ctx = dv_llm_n_ctx(v->llm);
     v->n_batch = p->n_batch > 0 ? p->n_batch : 256;
     if (v->n_batch > v->n_ctx) v->n_batch = v->n_ctx;
-    v->tpf = dv_encoder_tokens_per_frame(v->enc);
-    v->d_model = dv_encoder_d_model(v->enc);
-    v->video_model = dv_encoder_is_video_model(v->enc);
-    v->suffix = dv_encoder_video_suffix_tokens(v->enc);
+    if (v->qwen) { // tokens per frame depend on each video's size (smart_resize): the plan says
+        v->d_model = dv_vlm_qwen_d_model(v->qwen);
+        v->video_model = 1;
+        v->mrope = 1;
+        if (!v->cfg->mrope) {
+            rc = dv_error_set(DV_EFORMAT, "%s/config.json: a Qwen-VL model whose text model has no mrope_section",
+                              model_dir);
+            goto fail;
+        }
+    } else {
+        v->tpf = dv_encoder_tokens_per_frame(v->enc);
+        v->d_model = dv_encoder_d_model(v->enc);
+        v->video_model = dv_encoder_is_video_model(v->enc);
+        v->suffix = dv_encoder_video_suffix_tokens(v->enc);
+    }
     if (v->d_model != v->cfg->hidden_size) {
         rc = dv_error_set(DV_ESHAPE, "%s: the projector gives %d-wide tokens but the language model's hidden size is %d",
                           model_dir, v->d_model, v->cfg->hidden_size);
@@ -150,13 +208,19 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
     v->ids = malloc((size_t)v->n_ctx * sizeof(int32_t));
     v->answer_ids = malloc((size_t)v->n_ctx * sizeof(int32_t));
     v->logits = malloc((size_t)v->cfg->vocab_size * sizeof(float));
+    v->feed_pos = malloc((size_t)3 * v->n_batch * sizeof(int32_t));
     v->answer_cap = 4096;
     v->answer = malloc(v->answer_cap);
-    if (!v->feed || !v->text_emb || !v->ids || !v->answer_ids || !v->logits || !v->answer) {
+    if (!v->feed || !v->text_emb || !v->ids || !v->answer_ids || !v->logits || !v->answer || !v->feed_pos) {
         rc = dv_error_set(DV_ENOMEM, "out of memory");
         goto fail;
     }
-    DV_LOG_DEBUG("%s: %s encoder, %d tokens per frame, template %s (%s)", model_dir, dv_encoder_describe(v->enc),
+    if (v->qwen) { // the family's text closing the video (<|vision_end|>), counted like OneVision's closing row
+        int n = 0;
+        if (*dv_vlm_qwen_video_close(v->qwen) && (rc = encode(v, dv_vlm_qwen_video_close(v->qwen), 0, &n))) goto fail;
+        v->suffix = n;
+    }
+    DV_LOG_DEBUG("%s: %s, %d tokens per frame, template %s (%s)", model_dir, dv_vlm_describe_vision(v),
                  v->tpf, dv_template_name(v->tpl.kind), v->tpl_why);
     *out = v;
     return 0;
@@ -169,6 +233,7 @@ void dv_vlm_free(dv_vlm *v) {
     if (!v) return;
     dv_llm_free(v->llm);
     dv_encoder_free(v->enc);
+    dv_vlm_qwen_free(v->qwen);
     dv_tokenizer_free(v->tok);
     dv_sampler_free(v->smp);
     if (v->snapshot) fclose(v->snapshot);
@@ -176,6 +241,8 @@ void dv_vlm_free(dv_vlm *v) {
     if (v->text_emb) v->be->ops->free(v->be, v->text_emb);
     free(v->ids);
     free(v->logits);
+    free(v->feed_pos);
+    free(v->vid_pos);
     free(v->answer_ids);
     free(v->answer);
     free(v->frame_t);
@@ -200,9 +267,19 @@ static int copy_ids(dv_vlm *v, int n, int32_t **ids) {
     return 0;
 }
 
+// The text before the video's rows: the template's, and Qwen-VL's (<|vision_start|>).
+static int prefix_text(const dv_vlm *v, char *buf, size_t cap) {
+    int rc = dv_template_prefix(&v->tpl, buf, cap);
+    if (rc || !v->qwen) return rc;
+    const size_t n = strlen(buf), m = strlen(dv_vlm_qwen_video_open(v->qwen));
+    if (n + m >= cap) return dv_error_set(DV_EINVAL, "prompt text too long");
+    memcpy(buf + n, dv_vlm_qwen_video_open(v->qwen), m + 1);
+    return 0;
+}
+
 int dv_vlm_prefix_ids(dv_vlm *v, int32_t **ids, int *n) {
     char text[4096];
-    int rc = dv_template_prefix(&v->tpl, text, sizeof text);
+    int rc = prefix_text(v, text, sizeof text);
     if (!rc) rc = encode(v, text, 1, n);
     return rc ? rc : copy_ids(v, *n, ids);
 }
@@ -231,6 +308,43 @@ static void timestamp_text(double t, char *buf, size_t cap) { snprintf(buf, cap,
 
 // ---- plan ----
 
+// Context cells n_frames frames take (Qwen-VL: whole temporal-patch groups; else each frame's tokens
+// and its text).
+static int64_t frames_cells(const dv_vlm *v, const dv_vlm_plan *p, int64_t n_frames) {
+    if (v->qwen) return (n_frames + p->temporal_patch - 1) / p->temporal_patch * (p->group_tokens + p->ts_tokens);
+    return n_frames * (p->tokens_per_frame + p->ts_tokens);
+}
+
+static int no_fit(int64_t max_tokens, int64_t reserve, int64_t prompt, int64_t per, const char *unit) {
+    return dv_error_set(DV_EINVAL,
+                        "not even one %s fits: the context budget is %lld tokens (%lld kept for the question and "
+                        "answer), the prompt needs %lld and a %s %lld (raise --max-tokens-context or --ctx)",
+                        unit, (long long)max_tokens, (long long)reserve, (long long)prompt, unit, (long long)per);
+}
+
+// Qwen-VL: the processor's frames (even count, min/max frames, smart_resize), as many groups as fit.
+static int plan_qwen(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_opts *o, int64_t max_tokens,
+                     dv_vlm_plan *out) {
+    int64_t asked = 0;
+    int rc = dv_vlm_qwen_plan(v->qwen, info, &o->plan, o->model_fps, 0, out, &asked);
+    if (rc) return rc;
+    out->asked_frames = asked;
+    char before[128], after[128];
+    const double tend = info->duration_sec > 0 ? info->duration_sec : 1e5, tmax[2] = {tend, tend};
+    if ((rc = dv_vlm_qwen_group_text(v->qwen, tmax, 2, before, after, sizeof before))) return rc;
+    int nb = 0, na = 0; // the widest text a group gets (timestamps), one more for digit-run differences
+    if ((*before && (rc = encode(v, before, 0, &nb))) || (*after && (rc = encode(v, after, 0, &na)))) return rc;
+    out->ts_tokens = nb + na ? nb + na + 1 : 0;
+    const int64_t per = out->group_tokens + out->ts_tokens;
+    const int64_t fit = (out->budget - out->prefix_tokens - v->suffix) / per;
+    if (fit < 1) return no_fit(max_tokens, o->reserve, out->prefix_tokens + v->suffix, per, "frame group");
+    if (out->grid_t > fit) {
+        if ((rc = dv_vlm_qwen_plan(v->qwen, info, &o->plan, o->model_fps, fit, out, &asked))) return rc;
+        out->capped = 1;
+    }
+    return 0;
+}
+
 int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_opts *o, dv_vlm_plan *out) {
     memset(out, 0, sizeof *out);
     int rc, n;
@@ -238,8 +352,14 @@ int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_o
     out->plan = o->plan;
     out->duration_sec = info->duration_sec;
     out->tokens_per_frame = v->tpf;
-    if ((rc = dv_template_prefix(&v->tpl, text, sizeof text)) || (rc = encode(v, text, 1, &n))) return rc;
+    if ((rc = prefix_text(v, text, sizeof text)) || (rc = encode(v, text, 1, &n))) return rc;
     out->prefix_tokens = n;
+    const int64_t max_tokens = o->max_tokens > 0 && o->max_tokens < v->n_ctx ? o->max_tokens : v->n_ctx;
+    out->budget = max_tokens - o->reserve;
+    if (v->qwen) {
+        if ((rc = plan_qwen(v, info, o, max_tokens, out))) return rc;
+        goto kv;
+    }
     if ((rc = dv_sample_plan_resolve(&out->plan, info->duration_sec, &out->times))) return rc;
     out->asked_frames = out->times.count;
     if (o->timestamps) { // the widest timestamp the plan can print
@@ -253,15 +373,8 @@ int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_o
         out->ts_tokens += n;
     }
     const int64_t per = out->tokens_per_frame + out->ts_tokens;
-    const int64_t max_tokens = o->max_tokens > 0 && o->max_tokens < v->n_ctx ? o->max_tokens : v->n_ctx;
-    out->budget = max_tokens - o->reserve;
     const int64_t fit = (out->budget - out->prefix_tokens - v->suffix) / per;
-    if (fit < 1)
-        return dv_error_set(DV_EINVAL,
-                            "not even one frame fits: the context budget is %lld tokens (%lld kept for the question and "
-                            "answer), the prompt needs %lld and a frame %lld (raise --max-tokens-context or --ctx)",
-                            (long long)max_tokens, (long long)o->reserve, (long long)(out->prefix_tokens + v->suffix),
-                            (long long)per);
+    if (fit < 1) return no_fit(max_tokens, o->reserve, out->prefix_tokens + v->suffix, per, "frame");
     if (out->times.count < 0 || out->times.count > fit) {
         // too many (or unbounded): the uniform fallback of max_frames (dv_sample_plan.h)
         out->plan.max_frames = fit;
@@ -269,7 +382,8 @@ int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_o
         if ((rc = dv_sample_plan_resolve(&out->plan, info->duration_sec, &out->times))) return rc;
     }
     out->n_frames = out->times.count;
-    out->context_tokens = out->prefix_tokens + out->n_frames * per + v->suffix;
+kv:
+    out->context_tokens = out->prefix_tokens + frames_cells(v, out, out->n_frames) + v->suffix;
 
     // KV estimate at the full budget: retrieval heads keep every token, streaming heads sink + recent
     const dv_kv_cache *kv = dv_llm_kv_cache(v->llm);
@@ -332,9 +446,17 @@ void dv_vlm_plan_text(const dv_vlm *v, const dv_vlm_plan *p, char *buf, size_t c
         snprintf(attn, sizeof attn, "DuoAttention: %d of %d KV heads streaming, window %lld", n_all - n_ret, n_all,
                  (long long)v->stream_window);
     }
-    text_add(buf, cap, &len, "plan: %lld frames (%s), %d tokens/frame%s, %lld context tokens, KV cache ~%.1f MiB "
+    char per[160];
+    if (v->qwen) // frames go in temporal-patch groups; HF's video_grid_thw
+        snprintf(per, sizeof per,
+                 "grid %d x %d x %d (t x h x w patches, frames %dx%d), %d tokens/%d frames%s (%.1f/frame)", p->grid_t,
+                 p->grid_h, p->grid_w, p->frame_w, p->frame_h, p->group_tokens, p->temporal_patch, extra,
+                 (double)p->group_tokens / p->temporal_patch);
+    else
+        snprintf(per, sizeof per, "%d tokens/frame%s", p->tokens_per_frame, extra);
+    text_add(buf, cap, &len, "plan: %lld frames (%s), %s, %lld context tokens, KV cache ~%.1f MiB "
                "(K %s + V %s, %zu bytes per token; %s, template %s)\n",
-            (long long)p->n_frames, how, p->tokens_per_frame, extra,
+            (long long)p->n_frames, how, per,
             (long long)p->context_tokens, (double)p->kv_bytes / (1 << 20), dv_kv_type_name(p->kv_type_k),
             dv_kv_type_name(p->kv_type_v), p->kv_bytes_per_token, attn, dv_template_name(v->tpl.kind));
     if (p->capped) {
@@ -346,7 +468,7 @@ void dv_vlm_plan_text(const dv_vlm *v, const dv_vlm_plan *p, char *buf, size_t c
             text_add(buf, cap, &len, "note: %lld frames would need %lld tokens; %lld uniform frames fit the budget of %lld "
                        "(--max-tokens-context / --ctx raise it)\n",
                     (long long)p->asked_frames,
-                    (long long)(p->prefix_tokens + p->asked_frames * (p->tokens_per_frame + p->ts_tokens) + v->suffix),
+                    (long long)(p->prefix_tokens + frames_cells(v, p, p->asked_frames) + v->suffix),
                     (long long)p->n_frames, (long long)p->budget);
     }
 }
@@ -356,9 +478,16 @@ static void dv_vlm_plan_key(const dv_vlm *v, const dv_vlm_plan *p, int timestamp
     uint64_t sys = 1469598103934665603ull;
     for (const char *c = v->tpl.system; *c; c++) sys = (sys ^ (uint8_t)*c) * 1099511628211ull;
     // %.17g: every double round-trips exactly; the chunk size matters to DuoAttention's reference prefill
-    snprintf(buf, cap, "v1 fps=%.17g n=%lld start=%.17g end=%.17g max=%lld mode=%d ts=%d tpl=%s sys=%016llx chunk=%d",
-             p->plan.fps, (long long)p->plan.n_frames, p->plan.start_sec, p->plan.end_sec, (long long)p->plan.max_frames,
-             (int)p->plan.mode, timestamps, dv_template_name(v->tpl.kind), (unsigned long long)sys, v->n_batch);
+    int n = snprintf(buf, cap,
+                     "v1 fps=%.17g n=%lld start=%.17g end=%.17g max=%lld mode=%d ts=%d tpl=%s sys=%016llx chunk=%d",
+                     p->plan.fps, (long long)p->plan.n_frames, p->plan.start_sec, p->plan.end_sec,
+                     (long long)p->plan.max_frames, (int)p->plan.mode, timestamps, dv_template_name(v->tpl.kind),
+                     (unsigned long long)sys, v->n_batch);
+    if (v->qwen && n > 0 && (size_t)n < cap) { // the pixel bounds (--min-pixels / --max-pixels) and the frame size
+        char px[64];
+        dv_vlm_qwen_key(v->qwen, px, sizeof px);
+        snprintf(buf + n, cap - (size_t)n, " %s size=%dx%d", px, p->frame_w, p->frame_h);
+    }
 }
 
 int dv_vlm_cache_key(dv_vlm *v, const char *video_path, const dv_vlm_plan *p, int timestamps, dv_ctx_key *k) {
@@ -388,14 +517,32 @@ static dv_tensor dev_rows(const dv_vlm *v, float *data, int64_t rows) {
 static int feed_flush(dv_vlm *v) {
     if (!v->n_feed) return 0;
     dv_tensor t = dev_rows(v, v->feed, v->n_feed);
-    int rc = dv_llm_prefill_tensor(v->llm, &t, NULL, 0);
+    int rc;
+    if (v->mrope) { // feed_pos (3, n_batch) -> (3, n_feed): rows n_feed apart, as the LLM takes them
+        const int nf = v->n_feed, nb = v->n_batch;
+        memmove(v->feed_pos + nf, v->feed_pos + nb, (size_t)nf * sizeof(int32_t));
+        memmove(v->feed_pos + 2 * nf, v->feed_pos + 2 * nb, (size_t)nf * sizeof(int32_t));
+        rc = dv_llm_prefill_pos(v->llm, NULL, &t, v->feed_pos, nf, NULL, 0);
+    } else {
+        rc = dv_llm_prefill_tensor(v->llm, &t, NULL, 0);
+    }
     v->n_feed = 0;
     return rc;
 }
 
+// M-RoPE: the positions of `take` rows entering the feeder at n_feed: pos (3 rows `stride` apart), or
+// text positions from next_pos when pos is NULL.
+static void feed_positions(dv_vlm *v, const int32_t *pos, int64_t stride, int take) {
+    int32_t *dst = v->feed_pos + v->n_feed;
+    for (int i = 0; i < take; i++)
+        for (int r = 0; r < 3; r++) dst[(size_t)r * v->n_batch + i] = pos ? pos[r * stride + i] : v->next_pos + i;
+    if (!pos) v->next_pos += take;
+}
+
 // Appends n rows (n, H) on the backend to the context (device-to-device copies into the feeder),
-// prefilling every full chunk.
-static int feed_rows(dv_vlm *v, const float *rows, int64_t n, double *t_prefill) {
+// prefilling every full chunk. M-RoPE models: pos (3, n; rows `stride` apart) their positions, NULL
+// for text rows (ignored by other models).
+static int feed_rows(dv_vlm *v, const float *rows, int64_t n, const int32_t *pos, int64_t stride, double *t_prefill) {
     const size_t H = (size_t)v->cfg->hidden_size;
     if (dv_llm_n_past(v->llm) + v->n_feed + n > v->n_ctx)
         return dv_error_set(DV_EINVAL, "context full: %lld tokens exceed the context size %d (raise --ctx)",
@@ -404,6 +551,8 @@ static int feed_rows(dv_vlm *v, const float *rows, int64_t n, double *t_prefill)
         int take = v->n_batch - v->n_feed < n ? v->n_batch - v->n_feed : (int)n;
         int rc = v->be->ops->copy(v->be, v->feed + (size_t)v->n_feed * H, rows, (size_t)take * H * sizeof(float));
         if (rc) return rc;
+        if (v->mrope) feed_positions(v, pos, stride, take);
+        if (pos) pos += take;
         v->n_feed += take;
         rows += (size_t)take * H;
         n -= take;
@@ -424,7 +573,8 @@ static int feed_text(dv_vlm *v, const char *text, int bos, double *t_prefill) {
     for (int i = 0; i < n; i += v->n_batch) {
         const int m = n - i < v->n_batch ? n - i : v->n_batch;
         dv_tensor t = dev_rows(v, v->text_emb, m);
-        if ((rc = dv_llm_embed_tokens_tensor(v->llm, v->ids + i, m, &t)) || (rc = feed_rows(v, v->text_emb, m, t_prefill)))
+        if ((rc = dv_llm_embed_tokens_tensor(v->llm, v->ids + i, m, &t)) ||
+            (rc = feed_rows(v, v->text_emb, m, NULL, 0, t_prefill)))
             return rc;
     }
     return 0;
@@ -439,6 +589,34 @@ static int remember_frame(dv_vlm *v, double t) {
         v->frame_t_cap = cap;
     }
     v->frame_t[v->n_frame_t++] = t;
+    return 0;
+}
+
+// Qwen-VL: n frames (the last ones of v->frame_t) through the processor and tower, their rows fed
+// with their M-RoPE positions (the video's first row at position video_pos0).
+static int encode_batch_qwen(dv_vlm *v, const dv_vlm_plan *p, const dv_image *images, int n, int video_pos0,
+                             dv_vlm_stats *st) {
+    double t0 = dv_time_now();
+    const float *rows; // (ng * group_tokens, d_model) on the backend
+    int ng;
+    int rc = dv_vlm_qwen_encode(v->qwen, images, n, &rows, &ng);
+    st->t_encode += dv_time_now() - t0;
+    if (rc) return rc;
+    const int tp = p->temporal_patch, T = p->group_tokens;
+    const int64_t f0 = v->n_frame_t - n; // this batch's first frame in the video
+    for (int j = 0; j < ng; j++) { // each group: its text, its rows with the family's positions, its text
+        char before[128], after[128];
+        const int nf = n - j * tp < tp ? n - j * tp : tp;
+        const double *times = v->frame_t + f0 + (int64_t)j * tp;
+        if ((rc = dv_vlm_qwen_group_text(v->qwen, times, nf, before, after, sizeof before)) ||
+            (*before && (rc = feed_text(v, before, 0, &st->t_prefill))))
+            return rc;
+        const int g = (int)(f0 / tp) + j;
+        const int next = dv_vlm_qwen_positions(v->qwen, p, video_pos0, v->next_pos, g, v->vid_pos, T);
+        if ((rc = feed_rows(v, rows + (size_t)j * T * v->d_model, T, v->vid_pos, T, &st->t_prefill))) return rc;
+        v->next_pos = next;
+        if (*after && (rc = feed_text(v, after, 0, &st->t_prefill))) return rc;
+    }
     return 0;
 }
 
@@ -461,7 +639,7 @@ static int encode_batch(dv_vlm *v, const dv_image *images, int n, const double *
             timestamp_text(times[i], ts, sizeof ts);
             if ((rc = feed_text(v, ts, 0, &st->t_prefill))) return rc;
         }
-        if ((rc = feed_rows(v, feat + per * (size_t)i, v->tpf, &st->t_prefill))) return rc;
+        if ((rc = feed_rows(v, feat + per * (size_t)i, v->tpf, NULL, 0, &st->t_prefill))) return rc;
     }
     return 0;
 }
@@ -487,9 +665,21 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
     v->n_frame_t = 0;
     v->video_tokens = 0;
     v->n_feed = 0;
+    v->next_pos = v->video_next_pos = 0;
     if ((rc = dv_llm_rewind(v->llm, 0))) return rc;
-    if ((rc = dv_template_prefix(&v->tpl, text, sizeof text)) || (rc = feed_text(v, text, 1, &st->t_prefill)))
+    if (v->qwen) { // buffers for one batch of this video's frame size, and its rows' positions
+        const int64_t rows = p->group_tokens; // positions go in one group at a time
+        if ((rc = dv_vlm_qwen_begin(v->qwen, p, v->encode_batch))) return rc;
+        if (rows > v->vid_pos_cap) {
+            int32_t *np = realloc(v->vid_pos, (size_t)3 * rows * sizeof(int32_t));
+            if (!np) return dv_error_set(DV_ENOMEM, "out of memory");
+            v->vid_pos = np;
+            v->vid_pos_cap = rows;
+        }
+    }
+    if ((rc = prefix_text(v, text, sizeof text)) || (rc = feed_text(v, text, 1, &st->t_prefill)))
         goto done;
+    const int video_pos0 = v->next_pos; // the video's rows start here (Qwen-VL's positions)
     // V-NIAH: the frame index the needle replaces, and the batch it is swapped into
     const int64_t needle_at = v->needle ? llround(v->needle_depth * (double)(p->n_frames - 1)) : -1;
     if (v->needle && !(swap = malloc((size_t)v->encode_batch * sizeof *swap))) {
@@ -520,7 +710,8 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
             images = swap;
             needle_done = 1;
         }
-        rc = encode_batch(v, images, nb, times, timestamps, st);
+        rc = v->qwen ? encode_batch_qwen(v, p, images, nb, video_pos0, st)
+                     : encode_batch(v, images, nb, times, timestamps, st);
         dv_prefetch_release(pf);
         if (rc) goto done;
         st->frames += nb;
@@ -542,9 +733,13 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
                           (long long)st->frames);
         goto done;
     }
-    if (v->suffix) { // OneVision: one image_newline row closes the video
+    if (v->qwen) { // <|vision_end|>, text at the position after the video's grid
+        const char *close = dv_vlm_qwen_video_close(v->qwen);
+        if (*close && (rc = feed_text(v, close, 0, &st->t_prefill))) goto done;
+    } else if (v->suffix) { // OneVision: one image_newline row closes the video
         dv_tensor sfx;
-        if ((rc = dv_encoder_video_suffix(v->enc, &sfx)) || (rc = feed_rows(v, sfx.data, sfx.ne[0], &st->t_prefill)))
+        if ((rc = dv_encoder_video_suffix(v->enc, &sfx)) ||
+            (rc = feed_rows(v, sfx.data, sfx.ne[0], NULL, 0, &st->t_prefill)))
             goto done;
     }
     double t0 = dv_time_now();
@@ -552,6 +747,7 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
     st->t_prefill += dv_time_now() - t0;
     if (rc) goto done;
     v->video_tokens = dv_llm_n_past(v->llm);
+    v->video_next_pos = v->next_pos;
     st->context_tokens = v->video_tokens;
 done:
     if (began)
@@ -666,6 +862,22 @@ static void answer_step(void *user, int done, int total) {
     dv_vlm_cb_progress(((answer_ctx *)user)->cb, "answer", "tok", DV_VLM_PROGRESS_UPDATE, done, total, "");
 }
 
+// Prefills a turn's n tokens (logits: the last one's, or NULL). The first question of an M-RoPE model
+// continues the text positions where the video context left them (HF: after the video's grid, which
+// may lie below its largest temporal position); later turns, answers and all other models go on
+// after the largest position so far (the LLM's rule).
+static int prefill_turn(dv_vlm *v, const int32_t *ids, int n, int first, float *logits) {
+    if (!v->mrope || !first) return dv_llm_prefill(v->llm, ids, NULL, n, logits, 0);
+    int rc = 0;
+    for (int i = 0; !rc && i < n; i += v->n_batch) {
+        const int m = n - i < v->n_batch ? n - i : v->n_batch;
+        for (int k = 0; k < m; k++) // (3, m): text rows t = h = w
+            v->feed_pos[k] = v->feed_pos[m + k] = v->feed_pos[2 * m + k] = v->video_next_pos + i + k;
+        rc = dv_llm_prefill_pos(v->llm, ids + i, NULL, v->feed_pos, m, i + m == n ? logits : NULL, 0);
+    }
+    return rc;
+}
+
 int dv_vlm_add_turn(dv_vlm *v, const char *question, const char *answer, int first) {
     int nq, na;
     int rc = question_tokens(v, question, first, &nq);
@@ -676,7 +888,9 @@ int dv_vlm_add_turn(dv_vlm *v, const char *question, const char *answer, int fir
     if ((rc = dv_tokenizer_encode(v->tok, answer, 0, v->answer_ids + nq, room - nq, &na)))
         return dv_error_set(DV_EINVAL, "context full: the history does not fit (%d tokens left)", room);
     if (nq + na >= room) return dv_error_set(DV_EINVAL, "context full: the history does not fit (%d tokens left)", room);
-    return dv_llm_prefill(v->llm, v->answer_ids, NULL, nq + na, v->logits, 0);
+    if (!v->mrope || !first) return prefill_turn(v, v->answer_ids, nq + na, first, v->logits);
+    if ((rc = prefill_turn(v, v->answer_ids, nq, first, NULL))) return rc; // the question's positions, then text
+    return na ? dv_llm_prefill(v->llm, v->answer_ids + nq, NULL, na, v->logits, 0) : 0;
 }
 
 int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, const dv_vlm_callbacks *cb,
@@ -699,7 +913,7 @@ int dv_vlm_ask(dv_vlm *v, const char *question, int first, const dv_vlm_gen *g, 
     // the question's tokens count for the repetition penalty, as in generate
     memcpy(v->answer_ids, v->ids, (size_t)n * sizeof(int32_t));
     double tp = dv_time_now();
-    if ((rc = dv_llm_prefill(v->llm, v->answer_ids, NULL, n, v->logits, 0))) return rc;
+    if ((rc = prefill_turn(v, v->answer_ids, n, first, v->logits))) return rc;
     out->t_prefill = dv_time_now() - tp;
     out->n_prompt = n;
     v->answer[0] = 0;

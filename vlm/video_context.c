@@ -19,6 +19,7 @@ static char *context_info(dv_vlm *v, const dv_vlm_video *vc) {
     for (int64_t i = 0; i < n; i++) cJSON_AddItemToArray(t, cJSON_CreateNumber(ft[i]));
     cJSON_AddItemToObject(j, "frame_times", t);
     cJSON_AddNumberToObject(j, "video_tokens", (double)dv_vlm_video_tokens(v));
+    cJSON_AddNumberToObject(j, "text_position", dv_vlm_video_position(v));
     cJSON_AddNumberToObject(j, "build_seconds", vc->stats.t_total);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -41,6 +42,8 @@ static int restore_info(dv_vlm *v, const char *info, int64_t n_past, dv_vlm_vide
     }
     if (ok) {
         ok = dv_vlm_set_video_context(v, n_past, ft, n) == 0;
+        const cJSON *tp = cJSON_GetObjectItemCaseSensitive(j, "text_position");
+        dv_vlm_set_video_position(v, cJSON_IsNumber(tp) ? (int)tp->valuedouble : (int)n_past);
         vc->stats.frames = n;
         vc->stats.context_tokens = n_past;
         const cJSON *bs = cJSON_GetObjectItemCaseSensitive(j, "build_seconds");
