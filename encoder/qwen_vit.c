@@ -158,7 +158,7 @@ static int load_config(dv_qwen_vit *v, const char *model_dir) {
         v->full[v->n_full++] = e->valueint;
     }
     // DeepStack: the listed blocks (HF's default 8, 16, 24 when a Qwen3-VL config omits the key; Qwen3.5: none)
-    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(vc, "deepstack_visual_indexes");
+    const cJSON *ds = q35 ? NULL : cJSON_GetObjectItemCaseSensitive(vc, "deepstack_visual_indexes"); // HF drops it
     if (q3vl && !ds) {
         for (int i = 8; i <= 24; i += 8) v->deep[v->n_deep++] = i;
     }
