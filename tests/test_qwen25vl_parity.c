@@ -145,36 +145,8 @@ int main(void) {
     dv_llm_free(m);
 
     // ---- DuoAttention: sparsity 0 is full attention; 0.5 runs and repeats itself ----
-    dv_duo_pattern *pat = NULL;
-    if (dv_duo_pattern_full(2, 2, &pat) == 0) {
-        pat->sink = 4, pat->recent = 16;
-        dv_duo_pattern_set_sparsity(pat, 0);
-        m = open_llm(be, 32, pat);
-        if (m && run_turn(m, &c, NULL, 0, 16, g, lg) == 0) {
-            dv_test_close("duo sparsity 0 vs full (chunk 32)", lg, ref_lg, 16 * (size_t)V, 1e-5);
-            DV_CHECK(!memcmp(g, want_g, sizeof g));
-        }
-        dv_llm_free(m);
-        for (int i = 0; i < 4; i++) pat->alpha[i] = 0.1 * (i + 1);
-        dv_duo_pattern_set_sparsity(pat, 0.5);
-        DV_CHECK(pat->n_retrieval == 2);
-        static int32_t ga[16], gb[16];
-        static float la[16 * V], lb[16 * V];
-        m = open_llm(be, 32, pat);
-        int ok = m && run_turn(m, &c, NULL, 0, 16, ga, la) == 0;
-        dv_llm_free(m);
-        m = open_llm(be, 32, pat);
-        ok = ok && m && run_turn(m, &c, NULL, 0, 16, gb, lb) == 0;
-        dv_llm_free(m);
-        DV_CHECK(ok && !memcmp(la, lb, sizeof la) && !memcmp(ga, gb, sizeof ga));
-        double diff = 0;
-        for (int i = 0; i < V; i++) diff = fmax(diff, fabs(la[i] - ref_lg[i]));
-        printf("     duo sparsity 0.5 (sink 4, recent 16 cells): deterministic, max |logit - full| %.3g, greedy", diff);
-        for (int i = 0; i < 16; i++) printf(" %d", ga[i]);
-        printf("\n");
-        DV_CHECK(diff > 0); // streaming heads really dropped cells
-        dv_duo_pattern_free(pat);
-    }
+    const qv_turn prompt_turn = (qv_turn){.emb = c.emb, .pos = c.pos, .n = c.n, .hidden = D_MODEL};
+    qv_check_duo(be, MODEL, 2, 2, &prompt_turn, V, ref_lg, want_g);
     dv_tokenizer_free(tok);
     dv_backend_free(be);
     dv_safetensors_free(st);
