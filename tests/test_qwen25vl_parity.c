@@ -97,8 +97,7 @@ int main(void) {
     dv_llm *m = open_llm(be, 256, NULL);
     if (!m) return 1;
     // input embeddings: the token table's rows, the video's rows replaced
-    dv_tensor et = dv_tensor_2d(DV_DTYPE_F32, c.emb, c.n, D_MODEL);
-    DV_CHECK(dv_llm_embed_tokens_tensor(m, c.ids, c.n, &et) == 0 && be->ops->synchronize(be) == 0);
+    DV_CHECK(qv_embed_ids(m, be, c.ids, c.n, D_MODEL, c.emb) == 0);
     memcpy(c.emb + (size_t)vstart * D_MODEL, feat, (size_t)n_video * D_MODEL * sizeof(float));
 
     // ---- turn 1 and turn 2 in one cache ----

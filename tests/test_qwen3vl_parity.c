@@ -155,8 +155,7 @@ int main(void) {
     dv_llm *m = open_llm(be, 256, NULL);
     if (!m) return 1;
     // input embeddings: the token table's rows, the video rows replaced in order; DeepStack rows there
-    dv_tensor et = dv_tensor_2d(DV_DTYPE_F32, c.emb, c.n, D_MODEL);
-    DV_CHECK(dv_llm_embed_tokens_tensor(m, c.ids, c.n, &et) == 0 && be->ops->synchronize(be) == 0);
+    DV_CHECK(qv_embed_ids(m, be, c.ids, c.n, D_MODEL, c.emb) == 0);
     for (int i = 0, r = 0; i < c.n; i++) {
         if (c.ids[i] != VIDEO_PAD) continue;
         memcpy(c.emb + (size_t)i * D_MODEL, feat + (size_t)r * D_MODEL, D_MODEL * sizeof(float));

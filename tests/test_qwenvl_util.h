@@ -115,6 +115,13 @@ static inline dv_llm *qv_open_llm(const char *model, dv_backend *be, int n_batch
     return m;
 }
 
+// The prompt's input embeddings emb (n, hidden) host F32 (a CPU backend's memory): the token table's rows.
+static inline int qv_embed_ids(dv_llm *m, dv_backend *be, const int32_t *ids, int n, int hidden, float *emb) {
+    dv_tensor et = dv_tensor_2d(DV_DTYPE_F32, emb, n, hidden);
+    const int rc = dv_llm_embed_tokens_tensor(m, ids, n, &et);
+    return rc ? rc : be->ops->synchronize(be);
+}
+
 // One prompt: embeddings emb (n, hidden) with positions pos (3, n) and DeepStack rows add (n_add, n,
 // hidden; NULL: none) -- or, when emb is NULL, text ids tail (n) at text positions.
 typedef struct qv_turn {
