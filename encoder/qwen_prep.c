@@ -1,6 +1,7 @@
-// qwen_prep.c: Qwen2VLVideoProcessor (transformers 5, torchvision backend) as duovid runs it: the
-// processor config, fps-based frame sampling, smart_resize and patchify. The resize itself and the
-// rescale/normalise are image_prep.c's (torch's antialiased uint8 bicubic, the fused float32 normalise).
+// qwen_prep.c: Qwen2VLVideoProcessor and Qwen3VLVideoProcessor (transformers 5, torchvision backend)
+// as duovid runs them: the processor config, fps-based frame sampling, smart_resize and patchify, and
+// Qwen3-VL's frame timestamps and prompt positions. The resize itself and the rescale/normalise are
+// image_prep.c's (torch's antialiased uint8 bicubic, the fused float32 normalise).
 #include "encoder/dv_qwen_vision.h"
 
 #include "core/dv_error.h"
@@ -36,7 +37,7 @@ int dv_qwen_prep_config_load(const char *model_dir, int64_t min_pixels, int64_t 
     cJSON *root = NULL;
     int rc = dv_json_load(path, &root);
     if (rc) return rc;
-    // Qwen2VLVideoProcessor's class defaults
+    // Qwen2VLVideoProcessor's class defaults (Qwen3VLVideoProcessor's below)
     dv_qwen_prep_config c = {
         .patch = 14, .temporal_patch = 2, .merge = 2, .min_pixels = 128 * 28 * 28, .max_pixels = 28 * 28 * 768,
         .fps = 2.0, .min_frames = 4, .max_frames = 768, .max_video_tokens = 128000,
@@ -46,6 +47,12 @@ int dv_qwen_prep_config_load(const char *model_dir, int64_t min_pixels, int64_t 
     };
     snprintf(c.source, sizeof c.source, "%s", name);
     snprintf(c.px.source, sizeof c.px.source, "%s", name);
+    const char *type = cJSON_IsObject(root) ? dv_json_get_string(root, "video_processor_type") : NULL;
+    if (type && (!strcmp(type, "Qwen3VLVideoProcessor") || !strcmp(type, "Qwen3VLVideoProcessorFast"))) {
+        c.kind = DV_QWEN_PREP_QWEN3_VL;
+        c.patch = 16, c.min_pixels = 128 * 32 * 32, c.max_pixels = 32 * 32 * 768, c.max_video_tokens = 768;
+        for (int i = 0; i < 3; i++) c.px.mean[i] = c.px.std[i] = 0.5; // IMAGENET_STANDARD
+    }
     int64_t patch = c.patch, tp = c.temporal_patch, merge = c.merge, minf = c.min_frames, maxf = c.max_frames;
     if (!cJSON_IsObject(root)) {
         rc = dv_error_set(DV_EFORMAT, "%s: not a JSON object", path);
@@ -106,10 +113,48 @@ int dv_qwen_smart_resize(int h, int w, int factor, int64_t min_pixels, int64_t m
     return 0;
 }
 
+// Qwen3VLVideoProcessor.resize + its smart_resize: frames below factor scaled up first, the pixel
+// bounds for the video volume t_bar * h_bar * w_bar (t_bar = round(n / tp) * tp), beta from n itself;
+// cap_pixels_per_frame: an even share of longest_edge per frame, at most max_video_tokens tokens.
+static int smart_resize_video(const dv_qwen_prep_config *c, int w, int h, int n, int *rw, int *rh) {
+    const int factor = c->patch * c->merge, tp = c->temporal_patch;
+    if (n < tp) return dv_error_set(DV_EINVAL, "%d frames: fewer than the temporal patch of %d", n, tp);
+    int64_t max_px = c->max_pixels;
+    if (c->cap_pixels_per_frame) {
+        int64_t ppf = (int64_t)c->max_video_tokens * factor * factor, share = c->max_pixels / n;
+        ppf = ppf < share ? ppf : share;
+        const int64_t floor_px = (int64_t)((double)c->min_pixels * 1.05);
+        max_px = (ppf > floor_px ? ppf : floor_px) * n;
+    }
+    double hh = h, ww = w;
+    if (h < factor || w < factor) { // Python: int(height * scale)
+        const double scale = fmax((double)factor / h, (double)factor / w);
+        hh = floor(h * scale), ww = floor(w * scale);
+    }
+    if (fmax(hh, ww) / fmin(hh, ww) > 200) return dv_error_set(DV_EINVAL, "frame %dx%d: aspect ratio above 200", w, h);
+    double hb = py_round(hh / factor) * factor, wb = py_round(ww / factor) * factor;
+    const double tb = py_round((double)n / tp) * tp;
+    if (tb * hb * wb > (double)max_px) {
+        const double beta = sqrt((double)n * hh * ww / (double)max_px);
+        hb = fmax(factor, floor(hh / beta / factor) * factor);
+        wb = fmax(factor, floor(ww / beta / factor) * factor);
+    } else if (tb * hb * wb < (double)c->min_pixels) {
+        const double beta = sqrt((double)c->min_pixels / ((double)n * hh * ww));
+        hb = ceil(hh * beta / factor) * factor;
+        wb = ceil(ww * beta / factor) * factor;
+    }
+    if (hb < factor || wb < factor || hb > 1 << 16 || wb > 1 << 16)
+        return dv_error_set(DV_EINVAL, "frame %dx%d resizes to %.0fx%.0f (outside %d .. 65536)", w, h, wb, hb, factor);
+    *rh = (int)hb;
+    *rw = (int)wb;
+    return 0;
+}
+
 int dv_qwen_frame_size(const dv_qwen_prep_config *c, int w, int h, int n_frames, int *rw, int *rh) {
     if (w < c->patch || h < c->patch)
         return dv_error_set(DV_EINVAL, "frame %dx%d is smaller than one %dx%d patch", w, h, c->patch, c->patch);
     const int factor = c->patch * c->merge;
+    if (c->kind == DV_QWEN_PREP_QWEN3_VL) return smart_resize_video(c, w, h, n_frames, rw, rh);
     int64_t max_px = c->max_pixels;
     if (c->cap_pixels_per_frame && n_frames > 0) { // HF resize(): an even share of the video's budget
         const int64_t total = (int64_t)((double)c->max_video_tokens * factor * factor * 0.9);
@@ -128,6 +173,17 @@ int dv_qwen_sample_frames(const dv_qwen_prep_config *c, int64_t total, double vi
         return dv_error_set(DV_EINVAL, "video has %lld frame%s: too short for the temporal patch of %d", (long long)total,
                             total == 1 ? "" : "s", tp);
     if (!(video_fps > 0)) return dv_error_set(DV_EINVAL, "video frame rate %g: cannot sample at %g fps", video_fps, c->fps);
+    if (c->kind == DV_QWEN_PREP_QWEN3_VL) { // int(), clamped; np.linspace(0, total - 1, n).round()
+        double n = trunc((double)total / video_fps * c->fps);
+        n = fmin(fmin(fmax(n, c->min_frames), c->max_frames), (double)total);
+        if (n < tp) return dv_error_set(DV_EINVAL, "video too short: %g frames to sample with a temporal patch of %d", n, tp);
+        const int count = (int)n;
+        const double step = count > 1 ? (double)(total - 1) / (count - 1) : 0;
+        for (int k = 0; k < count && idx && k < cap; k++)
+            idx[k] = (int32_t)py_round(k == count - 1 && count > 1 ? (double)(total - 1) : k * step);
+        *n_out = count;
+        return 0;
+    }
     const double max_frames = floor((double)(c->max_frames < total ? c->max_frames : total) / tp) * tp;
     double n = (double)total / video_fps * c->fps;
     n = fmin(fmin(fmax(n, c->min_frames), max_frames), (double)total);
@@ -182,4 +238,27 @@ int dv_qwen_video_positions_part(int start, int t0, int nt, int gh, int gw, int 
 
 int dv_qwen_video_positions(int start, int gt, int gh, int gw, int m, double interval, int32_t *pos, int64_t stride) {
     return dv_qwen_video_positions_part(start, 0, gt, gh, gw, m, interval, pos, stride);
+}
+
+void dv_qwen_frame_timestamps(const dv_qwen_prep_config *c, const int32_t *idx, int n, double video_fps, double *sec) {
+    const int tp = c->temporal_patch, gt = (n + tp - 1) / tp;
+    for (int k = 0; k < gt; k++) {
+        const int a = k * tp, b = k * tp + tp - 1 < n ? k * tp + tp - 1 : n - 1; // the last frame repeated
+        sec[k] = (idx[a] / video_fps + idx[b] / video_fps) / 2;
+    }
+}
+
+void dv_qwen_timestamp_text(double sec, char *buf, size_t size) { snprintf(buf, size, "<%.1f seconds>", sec); }
+
+int dv_qwen3_video_positions(int start, int gt, int gh, int gw, int m, const int *n_before, int n_after, int32_t *pos,
+                             int64_t stride) {
+    int64_t i = 0;
+    int p = start;
+    for (int t = 0; t < gt; t++) {
+        for (int j = 0; j < n_before[t]; j++, i++) pos[i] = pos[stride + i] = pos[2 * stride + i] = p++;
+        p = dv_qwen_video_positions(p, 1, gh, gw, m, 0, pos + i, stride);
+        i += (int64_t)(gh / m) * (gw / m);
+        for (int j = 0; j < n_after; j++, i++) pos[i] = pos[stride + i] = pos[2 * stride + i] = p++;
+    }
+    return p;
 }

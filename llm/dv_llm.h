@@ -86,6 +86,12 @@ int dv_llm_embed_tokens_tensor(dv_llm *m, const int32_t *ids, int n, dv_tensor *
 // far (HF's rope_deltas). Not an M-RoPE model -> DV_EINVAL.
 int dv_llm_prefill_pos(dv_llm *m, const int32_t *ids, const dv_tensor *embd, const int32_t *pos, int n, float *logits,
                        int all_logits);
+// Qwen3-VL DeepStack: like dv_llm_prefill_pos from embd (n, hidden) on the backend (pos may be NULL:
+// text positions), and after decoder layer l < add->ne[0] the rows add[l] (n_add, n, hidden) F32 on
+// the backend, contiguous, are added to the n rows' hidden states (HF _deepstack_process; rows of
+// text tokens hold zeros). Chunked prefill takes each chunk's rows. n_add > n_layers -> DV_EINVAL.
+int dv_llm_prefill_deepstack(dv_llm *m, const dv_tensor *embd, const int32_t *pos, const dv_tensor *add, float *logits,
+                             int all_logits);
 // The position the next token without explicit positions takes (n_past without M-RoPE).
 int dv_llm_next_position(const dv_llm *m);
 // One token: append it and write its logits (V).

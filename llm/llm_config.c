@@ -24,6 +24,8 @@ static const struct {
     {"Qwen3_5ForCausalLM", "qwen3_5_text", DV_LLM_ARCH_QWEN3_5},
     // Qwen2.5-VL's text model: Qwen2 with M-RoPE (flat Hub configs, or transformers 5's text_config)
     {"Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl_text", DV_LLM_ARCH_QWEN2},
+    // Qwen3-VL's text model: Qwen3 (q/k norm) with interleaved M-RoPE; DeepStack via dv_llm_prefill_deepstack
+    {"Qwen3VLForConditionalGeneration", "qwen3_vl_text", DV_LLM_ARCH_QWEN3},
 };
 
 static int get_pos_int(const cJSON *j, const char *key, const char *what, int64_t lo, int64_t hi, int *out);

@@ -98,6 +98,9 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
         for (int t = 0; t < T; t++) m->pos_host[t] = (int32_t)(p0 + t);
     }
     m->pos_in = NULL; // one chunk's
+    const float *add_in = m->add_in; // DeepStack rows: one chunk's too
+    const int add_layers = m->add_layers;
+    m->add_in = NULL, m->add_layers = 0;
     // pos_host / ids_host are written again only after this chunk's synchronize: no wait here
     if ((rc = dv_backend_upload_async(be, m->pos, m->pos_host, (size_t)(n_pos * T) * sizeof(int32_t)))) goto fail;
     dv_tensor pos = n_pos == 1 ? dv_tensor_1d(DV_DTYPE_I32, m->pos, T) : dv_tensor_2d(DV_DTYPE_I32, m->pos, 3, T);
@@ -181,6 +184,10 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
         op->swiglu(be, &gate, &gate, &up);
         op->matmul(be, &xb, &gate, &w->w_down, w->b_down.data ? &w->b_down : NULL);
         op->add(be, &x, &x, &xb);
+        if (l < add_layers) { // DeepStack (Qwen3-VL): this layer's rows added to the output
+            dv_tensor ad = rows_f32((float *)add_in + (size_t)l * (size_t)m->add_layer_stride, 0, T, H);
+            op->add(be, &x, &x, &ad);
+        }
     }
 
     // ---- head: only the rows whose logits were asked for ----
@@ -217,7 +224,7 @@ static int check_ids(const dv_llm *m, const int32_t *ids, int n) {
 // The one prefill loop: n tokens from exactly one of ids, host embeddings, device embeddings (rows of
 // H floats), in chunks of n_batch.
 static int prefill(dv_llm *m, const int32_t *ids, const float *embd, const float *embd_dev, const int32_t *pos, int n,
-                   float *logits, int all_logits) {
+                   const float *add, int add_layers, float *logits, int all_logits) {
     DV_ASSERT((ids != NULL) + (embd != NULL) + (embd_dev != NULL) == 1 && n >= 0);
     if (n == 0) return 0;
     if ((int64_t)m->n_past + n > m->n_ctx)
@@ -234,6 +241,7 @@ static int prefill(dv_llm *m, const int32_t *ids, const float *embd, const float
         else if (logits && last) lg = logits;
         const size_t off = (size_t)i * (size_t)H;
         m->pos_in = pos ? pos + i : NULL, m->pos_in_stride = n; // (3, n): this chunk's columns
+        m->add_in = add ? add + off : NULL, m->add_layers = add ? add_layers : 0, m->add_layer_stride = (int64_t)n * H;
         if ((rc = dv_llm_forward_chunk(m, ids ? ids + i : NULL, embd ? embd + off : NULL, embd_dev ? embd_dev + off : NULL,
                                        T, lg, all_logits, NULL)))
             return rc;
@@ -243,7 +251,7 @@ static int prefill(dv_llm *m, const int32_t *ids, const float *embd, const float
 
 int dv_llm_prefill(dv_llm *m, const int32_t *ids, const float *embd, int n, float *logits, int all_logits) {
     DV_ASSERT((ids == NULL) != (embd == NULL));
-    return prefill(m, ids, embd, NULL, NULL, n, logits, all_logits);
+    return prefill(m, ids, embd, NULL, NULL, n, NULL, 0, logits, all_logits);
 }
 
 int dv_llm_prefill_pos(dv_llm *m, const int32_t *ids, const dv_tensor *embd, const int32_t *pos, int n, float *logits,
@@ -253,15 +261,29 @@ int dv_llm_prefill_pos(dv_llm *m, const int32_t *ids, const dv_tensor *embd, con
     if (embd) {
         DV_ASSERT(embd->dtype == DV_DTYPE_F32 && embd->n_dims == 2 && embd->ne[1] == m->cfg.hidden_size &&
                   embd->ne[0] == n && dv_tensor_is_contiguous(embd) && embd->device == m->be->device);
-        return prefill(m, NULL, NULL, embd->data, pos, n, logits, all_logits);
+        return prefill(m, NULL, NULL, embd->data, pos, n, NULL, 0, logits, all_logits);
     }
-    return prefill(m, ids, NULL, NULL, pos, n, logits, all_logits);
+    return prefill(m, ids, NULL, NULL, pos, n, NULL, 0, logits, all_logits);
+}
+
+int dv_llm_prefill_deepstack(dv_llm *m, const dv_tensor *embd, const int32_t *pos, const dv_tensor *add, float *logits,
+                             int all_logits) {
+    DV_ASSERT(embd && embd->dtype == DV_DTYPE_F32 && embd->n_dims == 2 && embd->ne[1] == m->cfg.hidden_size &&
+              dv_tensor_is_contiguous(embd) && embd->device == m->be->device);
+    const int n = (int)embd->ne[0];
+    DV_ASSERT(!add || (add->dtype == DV_DTYPE_F32 && add->n_dims == 3 && add->ne[1] == n &&
+                       add->ne[2] == m->cfg.hidden_size && dv_tensor_is_contiguous(add) && add->device == m->be->device));
+    if (pos && !m->cfg.mrope) return dv_error_set(DV_EINVAL, "%s: explicit positions need an M-RoPE model", m->cfg.arch_name);
+    const int n_add = add ? (int)add->ne[0] : 0;
+    if (n_add > m->cfg.n_layers)
+        return dv_error_set(DV_EINVAL, "%d DeepStack inputs for a text model of %d layers", n_add, m->cfg.n_layers);
+    return prefill(m, NULL, NULL, embd->data, pos, n, add ? add->data : NULL, n_add, logits, all_logits);
 }
 
 int dv_llm_prefill_tensor(dv_llm *m, const dv_tensor *embd, float *logits, int all_logits) {
     DV_ASSERT(embd && embd->dtype == DV_DTYPE_F32 && embd->n_dims == 2 && embd->ne[1] == m->cfg.hidden_size &&
               dv_tensor_is_contiguous(embd) && embd->device == m->be->device);
-    return prefill(m, NULL, NULL, embd->data, NULL, (int)embd->ne[0], logits, all_logits);
+    return prefill(m, NULL, NULL, embd->data, NULL, (int)embd->ne[0], NULL, 0, logits, all_logits);
 }
 
 int dv_llm_decode(dv_llm *m, int32_t id, float *logits) { return dv_llm_prefill(m, &id, NULL, 1, logits, 0); }

@@ -87,6 +87,9 @@ struct dv_llm {
     int32_t *cell_next; // (n_ctx), NULL without M-RoPE
     const int32_t *pos_in; // M-RoPE: explicit (3, T) positions of the next chunk, rows pos_in_stride
     int64_t pos_in_stride; //   apart (set by prefill for one chunk); NULL: text positions
+    const float *add_in;   // DeepStack: (add_layers, ..) rows on the backend added after layers 0 ..
+    int add_layers;        //   add_layers - 1, layer l's T rows at add_in + l * add_layer_stride (one
+    int64_t add_layer_stride; // chunk's, set by prefill); add_layers 0: none
 };
 
 // The second half of dv_llm_open, once cfg, rope, the weight views and n_params are set: uploads the

@@ -7,14 +7,8 @@
 // turn in the same KV cache (text positions after the largest one, as HF's rope_deltas): logits and 8
 // greedy tokens. Also: chunked prefill (16 cells a chunk) gives the same, a DuoAttention pattern at
 // sparsity 0 gives identical logits, and at 0.5 (sink 4, recent 16 cells) runs deterministically.
-#include "core/dv_error.h"
-#include "core/dv_safetensors.h"
-#include "encoder/dv_qwen_vision.h"
-#include "llm/dv_duo_pattern.h"
-#include "llm/dv_llm.h"
 #include "llm/dv_tokenizer.h"
-#include "tests/dv_test.h"
-#include "video/dv_video.h"
+#include "tests/test_qwenvl_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,76 +17,10 @@
 
 #define FIX "tests/fixtures/qwenvl/"
 #define MODEL FIX "tiny-qwen2_5-vl"
-#define CLIP "tests/fixtures/vlm/clip.mp4"
 #define V 1207
 #define VIDEO_PAD 1206
 #define D_MODEL 64
 #define MAXN 512
-
-static const void *ref(const dv_safetensors *st, const char *name, dv_dtype dt, int nd, const int64_t *shape) {
-    const dv_st_tensor *t = NULL;
-    if (dv_safetensors_get(st, name, nd, shape, &t) || t->dtype != dt) {
-        fprintf(stderr, "FAIL fixture tensor %s: %s\n", name, dv_error_message());
-        return NULL;
-    }
-    return t->data;
-}
-
-static const int32_t *ref_ids(const dv_safetensors *st, const char *name, int64_t *n) {
-    const dv_st_tensor *t = dv_safetensors_find(st, name);
-    if (!t || t->dtype != DV_DTYPE_I32 || t->n_dims != 1) return NULL;
-    *n = t->shape[0];
-    return t->data;
-}
-
-// The video's merged tokens (NT, D_MODEL) from the clip, through duovid's own video/ + encoder/.
-static int encode_clip(float *feat, int *gt, int *gh, int *gw, double *sec_per_grid) {
-    dv_qwen_prep_config c;
-    dv_video *video = NULL;
-    dv_video_sampler *s = NULL;
-    dv_prep *prep = NULL;
-    dv_qwen_vit *vit = NULL;
-    uint8_t *u8 = NULL;
-    float *chw = NULL, *patches = NULL;
-    int32_t idx[64];
-    int n = 0, rw = 0, rh = 0, got = 0;
-    int rc = dv_qwen_prep_config_load(dv_test_path(MODEL), 0, 0, &c);
-    if (!rc) rc = dv_video_open(dv_test_path(CLIP), NULL, &video);
-    const dv_video_info *info = rc ? NULL : dv_video_get_info(video);
-    if (!rc) rc = dv_qwen_sample_frames(&c, info->n_frames, info->fps, idx, 64, &n);
-    if (!rc) rc = dv_qwen_frame_size(&c, info->display_width, info->display_height, n, &rw, &rh);
-    if (!rc) rc = dv_prep_init(&c.px, &prep);
-    if (!rc) rc = dv_qwen_vit_open(dv_test_path(MODEL), NULL, 2, &vit);
-    if (rc) goto done;
-    *gt = (n + c.temporal_patch - 1) / c.temporal_patch, *gh = rh / c.patch, *gw = rw / c.patch;
-    *sec_per_grid = c.temporal_patch / c.fps; // HF: temporal_patch_size / sampled fps
-    u8 = malloc((size_t)rw * rh * 3);
-    chw = malloc((size_t)n * 3 * rw * rh * sizeof(float));
-    patches = malloc((size_t)*gt * *gh * *gw * 3 * c.temporal_patch * c.patch * c.patch * sizeof(float));
-    dv_sample_plan plan = dv_sample_plan_default();
-    plan.n_frames = info->n_frames;
-    if ((rc = dv_video_sampler_init(video, &plan, 0, 0, &s))) goto done;
-    dv_frame f;
-    for (int r; got < n && (r = dv_video_sampler_next(s, &f)) == 1;) {
-        if (f.src_index != idx[got]) continue;
-        if ((rc = dv_prep_resize(prep, f.rgb, f.w, f.h, 3 * f.w, u8, rw, rh))) goto done;
-        dv_prep_normalize(&c.px, u8, rw, rh, chw + (size_t)got++ * 3 * rw * rh);
-    }
-    if (got != n) {
-        rc = dv_error_set(DV_EINVAL, "decoded %d of %d frames", got, n);
-        goto done;
-    }
-    dv_qwen_patchify(&c, chw, n, rh, rw, patches);
-    rc = dv_qwen_vit_encode(vit, patches, *gt, *gh, *gw, feat);
-done:
-    if (rc) fprintf(stderr, "FAIL encode clip: %s\n", dv_error_message());
-    dv_qwen_vit_free(vit);
-    dv_video_sampler_free(s);
-    dv_video_free(video);
-    dv_prep_free(prep);
-    free(u8), free(chw), free(patches);
-    return rc;
-}
 
 typedef struct ctx {
     int n;                       // prompt length
@@ -101,34 +29,13 @@ typedef struct ctx {
     float emb[MAXN * D_MODEL];   // (n, D_MODEL) input embeddings, video rows spliced
 } ctx;
 
-static dv_llm *open_llm(dv_backend *be, int n_batch, const dv_duo_pattern *pat) {
-    dv_llm_params p = dv_llm_default_params();
-    p.backend = be, p.n_batch = n_batch, p.pattern = pat, p.n_ctx = 1024;
-    p.kv_type_k = p.kv_type_v = DV_KV_F32; // HF parity: the pipeline's own arithmetic, no KV rounding
-    dv_llm *m = NULL;
-    if (dv_llm_open(dv_test_path(MODEL), &p, &m)) fprintf(stderr, "FAIL open llm: %s\n", dv_error_message());
-    return m;
-}
+static dv_llm *open_llm(dv_backend *be, int n_batch, const dv_duo_pattern *pat) { return qv_open_llm(MODEL, be, n_batch, pat); }
 
-// Prefill the prompt, then n greedy tokens: ids / logits (n, V); returns 0 or the first error.
+// Prefill the prompt (c) or the text tail, then n greedy tokens: ids / logits (n, V).
 static int run_turn(dv_llm *m, const ctx *c, const int32_t *tail, int n_tail, int n, int32_t *ids, float *logits) {
-    float lg[V];
-    int rc;
-    if (c) {
-        dv_tensor e = dv_tensor_2d(DV_DTYPE_F32, (void *)c->emb, c->n, D_MODEL);
-        rc = dv_llm_prefill_pos(m, NULL, &e, c->pos, c->n, lg, 0);
-    } else {
-        rc = dv_llm_prefill(m, tail, NULL, n_tail, lg, 0);
-    }
-    for (int i = 0; !rc && i < n; i++) {
-        int best = 0;
-        for (int v = 1; v < V; v++) best = lg[v] > lg[best] ? v : best;
-        ids[i] = best;
-        memcpy(logits + (size_t)i * V, lg, sizeof lg);
-        rc = dv_llm_decode(m, best, lg);
-    }
-    if (rc) fprintf(stderr, "FAIL turn: %s\n", dv_error_message());
-    return rc;
+    const qv_turn t = c ? (qv_turn){.emb = c->emb, .pos = c->pos, .n = c->n, .hidden = D_MODEL}
+                        : (qv_turn){.tail = tail, .n = n_tail, .hidden = D_MODEL};
+    return qv_run_turn(m, &t, V, n, ids, logits);
 }
 
 int main(void) {
@@ -138,24 +45,26 @@ int main(void) {
         return 1;
     }
     int64_t n_ids = 0, n_ids2 = 0, n_g = 0, n_g2 = 0;
-    const int32_t *want_ids = ref_ids(st, "input_ids", &n_ids), *want_ids2 = ref_ids(st, "input_ids_turn2", &n_ids2);
-    const int32_t *want_g = ref_ids(st, "greedy_ids", &n_g), *want_g2 = ref_ids(st, "greedy_ids_turn2", &n_g2);
+    const int32_t *want_ids = qv_ref_ids(st, "input_ids", &n_ids), *want_ids2 = qv_ref_ids(st, "input_ids_turn2", &n_ids2);
+    const int32_t *want_g = qv_ref_ids(st, "greedy_ids", &n_g), *want_g2 = qv_ref_ids(st, "greedy_ids_turn2", &n_g2);
     const char *prompt = dv_safetensors_metadata(st, "prompt");
     if (!want_ids || !want_ids2 || !want_g || !want_g2 || !prompt || n_ids > MAXN || n_g != 16 || n_g2 != 8) {
         fprintf(stderr, "FAIL fixture tensors\n");
         return 1;
     }
-    const int32_t *want_pos = ref(st, "position_ids", DV_DTYPE_I32, 2, (int64_t[]){3, n_ids});
-    const float *want_logits = ref(st, "greedy_logits", DV_DTYPE_F32, 2, (int64_t[]){16, V});
-    const float *want_logits2 = ref(st, "greedy_logits_turn2", DV_DTYPE_F32, 2, (int64_t[]){8, V});
-    const float *want_feat = ref(st, "video_features", DV_DTYPE_F32, 2, (int64_t[]){60, D_MODEL});
+    const int32_t *want_pos = qv_ref(st, "position_ids", DV_DTYPE_I32, 2, (int64_t[]){3, n_ids});
+    const float *want_logits = qv_ref(st, "greedy_logits", DV_DTYPE_F32, 2, (int64_t[]){16, V});
+    const float *want_logits2 = qv_ref(st, "greedy_logits_turn2", DV_DTYPE_F32, 2, (int64_t[]){8, V});
+    const float *want_feat = qv_ref(st, "video_features", DV_DTYPE_F32, 2, (int64_t[]){60, D_MODEL});
     if (!want_pos || !want_logits || !want_logits2 || !want_feat) return 1;
 
     // ---- the video: our frames, our tower ----
     static float feat[MAXN * D_MODEL];
-    int gt = 0, gh = 0, gw = 0;
-    double spg = 0;
-    if (encode_clip(feat, &gt, &gh, &gw, &spg)) return 1;
+    qv_clip clip;
+    if (qv_encode_clip(MODEL, &clip, feat, NULL)) return 1;
+    const int gt = clip.gt, gh = clip.gh, gw = clip.gw;
+    const double spg = clip.c.temporal_patch / clip.c.fps; // HF: temporal_patch_size / sampled fps
+    qv_clip_free(&clip);
     const int n_video = gt * (gh / 2) * (gw / 2);
     DV_CHECK(n_video == 60);
     dv_test_close("video features (duovid frames)", feat, want_feat, (size_t)n_video * D_MODEL, 1e-4);
@@ -188,8 +97,7 @@ int main(void) {
     dv_llm *m = open_llm(be, 256, NULL);
     if (!m) return 1;
     // input embeddings: the token table's rows, the video's rows replaced
-    dv_tensor et = dv_tensor_2d(DV_DTYPE_F32, c.emb, c.n, D_MODEL);
-    DV_CHECK(dv_llm_embed_tokens_tensor(m, c.ids, c.n, &et) == 0 && be->ops->synchronize(be) == 0);
+    DV_CHECK(qv_embed_ids(m, be, c.ids, c.n, D_MODEL, c.emb) == 0);
     memcpy(c.emb + (size_t)vstart * D_MODEL, feat, (size_t)n_video * D_MODEL * sizeof(float));
 
     // ---- turn 1 and turn 2 in one cache ----
@@ -236,36 +144,8 @@ int main(void) {
     dv_llm_free(m);
 
     // ---- DuoAttention: sparsity 0 is full attention; 0.5 runs and repeats itself ----
-    dv_duo_pattern *pat = NULL;
-    if (dv_duo_pattern_full(2, 2, &pat) == 0) {
-        pat->sink = 4, pat->recent = 16;
-        dv_duo_pattern_set_sparsity(pat, 0);
-        m = open_llm(be, 32, pat);
-        if (m && run_turn(m, &c, NULL, 0, 16, g, lg) == 0) {
-            dv_test_close("duo sparsity 0 vs full (chunk 32)", lg, ref_lg, 16 * (size_t)V, 1e-5);
-            DV_CHECK(!memcmp(g, want_g, sizeof g));
-        }
-        dv_llm_free(m);
-        for (int i = 0; i < 4; i++) pat->alpha[i] = 0.1 * (i + 1);
-        dv_duo_pattern_set_sparsity(pat, 0.5);
-        DV_CHECK(pat->n_retrieval == 2);
-        static int32_t ga[16], gb[16];
-        static float la[16 * V], lb[16 * V];
-        m = open_llm(be, 32, pat);
-        int ok = m && run_turn(m, &c, NULL, 0, 16, ga, la) == 0;
-        dv_llm_free(m);
-        m = open_llm(be, 32, pat);
-        ok = ok && m && run_turn(m, &c, NULL, 0, 16, gb, lb) == 0;
-        dv_llm_free(m);
-        DV_CHECK(ok && !memcmp(la, lb, sizeof la) && !memcmp(ga, gb, sizeof ga));
-        double diff = 0;
-        for (int i = 0; i < V; i++) diff = fmax(diff, fabs(la[i] - ref_lg[i]));
-        printf("     duo sparsity 0.5 (sink 4, recent 16 cells): deterministic, max |logit - full| %.3g, greedy", diff);
-        for (int i = 0; i < 16; i++) printf(" %d", ga[i]);
-        printf("\n");
-        DV_CHECK(diff > 0); // streaming heads really dropped cells
-        dv_duo_pattern_free(pat);
-    }
+    const qv_turn prompt_turn = (qv_turn){.emb = c.emb, .pos = c.pos, .n = c.n, .hidden = D_MODEL};
+    qv_check_duo(be, MODEL, 2, 2, &prompt_turn, V, ref_lg, want_g);
     dv_tokenizer_free(tok);
     dv_backend_free(be);
     dv_safetensors_free(st);
