@@ -8,15 +8,25 @@
 #include "kernels/dv_kv_type.h"
 
 #include <stdint.h>
+#include <string.h>
+
+// (host and device: the decoders are plain arithmetic; tests may run them on the host)
+#define DV_KV_DEV __host__ __device__ __forceinline__
+
+DV_KV_DEV float dv_kv_u2f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 
 // Elements c .. c+3 of one row of type t (c a multiple of 4). The row must be aligned as
 // dv_cuda_kv_row_align(t) (attn_path.h) says: the fast kernels take a segment only then.
-__device__ __forceinline__ float4 dv_kv_load4(const char *row, int t, int c) {
+DV_KV_DEV float4 dv_kv_load4(const char *row, int t, int c) {
     switch (t) {
     case DV_KV_BF16: {
         const uint2 u = *(const uint2 *)(row + 2 * c); // 4 bf16: a bf16 is the top half of its f32
-        return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
-                           __uint_as_float(u.y & 0xffff0000u));
+        return make_float4(dv_kv_u2f(u.x << 16), dv_kv_u2f(u.x & 0xffff0000u), dv_kv_u2f(u.y << 16),
+                           dv_kv_u2f(u.y & 0xffff0000u));
     }
     case DV_KV_F16: {
         const uint2 u = *(const uint2 *)(row + 2 * c);
@@ -42,21 +52,21 @@ __device__ __forceinline__ float4 dv_kv_load4(const char *row, int t, int c) {
     }
 }
 
-__device__ __forceinline__ uint32_t dv_kv_bytes_u32(const unsigned char *p) {
+DV_KV_DEV uint32_t dv_kv_bytes_u32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-__device__ __forceinline__ unsigned short dv_kv_bytes_u16(const unsigned char *p) {
+DV_KV_DEV unsigned short dv_kv_bytes_u16(const unsigned char *p) {
     return (unsigned short)(p[0] | p[1] << 8);
 }
 
 // Element i of one row of type t, with byte loads only (any alignment; f32 rows 4-byte aligned, as
 // attention_kv asserts): the fp32 fallback kernels' reader.
-__device__ __forceinline__ float dv_kv_elem(const char *row, int t, int i) {
+DV_KV_DEV float dv_kv_elem(const char *row, int t, int i) {
     const unsigned char *r = (const unsigned char *)row;
     switch (t) {
-    case DV_KV_BF16: return __uint_as_float((uint32_t)dv_kv_bytes_u16(r + 2 * i) << 16);
+    case DV_KV_BF16: return dv_kv_u2f((uint32_t)dv_kv_bytes_u16(r + 2 * i) << 16);
     case DV_KV_F16: return __half2float(__ushort_as_half(dv_kv_bytes_u16(r + 2 * i)));
-    case DV_KV_Q8: return __uint_as_float(dv_kv_bytes_u32(r)) * (float)(signed char)r[4 + i];
+    case DV_KV_Q8: return dv_kv_u2f(dv_kv_bytes_u32(r)) * (float)(signed char)r[4 + i];
     case DV_KV_Q4: {
         const unsigned char *g = r + (i / DV_KV_Q4_GROUP) * DV_KV_Q4_GROUP_BYTES;
         const int j = i % DV_KV_Q4_GROUP;
