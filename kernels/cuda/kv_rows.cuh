@@ -29,9 +29,11 @@ DV_KV_DEV float4 dv_kv_load4(const char *row, int t, int c) {
                            dv_kv_u2f(u.y & 0xffff0000u));
     }
     case DV_KV_F16: {
-        const uint2 u = *(const uint2 *)(row + 2 * c);
-        const float2 a = __half22float2(*(const __half2 *)&u.x), b = __half22float2(*(const __half2 *)&u.y);
-        return make_float4(a.x, a.y, b.x, b.y);
+        const uint2 u = *(const uint2 *)(row + 2 * c); // 4 f16 in one 8-byte load
+        return make_float4(__half2float(__ushort_as_half((unsigned short)(u.x & 0xffffu))),
+                           __half2float(__ushort_as_half((unsigned short)(u.x >> 16))),
+                           __half2float(__ushort_as_half((unsigned short)(u.y & 0xffffu))),
+                           __half2float(__ushort_as_half((unsigned short)(u.y >> 16))));
     }
     case DV_KV_Q8: {
         const float s = *(const float *)row;
@@ -42,7 +44,9 @@ DV_KV_DEV float4 dv_kv_load4(const char *row, int t, int c) {
         // group c / 32: f16 scale and offset, then byte i holds element i (low) and i + 16 (high)
         const char *g = row + (c / DV_KV_Q4_GROUP) * DV_KV_Q4_GROUP_BYTES;
         const int i = c % DV_KV_Q4_GROUP;
-        const float2 dm = __half22float2(*(const __half2 *)g);
+        const uint32_t hd = *(const uint32_t *)g;
+        const float2 dm = make_float2(__half2float(__ushort_as_half((unsigned short)(hd & 0xffffu))),
+                                      __half2float(__ushort_as_half((unsigned short)(hd >> 16))));
         uint32_t b = *(const uint32_t *)(g + 4 + (i & 15));
         if (i >= 16) b >>= 4;
         return make_float4(dm.x * (float)(b & 15) + dm.y, dm.x * (float)((b >> 8) & 15) + dm.y,
