@@ -447,6 +447,7 @@ static void test_kv_store(void) {
 // kv: the KV row type of both backends' caches, tol: the logits' bound for it (f32: the bf16 GEMMs'
 // 1e-2; compact types: the attention bounds, bf16/f16 1e-2, q8 2e-2, q4 1e-1, since each side
 // rounds its own, slightly different, keys and values). Greedy tokens must match for f32 and bf16.
+// duo: 0 full attention, 1 DuoAttention with strict prefill, 2 with reference prefill.
 static void test_llm(const char *rel, int duo, dv_kv_type kv) {
     int32_t ids[40];
     for (int i = 0; i < 40; i++) ids[i] = 3 + (i * 37) % 500;
@@ -466,7 +467,7 @@ static void test_llm(const char *rel, int duo, dv_kv_type kv) {
         lp.n_ctx = 64;
         lp.n_batch = 16;
         lp.pattern = pat;
-        lp.duo_prefill = DV_DUO_PREFILL_STRICT;
+        lp.duo_prefill = duo == 2 ? DV_DUO_PREFILL_REFERENCE : DV_DUO_PREFILL_STRICT;
         lp.kv_type_k = lp.kv_type_v = kv;
         dv_llm *m = NULL;
         if (dv_llm_open(dv_test_path(rel), &lp, &m)) {
@@ -485,7 +486,8 @@ static void test_llm(const char *rel, int duo, dv_kv_type kv) {
         }
         if (b) {
             char label[128];
-            snprintf(label, sizeof label, "%s%s, %s KV: logits GPU vs CPU", rel, duo ? " (DuoAttention strict)" : "",
+            snprintf(label, sizeof label, "%s%s, %s KV: logits GPU vs CPU", rel,
+                     duo == 2 ? " (DuoAttention reference)" : duo ? " (DuoAttention strict)" : "",
                      dv_kv_type_name(kv));
             const double tol = kv == DV_KV_Q4 ? 1e-1 : kv == DV_KV_Q8 ? 2e-2 : 1e-2;
             dv_test_close(label, lg[1], lg[0], (size_t)48 * V, tol);
@@ -659,6 +661,7 @@ int main(void) {
     for (int t = DV_KV_BF16; t <= DV_KV_Q8; t++) { // (q4 needs head_dim % 32: tiny-qwen35 below)
         test_llm("assets/models/tiny-llama", 0, (dv_kv_type)t);
         test_llm("assets/models/tiny-llama", 1, (dv_kv_type)t);
+        test_llm("assets/models/tiny-llama", 2, (dv_kv_type)t);
     }
     test_llm("tests/fixtures/llm/tiny-mistral", 0, DV_KV_F32);
     test_llm("tests/fixtures/llm/tiny-mistral", 0, DV_KV_Q8);
