@@ -54,7 +54,7 @@ DV_KV_FN int64_t dv_kv_row_bytes(dv_kv_type t, int64_t D) {
 }
 #undef DV_KV_FN
 
-#ifndef __CUDACC__
+// (host code, CUDA host code included)
 static inline const char *dv_kv_type_name(dv_kv_type t) {
     static const char *const names[DV_KV_TYPE_COUNT] = {"f32", "bf16", "f16", "q8", "q4"};
     return (unsigned)t < DV_KV_TYPE_COUNT ? names[t] : "?";
@@ -72,6 +72,7 @@ static inline int dv_kv_type_fits(dv_kv_type t, int64_t D) {
     return (unsigned)t < DV_KV_TYPE_COUNT && D > 0 && (t != DV_KV_Q4 || D % DV_KV_Q4_GROUP == 0);
 }
 
+#ifndef __CUDACC__ // (the CUDA backend's own device versions: kernels/cuda/kv_store.cu, kv_rows.cuh)
 // x (D) F32 -> one row of type t at `row` (dv_kv_row_bytes(t, D) bytes, no alignment needed).
 static inline void dv_kv_quantize_row(dv_kv_type t, const float *x, int64_t D, void *row) {
     uint8_t *o = (uint8_t *)row;

@@ -2,7 +2,10 @@
 // (odd sizes included), outputs poisoned with NaN first so unwritten elements fail; relative L2 < 1e-4
 // for fp32 paths, < 1e-2 for bf16 paths (bf16/f16 weight GEMMs; the tensor-core prefill attention,
 // which rounds Q, K and V to bf16). Attention is checked on plain K/V and over KV-cache views (pages,
-// sink + ring pieces, both DuoAttention prefill semantics), including single-token decode (split-K).
+// sink + ring pieces, both DuoAttention prefill semantics), including single-token decode (split-K),
+// for every KV row type (f32/bf16/f16/q8/q4: the same stored rows on both sides, so the tolerance is
+// the path's); kv_store (F32 -> compact rows) against the CPU's rows within one rounding step of the
+// type; the tiny LLM with compact KV caches GPU vs CPU within the type's bound.
 // Gated DeltaNet's conv1d / delta rule / sigmoid gate. Then the tiny LLM end to end (logits and greedy tokens) and the tiny ViT (features), GPU vs CPU.
 // Ops the CUDA backend lacks are reported as skipped. Without a GPU (or without CUDA compiled in)
 // the test reports itself skipped (exit 77), never passed.
@@ -243,40 +246,51 @@ static void test_attention(void) {
     }
 }
 
-// A synthetic KV cache of `len` tokens: K/V (len, Hkv, D) in one buffer (row stride Hkv * D), each
-// head cut into segments as the hybrid cache hands them out: retrieval heads in pages of `page`
-// tokens; streaming heads (odd heads when sink + recent > 0) as the sink, then the ring's last
-// `recent` tokens in two pieces. Views for the same layout over the host and the device copies.
+// A synthetic KV cache of `len` tokens: K/V (len, Hkv) rows of D values stored as KV row types kt / vt
+// (rows of one token consecutive, row bytes dv_kv_row_bytes), written from random floats by the CPU's
+// kv_store and uploaded byte for byte (both backends read the same stored rows), each head cut into
+// segments as the hybrid cache hands them out: retrieval heads in pages of `page` tokens; streaming
+// heads (odd heads when sink + recent > 0) as the sink, then the ring's last `recent` tokens in two
+// pieces. Views for the same layout over the host and the device copies.
 typedef struct fake_cache {
     int64_t len, Hkv, D;
-    float *k, *v;       // host (len, Hkv, D)
+    char *k, *v;        // host (len, Hkv) rows of kt / vt
     void *dk, *dv;      // device copies
     dv_kv_seg *segs[2]; // (Hkv * (len / page + 4)) host / device pointers
-    dv_kv_head_view views[2][16];
+    dv_kv_head_view views[2][32];
 } fake_cache;
 
+// n rows of D random floats in [lo, hi] -> rows of type t (row bytes apart), by the CPU's kv_store.
+static char *kv_rows_rand(dv_kv_type t, int64_t n, int64_t D, float lo, float hi) {
+    const int64_t rb = dv_kv_row_bytes(t, D);
+    float *x = rnd((size_t)(n * D) + 1, lo, hi);
+    char *r = malloc((size_t)(n * rb) + 1);
+    DV_CHECK(cpu->ops->kv_store(cpu, r, (size_t)rb, t, x, (size_t)D * 4, D, (size_t)n) == 0);
+    free(x);
+    return r;
+}
+
 static void fake_cache_make(fake_cache *c, int64_t len, int64_t Hkv, int64_t D, int64_t page, int64_t sink,
-                            int64_t recent, int strict) {
-    DV_ASSERT(Hkv <= 16);
+                            int64_t recent, int strict, dv_kv_type kt, dv_kv_type vt) {
+    DV_ASSERT(Hkv <= 32);
     c->len = len;
     c->Hkv = Hkv;
     c->D = D;
-    const size_t n = (size_t)(len * Hkv * D) + 1;
-    c->k = rnd(n, -2, 2);
-    c->v = rnd(n, -1, 1);
-    c->dk = dev(c->k, n * 4);
-    c->dv = dev(c->v, n * 4);
+    const int64_t rk = dv_kv_row_bytes(kt, D), rv = dv_kv_row_bytes(vt, D);
+    c->k = kv_rows_rand(kt, len * Hkv, D, -2, 2);
+    c->v = kv_rows_rand(vt, len * Hkv, D, -1, 1);
+    c->dk = dev(c->k, (size_t)(len * Hkv * rk) + 1);
+    c->dv = dev(c->v, (size_t)(len * Hkv * rv) + 1);
     const int64_t per = len / page + 4;
     for (int b = 0; b < 2; b++) {
         c->segs[b] = calloc((size_t)(Hkv * per), sizeof(dv_kv_seg));
-        const float *K = b ? c->dk : c->k, *V = b ? c->dv : c->v;
+        const char *K = b ? c->dk : c->k, *V = b ? c->dv : c->v;
         for (int64_t g = 0; g < Hkv; g++) {
             dv_kv_seg *sg = c->segs[b] + g * per;
             int ns = 0;
             const int streaming = (sink + recent > 0) && (g % 2 == 1);
-#define SEG(p0, cnt)                                                                                    \
-    sg[ns++] = (dv_kv_seg){K + ((p0) * Hkv + g) * D, V + ((p0) * Hkv + g) * D, (p0), (cnt), Hkv * D * 4, Hkv * D * 4, \
-                           DV_KV_F32, DV_KV_F32}
+#define SEG(p0, cnt)                                                                                          \
+    sg[ns++] = (dv_kv_seg){K + ((p0) * Hkv + g) * rk, V + ((p0) * Hkv + g) * rv, (p0), (cnt), Hkv * rk, Hkv * rv, kt, vt}
             if (!streaming) {
                 for (int64_t p0 = 0; p0 < len; p0 += page) SEG(p0, len - p0 < page ? len - p0 : page);
             } else {
@@ -319,35 +333,122 @@ static void test_attention_kv(void) {
         {130, 4, 4, 64, 0, 256, 0, 0, 0},      {100, 8, 8, 64, 333, 100, 16, 90, 1},
         {37, 4, 2, 16, 90, 16, 2, 20, 1},      {16, 6, 3, 32, 48, 16, 0, 0, 0},
         {9, 4, 2, 40, 70, 16, 2, 8, 1},        {200, 32, 8, 128, 700, 256, 4, 64, 1}};
-    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-        const int64_t T = cases[ci].T, Hq = cases[ci].Hq, Hkv = cases[ci].Hkv, D = cases[ci].D;
-        fake_cache fc;
-        fake_cache_make(&fc, cases[ci].len, Hkv, D, cases[ci].page, cases[ci].sink, cases[ci].recent, cases[ci].strict);
-        float *q = rnd((size_t)(T * Hq * D), -2, 2), *kn = rnd((size_t)(T * Hkv * D), -2, 2),
-              *vn = rnd((size_t)(T * Hkv * D), -1, 1), *o = malloc((size_t)(T * Hq * D) * 4);
-        void *dq = dev(q, (size_t)(T * Hq * D) * 4), *dkn = dev(kn, (size_t)(T * Hkv * D) * 4),
-             *dvn = dev(vn, (size_t)(T * Hkv * D) * 4), *dout = dev_nan((size_t)(T * Hq * D));
-        dv_tensor tq = dv_tensor_3d(DV_DTYPE_F32, q, T, Hq, D), tk = dv_tensor_3d(DV_DTYPE_F32, kn, T, Hkv, D),
-                  tv = dv_tensor_3d(DV_DTYPE_F32, vn, T, Hkv, D), to = dv_tensor_3d(DV_DTYPE_F32, o, T, Hq, D);
-        dv_attn_params p = {1.0f / sqrtf((float)D), 1, cases[ci].len};
-        cpu->ops->attention_kv(cpu, &to, &tq, &tk, &tv, fc.views[0], &p);
-        dv_tensor gq = on(tq, dq), gk = on(tk, dkn), gv = on(tv, dvn), go = on(to, dout);
-        gpu->ops->attention_kv(gpu, &go, &gq, &gk, &gv, fc.views[1], &p);
-        char label[160];
-        snprintf(label, sizeof label, "attention_kv T=%lld Hq=%lld Hkv=%lld D=%lld len=%lld page=%lld sink=%lld "
-                 "recent=%lld %s", (long long)T, (long long)Hq, (long long)Hkv, (long long)D, (long long)cases[ci].len,
-                 (long long)cases[ci].page, (long long)cases[ci].sink, (long long)cases[ci].recent,
-                 cases[ci].strict ? "strict" : "reference");
-        compare(label, dout, o, (size_t)(T * Hq * D), attn_tol(&go, &gq, &gk, &gv, fc.views[1], 1));
-        gpu->ops->free(gpu, dq); gpu->ops->free(gpu, dkn); gpu->ops->free(gpu, dvn); gpu->ops->free(gpu, dout);
-        free(q); free(kn); free(vn); free(o);
-        fake_cache_free(&fc);
+    // every case with K and V both stored as each type (q4 where D is a multiple of 32), then mixed pairs
+    const dv_kv_type types[][2] = {{DV_KV_F32, DV_KV_F32}, {DV_KV_BF16, DV_KV_BF16}, {DV_KV_F16, DV_KV_F16},
+                                   {DV_KV_Q8, DV_KV_Q8},   {DV_KV_Q4, DV_KV_Q4},     {DV_KV_Q8, DV_KV_Q4},
+                                   {DV_KV_BF16, DV_KV_F16}};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            const int64_t T = cases[ci].T, Hq = cases[ci].Hq, Hkv = cases[ci].Hkv, D = cases[ci].D;
+            const dv_kv_type kt = types[ti][0], vt = types[ti][1];
+            if (!dv_kv_type_fits(kt, D) || !dv_kv_type_fits(vt, D)) continue;
+            if (ti >= 5 && ci % 3) continue; // mixed pairs: a third of the cases
+            fake_cache fc;
+            fake_cache_make(&fc, cases[ci].len, Hkv, D, cases[ci].page, cases[ci].sink, cases[ci].recent,
+                            cases[ci].strict, kt, vt);
+            float *q = rnd((size_t)(T * Hq * D), -2, 2), *kn = rnd((size_t)(T * Hkv * D), -2, 2),
+                  *vn = rnd((size_t)(T * Hkv * D), -1, 1), *o = malloc((size_t)(T * Hq * D) * 4);
+            void *dq = dev(q, (size_t)(T * Hq * D) * 4), *dkn = dev(kn, (size_t)(T * Hkv * D) * 4),
+                 *dvn = dev(vn, (size_t)(T * Hkv * D) * 4), *dout = dev_nan((size_t)(T * Hq * D));
+            dv_tensor tq = dv_tensor_3d(DV_DTYPE_F32, q, T, Hq, D), tk = dv_tensor_3d(DV_DTYPE_F32, kn, T, Hkv, D),
+                      tv = dv_tensor_3d(DV_DTYPE_F32, vn, T, Hkv, D), to = dv_tensor_3d(DV_DTYPE_F32, o, T, Hq, D);
+            dv_attn_params p = {1.0f / sqrtf((float)D), 1, cases[ci].len};
+            cpu->ops->attention_kv(cpu, &to, &tq, &tk, &tv, fc.views[0], &p);
+            dv_tensor gq = on(tq, dq), gk = on(tk, dkn), gv = on(tv, dvn), go = on(to, dout);
+            gpu->ops->attention_kv(gpu, &go, &gq, &gk, &gv, fc.views[1], &p);
+            char label[192];
+            snprintf(label, sizeof label, "attention_kv K %s V %s T=%lld Hq=%lld Hkv=%lld D=%lld len=%lld page=%lld "
+                     "sink=%lld recent=%lld %s", dv_kv_type_name(kt), dv_kv_type_name(vt), (long long)T, (long long)Hq,
+                     (long long)Hkv, (long long)D, (long long)cases[ci].len, (long long)cases[ci].page,
+                     (long long)cases[ci].sink, (long long)cases[ci].recent, cases[ci].strict ? "strict" : "reference");
+            compare(label, dout, o, (size_t)(T * Hq * D), attn_tol(&go, &gq, &gk, &gv, fc.views[1], 1));
+            gpu->ops->free(gpu, dq); gpu->ops->free(gpu, dkn); gpu->ops->free(gpu, dvn); gpu->ops->free(gpu, dout);
+            free(q); free(kn); free(vn); free(o);
+            fake_cache_free(&fc);
+        }
+}
+
+// One rounding step of type t at the value x of a row whose stored row is `row` (the largest change a
+// different rounding of x can make): bf16 / f16 one unit in the last place, q8 its scale, q4 its
+// group's scale. 0 for f32 (a copy).
+static double kv_step(dv_kv_type t, const uint8_t *row, int64_t d, float x) {
+    switch (t) {
+    case DV_KV_BF16: return fabs(x) * 0x1p-7 + 1e-38;
+    case DV_KV_F16: return fabs(x) * 0x1p-10 + 0x1p-24;
+    case DV_KV_Q8: {
+        float s;
+        memcpy(&s, row, 4);
+        return s;
     }
+    case DV_KV_Q4: {
+        uint16_t h;
+        memcpy(&h, row + d / DV_KV_Q4_GROUP * DV_KV_Q4_GROUP_BYTES, 2);
+        return dv_f16_to_f32(h);
+    }
+    default: return 0.0;
+    }
+}
+
+// kv_store: fresh random rows (strided source, as a (T, Hkv, D) view hands them over; one all-zero and
+// one constant row, where q8's scale and q4's range are 0), stored on both backends into a destination
+// with padding between rows that the device's is poisoned in; each device row, dequantized, within one
+// rounding step of the CPU's row per element (the rules are the same, so the rows should be
+// bit-identical: the count is printed), and the padding untouched.
+static void test_kv_store(void) {
+    if (!gpu->ops->kv_store) {
+        skip_op("kv_store");
+        return;
+    }
+    const int64_t Ds[] = {32, 40, 64, 128, 256};
+    for (int t = 0; t < DV_KV_TYPE_COUNT; t++)
+        for (size_t di = 0; di < sizeof Ds / sizeof Ds[0]; di++) {
+            const int64_t D = Ds[di], rows = 77, sp = D + 5; // source pitch (floats)
+            if (!dv_kv_type_fits((dv_kv_type)t, D)) continue;
+            const int64_t rb = dv_kv_row_bytes((dv_kv_type)t, D), dp = rb + 12; // destination pitch (bytes)
+            float *x = rnd((size_t)(rows * sp), -3, 3);
+            for (int64_t d = 0; d < D; d++) {
+                x[5 * sp + d] = 0.0f;   // an all-zero row
+                x[6 * sp + d] = 0.75f;  // a constant row
+                x[7 * sp + d] *= 1e-3f; // a small one
+            }
+            uint8_t *ref = malloc((size_t)(rows * dp)), *got = malloc((size_t)(rows * dp));
+            memset(ref, 0xA5, (size_t)(rows * dp));
+            void *dx = dev(x, (size_t)(rows * sp) * 4), *dd = dev(ref, (size_t)(rows * dp)); // poisoned
+            DV_CHECK(cpu->ops->kv_store(cpu, ref, (size_t)dp, (dv_kv_type)t, x, (size_t)sp * 4, D, (size_t)rows) == 0);
+            DV_CHECK(gpu->ops->kv_store(gpu, dd, (size_t)dp, (dv_kv_type)t, dx, (size_t)sp * 4, D, (size_t)rows) == 0);
+            DV_CHECK(gpu->ops->synchronize(gpu) == 0);
+            gpu->ops->download(gpu, got, dd, (size_t)(rows * dp));
+            float *yr = malloc((size_t)D * 4), *yg = malloc((size_t)D * 4);
+            int64_t same = 0, bad = 0, pad_bad = 0;
+            double worst = 0.0;
+            for (int64_t r = 0; r < rows; r++) {
+                const uint8_t *rr = ref + r * dp, *rg = got + r * dp;
+                same += !memcmp(rr, rg, (size_t)rb);
+                for (int64_t i = rb; i < dp; i++) pad_bad += rg[i] != 0xA5;
+                dv_kv_dequantize_row((dv_kv_type)t, rr, D, yr);
+                dv_kv_dequantize_row((dv_kv_type)t, rg, D, yg);
+                for (int64_t d = 0; d < D; d++) {
+                    const double e = fabs((double)yg[d] - yr[d]), step = kv_step((dv_kv_type)t, rr, d, x[r * sp + d]);
+                    if (!(e <= step * 1.0001)) bad++; // (NaN fails)
+                    if (step > 0 && e / step > worst) worst = e / step;
+                }
+            }
+            fprintf(stderr, "kv_store %s D=%lld: %lld/%lld rows bit-identical to the CPU's, worst %.2f steps\n",
+                    dv_kv_type_name((dv_kv_type)t), (long long)D, (long long)same, (long long)rows, worst);
+            DV_CHECK_MSG(!bad && !pad_bad, "kv_store %s D=%lld: %lld values beyond one step, %lld padding bytes written",
+                         dv_kv_type_name((dv_kv_type)t), (long long)D, (long long)bad, (long long)pad_bad);
+            gpu->ops->free(gpu, dx); gpu->ops->free(gpu, dd);
+            free(x); free(ref); free(got); free(yr); free(yg);
+        }
 }
 
 // The whole tiny model on both backends, with and without a DuoAttention pattern: this exercises
 // attention_kv over pages and sink + ring segments, and the weight upload.
-static void test_llm(const char *rel, int duo) {
+// kv: the KV row type of both backends' caches, tol: the logits' bound for it (f32: the bf16 GEMMs'
+// 1e-2; compact types: the attention bounds, bf16/f16 1e-2, q8 2e-2, q4 1e-1, since each side
+// rounds its own, slightly different, keys and values). Greedy tokens must match for f32 and bf16.
+// duo: 0 full attention, 1 DuoAttention with strict prefill, 2 with reference prefill.
+static void test_llm(const char *rel, int duo, dv_kv_type kv) {
     int32_t ids[40];
     for (int i = 0; i < 40; i++) ids[i] = 3 + (i * 37) % 500;
     dv_duo_pattern *pat = NULL;
@@ -366,8 +467,8 @@ static void test_llm(const char *rel, int duo) {
         lp.n_ctx = 64;
         lp.n_batch = 16;
         lp.pattern = pat;
-        lp.duo_prefill = DV_DUO_PREFILL_STRICT;
-        lp.kv_type_k = lp.kv_type_v = DV_KV_F32; // the CUDA backend's caches are f32: compare like with like
+        lp.duo_prefill = duo == 2 ? DV_DUO_PREFILL_REFERENCE : DV_DUO_PREFILL_STRICT;
+        lp.kv_type_k = lp.kv_type_v = kv;
         dv_llm *m = NULL;
         if (dv_llm_open(dv_test_path(rel), &lp, &m)) {
             DV_CHECK_MSG(0, "%s", dv_error_message());
@@ -385,9 +486,13 @@ static void test_llm(const char *rel, int duo) {
         }
         if (b) {
             char label[128];
-            snprintf(label, sizeof label, "%s%s: logits GPU vs CPU", rel, duo ? " (DuoAttention strict)" : "");
-            dv_test_close(label, lg[1], lg[0], (size_t)48 * V, 1e-2);
-            DV_CHECK_MSG(!memcmp(toks[0], toks[1], sizeof toks[0]), "greedy tokens differ between GPU and CPU");
+            snprintf(label, sizeof label, "%s%s, %s KV: logits GPU vs CPU", rel,
+                     duo == 2 ? " (DuoAttention reference)" : duo ? " (DuoAttention strict)" : "",
+                     dv_kv_type_name(kv));
+            const double tol = kv == DV_KV_Q4 ? 1e-1 : kv == DV_KV_Q8 ? 2e-2 : 1e-2;
+            dv_test_close(label, lg[1], lg[0], (size_t)48 * V, tol);
+            if (kv == DV_KV_F32 || kv == DV_KV_BF16)
+                DV_CHECK_MSG(!memcmp(toks[0], toks[1], sizeof toks[0]), "greedy tokens differ between GPU and CPU");
         }
         dv_llm_free(m);
     }
@@ -546,13 +651,23 @@ int main(void) {
     test_rope_embed();
     test_attention();
     test_attention_kv();
+    test_kv_store();
     test_pool2d();
     test_pool2d_bilinear();
     test_delta();
-    test_llm("assets/models/tiny-llama", 0);
-    test_llm("assets/models/tiny-llama", 1);
-    test_llm("tests/fixtures/llm/tiny-mistral", 0);
-    test_llm("tests/fixtures/llm/tiny-qwen35", 0); // Gated DeltaNet + gated attention
+    test_llm("assets/models/tiny-llama", 0, DV_KV_F32);
+    test_llm("assets/models/tiny-llama", 1, DV_KV_F32);
+    // compact caches: pages and (strict DuoAttention) sink + ring blocks stored by kv_store on the device
+    for (int t = DV_KV_BF16; t <= DV_KV_Q8; t++) { // (q4 needs head_dim % 32: tiny-qwen35 below)
+        test_llm("assets/models/tiny-llama", 0, (dv_kv_type)t);
+        test_llm("assets/models/tiny-llama", 1, (dv_kv_type)t);
+        test_llm("assets/models/tiny-llama", 2, (dv_kv_type)t);
+    }
+    test_llm("tests/fixtures/llm/tiny-mistral", 0, DV_KV_F32);
+    test_llm("tests/fixtures/llm/tiny-mistral", 0, DV_KV_Q8);
+    test_llm("tests/fixtures/llm/tiny-qwen35", 0, DV_KV_F32); // Gated DeltaNet + gated attention
+    test_llm("tests/fixtures/llm/tiny-qwen35", 0, DV_KV_BF16);
+    test_llm("tests/fixtures/llm/tiny-qwen35", 0, DV_KV_Q4);
     test_encoder("tiny-llava");
     test_encoder("tiny-llava-siglip");
     test_encoder("../vlm/tiny-llava-onevision");

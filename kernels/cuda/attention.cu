@@ -4,6 +4,7 @@
 // kernels/cuda/attn_path.h's dv_cuda_attn_select chooses (DV_ATTN_FP32=1 forces the fp32 kernels).
 // The CPU twins are kernels/cpu/attention.c and attention_kv.c. Over a KV cache (views with blocks)
 // the key table is built on the device from a per-layer layout cached there (attention_kv_blocks).
+// Cached rows are read in their stored KV row types (f32/bf16/f16/q8/q4, kernels/cuda/kv_rows.cuh).
 #include "kernels/cuda/attn_path.h"
 #include "kernels/cuda/attn_table.cuh"
 #include "kernels/cuda/common.cuh"
@@ -18,16 +19,17 @@ struct online {
     float m, l;
 };
 
-// One key (row r of k/v) into lane-local state; every lane holds dims lane, lane+32, ...
-__device__ __forceinline__ void attend_key(online &st, float *acc, const float *q_l, const float *k, const float *v,
-                                           int D, float scale) {
+// One key (row k of type kt, row v of type vt) into lane-local state; every lane holds dims lane,
+// lane+32, ... The rows are read in their stored types (kv_rows.cuh), element by element.
+__device__ __forceinline__ void attend_key(online &st, float *acc, const float *q_l, const char *k, int kt,
+                                           const char *v, int vt, int D, float scale) {
     const int lane = threadIdx.x % 32;
     float d = 0.0f;
-    for (int i = lane, j = 0; i < D; i += 32, j++) d += q_l[j] * k[i];
+    for (int i = lane, j = 0; i < D; i += 32, j++) d += q_l[j] * dv_kv_elem(k, kt, i);
     const float s = dv_warp_sum(d) * scale;
     const float nm = fmaxf(st.m, s), corr = expf(st.m - nm), e = expf(s - nm);
     st.l = st.l * corr + e;
-    for (int i = lane, j = 0; i < D; i += 32, j++) acc[j] = acc[j] * corr + e * v[i];
+    for (int i = lane, j = 0; i < D; i += 32, j++) acc[j] = acc[j] * corr + e * dv_kv_elem(v, vt, i);
     st.m = nm;
 }
 
@@ -47,7 +49,9 @@ static __global__ void attention_kernel(float *out, const float *q, const float 
     int64_t lo[2], hi[2];
     const long long n = dv_attn_mask_run(0, Tk, pos0 + t, pos0 + t, causal, 0, 0, lo, hi) ? hi[0] : 0;
     online st = {-INFINITY, 0.0f};
-    for (long long r = 0; r < n; r++) attend_key(st, acc, q_l, k + r * ks0 + g * ks1, v + r * vs0 + g * vs1, D, scale);
+    for (long long r = 0; r < n; r++)
+        attend_key(st, acc, q_l, (const char *)(k + r * ks0 + g * ks1), DV_KV_F32, (const char *)(v + r * vs0 + g * vs1),
+                   DV_KV_F32, D, scale);
     const float inv = st.l > 0 ? 1.0f / st.l : 0.0f;
     for (int i = lane, j = 0; i < D; i += 32, j++) out[t * os0 + h * os1 + i] = acc[j] * inv;
 }
@@ -61,7 +65,7 @@ __device__ void attend_run(online &st, float *acc, const float *q_l, const dv_ru
     const int ni = dv_attn_mask_run(run.pos0, run.n, p, p, causal, sink, window, lo, hi);
     for (int i = 0; i < ni; i++)
         for (long long r = lo[i] - run.pos0; r < hi[i] - run.pos0; r++)
-            attend_key(st, acc, q_l, run.k + r * run.ks, run.v + r * run.vs, D, scale);
+            attend_key(st, acc, q_l, run.k + r * run.ks, run.kt, run.v + r * run.vs, run.vt, D, scale);
 }
 
 static __global__ void attention_runs_kernel(float *out, const float *q, const dv_run_dev *runs,
@@ -86,13 +90,13 @@ static __global__ void attention_runs_kernel(float *out, const float *q, const d
 
 // ---- host: tables ----
 
-// Row / head strides (floats) of a (T, H, D) key and value pair.
+// Row / head strides (bytes) of a (T, H, D) F32 key and value pair.
 typedef struct kv_strides {
     long long k0, k1, v0, v1;
 } kv_strides;
 
 static kv_strides kv_strides_of(const dv_tensor *k, const dv_tensor *v) {
-    return {(long long)k->nb[0] / 4, (long long)k->nb[1] / 4, (long long)v->nb[0] / 4, (long long)v->nb[1] / 4};
+    return {(long long)k->nb[0], (long long)k->nb[1], (long long)v->nb[0], (long long)v->nb[1]};
 }
 
 // Host staging buffer of the backend, reused across calls; growing keeps its contents (a failure is
@@ -174,7 +178,8 @@ static void run_job(dv_backend *be, const attn_job *j, int n_runs, dv_cuda_attn_
                 const int ni = dv_attn_mask_run(run.pos0, run.n, j->q_pos0, j->q_pos0, 1, hh[g].sink, hh[g].window, lo, hi);
                 for (int i = 0; i < ni; i++) {
                     const long long r0 = lo[i] - run.pos0;
-                    iv[k++] = {run.k + r0 * run.ks, run.v + r0 * run.vs, run.ks, run.vs, hi[i] - lo[i], total};
+                    iv[k++] = {run.k + r0 * run.ks, run.v + r0 * run.vs, run.ks, run.vs, hi[i] - lo[i], total, run.kt,
+                               run.vt};
                     total += hi[i] - lo[i];
                 }
             }
@@ -227,7 +232,8 @@ void dv_cuda_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const
         dv_head_dev *hh = (dv_head_dev *)(host + (size_t)Hkv * sizeof(dv_run_dev));
         const kv_strides st = kv_strides_of(k, v);
         for (long long g = 0; g < Hkv; g++) {
-            hr[g] = {(const float *)k->data + g * st.k1, (const float *)v->data + g * st.v1, 0, Tk, st.k0, st.v0};
+            hr[g] = {(const char *)k->data + g * st.k1, (const char *)v->data + g * st.v1, 0, Tk, st.k0, st.v0,
+                     DV_KV_F32, DV_KV_F32};
             hh[g] = {(int)g, 1, 0, 0};
         }
         attn_job j = make_job(out, q, Hkv, p, p->causal != 0);
@@ -273,7 +279,7 @@ void dv_cuda_layouts_free(dv_backend *be) {
 // Run r of head g sits at 2 * blk_off + g + r (two segments per block, then the chunk's own keys);
 // decode intervals at twice that (two per run).
 static __global__ void build_tables_kernel(const dv_kv_block *blocks, const dv_lhead_dev *lh, int Hkv, long long len,
-                                           const float *kn, const float *vn, long long k0, long long k1, long long v0,
+                                           const char *kn, const char *vn, long long k0, long long k1, long long v0,
                                            long long v1, long long T, dv_run_dev *runs, dv_head_dev *heads,
                                            dv_ival_dev *iv, dv_dhead_dev *dd) {
     const int g = blockIdx.x * blockDim.x + threadIdx.x;
@@ -285,10 +291,10 @@ static __global__ void build_tables_kernel(const dv_kv_block *blocks, const dv_l
         dv_kv_seg s[2];
         const int ns = dv_kv_block_segs(&blocks[L.blk_off + b], len, s);
         for (int i = 0; i < ns; i++)
-            runs[off + n++] = {(const float *)s[i].k, (const float *)s[i].v, (long long)s[i].pos0, (long long)s[i].n,
-                               (long long)s[i].k_stride / 4, (long long)s[i].v_stride / 4}; // f32 rows (asserted)
+            runs[off + n++] = {(const char *)s[i].k, (const char *)s[i].v, (long long)s[i].pos0, (long long)s[i].n,
+                               (long long)s[i].k_stride, (long long)s[i].v_stride, (int)s[i].kt, (int)s[i].vt};
     }
-    runs[off + n++] = {kn + g * k1, vn + g * v1, len, T, k0, v0};
+    runs[off + n++] = {kn + g * k1, vn + g * v1, len, T, k0, v0, DV_KV_F32, DV_KV_F32};
     heads[g] = {off, n, L.sink, L.window};
     if (!iv) return;
     // decode: what the one query at position len sees, as intervals numbered consecutively
@@ -301,7 +307,8 @@ static __global__ void build_tables_kernel(const dv_kv_block *blocks, const dv_l
         const int ni = dv_attn_mask_run(run.pos0, run.n, len, len, 1, L.sink, L.window, lo, hi);
         for (int i = 0; i < ni; i++) {
             const long long r0 = lo[i] - run.pos0;
-            iv[ioff + k++] = {run.k + r0 * run.ks, run.v + r0 * run.vs, run.ks, run.vs, hi[i] - lo[i], total};
+            iv[ioff + k++] = {run.k + r0 * run.ks, run.v + r0 * run.vs, run.ks, run.vs, hi[i] - lo[i], total, run.kt,
+                              run.vt};
             total += hi[i] - lo[i];
         }
     }
@@ -399,7 +406,7 @@ static void attention_kv_blocks(dv_backend *be, dv_tensor *out, const dv_tensor 
     const dv_kv_block *blocks = (const dv_kv_block *)L->dev;
     const dv_lhead_dev *lh = (const dv_lhead_dev *)(L->dev + (size_t)L->n_blocks * sizeof(dv_kv_block));
     build_tables_kernel<<<(unsigned)DV_CEIL_DIV(Hkv, 32), 32, 0, dv_cuda(be)->stream>>>(
-        blocks, lh, Hkv, (long long)p->q_pos0, (const float *)k_new->data, (const float *)v_new->data, st.k0, st.k1,
+        blocks, lh, Hkv, (long long)p->q_pos0, (const char *)k_new->data, (const char *)v_new->data, st.k0, st.k1,
         st.v0, st.v1, T, dr, dh, iv, dd);
     DV_CUDA_LAUNCHED(be, "attention key table");
     if (decode) {
@@ -427,13 +434,15 @@ void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, co
     DV_ASSERT(D <= 32 * DV_MAX_PER_LANE && Hq % Hkv == 0 && q->nb[2] == 4 && out->nb[2] == 4);
     DV_ASSERT(k_new->nb[2] == 4 && v_new->nb[2] == 4 && k_new->nb[0] % 4 == 0 && v_new->nb[0] % 4 == 0);
     if (!T) return;
-    // the CUDA kernels read f32 rows only (the backend has no kv_store: its KV caches are f32)
+    // cached rows of any KV type (the kernels dequantize as they load); f32 rows 4-byte aligned
     for (int g = 0; g < Hkv; g++) {
-        for (int s = 0; s < views[g].n_segs; s++)
-            DV_ASSERT(views[g].segs[s].kt == DV_KV_F32 && views[g].segs[s].vt == DV_KV_F32 &&
-                      views[g].segs[s].k_stride % 4 == 0 && views[g].segs[s].v_stride % 4 == 0);
+        for (int s = 0; s < views[g].n_segs; s++) {
+            const dv_kv_seg *sg = &views[g].segs[s];
+            DV_ASSERT(dv_kv_type_fits(sg->kt, D) && dv_kv_type_fits(sg->vt, D));
+            DV_ASSERT((sg->kt != DV_KV_F32 || sg->k_stride % 4 == 0) && (sg->vt != DV_KV_F32 || sg->v_stride % 4 == 0));
+        }
         for (int b = 0; views[g].blocks && b < views[g].n_blocks; b++)
-            DV_ASSERT(views[g].blocks[b].kt == DV_KV_F32 && views[g].blocks[b].vt == DV_KV_F32);
+            DV_ASSERT(dv_kv_type_fits(views[g].blocks[b].kt, D) && dv_kv_type_fits(views[g].blocks[b].vt, D));
     }
     int blocks = 1; // a KV cache's views: the table is built on the device from its cached layout
     for (int g = 0; g < Hkv; g++) blocks &= views[g].blocks != NULL && views[g].layout_gen == views[0].layout_gen;
@@ -456,11 +465,11 @@ void dv_cuda_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, co
         for (int s = 0; s < views[g].n_segs; s++) {
             const dv_kv_seg *sg = &views[g].segs[s];
             DV_ASSERT(sg->n >= 0 && sg->pos0 + sg->n <= p->q_pos0);
-            hr[off++] = {(const float *)sg->k, (const float *)sg->v, (long long)sg->pos0, (long long)sg->n,
-                         (long long)sg->k_stride / 4, (long long)sg->v_stride / 4};
+            hr[off++] = {(const char *)sg->k, (const char *)sg->v, (long long)sg->pos0, (long long)sg->n,
+                         (long long)sg->k_stride, (long long)sg->v_stride, (int)sg->kt, (int)sg->vt};
         }
-        hr[off++] = {(const float *)k_new->data + g * st.k1, (const float *)v_new->data + g * st.v1,
-                     (long long)p->q_pos0, T, st.k0, st.v0};
+        hr[off++] = {(const char *)k_new->data + g * st.k1, (const char *)v_new->data + g * st.v1,
+                     (long long)p->q_pos0, T, st.k0, st.v0, DV_KV_F32, DV_KV_F32};
     }
     attn_job j = make_job(out, q, Hkv, p, 1);
     run_job(be, &j, n_runs, dv_cuda_attn_select(out, q, k_new, v_new, views, 1).kernel);

@@ -6,6 +6,8 @@
 //    head dims 16/32/64/128, K/V rows 16-byte aligned, Q/out rows 8-byte aligned;
 //  - split-K decode (flash_decode.cu): one causal query token over a KV cache (attention_kv), fp32,
 //    head dims 64/128, GQA groups <= 8, the same alignment;
+// Cached rows of every KV type (f32/bf16/f16/q8/q4) are read in place by all three, dequantized as
+// they are loaded; the fast kernels need each segment's rows aligned as dv_cuda_kv_row_align says.
 //  - fp32 baseline (attention.cu): one warp per (query row, head), for everything else; also every
 //    causal single-query call of the plain attention op. DV_ATTN_FP32=1 forces it.
 // Every kernel loads only the key rows some query of its block can see (dv_attn_mask_run: causal end,
@@ -38,6 +40,12 @@ static inline int dv_cuda_flash_decode_supports(int64_t D, int64_t group) {
 
 static inline int dv_cuda_aligned(const void *p, uintptr_t bytes) { return ((uintptr_t)p & (bytes - 1)) == 0; }
 
+// Alignment the fast kernels' loads of four elements need in a row of KV type t (kernels/cuda/kv_rows.cuh):
+// 16 bytes for f32, 8 for bf16/f16, 4 for q8/q4 (the scale word and four codes).
+static inline uintptr_t dv_cuda_kv_row_align(dv_kv_type t) {
+    return t == DV_KV_F32 ? 16 : t == DV_KV_BF16 || t == DV_KV_F16 ? 8 : 4;
+}
+
 // K/V rows the flash kernels' 16-byte loads may read: row and head strides multiples of 4 floats.
 static inline int dv_cuda_kv_aligned(const dv_tensor *k, const dv_tensor *v) {
     return k->nb[0] % 16 == 0 && k->nb[1] % 16 == 0 && v->nb[0] % 16 == 0 && v->nb[1] % 16 == 0 &&
@@ -58,8 +66,9 @@ static inline dv_cuda_attn_path dv_cuda_attn_select(const dv_tensor *out, const 
     for (int64_t g = 0; views && g < Hkv; g++)
         for (int s = 0; s < views[g].n_segs; s++) {
             const dv_kv_seg *sg = &views[g].segs[s];
-            ok &= sg->k_stride % 16 == 0 && sg->v_stride % 16 == 0 && dv_cuda_aligned(sg->k, 16) &&
-                  dv_cuda_aligned(sg->v, 16);
+            const uintptr_t ka = dv_cuda_kv_row_align(sg->kt), va = dv_cuda_kv_row_align(sg->vt);
+            ok &= sg->k_stride % (int64_t)ka == 0 && sg->v_stride % (int64_t)va == 0 && dv_cuda_aligned(sg->k, ka) &&
+                  dv_cuda_aligned(sg->v, va);
         }
     ok &= q->nb[0] % 8 == 0 && q->nb[1] % 8 == 0 && out->nb[0] % 8 == 0 && out->nb[1] % 8 == 0 &&
           dv_cuda_aligned(q->data, 8) && dv_cuda_aligned(out->data, 8);

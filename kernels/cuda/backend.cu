@@ -140,7 +140,7 @@ static const dv_backend_ops dv_cuda_ops = {
     .gated_delta_rule = dv_cuda_gated_delta_rule,
     .mul_sigmoid = dv_cuda_mul_sigmoid,
     .rope_sections = dv_cuda_rope_sections,
-    .kv_store = NULL, // KV caches stay f32 here: the CUDA attention kernels read f32 rows only
+    .kv_store = dv_cuda_kv_store, // compact KV rows (kv_store.cu); the attention kernels read every type
 };
 
 static dv_backend *cuda_init(int device, int *status) {

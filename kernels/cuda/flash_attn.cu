@@ -4,9 +4,10 @@
 // keys: S = Q K^T with mma.sync m16n8k16 (bf16 in, fp32 accumulate), mask, online softmax in fp32
 // (base-2 exponent, the scale folded into Q), then O += P V with P rounded to bf16 (the score
 // accumulators are reused as the A operand without a trip through shared memory; V's B operand comes
-// from ldmatrix.trans). Q, K and V arrive as F32 (the activations and the KV cache are F32) and are
-// rounded to bf16 as they enter registers / shared memory: CUDA prefill attention therefore has bf16
-// accuracy (tests hold it to relative L2 < 1e-2 against the CPU's fp32).
+// from ldmatrix.trans). Q arrives as F32, K and V as F32 or as compact KV rows (bf16/f16/q8/q4,
+// dequantized as the tile is loaded: kv_rows.cuh); all are rounded to bf16 as they enter registers /
+// shared memory: CUDA prefill attention therefore has bf16 accuracy (tests hold it to relative L2 <
+// 1e-2 against the CPU's fp32 over the same stored rows).
 //
 // Only the key rows some query of the block can see are visited (dv_attn_mask_run: causal end, sink
 // interval, window interval), so a strict streaming head costs O(rows * (sink + window)) and causal
@@ -88,15 +89,15 @@ flash_attn_kernel(float *out, long long os0, long long os1, const float *q, long
         for (int ii = 0; ii < 2; ii++) { // (constant trip count: lo/hi stay in registers)
             if (ii >= ni) break;
             for (long long j = lo[ii]; j < hi[ii]; j += FA_BN) {
-                // ---- tile load: rows j .. j+63 (positions) of the run, F32 -> bf16 ----
+                // ---- tile load: rows j .. j+63 (positions) of the run, stored type -> bf16 ----
                 __syncthreads(); // the previous tile is consumed
                 for (int idx = tid; idx < FA_BN * (D / 4); idx += FA_THREADS) {
                     const int r = idx / (D / 4), c = (idx % (D / 4)) * 4;
                     float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;
                     if (j + r < hi[ii]) {
-                        const long long row = j + r - run.pos0;
-                        kv = *(const float4 *)(run.k + row * run.ks + c);
-                        vv = *(const float4 *)(run.v + row * run.vs + c);
+                        const long long row = j + r - run.pos0; // dequantized from its stored type
+                        kv = dv_kv_load4(run.k + row * run.ks, run.kt, c);
+                        vv = dv_kv_load4(run.v + row * run.vs, run.vt, c);
                     }
                     *(uint2 *)&sK[r * LD + c] = make_uint2(pack_bf16(kv.x, kv.y), pack_bf16(kv.z, kv.w));
                     *(uint2 *)&sV[r * LD + c] = make_uint2(pack_bf16(vv.x, vv.y), pack_bf16(vv.z, vv.w));

@@ -5,8 +5,9 @@
 // them as intervals numbered consecutively, so a streaming head only ever has sink + window keys and
 // its later splits exit at once) and serves all G = Hq / Hkv query heads of the group, so each K/V row
 // is read once per group (GQA). Inside a block, 8 groups of 16 lanes each take a key; a lane holds D/16
-// consecutive dims (16-byte loads, a group reads one whole row). Math is fp32 (the cache is F32; decode
-// is bandwidth-bound). Each block leaves (max, sum, unnormalized output) per query head; a second small
+// consecutive dims (a group reads one whole row; rows of any KV type, dequantized in registers as they
+// load: kv_rows.cuh, so a q4 cache moves 1/6.4 of an f32 one's bytes). Math is fp32 (decode is
+// bandwidth-bound). Each block leaves (max, sum, unnormalized output) per query head; a second small
 // kernel merges the splits.
 #include "kernels/cuda/attn_path.h"
 #include "kernels/cuda/attn_table.cuh"
@@ -53,10 +54,10 @@ flash_decode_kernel(float *ws_o, float *ws_ml, const float *q, long long qs1, in
             const long long r1 = (c1 < iv.start + iv.n ? c1 : iv.start + iv.n) - iv.start;
             for (long long r = r0 + grp; r < r1; r += FD_GROUPS) {
                 float kr[EPL], vr[EPL];
-                const float *kp = iv.k + r * iv.ks + sub * EPL, *vp = iv.v + r * iv.vs + sub * EPL;
+                const char *kp = iv.k + r * iv.ks, *vp = iv.v + r * iv.vs; // rows in their stored types
 #pragma unroll
                 for (int e = 0; e < EPL; e += 4) {
-                    const float4 k4 = *(const float4 *)(kp + e), v4 = *(const float4 *)(vp + e);
+                    const float4 k4 = dv_kv_load4(kp, iv.kt, sub * EPL + e), v4 = dv_kv_load4(vp, iv.vt, sub * EPL + e);
                     kr[e] = k4.x, kr[e + 1] = k4.y, kr[e + 2] = k4.z, kr[e + 3] = k4.w;
                     vr[e] = v4.x, vr[e + 1] = v4.y, vr[e + 2] = v4.z, vr[e + 3] = v4.w;
                 }

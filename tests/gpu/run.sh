@@ -10,6 +10,10 @@
 #     Contexts whose KV cache does not fit the GPU's memory are reported as "no fit".
 #   - prefill seconds of one 32K chunk for the same eight configurations (a real prefill).
 #   - ViT (clip-l336 shape) frames/s.
+#   - KV row types (f32/bf16/f16/q8/q4): the op test's attention_kv cases per type (worst relative L2
+#     vs the CPU over the same stored rows) and its kv_store checks, then decode ms/token of llama3-8b
+#     at 128K filled tokens, sparsity 0 and 0.5, per type, with the KV bytes per token and the HBM
+#     floor. The other decode rows use the default KV type (bf16 since the CUDA backend has kv_store).
 # Sized to finish within 9 minutes on an H100 for the first four configurations; the four Qwen-VL ones
 # (added without a GPU run) roughly double that. Run on a machine with an NVIDIA GPU:
 #   tests/gpu/run.sh
@@ -37,6 +41,29 @@ total_gib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>
 echo "| what | model | sparsity | context | result | peak GiB | HBM floor |"
 echo "|---|---|---|---|---|---|---|"
 echo "| cuda op + LLM + ViT tests | | | | $(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$log" | tr '\n' ' ') | | |"
+# KV row types: the op test's attention_kv cases with K and V of one type, and kv_store
+for t in f32 bf16 f16 q8 q4; do
+  cases=$(grep -E "^[0-9]+: (OK  |FAIL) attention_kv K $t V $t " "$log")
+  ok=$(echo "$cases" | grep -c ": OK") ; bad=$(echo "$cases" | grep -c ": FAIL")
+  worst=$(echo "$cases" | grep -Eo "rel_l2 = [0-9.e+-]+" | awk '{ if ($3 > w) w = $3 } END { printf "%.2e", w }')
+  st=$(grep -E "kv_store $t D=" "$log" | grep -Eo "[0-9]+/[0-9]+ rows bit-identical" | tr '\n' ' ')
+  echo "| attention_kv ops, KV $t | | | | $ok ok, $bad failed, worst rel L2 $worst; kv_store: ${st:-n/a} | | |"
+done
+# decode per KV type (128K filled tokens; keys and values of one type)
+for sp in 0 0.5; do
+  for t in f32 bf16 f16 q8 q4; do
+    r=$($B bench llm --synthetic llama3-8b --device cuda --sparsity "$sp" --fill 131072 --prompt-tokens 0 \
+        --gen-tokens 24 --kv-type "$t" --json 2>"$tmp/err")
+    if [ -z "$r" ]; then
+      echo "| decode ms/tok, KV $t | llama3-8b | $sp | 131072 | error: $(tail -1 "$tmp/err" | cut -c1-60) | | |"
+      continue
+    fi
+    [ "$bw" = 0 ] && bw=$(field "$r" copy_gb_s)
+    floor=$(awk -v b="$(field "$r" decode_read_bytes)" -v g="$bw" 'BEGIN { if (g > 0) printf "%.2f ms", b / (g * 1e9) * 1e3; else print "n/a" }')
+    printf "| decode ms/tok, KV %s (%s B/token) | llama3-8b | %s | 131072 | %.2f | %.1f | %s |\n" "$t" \
+      "$(field "$r" kv_bytes_per_token)" "$sp" "$(field "$r" decode_ms)" "$(field "$r" device_peak_gib)" "$floor"
+  done
+done
 for cfg in "llama2-7b 0" "llama2-7b 0.75" "llama3-8b 0" "llama3-8b 0.5" \
            "qwen2.5-vl-7b 0" "qwen2.5-vl-7b 0.5" "qwen3-vl-8b 0" "qwen3-vl-8b 0.5"; do
   set -- $cfg; m=$1; sp=$2
