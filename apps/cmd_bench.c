@@ -45,48 +45,6 @@ static void usage(FILE *f) {
             dv_llm_synth_preset_names());
 }
 
-// Device copy bandwidth in GB/s ((read + write) bytes / time, the best of 5 copies of 1 GiB); 0 on
-// the CPU backend or when the buffers do not fit. For the HBM floor of decode figures.
-static double copy_gb_s(dv_backend *be) {
-    if (be->device == DV_DEVICE_CPU) return 0;
-    const size_t n = (size_t)1 << 30;
-    void *a = be->ops->alloc(be, n), *b = a ? be->ops->alloc(be, n) : NULL;
-    double best = 1e30;
-    for (int i = 0; b && i < 6; i++) {
-        double t0 = dv_time_now();
-        if (be->ops->copy(be, b, a, n) || be->ops->synchronize(be)) break;
-        double t = dv_time_now() - t0;
-        if (i && t < best) best = t; // the first copy warms up
-    }
-    if (a) be->ops->free(be, a);
-    if (b) be->ops->free(be, b);
-    return best < 1e30 ? 2.0 * (double)n / best / 1e9 : 0;
-}
-
-// Host read bandwidth in GB/s with nt threads: the best of 5 parallel sums over 256 MiB (the floor
-// of CPU decode, which reads the weights and the KV cache once per token).
-static double host_read_gb_s(int nt) {
-    const size_t n = (size_t)64 << 20; // floats
-    float *a = malloc(n * sizeof *a);
-    if (!a) return 0;
-#pragma omp parallel for num_threads(nt)
-    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7); // first touch by the threads that read it
-    double best = 1e30;
-    volatile float keep = 0;
-    for (int r = 0; r < 6; r++) {
-        double t0 = dv_time_now();
-        float sum = 0;
-#pragma omp parallel for simd reduction(+ : sum) num_threads(nt)
-        for (size_t i = 0; i < n; i++) sum += a[i];
-        keep = sum;
-        double t = dv_time_now() - t0;
-        if (r && t < best) best = t; // the first pass warms up
-    }
-    (void)keep;
-    free(a);
-    return (double)n * sizeof *a / best / 1e9;
-}
-
 static int bench_llm(int argc, char **argv) {
     const char *model_dir = NULL, *device = "auto", *synthetic = NULL, *dtype_s = "bf16", *mode_s = "reference";
     int n_prompt = 512, n_gen = 32, n_batch = 256, threads = 0, json = 0, repeat = 1, fill = 0, sink = 64, recent = 256,
@@ -221,14 +179,11 @@ static int bench_llm(int argc, char **argv) {
     }
     double pf_tps = n_prompt > 0 ? n_prompt / best_pf : 0, dec_tps = n_gen > 0 ? n_gen / best_dec : 0;
     const char *name = synthetic ? synthetic : model_dir;
-    // the memory floor of one decode step: every weight byte and every cached K/V byte read once
-    // (retrieval heads: the context's rows; streaming heads: their sink + ring), over the bandwidth
-    // a device copy reaches in this run
+    // the memory floor of one decode step (at the mean context of the timed steps) over the
+    // bandwidth measured now, in this run
     dv_kv_memory km;
     dv_kv_cache_memory(dv_llm_kv_cache(llm), &km);
-    const double gbs = be->device == DV_DEVICE_CPU ? host_read_gb_s(be->n_threads) : copy_gb_s(be), ctx_tok = fill + n_prompt + n_gen / 2.0;
-    const double read_bytes = (double)dv_llm_weight_bytes(llm) + (double)km.bytes_per_token * ctx_tok +
-                              (double)km.streaming_bytes;
+    const double gbs = dv_app_read_gb_s(be), read_bytes = dv_app_decode_read_bytes(llm, fill + n_prompt + n_gen / 2.0);
     const double floor_tps = gbs > 0 ? gbs * 1e9 / read_bytes : 0;
     if (json) {
         // cJSON escapes the path (quotes, backslashes, control characters)
@@ -258,9 +213,10 @@ static int bench_llm(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "decode_read_bytes", read_bytes);
         cJSON_AddNumberToObject(o, "read_gb_s", gbs);
         cJSON_AddNumberToObject(o, "memory_floor_tok_s", floor_tps);
+        cJSON_AddNumberToObject(o, "floor_ratio", dec_tps > 0 ? floor_tps / dec_tps : 0); // 1 = at memory speed
         cJSON_AddStringToObject(o, "cpu_isa", dv_backend_cpu_isa());
         cJSON_AddNumberToObject(o, "device_peak_gib", peak_gib);
-        cJSON_AddNumberToObject(o, "copy_gb_s", copy_gb_s(be));
+        cJSON_AddNumberToObject(o, "copy_gb_s", dv_app_copy_gb_s(be));
         cJSON_AddNumberToObject(o, "peak_rss_mib", dv_app_peak_rss_mib());
         char *text = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
@@ -272,10 +228,11 @@ static int bench_llm(int argc, char **argv) {
         free(text);
     } else
         printf("%s: %.1fM params, %s x%d threads: prefill %d tok %.1f tok/s, decode %d tok %.2f tok/s "
-               "(%.1f ms/tok), peak RSS %.0f MiB; KV K %s V %s, %zu bytes per token; memory floor %.2f tok/s\n",
+               "(%.1f ms/tok), peak RSS %.0f MiB; KV K %s V %s, %zu bytes per token; memory floor %.2f tok/s "
+               "(%.1f GB/s read, decode at %.2fx the floor's time)\n",
                name, (double)dv_llm_param_count(llm) / 1e6, be->ops->name, be->n_threads, n_prompt, pf_tps,
                n_gen, dec_tps, dec_tps > 0 ? 1000.0 / dec_tps : 0, dv_app_peak_rss_mib(), dv_kv_type_name(km.k_type),
-               dv_kv_type_name(km.v_type), km.bytes_per_token, floor_tps);
+               dv_kv_type_name(km.v_type), km.bytes_per_token, floor_tps, gbs, dec_tps > 0 ? floor_tps / dec_tps : 0);
     ret = 0;
     goto done;
 fail_msg:
