@@ -44,6 +44,12 @@ double dv_app_peak_rss_mib(void) {
     return (double)ru.ru_maxrss / 1024.0; // ru_maxrss is in KiB on Linux
 }
 
+double dv_app_cpu_seconds(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 int dv_app_check_model_dir(const char *dir) {
     struct stat sb;
     if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return 0;

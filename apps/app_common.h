@@ -15,6 +15,9 @@ dv_backend *dv_app_backend_init(const char *device, int n_threads);
 int dv_app_check_model_dir(const char *dir);
 // Peak resident set size of this process so far, in MiB.
 double dv_app_peak_rss_mib(void);
+// CPU seconds (user + system, every thread) this process has used so far: with one thread, a
+// benchmark's work even on a shared machine (the wall time there measures the other jobs too).
+double dv_app_cpu_seconds(void);
 // Device memory in use now (GiB) on a GPU backend; 0 on the CPU backend.
 double dv_app_device_used_gib(dv_backend *be);
 // The memory floor of decode, measured in the calling run: read bandwidth in GB/s (CPU: a parallel

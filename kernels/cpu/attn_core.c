@@ -243,8 +243,10 @@ void dv_cpu_attn_tasks(dv_backend *be, dv_tensor *out, const dv_tensor *q, int64
     }
     if (ns == 1) return;
     // merge the ranges of each block: m = max m_r, l = sum l_r e^(m_r - m), out = sum acc_r e^(m_r - m) / l
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t blk = 0; blk < n_tasks / ns; blk++) {
+    // (a few blocks of one query row in decode: on this thread, no second parallel region to wait for)
+    const int64_t n_blk = n_tasks / ns;
+#pragma omp parallel for schedule(static) num_threads(n_blk * hs * qb >= 64 ? nt : 1)
+    for (int64_t blk = 0; blk < n_blk; blk++) {
         const attn_task tk = task_of(blk * ns, T, Hkv, group, qb, hs, ns);
         for (int64_t r = 0; r < tk.nrows; r++)
             for (int64_t hh = 0; hh < hs; hh++) {

@@ -42,6 +42,19 @@ float *dv_cpu_grow(float **buf, size_t *cap, size_t n);
 #define DV_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
+// Portable builds (DUOVID_NATIVE=OFF, the default: a binary built on an AVX-512 host runs on an
+// AVX2-only one): the hot loops left to the vectorizer (gemv's dot products, the weight widening,
+// the Gated DeltaNet heads) are compiled once per ISA level and picked at load time by the loader
+// (gcc target_clones: AVX-512, AVX2 + FMA, baseline). A build for the host's ISA (-march=native),
+// clang builds (the fuzz build) and sanitizer builds compile them once. Attention has its own
+// run-time choice (attn_core.c). DV_FMA stays a*b+c in these copies: gemv is memory-bound.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__AVX2__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define DV_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define DV_CPU_CLONES
+#endif
+
 // Row i of a tensor whose dim 0 is the row (honours the row stride nb[0]).
 static inline float *dv_cpu_row(const dv_tensor *t, int64_t i) {
     return (float *)((char *)t->data + (size_t)i * t->nb[0]);
