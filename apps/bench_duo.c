@@ -46,6 +46,7 @@ static void usage(FILE *f) {
 
 typedef struct run_result {
     double kv_mib, prefill_s, decode_tps;
+    double prefill_cpu_s, decode_cpu_ms; // CPU seconds of the prefill, CPU ms per decode step (all threads)
     double read_bytes; // bytes one decode step reads (weights + K/V), at the timed steps' mean context
     size_t bytes_per_token; // K + V bytes a token adds to the retrieval heads
     char kv_types[16];      // "bf16/bf16"
@@ -74,17 +75,19 @@ static int run_one(dv_backend *be, const char *dir, const dv_llm_config *cfg, in
         snprintf(label, sizeof label, "prefill %d, sparsity %.2f %s", ctx, sparsity,
                  sparsity > 0 ? (mode == DV_DUO_PREFILL_STRICT ? "strict" : "reference") : "(full)");
         dv_progress *pg = dv_progress_init(label, ctx, "tok");
-        double t0 = dv_time_now();
+        double t0 = dv_time_now(), c0 = dv_app_cpu_seconds();
         for (int i = 0; !rc && i < ctx; i += chunk) {
             int n = ctx - i < chunk ? ctx - i : chunk;
             rc = dv_llm_prefill(m, ids + i, NULL, n, i + n == ctx ? logits : NULL, 0);
             dv_progress_update(pg, i + n);
         }
         r->prefill_s = dv_time_now() - t0;
+        r->prefill_cpu_s = dv_app_cpu_seconds() - c0;
         dv_progress_free(pg);
-        double t1 = dv_time_now();
+        double t1 = dv_time_now(), c1 = dv_app_cpu_seconds();
         for (int i = 0; !rc && i < n_gen; i++) rc = dv_llm_decode(m, ids[ctx + i], logits);
         r->decode_tps = n_gen / (dv_time_now() - t1);
+        r->decode_cpu_ms = 1000.0 * (dv_app_cpu_seconds() - c1) / n_gen;
         r->kv_mib = (double)dv_llm_kv_bytes(m) / (1 << 20);
         r->read_bytes = dv_app_decode_read_bytes(m, ctx + n_gen / 2.0);
         dv_kv_memory km;
@@ -177,10 +180,11 @@ int dv_bench_duo(int argc, char **argv) {
                     printf("{\"context\":%d,\"sparsity\":%.3f,\"prefill\":\"%s\",\"kv_types\":\"%s\",\"kv_mib\":%.3f,"
                            "\"kv_bytes_per_token\":%zu,\"prefill_s\":%.3f,\"decode_tok_s\":%.2f,\"kv_ratio\":%.4f,"
                            "\"prefill_speedup\":%.3f,\"decode_speedup\":%.3f,\"decode_read_bytes\":%.0f,"
-                           "\"read_gb_s\":%.3f,\"memory_floor_tok_s\":%.2f,\"floor_ratio\":%.3f}\n",
+                           "\"read_gb_s\":%.3f,\"memory_floor_tok_s\":%.2f,\"floor_ratio\":%.3f,\"prefill_cpu_s\":%.3f,"
+                           "\"decode_cpu_ms\":%.3f}\n",
                            (int)ctxs[ci], sp, mname, r.kv_types, r.kv_mib, r.bytes_per_token, r.prefill_s, r.decode_tps,
                            r.kv_mib / full.kv_mib, full.prefill_s / r.prefill_s, r.decode_tps / full.decode_tps,
-                           r.read_bytes, gbs, floor_tps, floor_tps / r.decode_tps);
+                           r.read_bytes, gbs, floor_tps, floor_tps / r.decode_tps, r.prefill_cpu_s, r.decode_cpu_ms);
                 else
                     printf("%8d %8.2f %-9s %10.2f %7.3f %8zu %10.2f %7.2f %10.2f %7.2f %9.2f %7.2f\n", (int)ctxs[ci], sp,
                            mname, r.kv_mib, r.kv_mib / full.kv_mib, r.bytes_per_token, r.prefill_s,
