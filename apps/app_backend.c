@@ -4,6 +4,7 @@
 #include "apps/args.h"
 #include "core/dv_error.h"
 #include "core/dv_log.h"
+#include "core/dv_progress.h"
 #include "llm/dv_duo_pattern.h"
 
 #include <stdio.h>
@@ -48,6 +49,12 @@ double dv_app_peak_rss_mib(void) {
     return (double)ru.ru_maxrss / 1024.0; // ru_maxrss is in KiB on Linux
 }
 
+double dv_app_cpu_seconds(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 int dv_app_check_model_dir(const char *dir) {
     struct stat sb;
     if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return 0;
@@ -59,6 +66,57 @@ double dv_app_device_used_gib(dv_backend *be) {
     size_t used = 0, total = 0;
     if (!be->ops->mem_info || be->ops->mem_info(be, &used, &total)) return 0;
     return (double)used / (1 << 30);
+}
+
+double dv_app_copy_gb_s(dv_backend *be) {
+    if (be->device == DV_DEVICE_CPU) return 0;
+    const size_t n = (size_t)1 << 30;
+    void *a = be->ops->alloc(be, n), *b = a ? be->ops->alloc(be, n) : NULL;
+    double best = 1e30;
+    for (int i = 0; b && i < 6; i++) {
+        double t0 = dv_time_now();
+        if (be->ops->copy(be, b, a, n) || be->ops->synchronize(be)) break;
+        double t = dv_time_now() - t0;
+        if (i && t < best) best = t; // the first copy warms up
+    }
+    if (a) be->ops->free(be, a);
+    if (b) be->ops->free(be, b);
+    return best < 1e30 ? 2.0 * (double)n / best / 1e9 : 0;
+}
+
+// Host read bandwidth in GB/s with nt threads: the best of 5 parallel sums over 256 MiB, 8x this
+// machine's last-level cache (the floor of CPU decode, which reads the weights and the KV cache once
+// per token).
+static double host_read_gb_s(int nt) {
+    const size_t n = (size_t)64 << 20; // floats
+    float *a = malloc(n * sizeof *a);
+    if (!a) return 0;
+#pragma omp parallel for num_threads(nt)
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7); // first touch by the threads that read it
+    double best = 1e30;
+    volatile float keep = 0;
+    for (int r = 0; r < 6; r++) {
+        double t0 = dv_time_now();
+        float sum = 0;
+#pragma omp parallel for simd reduction(+ : sum) num_threads(nt)
+        for (size_t i = 0; i < n; i++) sum += a[i];
+        keep = sum;
+        double t = dv_time_now() - t0;
+        if (r && t < best) best = t; // the first pass warms up
+    }
+    (void)keep;
+    free(a);
+    return (double)n * sizeof *a / best / 1e9;
+}
+
+double dv_app_read_gb_s(dv_backend *be) {
+    return be->device == DV_DEVICE_CPU ? host_read_gb_s(be->n_threads) : dv_app_copy_gb_s(be);
+}
+
+double dv_app_decode_read_bytes(const dv_llm *m, double ctx_tokens) {
+    dv_kv_memory km;
+    dv_kv_cache_memory(dv_llm_kv_cache(m), &km);
+    return (double)dv_llm_weight_bytes(m) + (double)km.bytes_per_token * ctx_tokens + (double)km.streaming_bytes;
 }
 
 int dv_app_find_data(const char *rel, const char *flag, char *out, size_t cap) {

@@ -15,8 +15,20 @@ dv_backend *dv_app_backend_init(const char *device, int n_threads);
 int dv_app_check_model_dir(const char *dir);
 // Peak resident set size of this process so far, in MiB.
 double dv_app_peak_rss_mib(void);
+// CPU seconds (user + system, every thread) this process has used so far: with one thread, a
+// benchmark's work even on a shared machine (the wall time there measures the other jobs too).
+double dv_app_cpu_seconds(void);
 // Device memory in use now (GiB) on a GPU backend; 0 on the CPU backend.
 double dv_app_device_used_gib(dv_backend *be);
+// The memory floor of decode, measured in the calling run: read bandwidth in GB/s (CPU: a parallel
+// streaming read over 256 MiB with the backend's threads; a device: its copy bandwidth), and the
+// bytes one decode step reads at a context of ctx_tokens (every weight byte once, the retrieval
+// heads' K/V rows of the context, the streaming heads' sink + ring). floor tok/s = GB/s * 1e9 / bytes.
+double dv_app_read_gb_s(dv_backend *be);
+double dv_app_decode_read_bytes(const dv_llm *m, double ctx_tokens);
+// Device copy bandwidth in GB/s ((read + write) bytes / time, the best of 5 copies of 1 GiB); 0 on
+// the CPU backend or when the buffers do not fit.
+double dv_app_copy_gb_s(dv_backend *be);
 
 // Finds a file duovid ships (REL, e.g. "assets/text/filler.txt") relative to the executable
 // (/proc/self/exe), so a moved or installed binary finds its data: EXE_DIR/REL, EXE_DIR/../REL (a

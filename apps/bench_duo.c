@@ -1,7 +1,9 @@
 // bench_duo.c: `duovid bench duo`: what DuoAttention buys on this machine. For each context length,
 // sparsity and prefill semantics: KV bytes, prefill seconds (chunked) and decode tokens/s at that
-// context, next to full attention measured in the same run. Patterns are random gates binarized at
-// the sparsity (speed and memory do not depend on which heads are chosen, only on how many).
+// context, next to full attention measured in the same run, and decode's memory floor: the bytes a
+// step reads (weights + K/V) over the read bandwidth measured at the start of the run. Patterns are
+// random gates binarized at the sparsity (speed and memory do not depend on which heads are chosen,
+// only on how many).
 #include "apps/app_common.h"
 #include "apps/args.h"
 #include "apps/cli.h"
@@ -23,7 +25,9 @@ static void usage(FILE *f) {
             "Measures KV bytes, chunked prefill time and decode speed with DuoAttention against full\n"
             "attention at several context lengths. Without -m, a random model built in memory: the\n"
             "--synthetic shape (default duo-bench, a small GQA model; no file is written).\n"
-            "One table on stdout (or JSON lines with --json); progress on stderr.\n\n"
+            "One table on stdout (or JSON lines with --json); progress on stderr. \"floor t/s\" is decode's\n"
+            "memory floor (weights + K/V bytes read per step / the read bandwidth measured in this run),\n"
+            "\"x floor\" the decode time over the floor's (1 = memory speed).\n\n"
             "  -m, --model DIR       model folder (default: a synthetic model)\n"
             "  --synthetic SHAPE     random bf16 weights of that shape, in memory (duo-bench, llama2-7b,\n"
             "                        llama3-8b, vicuna-7b, ...; default duo-bench)\n"
@@ -42,6 +46,8 @@ static void usage(FILE *f) {
 
 typedef struct run_result {
     double kv_mib, prefill_s, decode_tps;
+    double prefill_cpu_s, decode_cpu_ms; // CPU seconds of the prefill, CPU ms per decode step (all threads)
+    double read_bytes; // bytes one decode step reads (weights + K/V), at the timed steps' mean context
     size_t bytes_per_token; // K + V bytes a token adds to the retrieval heads
     char kv_types[16];      // "bf16/bf16"
 } run_result;
@@ -69,18 +75,21 @@ static int run_one(dv_backend *be, const char *dir, const dv_llm_config *cfg, in
         snprintf(label, sizeof label, "prefill %d, sparsity %.2f %s", ctx, sparsity,
                  sparsity > 0 ? (mode == DV_DUO_PREFILL_STRICT ? "strict" : "reference") : "(full)");
         dv_progress *pg = dv_progress_init(label, ctx, "tok");
-        double t0 = dv_time_now();
+        double t0 = dv_time_now(), c0 = dv_app_cpu_seconds();
         for (int i = 0; !rc && i < ctx; i += chunk) {
             int n = ctx - i < chunk ? ctx - i : chunk;
             rc = dv_llm_prefill(m, ids + i, NULL, n, i + n == ctx ? logits : NULL, 0);
             dv_progress_update(pg, i + n);
         }
         r->prefill_s = dv_time_now() - t0;
+        r->prefill_cpu_s = dv_app_cpu_seconds() - c0;
         dv_progress_free(pg);
-        double t1 = dv_time_now();
+        double t1 = dv_time_now(), c1 = dv_app_cpu_seconds();
         for (int i = 0; !rc && i < n_gen; i++) rc = dv_llm_decode(m, ids[ctx + i], logits);
         r->decode_tps = n_gen / (dv_time_now() - t1);
+        r->decode_cpu_ms = 1000.0 * (dv_app_cpu_seconds() - c1) / n_gen;
         r->kv_mib = (double)dv_llm_kv_bytes(m) / (1 << 20);
+        r->read_bytes = dv_app_decode_read_bytes(m, ctx + n_gen / 2.0);
         dv_kv_memory km;
         dv_kv_cache_memory(dv_llm_kv_cache(m), &km);
         r->bytes_per_token = km.bytes_per_token;
@@ -145,12 +154,14 @@ int dv_bench_duo(int argc, char **argv) {
     if (model_dir ? dv_llm_config_load(model_dir, &cfg) : dv_llm_synth_preset(synthetic, &cfg)) goto fail_msg;
     char what[160];
     snprintf(what, sizeof what, model_dir ? "%s" : "synthetic %s model", model_dir ? model_dir : synthetic);
+    const double gbs = dv_app_read_gb_s(be); // the memory floor's bandwidth, measured in this run
     if (!json)
-        printf("DuoAttention on %s (%d layers, %d/%d heads), chunk %d, sink %d, recent %d, %s x%d\n"
-               "%8s %8s %-9s %10s %7s %8s %10s %7s %10s %7s\n",
-               what, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads,
-               chunk, sink, recent, be->ops->name, be->n_threads, "context", "sparsity", "prefill", "KV MiB", "x full",
-               "B/token", "prefill s", "speedup", "decode t/s", "speedup");
+        printf("DuoAttention on %s (%d layers, %d/%d heads), chunk %d, sink %d, recent %d, %s x%d, %s, "
+               "read %.1f GB/s\n"
+               "%8s %8s %-9s %10s %7s %8s %10s %7s %10s %7s %9s %7s\n",
+               what, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, chunk, sink, recent, be->ops->name, be->n_threads,
+               be->device == DV_DEVICE_CPU ? dv_backend_cpu_isa() : "device", gbs, "context", "sparsity", "prefill",
+               "KV MiB", "x full", "B/token", "prefill s", "speedup", "decode t/s", "speedup", "floor t/s", "x floor");
     for (int ci = 0; ci < n_ctx; ci++) {
         run_result full;
         if (run_one(be, model_dir, &cfg, (int)ctxs[ci], chunk, n_gen, 0, DV_DUO_PREFILL_REFERENCE, sink, recent, &kv,
@@ -163,17 +174,22 @@ int dv_bench_duo(int argc, char **argv) {
                                        sink, recent, &kv, &r))
                     goto fail_msg;
                 const double sp = si < 0 ? 0 : sps[si];
+                const double floor_tps = gbs > 0 ? gbs * 1e9 / r.read_bytes : 0;
                 const char *mname = si < 0 ? "full" : mode ? "strict" : "reference";
                 if (json)
                     printf("{\"context\":%d,\"sparsity\":%.3f,\"prefill\":\"%s\",\"kv_types\":\"%s\",\"kv_mib\":%.3f,"
                            "\"kv_bytes_per_token\":%zu,\"prefill_s\":%.3f,\"decode_tok_s\":%.2f,\"kv_ratio\":%.4f,"
-                           "\"prefill_speedup\":%.3f,\"decode_speedup\":%.3f}\n",
+                           "\"prefill_speedup\":%.3f,\"decode_speedup\":%.3f,\"decode_read_bytes\":%.0f,"
+                           "\"read_gb_s\":%.3f,\"memory_floor_tok_s\":%.2f,\"floor_ratio\":%.3f,\"prefill_cpu_s\":%.3f,"
+                           "\"decode_cpu_ms\":%.3f}\n",
                            (int)ctxs[ci], sp, mname, r.kv_types, r.kv_mib, r.bytes_per_token, r.prefill_s, r.decode_tps,
-                           r.kv_mib / full.kv_mib, full.prefill_s / r.prefill_s, r.decode_tps / full.decode_tps);
+                           r.kv_mib / full.kv_mib, full.prefill_s / r.prefill_s, r.decode_tps / full.decode_tps,
+                           r.read_bytes, gbs, floor_tps, floor_tps / r.decode_tps, r.prefill_cpu_s, r.decode_cpu_ms);
                 else
-                    printf("%8d %8.2f %-9s %10.2f %7.3f %8zu %10.2f %7.2f %10.1f %7.2f\n", (int)ctxs[ci], sp, mname,
-                           r.kv_mib, r.kv_mib / full.kv_mib, r.bytes_per_token, r.prefill_s, full.prefill_s / r.prefill_s,
-                           r.decode_tps, r.decode_tps / full.decode_tps);
+                    printf("%8d %8.2f %-9s %10.2f %7.3f %8zu %10.2f %7.2f %10.2f %7.2f %9.2f %7.2f\n", (int)ctxs[ci], sp,
+                           mname, r.kv_mib, r.kv_mib / full.kv_mib, r.bytes_per_token, r.prefill_s,
+                           full.prefill_s / r.prefill_s, r.decode_tps, r.decode_tps / full.decode_tps, floor_tps,
+                           floor_tps / r.decode_tps);
                 fflush(stdout);
             }
     }

@@ -45,48 +45,6 @@ static void usage(FILE *f) {
             dv_llm_synth_preset_names());
 }
 
-// Device copy bandwidth in GB/s ((read + write) bytes / time, the best of 5 copies of 1 GiB); 0 on
-// the CPU backend or when the buffers do not fit. For the HBM floor of decode figures.
-static double copy_gb_s(dv_backend *be) {
-    if (be->device == DV_DEVICE_CPU) return 0;
-    const size_t n = (size_t)1 << 30;
-    void *a = be->ops->alloc(be, n), *b = a ? be->ops->alloc(be, n) : NULL;
-    double best = 1e30;
-    for (int i = 0; b && i < 6; i++) {
-        double t0 = dv_time_now();
-        if (be->ops->copy(be, b, a, n) || be->ops->synchronize(be)) break;
-        double t = dv_time_now() - t0;
-        if (i && t < best) best = t; // the first copy warms up
-    }
-    if (a) be->ops->free(be, a);
-    if (b) be->ops->free(be, b);
-    return best < 1e30 ? 2.0 * (double)n / best / 1e9 : 0;
-}
-
-// Host read bandwidth in GB/s with nt threads: the best of 5 parallel sums over 256 MiB (the floor
-// of CPU decode, which reads the weights and the KV cache once per token).
-static double host_read_gb_s(int nt) {
-    const size_t n = (size_t)64 << 20; // floats
-    float *a = malloc(n * sizeof *a);
-    if (!a) return 0;
-#pragma omp parallel for num_threads(nt)
-    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7); // first touch by the threads that read it
-    double best = 1e30;
-    volatile float keep = 0;
-    for (int r = 0; r < 6; r++) {
-        double t0 = dv_time_now();
-        float sum = 0;
-#pragma omp parallel for simd reduction(+ : sum) num_threads(nt)
-        for (size_t i = 0; i < n; i++) sum += a[i];
-        keep = sum;
-        double t = dv_time_now() - t0;
-        if (r && t < best) best = t; // the first pass warms up
-    }
-    (void)keep;
-    free(a);
-    return (double)n * sizeof *a / best / 1e9;
-}
-
 static int bench_llm(int argc, char **argv) {
     const char *model_dir = NULL, *device = "auto", *synthetic = NULL, *dtype_s = "bf16", *mode_s = "reference";
     int n_prompt = 512, n_gen = 32, n_batch = 256, threads = 0, json = 0, repeat = 1, fill = 0, sink = 64, recent = 256,
@@ -202,33 +160,30 @@ static int bench_llm(int argc, char **argv) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         ids[i] = (int32_t)((s >> 33) % (uint64_t)cfg->vocab_size);
     }
-    double best_pf = 1e30, best_dec = 1e30;
+    double best_pf = 1e30, best_dec = 1e30, cpu_pf = 0, cpu_dec = 0; // CPU seconds of the best runs
     for (int r = 0; r < repeat; r++) {
         if (dv_llm_rewind(llm, 0)) goto fail_msg;
         if (fill && dv_llm_fill_kv_synthetic(llm, fill, 7)) goto fail_msg;
-        double t0 = dv_time_now();
+        double t0 = dv_time_now(), c0 = dv_app_cpu_seconds();
         if (n_prompt && dv_llm_prefill(llm, ids, NULL, n_prompt, logits, 0)) goto fail_msg;
-        double t1 = dv_time_now();
+        double t1 = dv_time_now(), c1 = dv_app_cpu_seconds();
         double g = dv_app_device_used_gib(be);
         peak_gib = g > peak_gib ? g : peak_gib;
         for (int i = 0; i < n_gen; i++)
             if (dv_llm_decode(llm, ids[i % n_ids], logits)) goto fail_msg;
-        double t2 = dv_time_now();
+        double t2 = dv_time_now(), c2 = dv_app_cpu_seconds();
         g = dv_app_device_used_gib(be);
         peak_gib = g > peak_gib ? g : peak_gib;
-        if (t1 - t0 < best_pf) best_pf = t1 - t0;
-        if (t2 - t1 < best_dec) best_dec = t2 - t1;
+        if (t1 - t0 < best_pf) best_pf = t1 - t0, cpu_pf = c1 - c0;
+        if (t2 - t1 < best_dec) best_dec = t2 - t1, cpu_dec = c2 - c1;
     }
     double pf_tps = n_prompt > 0 ? n_prompt / best_pf : 0, dec_tps = n_gen > 0 ? n_gen / best_dec : 0;
     const char *name = synthetic ? synthetic : model_dir;
-    // the memory floor of one decode step: every weight byte and every cached K/V byte read once
-    // (retrieval heads: the context's rows; streaming heads: their sink + ring), over the bandwidth
-    // a device copy reaches in this run
+    // the memory floor of one decode step (at the mean context of the timed steps) over the
+    // bandwidth measured now, in this run
     dv_kv_memory km;
     dv_kv_cache_memory(dv_llm_kv_cache(llm), &km);
-    const double gbs = be->device == DV_DEVICE_CPU ? host_read_gb_s(be->n_threads) : copy_gb_s(be), ctx_tok = fill + n_prompt + n_gen / 2.0;
-    const double read_bytes = (double)dv_llm_weight_bytes(llm) + (double)km.bytes_per_token * ctx_tok +
-                              (double)km.streaming_bytes;
+    const double gbs = dv_app_read_gb_s(be), read_bytes = dv_app_decode_read_bytes(llm, fill + n_prompt + n_gen / 2.0);
     const double floor_tps = gbs > 0 ? gbs * 1e9 / read_bytes : 0;
     if (json) {
         // cJSON escapes the path (quotes, backslashes, control characters)
@@ -247,6 +202,9 @@ static int bench_llm(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "sparsity", sparsity);
         cJSON_AddNumberToObject(o, "prefill_s", n_prompt > 0 ? best_pf : 0);
         cJSON_AddNumberToObject(o, "decode_ms", dec_tps > 0 ? 1000.0 / dec_tps : 0);
+        // CPU seconds (all threads, spinning included): with -t 1 the work itself on a shared machine
+        cJSON_AddNumberToObject(o, "prefill_cpu_s", cpu_pf);
+        cJSON_AddNumberToObject(o, "decode_cpu_ms", n_gen > 0 ? 1000.0 * cpu_dec / n_gen : 0);
         cJSON_AddNumberToObject(o, "weight_bytes", (double)dv_llm_weight_bytes(llm));
         cJSON_AddNumberToObject(o, "kv_bytes", (double)dv_llm_kv_bytes(llm));
         const dv_linear_state *ls = dv_llm_linear_state(llm); // hybrid models: the Gated DeltaNet states
@@ -258,9 +216,10 @@ static int bench_llm(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "decode_read_bytes", read_bytes);
         cJSON_AddNumberToObject(o, "read_gb_s", gbs);
         cJSON_AddNumberToObject(o, "memory_floor_tok_s", floor_tps);
+        cJSON_AddNumberToObject(o, "floor_ratio", dec_tps > 0 ? floor_tps / dec_tps : 0); // 1 = at memory speed
         cJSON_AddStringToObject(o, "cpu_isa", dv_backend_cpu_isa());
         cJSON_AddNumberToObject(o, "device_peak_gib", peak_gib);
-        cJSON_AddNumberToObject(o, "copy_gb_s", copy_gb_s(be));
+        cJSON_AddNumberToObject(o, "copy_gb_s", dv_app_copy_gb_s(be));
         cJSON_AddNumberToObject(o, "peak_rss_mib", dv_app_peak_rss_mib());
         char *text = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
@@ -272,10 +231,11 @@ static int bench_llm(int argc, char **argv) {
         free(text);
     } else
         printf("%s: %.1fM params, %s x%d threads: prefill %d tok %.1f tok/s, decode %d tok %.2f tok/s "
-               "(%.1f ms/tok), peak RSS %.0f MiB; KV K %s V %s, %zu bytes per token; memory floor %.2f tok/s\n",
+               "(%.1f ms/tok), peak RSS %.0f MiB; KV K %s V %s, %zu bytes per token; memory floor %.2f tok/s "
+               "(%.1f GB/s read, decode at %.2fx the floor's time)\n",
                name, (double)dv_llm_param_count(llm) / 1e6, be->ops->name, be->n_threads, n_prompt, pf_tps,
                n_gen, dec_tps, dec_tps > 0 ? 1000.0 / dec_tps : 0, dv_app_peak_rss_mib(), dv_kv_type_name(km.k_type),
-               dv_kv_type_name(km.v_type), km.bytes_per_token, floor_tps);
+               dv_kv_type_name(km.v_type), km.bytes_per_token, floor_tps, gbs, dec_tps > 0 ? floor_tps / dec_tps : 0);
     ret = 0;
     goto done;
 fail_msg:

@@ -43,5 +43,5 @@ void dv_cpu_attention(dv_backend *be, dv_tensor *out, const dv_tensor *q, const 
     DV_ASSERT(!p->causal || p->q_pos0 >= 0);
 
     attn_ctx ctx = {k, v, Tk, p->causal != 0};
-    dv_cpu_attn_tasks(be, out, q, Hkv, p, attn_keys, &ctx);
+    dv_cpu_attn_tasks(be, out, q, Hkv, Tk, p, attn_keys, &ctx);
 }

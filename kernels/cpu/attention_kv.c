@@ -59,5 +59,5 @@ void dv_cpu_attention_kv(dv_backend *be, dv_tensor *out, const dv_tensor *q, con
                       (views[g].segs[s].kt != DV_KV_F32 || views[g].segs[s].k_stride % 4 == 0) &&
                       (views[g].segs[s].vt != DV_KV_F32 || views[g].segs[s].v_stride % 4 == 0));
     kv_ctx ctx = {k_new, v_new, views, T, p->q_pos0};
-    dv_cpu_attn_tasks(be, out, q, Hkv, p, kv_keys, &ctx);
+    dv_cpu_attn_tasks(be, out, q, Hkv, p->q_pos0 + T, p, kv_keys, &ctx);
 }

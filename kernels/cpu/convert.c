@@ -8,7 +8,7 @@
 #include <immintrin.h>
 #endif
 
-void dv_cpu_to_f32(float *restrict dst, const void *restrict src, dv_dtype dtype, size_t n) {
+DV_CPU_CLONES void dv_cpu_to_f32(float *restrict dst, const void *restrict src, dv_dtype dtype, size_t n) {
     if (dtype == DV_DTYPE_F32) {
         const float *s = src;
         for (size_t i = 0; i < n; i++) dst[i] = s[i];

@@ -66,6 +66,7 @@ static void cpu_destroy(dv_backend *be) {
     if (c) {
         free(c->mm_scratch);
         free(c->att_scratch);
+        free(c->att_part);
         free(c->lin_scratch);
         free(c->gdn_scratch);
     }

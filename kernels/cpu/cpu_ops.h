@@ -17,9 +17,10 @@ typedef struct dv_cpu_ctx {
     // bf16/f16 weight tiles converted for sgemm: (n_threads, tile, K) F32, grown rarely, owned
     float *mm_scratch;
     size_t mm_scratch_cap; // in floats
-    // attention workspaces: (n_threads, att_ws_floats) F32, grown rarely, owned
-    float *att_scratch;
-    size_t att_scratch_cap; // in floats
+    // attention workspaces: (n_threads, att_ws_floats) F32, and the partial results of key-range
+    // tasks (n_tasks, DV_ATT_MAXQ * (Dp + 2)) F32; grown rarely, owned
+    float *att_scratch, *att_part;
+    size_t att_scratch_cap, att_part_cap; // in floats
     // Gated DeltaNet: conv weights widened to F32 (C, K), and the delta rule's per-thread chunk
     // workspaces (n_threads, per-thread floats); grown rarely, owned
     float *lin_scratch, *gdn_scratch;
@@ -41,6 +42,19 @@ float *dv_cpu_grow(float **buf, size_t *cap, size_t n);
 #define DV_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
+// Portable builds (DUOVID_NATIVE=OFF, the default: a binary built on an AVX-512 host runs on an
+// AVX2-only one): the hot loops left to the vectorizer (gemv's dot products, the weight widening,
+// the Gated DeltaNet heads) are compiled once per ISA level and picked at load time by the loader
+// (gcc target_clones: AVX-512, AVX2 + FMA, baseline). A build for the host's ISA (-march=native),
+// clang builds (the fuzz build) and sanitizer builds compile them once. Attention has its own
+// run-time choice (attn_core.c). DV_FMA stays a*b+c in these copies: gemv is memory-bound.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__AVX2__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define DV_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define DV_CPU_CLONES
+#endif
+
 // Row i of a tensor whose dim 0 is the row (honours the row stride nb[0]).
 static inline float *dv_cpu_row(const dv_tensor *t, int64_t i) {
     return (float *)((char *)t->data + (size_t)i * t->nb[0]);
@@ -57,22 +71,29 @@ void dv_cpu_to_f32(float *dst, const void *src, dv_dtype dtype, size_t n);
 // A block of up to DV_ATT_MAXQ query vectors, all reading one kv head, attends to runs of keys with
 // an online softmax: every key row loaded is scored against all of them (GQA heads of one group and
 // neighbouring query rows share each load), and keys no query of the block can see are never scored.
-#define DV_ATT_MAXQ 16 // query vectors per block
-#define DV_ATT_KB 64   // keys scored per online-softmax step
+// A block may cover only a range of key positions [k_lo, k_hi) (decode: the keys of one kv head are
+// split over the threads); its partial (m, l, acc) are then merged with the other ranges'.
+#define DV_ATT_MAXQ 16        // query vectors per block
+#define DV_ATT_KB 64          // keys scored per online-softmax step
+#define DV_ATT_SPLIT_MIN 512  // fewest key positions a key-range task gets
+
+// Head dim D padded to whole 16-float vectors: the row stride of every workspace array (the pad
+// lanes hold zeros, so the vector loops need no tails).
+static inline int64_t dv_cpu_attn_dpad(int64_t D) { return (D + 15) & ~(int64_t)15; }
 
 typedef struct dv_cpu_attn {
     int nq;                     // query vectors in the block
-    int64_t D;                  // head dim
-    float *q;                   // (nq, D) queries multiplied by the softmax scale (workspace)
-    float *acc;                 // (nq, D) running sum of exp(s - m) * v (workspace)
-    float *s;                   // (nq, DV_ATT_KB) scores of the current key step (workspace)
-    float *tile;                // (DV_ATT_KB, D) one step's value rows decoded to F32, or its key rows
-                                // transposed (D, DV_ATT_KB) (workspace)
-    float *row;                 // (D) one key row decoded to F32 (workspace)
+    int64_t D, Dp;              // head dim, and padded (dv_cpu_attn_dpad)
+    float *q;                   // (nq, Dp) queries multiplied by the softmax scale, zero pad (workspace)
+    float *acc;                 // (nq, Dp) running sum of exp(s - m) * v (workspace)
+    float *s;                   // (nq, DV_ATT_KB) scores, then weights, of the current key step (workspace)
+    float *tile;                // (DV_ATT_KB, Dp) one step's key rows, then its value rows, decoded to
+                                // F32 (workspace)
     float m[DV_ATT_MAXQ];       // running max score per query
     float l[DV_ATT_MAXQ];       // running sum of exp(s - m) per query
     int64_t pos[DV_ATT_MAXQ];   // absolute position per query
     int64_t p_lo, p_hi;         // min / max of pos
+    int64_t k_lo, k_hi;         // key positions this block attends to: [k_lo, k_hi)
     int causal;                 // the mask, as kernels/dv_attn_mask.h states it: key j visible to query p
     int64_t sink, window;       // iff dv_attn_mask_visible(p, j, causal, sink, window)
 } dv_cpu_attn;
@@ -87,22 +108,27 @@ typedef struct dv_cpu_kv_run {
 
 // Workspace floats one block needs for head dim D.
 size_t dv_cpu_attn_ws_floats(int64_t D);
-// Starts a block over workspace ws: sets the pointers, clears the running state. The caller then
-// fills q (already scaled), pos, p_lo/p_hi and the mask fields.
+// Starts a block over workspace ws (64-byte aligned): sets the pointers, clears the running state,
+// opens the whole key range. The caller then fills q (already scaled, rows of Dp with the pad
+// zeroed), pos, p_lo/p_hi and the mask fields.
 void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D);
 // Attends to the keys of a run (only the rows some query of the block can see are read).
 void dv_cpu_attn_run(dv_cpu_attn *a, const dv_cpu_kv_run *run);
 // out[i] (D) = acc_i / l_i (0 for a query that saw no key).
 void dv_cpu_attn_end(const dv_cpu_attn *a, float *const *out);
-// Splits Hq query heads in groups of Hq/Hkv over tasks of (query rows, kv head, head subset) for
-// n_threads: *qb query rows and *hs heads of one group per task (qb * hs <= DV_ATT_MAXQ).
-void dv_cpu_attn_plan(int64_t T, int64_t Hq, int64_t Hkv, int n_threads, int64_t *qb, int64_t *hs);
+// Splits Hq query heads in groups of Hq/Hkv over tasks of (query rows, kv head, head subset, key
+// range) for n_threads, keys at positions 0 .. n_pos-1: *qb query rows and *hs heads of one group
+// per task (qb * hs <= DV_ATT_MAXQ), the positions cut in *ns ranges. Few query rows (decode) split
+// the keys rather than the group, so each stored K/V row is still read once per group.
+void dv_cpu_attn_plan(int64_t T, int64_t Hq, int64_t Hkv, int64_t n_pos, int n_threads, int64_t *qb, int64_t *hs,
+                      int64_t *ns);
 // The parallel driver both attention ops share: splits out (T, Hq, D) / q (T, Hq, D) into blocks
-// (dv_cpu_attn_plan), loads each block's scaled queries at positions q_pos0 + t, calls
-// keys(a, g, ctx) to set the mask fields and attend to kv head g's keys, and writes the outputs.
+// (dv_cpu_attn_plan; keys at positions below n_pos), loads each block's scaled queries at positions
+// q_pos0 + t, calls keys(a, g, ctx) to set the mask fields and attend to kv head g's keys, and writes
+// the outputs (merging the key ranges' partial softmax sums).
 typedef void (*dv_cpu_attn_keys_fn)(dv_cpu_attn *a, int64_t g, const void *ctx);
-void dv_cpu_attn_tasks(dv_backend *be, dv_tensor *out, const dv_tensor *q, int64_t Hkv, const dv_attn_params *p,
-                       dv_cpu_attn_keys_fn keys, const void *ctx);
+void dv_cpu_attn_tasks(dv_backend *be, dv_tensor *out, const dv_tensor *q, int64_t Hkv, int64_t n_pos,
+                       const dv_attn_params *p, dv_cpu_attn_keys_fn keys, const void *ctx);
 
 void dv_cpu_matmul(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *bias);
 void dv_cpu_rms_norm(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, float eps);

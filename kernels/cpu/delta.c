@@ -81,7 +81,7 @@ static const float *gdn_v(const gdn_args *A, int64_t t, int64_t h) {
 }
 
 // Token by token, one value head; ws: (2 dk + dv) floats.
-static void gdn_recurrent_head(const gdn_args *A, int64_t h, float *S, float *out, float *ws) {
+DV_CPU_CLONES static void gdn_recurrent_head(const gdn_args *A, int64_t h, float *S, float *out, float *ws) {
     const int64_t dk = A->dk, dv = A->dv;
     float *q = ws, *k = ws + dk, *kv = ws + 2 * dk;
     for (int64_t t = 0; t < A->T; t++) {
@@ -112,7 +112,7 @@ static void gdn_recurrent_head(const gdn_args *A, int64_t h, float *S, float *ou
 static size_t gdn_chunk_ws(int64_t C, int64_t dk, int64_t dv) { return (size_t)(C * (3 * dk + 2 * dv + 2 * C + 2)); }
 
 // The chunked form, one value head; ws: gdn_chunk_ws(C) floats.
-static void gdn_chunked_head(const gdn_args *A, int64_t h, float *S, float *out, float *ws, int64_t C) {
+DV_CPU_CLONES static void gdn_chunked_head(const gdn_args *A, int64_t h, float *S, float *out, float *ws, int64_t C) {
     const int64_t dk = A->dk, dv = A->dv, ldo = A->Hv * dv;
     float *Q = ws;            // (C, dk) normalised, scaled queries of the chunk
     float *K = Q + C * dk;    // (C, dk) normalised keys

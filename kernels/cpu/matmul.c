@@ -77,7 +77,7 @@ static inline float bias_at(const dv_tensor *b, int64_t i) {
 
 // ---- decode path: parallel over weight rows ----
 
-static void gemv(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *bias,
+DV_CPU_CLONES static void gemv(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *bias,
                  int64_t M, int64_t N, int64_t K) {
     const dv_dtype dt = w->dtype;
 #pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))

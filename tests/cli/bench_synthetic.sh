@@ -24,6 +24,13 @@ check "bench llm --fill 3000 --sparsity 0.5 (decode at a filled context)" $?
 kv_duo=$(field kv_bytes o2); kv_full=$(field kv_bytes o3)
 [ -n "$kv_duo" ] && [ -n "$kv_full" ] && awk -v a="$kv_duo" -v b="$kv_full" 'BEGIN { exit !(a < 0.7 * b) }'
 check "DuoAttention fill keeps fewer KV bytes ($kv_duo < $kv_full)" $?
+# the memory floor: weights + the context's K/V rows (mean context of the 4 steps: 3002) read per step,
+# over the read bandwidth measured in the same run; floor_ratio = floor tok/s / decode tok/s
+awk -v w="$(field weight_bytes o3)" -v b="$(field kv_bytes_per_token o3)" -v r="$(field decode_read_bytes o3)" \
+    -v g="$(field read_gb_s o3)" -v f="$(field memory_floor_tok_s o3)" -v d="$(field decode_tok_s o3)" \
+    -v x="$(field floor_ratio o3)" 'BEGIN { exit !(r == w + 3002 * b && g > 0 && f > 0 &&
+    (f - g * 1e9 / r) ^ 2 < (1e-6 * f) ^ 2 && (x - f / d) ^ 2 < (1e-6 * x) ^ 2) }'
+check "bench llm memory floor = (weights + KV bytes read) / read bandwidth, and its ratio" $?
 "$bin" synth-model --shape tiny -o "$tmp/m" --dtype bf16 >/dev/null 2>&1
 "$bin" bench llm -m "$tmp/m" --device cpu -t 2 --prompt-tokens 8 --gen-tokens 1 --json >o4 2>/dev/null
 [ "$(field parameters o4)" = "$(field parameters o1)" ] && [ "$(field weight_bytes o4)" -ge "$(field weight_bytes o1)" ] 2>/dev/null
@@ -31,6 +38,8 @@ check "same shape as the synth-model checkpoint" $?
 "$bin" bench duo --synthetic tiny --device cpu -t 2 --contexts 128 --chunk 64 --gen-tokens 2 --sink 4 --recent 16 \
   --sparsities 0.5 --json >o5 2>/dev/null
 [ $? = 0 ] && [ "$(grep -c '"context":128' o5)" = 3 ]; check "bench duo --synthetic tiny" $?
+[ "$(grep -c '"floor_ratio":[0-9]' o5)" = 3 ] && [ "$(grep -c '"read_gb_s":0.000' o5)" = 0 ]
+check "bench duo reports the memory floor per row" $?
 
 one_error "unknown shape" "unknown model shape 'nope'" -- bench llm --synthetic nope --device cpu
 one_error "both -m and --synthetic" "exactly one of" -- bench llm --synthetic tiny -m "$tmp/m" --device cpu
