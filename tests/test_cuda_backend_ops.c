@@ -212,6 +212,28 @@ static double attn_tol(const dv_tensor *out, const dv_tensor *q, const dv_tensor
 
 static void skip_op(const char *what) { fprintf(stderr, "SKIP %s: not implemented by the CUDA backend\n", what); }
 
+// gather_sum (the MoE combine): k weighted rows per token, repeated sources, odd sizes
+static void test_gather_sum(void) {
+    if (!gpu->ops->gather_sum) {
+        skip_op("gather_sum");
+        return;
+    }
+    const int64_t Tg = 13, kg = 5, Ng = 67, Rg = 40;
+    float *hx = rnd((size_t)(Rg * Ng), -1, 1), *hw = rnd((size_t)(Tg * kg), 0, 1), *hy = malloc((size_t)(Tg * Ng) * 4);
+    int32_t gidx[13 * 5];
+    for (int i = 0; i < Tg * kg; i++) gidx[i] = (int32_t)((i * 11 + 3) % Rg);
+    void *dhx = dev(hx, (size_t)(Rg * Ng) * 4), *dhw = dev(hw, (size_t)(Tg * kg) * 4), *dgi = dev(gidx, sizeof gidx),
+         *dhy = dev_nan((size_t)(Tg * Ng));
+    dv_tensor thx = dv_tensor_2d(DV_DTYPE_F32, hx, Rg, Ng), thw = dv_tensor_2d(DV_DTYPE_F32, hw, Tg, kg),
+              tgi = dv_tensor_2d(DV_DTYPE_I32, gidx, Tg, kg), thy = dv_tensor_2d(DV_DTYPE_F32, hy, Tg, Ng);
+    cpu->ops->gather_sum(cpu, &thy, &thx, &tgi, &thw);
+    dv_tensor ggx = on(thx, dhx), ghw = on(thw, dhw), ggi = on(tgi, dgi), ghy = on(thy, dhy);
+    gpu->ops->gather_sum(gpu, &ghy, &ggx, &ggi, &ghw);
+    compare("gather_sum T=13 k=5 N=67", dhy, hy, (size_t)(Tg * Ng), 1e-6);
+    gpu->ops->free(gpu, dhx); gpu->ops->free(gpu, dhw); gpu->ops->free(gpu, dgi); gpu->ops->free(gpu, dhy);
+    free(hx); free(hw); free(hy);
+}
+
 static void test_attention(void) {
     if (!gpu->ops->attention) {
         skip_op("attention");
@@ -544,6 +566,7 @@ int main(void) {
     test_matmul();
     test_rowwise();
     test_rope_embed();
+    test_gather_sum();
     test_attention();
     test_attention_kv();
     test_pool2d();
@@ -553,6 +576,7 @@ int main(void) {
     test_llm("assets/models/tiny-llama", 1);
     test_llm("tests/fixtures/llm/tiny-mistral", 0);
     test_llm("tests/fixtures/llm/tiny-qwen35", 0); // Gated DeltaNet + gated attention
+    test_llm("tests/fixtures/llm/tiny-qwen35-moe", 0); // routed experts (embed + matmul + gather_sum)
     test_encoder("tiny-llava");
     test_encoder("tiny-llava-siglip");
     test_encoder("../vlm/tiny-llava-onevision");
