@@ -478,8 +478,8 @@ static void test_pool2d_bilinear(void) {
 
 // Gated DeltaNet ops (conv1d_causal, gated_delta_rule, mul_sigmoid): fresh inputs, strided rows as
 // the model's views have them, outputs and the carried states poisoned / compared; the CUDA delta
-// rule runs token by token and is compared with the CPU's chunked form (chunk 5 and 64) and its
-// recurrent one (chunk 0).
+// rule's two forms against the CPU's: recurrent (chunk 0) and chunked at odd chunk sizes and tails
+// (5, 7, 64 over T = 1, 9, 23, 150), and the CUDA chunked form against the CPU recurrence too.
 static void test_delta(void) {
     if (!gpu->ops->conv1d_causal || !gpu->ops->gated_delta_rule || !gpu->ops->mul_sigmoid) {
         skip_op("conv1d_causal / gated_delta_rule / mul_sigmoid");
@@ -506,9 +506,9 @@ static void test_delta(void) {
         free(x); free(st); free(y); free(w);
     }
     const int64_t gdns[][5] = {{1, 2, 4, 16, 24}, {23, 2, 4, 16, 24}, {150, 16, 32, 128, 128}, {9, 1, 3, 64, 40}};
-    const int chunks[] = {0, 5, 64};
+    const int chunks[] = {0, 5, 7, 64, -7}; // -7: the CUDA chunked form (7) against the CPU recurrence
     for (int gi = 0; gi < 4; gi++)
-        for (int ci = 0; ci < 3; ci++) {
+        for (int ci = 0; ci < 5; ci++) {
             const int64_t T = gdns[gi][0], Hk = gdns[gi][1], Hv = gdns[gi][2], dk = gdns[gi][3], dv = gdns[gi][4];
             const int64_t ldq = 2 * Hk * dk + Hv * dv, ldab = Hv + 1; // q, k, v as the conv output's columns
             const size_t nx = (size_t)(T * ldq), nab = (size_t)(T * ldab), ns = (size_t)(Hv * dk * dv),
@@ -528,8 +528,8 @@ static void test_delta(void) {
             dv_tensor gq = on(tq, dx), gk = on(tk, (float *)dx + Hk * dk), gv = on(tv, (float *)dx + 2 * Hk * dk);
             dv_tensor ga = on(ta, da), gb = on(tb, db), gal = on(tal, dal), gdb = on(tdb, ddb), gs = on(ts, dst);
             dv_tensor go = on(to, dout);
-            gpu->ops->gated_delta_rule(gpu, &go, &gq, &gk, &gv, &ga, &gb, &gal, &gdb, &gs, chunks[ci]);
-            cpu->ops->gated_delta_rule(cpu, &to, &tq, &tk, &tv, &ta, &tb, &tal, &tdb, &ts, chunks[ci]);
+            gpu->ops->gated_delta_rule(gpu, &go, &gq, &gk, &gv, &ga, &gb, &gal, &gdb, &gs, abs(chunks[ci]));
+            cpu->ops->gated_delta_rule(cpu, &to, &tq, &tk, &tv, &ta, &tb, &tal, &tdb, &ts, chunks[ci] < 0 ? 0 : chunks[ci]);
             snprintf(label, sizeof label, "gated_delta_rule T=%lld Hk=%lld Hv=%lld dk=%lld dv=%lld chunk=%d", (long long)T,
                      (long long)Hk, (long long)Hv, (long long)dk, (long long)dv, chunks[ci]);
             compare(label, dout, o, no, 1e-4);
