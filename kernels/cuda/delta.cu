@@ -94,7 +94,7 @@ static __global__ void gdn_kernel(float *out, const float *q, const float *k, lo
 }
 
 // Floats of chunk scratch per value head: Q, K, Kd (C, dk), U, P (C, dv), L, M (C, C), gam, bet (C)
-static long long gdn_chunk_ws(long long C, long long dk, long long dv) { return C * (3 * dk + 2 * dv + 2 * C + 2); }
+static __host__ __device__ long long gdn_chunk_ws(long long C, long long dk, long long dv) { return C * (3 * dk + 2 * dv + 2 * C + 2); }
 
 // The chunked form: one block per value head h, chunks of C tokens in order; ws: this head's
 // gdn_chunk_ws floats. Every phase writes what the next reads, a __syncthreads between them.
