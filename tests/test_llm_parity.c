@@ -166,6 +166,7 @@ int main(void) {
     check_model(be, "tiny-qwen35");        // hybrid: Gated DeltaNet + gated attention, partial rotary, tied
     check_model(be, "tiny-qwen35-vlm");    // the same text model inside a Qwen3_5ForConditionalGeneration folder
     check_model(be, "tiny-qwen35-moe");    // Qwen3.5 MoE: 8 experts, top 2, shared expert with its gate
+    check_model(be, "tiny-qwen35-moe-fused"); // the same with HF's fused expert tensors
     dv_backend_free(be);
     return dv_test_finish();
 }
