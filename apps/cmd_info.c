@@ -49,11 +49,15 @@ static int info_model(int argc, char **argv) {
                      dv_dtype_name((dv_dtype)d));
     double gib = (double)dv_safetensors_total_bytes(st) / (1024.0 * 1024 * 1024);
     // LLaVA folders: the vision side and the prompt format the video commands will use
-    char vision[400] = "", tpl[160] = "";
+    char vision[400] = "", tpl[160] = "", outer[80] = "";
     cJSON *root = NULL;
     char cfg_path[4200];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
     if (!dv_json_load(cfg_path, &root) && cJSON_GetObjectItemCaseSensitive(root, "vision_config")) {
+        // the checkpoint's own architecture, when the language model is its text_config
+        const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures"), *a0 = cJSON_GetArrayItem(archs, 0);
+        if (cJSON_IsString(a0) && strcmp(a0->valuestring, cfg.arch_name))
+            snprintf(outer, sizeof outer, "%s", a0->valuestring);
         if (dv_vlm_describe_folder(dir, vision, sizeof vision))
             snprintf(vision, sizeof vision, "unusable: %s", dv_error_message());
     }
@@ -70,9 +74,14 @@ static int info_model(int argc, char **argv) {
             printf("{\"linear_layers\":\"%s\",\"attention_layers\":\"%s\",\"mtp_layers_skipped\":%d,"
                    "\"rotary_dim\":%d,",
                    lin_l, attn_l, cfg.n_mtp_layers, cfg.rotary_dim);
+        if (cfg.n_experts)
+            printf("%s\"experts\":%d,\"experts_per_token\":%d,\"expert_intermediate_size\":%d,"
+                   "\"shared_expert_intermediate_size\":%d,",
+                   cfg.n_linear_layers ? "" : "{", cfg.n_experts, cfg.n_experts_used, cfg.moe_intermediate_size,
+                   cfg.intermediate_size);
         cJSON *vs = cJSON_CreateString(vision), *ts = cJSON_CreateString(tpl);
         char *vj = cJSON_PrintUnformatted(vs), *tj = cJSON_PrintUnformatted(ts);
-        printf("%s\"vision\":%s,\"prompt_format\":%s,", cfg.n_linear_layers ? "" : "{", vj ? vj : "\"\"",
+        printf("%s\"vision\":%s,\"prompt_format\":%s,", cfg.n_linear_layers || cfg.n_experts ? "" : "{", vj ? vj : "\"\"",
                tj ? tj : "\"\"");
         free(vj);
         free(tj);
@@ -81,13 +90,15 @@ static int info_model(int argc, char **argv) {
         printf("\"architecture\":\"%s\",\"parameters\":%lld,\"dtype\":\"%s\",\"weights_gib\":%.4f,"
                "\"context_length\":%d,\"layers\":%d,\"hidden_size\":%d,\"intermediate_size\":%d,"
                "\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,\"vocab_size\":%d,\"rope_theta\":%g,"
-               "\"rope_type\":\"%s\",\"tied_embeddings\":%s,\"tensors\":%d}\n",
+               "\"rope_type\":\"%s\",\"tied_embeddings\":%s,\"tensors\":%d,\"checkpoint_architecture\":\"%s\"}\n",
                cfg.arch_name, (long long)n_params, dtypes, gib, cfg.max_position_embeddings, cfg.n_layers,
                cfg.hidden_size, cfg.intermediate_size, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.vocab_size,
-               cfg.rope_theta, cfg.rope_type, cfg.tie_word_embeddings ? "true" : "false", dv_safetensors_count(st));
+               cfg.rope_theta, cfg.rope_type, cfg.tie_word_embeddings ? "true" : "false", dv_safetensors_count(st),
+               *outer ? outer : cfg.arch_name);
     } else {
         printf("model:          %s\n", dir);
-        printf("architecture:   %s\n", cfg.arch_name);
+        if (*outer) printf("architecture:   %s (the text model of %s)\n", cfg.arch_name, outer);
+        else printf("architecture:   %s\n", cfg.arch_name);
         printf("parameters:     %lld (%.2fB)\n", (long long)n_params, (double)n_params / 1e9);
         printf("dtype:          %s (%.2f GiB of weights in %d tensors)\n", dtypes, gib, dv_safetensors_count(st));
         printf("context length: %d\n", cfg.max_position_embeddings);
@@ -106,7 +117,12 @@ static int info_model(int argc, char **argv) {
             printf("  mtp:          %d multi-token-prediction layer(s) in the checkpoint: skipped (not needed for "
                    "answers)\n",
                    cfg.n_mtp_layers);
-        printf("hidden size:    %d (intermediate %d)\n", cfg.hidden_size, cfg.intermediate_size);
+        if (cfg.n_experts)
+            printf("hidden size:    %d\nexperts:        %d routed experts of %d, top %d per token (renormalised "
+                   "softmax), plus a shared expert of %d with a sigmoid gate\n",
+                   cfg.hidden_size, cfg.n_experts, cfg.moe_intermediate_size, cfg.n_experts_used, cfg.intermediate_size);
+        else
+            printf("hidden size:    %d (intermediate %d)\n", cfg.hidden_size, cfg.intermediate_size);
         printf("attention:      %d heads, %d KV heads (%s), head dim %d\n", cfg.n_heads, cfg.n_kv_heads,
                cfg.n_kv_heads == cfg.n_heads ? "MHA" : "GQA", cfg.head_dim);
         printf("vocabulary:     %d%s\n", cfg.vocab_size, cfg.tie_word_embeddings ? " (tied embeddings)" : "");

@@ -235,6 +235,11 @@ typedef struct dv_backend_ops {
     // reads only f32 rows). 0 ok, <0 error (message set).
     int (*kv_store)(dv_backend *be, void *dst, size_t dst_pitch, dv_kv_type t, const float *src, size_t src_pitch,
                     int64_t D, size_t rows);
+    // ---- appended: mixture-of-experts combine ----
+    // y (T, N) = sum over j = 0 .. k-1 (in that order, F32) of w[t][j] * x[idx[t][j]]: x (R, N) F32,
+    // idx (T, k) I32 in [0, R), w (T, k) F32, all contiguous; y (T, N) F32 contiguous, not aliasing x.
+    // Brings the routed experts' output rows (and the shared expert's), weighted, back to token order.
+    void (*gather_sum)(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *idx, const dv_tensor *w);
 } dv_backend_ops;
 
 // Host <-> device traffic of one backend since it was made: bytes and copies.

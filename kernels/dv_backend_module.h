@@ -23,7 +23,7 @@ extern "C" {
 
 // Bump on any change to dv_backend_ops, dv_backend, dv_tensor, dv_kv_head_view, dv_attn_params,
 // dv_rope, dv_rope_sec or the two structures below.
-#define DV_BACKEND_MODULE_ABI 2 // 2: pool2d DV_POOL_BILINEAR; conv1d_causal, gated_delta_rule, mul_sigmoid; rope_sections; kv_store
+#define DV_BACKEND_MODULE_ABI 3 // 2: pool2d DV_POOL_BILINEAR; conv1d_causal, gated_delta_rule, mul_sigmoid; rope_sections; kv_store; 3: gather_sum
 #define DV_BACKEND_MODULE_SYMBOL "dv_backend_module_register"
 
 // What the host hands the module.

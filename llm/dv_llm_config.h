@@ -1,6 +1,8 @@
 // dv_llm_config.h: the decoder-only LLM hyper-parameters read from a Hugging Face config.json
 // (LlamaForCausalLM incl. SmolLM2, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, and the
-// hybrid Qwen3_5ForCausalLM / qwen3_5_text: Gated DeltaNet + gated attention), with every field validated.
+// hybrid Qwen3_5ForCausalLM / qwen3_5_text: Gated DeltaNet + gated attention, dense or with a
+// mixture-of-experts MLP, Qwen3_5MoeForCausalLM / qwen3_5_moe_text; also as the text_config of their
+// ForConditionalGeneration folders), with every field validated.
 #ifndef DV_LLM_CONFIG_H
 #define DV_LLM_CONFIG_H
 
@@ -65,6 +67,13 @@ typedef struct dv_llm_config {
     int n_linear_layers;        // Gated DeltaNet layers (a recurrent state, no KV cache)
     int n_mtp_layers;           // multi-token-prediction layers in the checkpoint (never run)
     dv_llm_linear_config lin;
+    // Mixture of experts (Qwen3.5 MoE, Qwen3_5MoeSparseMoeBlock in every layer): a softmax router picks
+    // the top n_experts_used of n_experts SwiGLU experts per token (their weights renormalised to sum
+    // to 1), plus a shared expert scaled by sigmoid(shared_expert_gate(x)). The shared expert is the
+    // dense MLP's weights: intermediate_size is then its width (shared_expert_intermediate_size).
+    int n_experts;              // E (num_experts); 0: a dense MLP
+    int n_experts_used;         // k (num_experts_per_tok)
+    int moe_intermediate_size;  // Fe: each routed expert's width
     unsigned char layer_linear[DV_LLM_MAX_LAYERS]; // (n_layers) 1: Gated DeltaNet, 0: attention
     // M-RoPE (Qwen2-VL / Qwen2.5-VL / Qwen3-VL text models: rope "mrope_section"): each token has three
     // positions (t, h, w); frequencies take theirs by section (consecutive, or interleaved for Qwen3-VL).

@@ -16,16 +16,18 @@
 static const struct {
     const char *arch, *model_type;
     dv_llm_arch id;
+    int moe; // the MLP is a mixture of experts
 } dv_llm_archs[] = {
-    {"LlamaForCausalLM", "llama", DV_LLM_ARCH_LLAMA},
-    {"MistralForCausalLM", "mistral", DV_LLM_ARCH_MISTRAL},
-    {"Qwen2ForCausalLM", "qwen2", DV_LLM_ARCH_QWEN2},
-    {"Qwen3ForCausalLM", "qwen3", DV_LLM_ARCH_QWEN3},
-    {"Qwen3_5ForCausalLM", "qwen3_5_text", DV_LLM_ARCH_QWEN3_5},
+    {"LlamaForCausalLM", "llama", DV_LLM_ARCH_LLAMA, 0},
+    {"MistralForCausalLM", "mistral", DV_LLM_ARCH_MISTRAL, 0},
+    {"Qwen2ForCausalLM", "qwen2", DV_LLM_ARCH_QWEN2, 0},
+    {"Qwen3ForCausalLM", "qwen3", DV_LLM_ARCH_QWEN3, 0},
+    {"Qwen3_5ForCausalLM", "qwen3_5_text", DV_LLM_ARCH_QWEN3_5, 0},
+    {"Qwen3_5MoeForCausalLM", "qwen3_5_moe_text", DV_LLM_ARCH_QWEN3_5, 1},
     // Qwen2.5-VL's text model: Qwen2 with M-RoPE (flat Hub configs, or transformers 5's text_config)
-    {"Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl_text", DV_LLM_ARCH_QWEN2},
+    {"Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl_text", DV_LLM_ARCH_QWEN2, 0},
     // Qwen3-VL's text model: Qwen3 (q/k norm) with interleaved M-RoPE; DeepStack via dv_llm_prefill_deepstack
-    {"Qwen3VLForConditionalGeneration", "qwen3_vl_text", DV_LLM_ARCH_QWEN3},
+    {"Qwen3VLForConditionalGeneration", "qwen3_vl_text", DV_LLM_ARCH_QWEN3, 0},
 };
 
 static int get_pos_int(const cJSON *j, const char *key, const char *what, int64_t lo, int64_t hi, int *out);
@@ -85,15 +87,28 @@ static int read_qwen3_5(const cJSON *j, const char *what, dv_llm_config *cfg) {
     return 0;
 }
 
-// MoE variants, refused by name until their expert FFN exists.
+// Qwen3.5 MoE (Qwen3_5MoeSparseMoeBlock in every layer): the router always renormalises its top-k
+// softmax weights (HF's Qwen3_5MoeTopKRouter has no norm_topk_prob switch), and every block has a
+// shared expert with a sigmoid gate.
+static int read_moe(const cJSON *j, const char *what, dv_llm_config *cfg) {
+    int rc;
+    if ((rc = get_pos_int(j, "num_experts", what, 1, 1 << 16, &cfg->n_experts)) ||
+        (rc = get_pos_int(j, "num_experts_per_tok", what, 1, cfg->n_experts, &cfg->n_experts_used)) ||
+        (rc = get_pos_int(j, "moe_intermediate_size", what, 1, 1 << 20, &cfg->moe_intermediate_size)) ||
+        (rc = get_pos_int(j, "shared_expert_intermediate_size", what, 1, 1 << 20, &cfg->intermediate_size)))
+        return rc;
+    return 0;
+}
+
+// Mixture-of-experts models whose layout duovid does not implement, refused by name (Qwen3-Next:
+// sparse layers every decoder_sparse_step, mlp_only_layers, norm_topk_prob).
 static int refuse_moe(const char *arch, const char *model_type, const char *what) {
-    const char *moe[] = {"Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration", "qwen3_5_moe",
-                         "qwen3_5_moe_text", "Qwen3NextForCausalLM", "qwen3_next"};
+    const char *moe[] = {"Qwen3NextForCausalLM", "qwen3_next"};
     for (size_t i = 0; i < DV_ARRAY_LEN(moe); i++)
         if ((arch && !strcmp(arch, moe[i])) || (model_type && !strcmp(model_type, moe[i])))
             return dv_error_set(DV_EUNSUPPORTED,
-                                "%s: '%s' is a mixture-of-experts model (top-k routed experts + shared expert), which "
-                                "duovid does not implement yet; the dense Qwen3.5 models (qwen3_5_text) are supported",
+                                "%s: '%s' is a mixture-of-experts model whose layout duovid does not implement; the "
+                                "Qwen3.5 models (qwen3_5_text, qwen3_5_moe_text) are supported",
                                 what, moe[i]);
     return 0;
 }
@@ -176,14 +191,16 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
     if (ai == DV_ARRAY_LEN(dv_llm_archs))
         return dv_error_set(DV_EUNSUPPORTED,
                             "%s: architecture '%s' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-                            "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3_5ForCausalLM)",
+                            "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3_5ForCausalLM, Qwen3_5MoeForCausalLM)",
                             what, arch ? arch : (model_type ? model_type : "(none)"));
     cfg->arch = dv_llm_archs[ai].id;
     snprintf(cfg->arch_name, sizeof cfg->arch_name, "%s", dv_llm_archs[ai].arch);
 
+    const int moe = dv_llm_archs[ai].moe;
     if ((rc = get_pos_int(j, "vocab_size", what, 1, INT_MAX / 2, &cfg->vocab_size)) ||
         (rc = get_pos_int(j, "hidden_size", what, 1, 1 << 17, &cfg->hidden_size)) ||
-        (rc = get_pos_int(j, "intermediate_size", what, 1, 1 << 20, &cfg->intermediate_size)) ||
+        (moe ? (rc = read_moe(j, what, cfg))
+             : (rc = get_pos_int(j, "intermediate_size", what, 1, 1 << 20, &cfg->intermediate_size))) ||
         (rc = get_pos_int(j, "num_hidden_layers", what, 1, DV_LLM_MAX_LAYERS, &cfg->n_layers)) ||
         (rc = get_pos_int(j, "num_attention_heads", what, 1, 4096, &cfg->n_heads)))
         return rc;
@@ -333,11 +350,24 @@ static cJSON *text_config_with_defaults(const cJSON *root, const cJSON *tc) {
     const char *mt = dv_json_get_string(j, "model_type");
     const int mistral = mt && !strcmp(mt, "mistral"), qwen2 = mt && !strncmp(mt, "qwen2", 5);
     if (!mt) cJSON_AddStringToObject(j, "model_type", "llama"); // LLaVA's text_config default
+    // Qwen3.5 (Qwen3_5ForConditionalGeneration, the MoE too): the outer config's tie_word_embeddings
+    // decides whether lm_head is the embedding (HF ties by it, default false), and its text_config
+    // lists every field (no LLaVA defaults apply)
+    const char *omt = dv_json_get_string(root, "model_type");
+    const int qwen3_5 = omt && (!strcmp(omt, "qwen3_5") || !strcmp(omt, "qwen3_5_moe"));
+    if (qwen3_5) {
+        int tie = 0;
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
+        if (cJSON_IsBool(t)) tie = cJSON_IsTrue(t);
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "tie_word_embeddings");
+        cJSON_AddBoolToObject(j, "tie_word_embeddings", tie);
+    }
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, defaults[i].key);
         if (v && !cJSON_IsNull(v)) continue;
+        if (qwen3_5 && !strstr(defaults[i].key, "token_id")) continue;
         const cJSON *outer = cJSON_GetObjectItemCaseSensitive(root, defaults[i].key);
-        const double d = qwen2 ? defaults[i].qwen2 : mistral ? defaults[i].mistral : defaults[i].llama;
+        const double d = qwen3_5 ? NAN : qwen2 ? defaults[i].qwen2 : mistral ? defaults[i].mistral : defaults[i].llama;
         cJSON_DeleteItemFromObjectCaseSensitive(j, defaults[i].key);
         if (outer && !cJSON_IsNull(outer) && strstr(defaults[i].key, "token_id"))
             cJSON_AddItemToObject(j, defaults[i].key, cJSON_Duplicate(outer, 1));

@@ -13,7 +13,7 @@
 //     (Qwen3.5: the Gated DeltaNet layers replace the attention step by linear_mixer() below; the
 //      attention layers split q_proj into q and an output gate, rotate the first rotary_dim dims and
 //      scale the attention output by sigmoid(gate); RMSNorm weights are 1 + w)
-//     xb = rms_norm(x) ; x += (silu(xb Wgate) * (xb Wup)) Wdown
+//     xb = rms_norm(x) ; x += (silu(xb Wgate) * (xb Wup)) Wdown   (MoE: llm/moe.c's experts)
 //   logits = rms_norm(x) lm_head                     (last row, or every row)
 #include "core/dv_error.h"
 #include "llm/llm_internal.h"
@@ -177,12 +177,16 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
         }
         op->add(be, &x, &x, &xb);
 
-        // ---- MLP (SwiGLU) ----
+        // ---- MLP (SwiGLU; MoE: routed experts + gated shared expert, llm/moe.c) ----
         op->rms_norm(be, &xb, &x, &w->ffn_norm, (float)c->rms_norm_eps);
-        op->matmul(be, &gate, &xb, &w->w_gate, w->b_gate.data ? &w->b_gate : NULL);
-        op->matmul(be, &up, &xb, &w->w_up, w->b_up.data ? &w->b_up : NULL);
-        op->swiglu(be, &gate, &gate, &up);
-        op->matmul(be, &xb, &gate, &w->w_down, w->b_down.data ? &w->b_down : NULL);
+        if (w->experts) {
+            if ((rc = dv_llm_moe_ffn(m, w, T))) goto fail;
+        } else {
+            op->matmul(be, &gate, &xb, &w->w_gate, w->b_gate.data ? &w->b_gate : NULL);
+            op->matmul(be, &up, &xb, &w->w_up, w->b_up.data ? &w->b_up : NULL);
+            op->swiglu(be, &gate, &gate, &up);
+            op->matmul(be, &xb, &gate, &w->w_down, w->b_down.data ? &w->b_down : NULL);
+        }
         op->add(be, &x, &x, &xb);
         if (l < add_layers) { // DeepStack (Qwen3-VL): this layer's rows added to the output
             dv_tensor ad = rows_f32((float *)add_in + (size_t)l * (size_t)m->add_layer_stride, 0, T, H);

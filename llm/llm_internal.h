@@ -24,16 +24,23 @@ typedef struct dv_llm_layer {
     dv_tensor lin_a_log, lin_dt_bias; // (Hv), (Hv)
     dv_tensor lin_norm;               // (dv)         gated RMSNorm weight (plain w, not 1 + w)
     dv_tensor lin_out;                // (H, Hv*dv)   out_proj
+    // Mixture-of-experts MLP (cfg.n_experts > 0; w_gate, w_up, w_down are then the shared expert's):
+    dv_tensor moe_router;             // (E, H)       mlp.gate: router logits
+    dv_tensor moe_shared_gate;        // (1, H)       mlp.shared_expert_gate
+    dv_tensor *experts;               // (E, 3) owned array of views: expert e's gate (Fe, H), up (Fe, H),
+                                      // down (H, Fe) at [3e], [3e+1], [3e+2] (per-expert or fused tensors)
     int kv_layer;                     // attention layers: its layer in the KV cache; else -1
     int lin_layer;                    // Gated DeltaNet layers: its state in m->lin; else -1
 } dv_llm_layer;
-#define DV_LLM_LAYER_TENSORS 27       // dv_tensor fields of dv_llm_layer (the weight upload walks them)
+#define DV_LLM_LAYER_TENSORS 29       // dv_tensor fields of dv_llm_layer (the weight upload walks them)
 
 // Called in every layer after RoPE, before attention, with the chunk's queries (T, Hq, D), new keys
 // (T, Hkv, D) and the cache views (Hkv): lets analysis code (head identification) look at attention
 // without a second implementation of the model.
 typedef void (*dv_llm_observer)(void *ctx, int layer, const dv_tensor *q, const dv_tensor *k_new,
                                 const dv_kv_head_view *views, int64_t q_pos0);
+
+typedef struct dv_llm_moe_host dv_llm_moe_host;
 
 struct dv_llm {
     dv_llm_config cfg;
@@ -82,6 +89,16 @@ struct dv_llm {
     float *lin_z;   // (B, VD)
     float *lin_a, *lin_b; // (B, Hv), (B, Hv)
     float *lin_o;   // (B, VD) delta-rule output, normed and gated in place
+    // mixture-of-experts models only (NULL otherwise), k = n_experts_used, Fe = moe_intermediate_size:
+    float *moe_logits;     // (B, E) router logits
+    float *moe_sgate;      // (B) shared expert gate logits
+    float *moe_xg;         // (B*k, H) the normed input rows gathered in expert order
+    float *moe_g, *moe_u;  // (B*k, Fe) expert gate / up projections
+    float *moe_y;          // (B*k + B, H) expert outputs in expert order, then the shared expert's rows
+    int32_t *moe_perm;     // (B*k) token of each gathered row
+    int32_t *moe_idx;      // (B, k+1) rows of moe_y each token sums: its k experts', then its shared row
+    float *moe_w;          // (B, k+1) their weights: renormalised router probabilities, sigmoid(shared gate)
+    dv_llm_moe_host *moe_host; // host staging and routing scratch (llm/moe.c), owned
     // M-RoPE: positions are not cells. cell_next[c] = the position a token after cell c takes when it
     // is given none (HF: the largest position so far + 1), so a rewind knows where text resumes.
     int32_t *cell_next; // (n_ctx), NULL without M-RoPE
@@ -98,6 +115,13 @@ int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model
 
 // Forward of up to n_batch tokens (llm_forward.c); logits_out / hidden_out (host) may be NULL.
 // The chunk's input is exactly one of ids, embd (host) and embd_dev (on the backend), rows of hidden.
+// Mixture of experts (llm/moe.c). moe_init allocates the buffers above for n_batch tokens (once);
+// moe_ffn is the MLP of layer w on xb (T, H), result into xb: route (softmax, top-k, renormalise),
+// gather each expert's tokens, run the experts and the gated shared expert, combine with gather_sum.
+int dv_llm_moe_init(dv_llm *m);
+void dv_llm_moe_free(dv_llm *m);
+int dv_llm_moe_ffn(dv_llm *m, const dv_llm_layer *w, int T);
+
 int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const float *embd_dev, int T,
                          float *logits_out, int all_logits, float *hidden_out);
 

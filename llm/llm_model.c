@@ -73,30 +73,85 @@ static int bind_linear(binder *b, const dv_llm_config *c, const char *p, dv_llm_
     return 0;
 }
 
+// A view of rows [r0, r0 + n) of a (R, K) weight, or of matrix e of an (E, R, K) one, as (n, K).
+static dv_tensor weight_rows(const dv_tensor *t, int64_t e, int64_t r0, int64_t n) {
+    const int64_t R = t->ne[t->n_dims - 2], K = t->ne[t->n_dims - 1];
+    const size_t es = dv_dtype_size(t->dtype);
+    dv_tensor v = dv_tensor_2d(t->dtype, (char *)t->data + ((size_t)(e * R + r0) * (size_t)K) * es, n, K);
+    v.name = t->name;
+    return v;
+}
+
+// The routed experts of a MoE block: per-expert tensors (mlp.experts.E.{gate,up,down}_proj.weight, as
+// save_pretrained writes them) or HF's fused parameters (mlp.experts.gate_up_proj (E, 2Fe, H), gate
+// rows first, and mlp.experts.down_proj (E, H, Fe)); either way views per expert.
+static int bind_experts(binder *b, const dv_llm_config *c, const char *p, dv_llm_layer *l) {
+    const int64_t H = c->hidden_size, E = c->n_experts, Fe = c->moe_intermediate_size;
+    int rc;
+    if (!(l->experts = calloc((size_t)(3 * E), sizeof *l->experts))) return dv_error_set(DV_ENOMEM, "out of memory");
+    char name[160];
+    snprintf(name, sizeof name, "%smlp.experts.gate_up_proj", p);
+    if (dv_safetensors_find(b->st, name)) {
+        const int64_t gu[3] = {E, 2 * Fe, H}, dn[3] = {E, H, Fe};
+        dv_tensor tgu, tdn;
+        if ((rc = bind_nd(b, &tgu, p, "mlp.experts.gate_up_proj", 3, gu)) ||
+            (rc = bind_nd(b, &tdn, p, "mlp.experts.down_proj", 3, dn)))
+            return rc;
+        for (int64_t e = 0; e < E; e++) {
+            l->experts[3 * e] = weight_rows(&tgu, e, 0, Fe);
+            l->experts[3 * e + 1] = weight_rows(&tgu, e, Fe, Fe);
+            l->experts[3 * e + 2] = weight_rows(&tdn, e, 0, H);
+        }
+        return 0;
+    }
+    for (int64_t e = 0; e < E; e++) {
+        char g[64], u[64], d[64];
+        snprintf(g, sizeof g, "mlp.experts.%lld.gate_proj.weight", (long long)e);
+        snprintf(u, sizeof u, "mlp.experts.%lld.up_proj.weight", (long long)e);
+        snprintf(d, sizeof d, "mlp.experts.%lld.down_proj.weight", (long long)e);
+        if ((rc = bind(b, &l->experts[3 * e], p, g, Fe, H)) || (rc = bind(b, &l->experts[3 * e + 1], p, u, Fe, H)) ||
+            (rc = bind(b, &l->experts[3 * e + 2], p, d, H, Fe)))
+            return rc;
+    }
+    return 0;
+}
+
+// The MLP after the token mixer: SwiGLU, or (MoE) the router, the experts and the gated shared expert.
+static int bind_mlp(binder *b, const dv_llm_config *c, const char *p, dv_llm_layer *l) {
+    const int64_t H = c->hidden_size, F = c->intermediate_size;
+    const char *mlp = c->n_experts ? "mlp.shared_expert." : "mlp.";
+    char g[64], u[64], d[64];
+    snprintf(g, sizeof g, "%sgate_proj.weight", mlp);
+    snprintf(u, sizeof u, "%sup_proj.weight", mlp);
+    snprintf(d, sizeof d, "%sdown_proj.weight", mlp);
+    int rc;
+    if ((rc = bind(b, &l->ffn_norm, p, "post_attention_layernorm.weight", H, 0)) ||
+        (rc = bind(b, &l->w_gate, p, g, F, H)) || (rc = bind(b, &l->w_up, p, u, F, H)) ||
+        (rc = bind(b, &l->w_down, p, d, H, F)))
+        return rc;
+    if (c->n_experts && ((rc = bind(b, &l->moe_router, p, "mlp.gate.weight", c->n_experts, H)) ||
+                         (rc = bind(b, &l->moe_shared_gate, p, "mlp.shared_expert_gate.weight", 1, H)) ||
+                         (rc = bind_experts(b, c, p, l))))
+        return rc;
+    return 0;
+}
+
 static int bind_layer(binder *b, const dv_llm_config *c, int i, dv_llm_layer *l) {
     char p[96];
     snprintf(p, sizeof p, "%slayers.%d.", b->body, i);
-    const int64_t H = c->hidden_size, F = c->intermediate_size, QD = (int64_t)c->n_heads * c->head_dim,
+    const int64_t H = c->hidden_size, QD = (int64_t)c->n_heads * c->head_dim,
                   KD = (int64_t)c->n_kv_heads * c->head_dim;
     int rc;
     if (c->layer_linear[i])
-        return (rc = bind(b, &l->attn_norm, p, "input_layernorm.weight", H, 0)) ||
-                       (rc = bind_linear(b, c, p, l)) ||
-                       (rc = bind(b, &l->ffn_norm, p, "post_attention_layernorm.weight", H, 0)) ||
-                       (rc = bind(b, &l->w_gate, p, "mlp.gate_proj.weight", F, H)) ||
-                       (rc = bind(b, &l->w_up, p, "mlp.up_proj.weight", F, H)) ||
-                       (rc = bind(b, &l->w_down, p, "mlp.down_proj.weight", H, F))
+        return (rc = bind(b, &l->attn_norm, p, "input_layernorm.weight", H, 0)) || (rc = bind_linear(b, c, p, l)) ||
+                       (rc = bind_mlp(b, c, p, l))
                    ? rc
                    : 0;
     if ((rc = bind(b, &l->attn_norm, p, "input_layernorm.weight", H, 0)) ||
         (rc = bind(b, &l->wq, p, "self_attn.q_proj.weight", c->attn_output_gate ? 2 * QD : QD, H)) ||
         (rc = bind(b, &l->wk, p, "self_attn.k_proj.weight", KD, H)) ||
         (rc = bind(b, &l->wv, p, "self_attn.v_proj.weight", KD, H)) ||
-        (rc = bind(b, &l->wo, p, "self_attn.o_proj.weight", H, QD)) ||
-        (rc = bind(b, &l->ffn_norm, p, "post_attention_layernorm.weight", H, 0)) ||
-        (rc = bind(b, &l->w_gate, p, "mlp.gate_proj.weight", F, H)) ||
-        (rc = bind(b, &l->w_up, p, "mlp.up_proj.weight", F, H)) ||
-        (rc = bind(b, &l->w_down, p, "mlp.down_proj.weight", H, F)))
+        (rc = bind(b, &l->wo, p, "self_attn.o_proj.weight", H, QD)) || (rc = bind_mlp(b, c, p, l)))
         return rc;
     if ((c->attention_bias || c->qkv_bias) &&
         ((rc = bind(b, &l->bq, p, "self_attn.q_proj.bias", QD, 0)) ||
@@ -108,8 +163,8 @@ static int bind_layer(binder *b, const dv_llm_config *c, int i, dv_llm_layer *l)
                        (rc = bind(b, &l->k_norm, p, "self_attn.k_norm.weight", c->head_dim, 0))))
         return rc;
     if (c->mlp_bias &&
-        ((rc = bind(b, &l->b_gate, p, "mlp.gate_proj.bias", F, 0)) ||
-         (rc = bind(b, &l->b_up, p, "mlp.up_proj.bias", F, 0)) ||
+        ((rc = bind(b, &l->b_gate, p, "mlp.gate_proj.bias", c->intermediate_size, 0)) ||
+         (rc = bind(b, &l->b_up, p, "mlp.up_proj.bias", c->intermediate_size, 0)) ||
          (rc = bind(b, &l->b_down, p, "mlp.down_proj.bias", H, 0))))
         return rc;
     return 0;
@@ -138,7 +193,8 @@ static int upload_one(dv_llm *m, dv_tensor *t) {
 
 static int upload_weights(dv_llm *m) {
     const int per_layer = DV_LLM_LAYER_TENSORS;
-    m->dev_weights = calloc((size_t)(3 + per_layer * m->cfg.n_layers), sizeof *m->dev_weights);
+    const size_t n_experts = (size_t)3 * (size_t)m->cfg.n_experts * (size_t)m->cfg.n_layers; // one copy per view
+    m->dev_weights = calloc((size_t)(3 + per_layer * m->cfg.n_layers) + n_experts, sizeof *m->dev_weights);
     if (!m->dev_weights) return dv_error_set(DV_ENOMEM, "out of memory");
     const int tied = m->lm_head.data == m->tok_embd.data;
     int rc = upload_one(m, &m->tok_embd);
@@ -150,8 +206,10 @@ static int upload_weights(dv_llm *m) {
             &y->attn_norm, &y->wq,      &y->wk,      &y->wv,        &y->wo,     &y->bq,         &y->bk,
             &y->bv,        &y->bo,      &y->q_norm,  &y->k_norm,    &y->ffn_norm, &y->w_gate,   &y->w_up,
             &y->w_down,    &y->b_gate,  &y->b_up,    &y->b_down,    &y->lin_qkv, &y->lin_z,     &y->lin_a,
-            &y->lin_b,     &y->lin_conv, &y->lin_a_log, &y->lin_dt_bias, &y->lin_norm, &y->lin_out};
+            &y->lin_b,     &y->lin_conv, &y->lin_a_log, &y->lin_dt_bias, &y->lin_norm, &y->lin_out,
+            &y->moe_router, &y->moe_shared_gate};
         for (int i = 0; !rc && i < per_layer; i++) rc = upload_one(m, ts[i]);
+        for (int i = 0; !rc && y->experts && i < 3 * m->cfg.n_experts; i++) rc = upload_one(m, &y->experts[i]);
     }
     int rs = m->be->ops->synchronize(m->be); // the async copies are done before anything frees a source
     return rc ? rc : rs;
@@ -303,6 +361,7 @@ int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model
         m->lin_o = be_alloc(m, B * VD * sizeof(float), &rc);
     }
     if (c->attn_output_gate) m->qg = be_alloc(m, B * 2 * QD * sizeof(float), &rc);
+    if (!rc && c->n_experts) rc = dv_llm_moe_init(m);
     m->k_new = be_alloc(m, B * KD * sizeof(float), &rc);
     m->v_new = be_alloc(m, B * KD * sizeof(float), &rc);
     m->x = be_alloc(m, B * (size_t)H * sizeof(float), &rc);
@@ -332,6 +391,7 @@ void dv_llm_free(dv_llm *m) {
     if (!m) return;
     dv_kv_cache_free(m->kv);
     dv_linear_state_free(m->lin);
+    dv_llm_moe_free(m);
     void *bufs[] = {m->k_new, m->v_new, m->x,     m->xb,    m->q,     m->att,   m->gate,  m->up,   m->logits,
                     m->pos,   m->ids,   m->qg,    m->lin_x, m->lin_c, m->lin_z, m->lin_a, m->lin_b, m->lin_o};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -341,6 +401,7 @@ void dv_llm_free(dv_llm *m) {
     free(m->pos_host);
     free(m->cell_next);
     free(m->ids_host);
+    for (int l = 0; m->layers && l < m->cfg.n_layers; l++) free(m->layers[l].experts);
     free(m->layers);
     dv_safetensors_free(m->st);
     free(m->synth_host);

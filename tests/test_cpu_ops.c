@@ -1,4 +1,4 @@
-// test_cpu_ops.c: the CPU backend's matmul, norms, activations, SwiGLU, add, embed, the dtype
+// test_cpu_ops.c: the CPU backend's matmul, norms, activations, SwiGLU, add, embed, gather_sum, the dtype
 // conversions and pool2d against naive float64 references written here, on random inputs over several shapes
 // (odd sizes included), weights in F32/F16/BF16, strided rows, 1 and 2 threads. Outputs are
 // poisoned with NaN first, so an element an op forgets to write fails; row padding is checked
@@ -227,6 +227,39 @@ static void test_embed(void) {
         }
 }
 
+// ---- gather_sum: the weighted gather of a mixture of experts' output rows -----------------------
+
+static void test_gather_sum(void) {
+    const int64_t shapes[][3] = {{1, 1, 1}, {7, 3, 33}, {65, 9, 64}, {4, 1, 4097}}; // T, k, N
+    char label[128];
+    for (int si = 0; si < 4; si++) {
+        const int64_t T = shapes[si][0], k = shapes[si][1], N = shapes[si][2], R = T * k + 3;
+        dv_backend *be = ref_backends[si % 2];
+        float *x = ref_xmalloc((size_t)(R * N) * 4), *w = ref_xmalloc((size_t)(T * k) * 4),
+              *y = ref_xmalloc((size_t)(T * N) * 4);
+        int32_t *idx = ref_xmalloc((size_t)(T * k) * 4);
+        double *ref = ref_xmalloc((size_t)(T * N) * 8);
+        uint64_t s = 1234 + (uint64_t)si;
+        dv_test_rand(x, (size_t)(R * N), -1, 1, &s);
+        dv_test_rand(w, (size_t)(T * k), 0, 1, &s);
+        for (int64_t i = 0; i < T * k; i++) idx[i] = (int32_t)((i * 7 + si) % R); // repeats across tokens
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t n = 0; n < N; n++) {
+                double acc = 0;
+                for (int64_t j = 0; j < k; j++) acc += (double)w[t * k + j] * x[(int64_t)idx[t * k + j] * N + n];
+                ref[t * N + n] = acc;
+            }
+        ref_poison(y, (size_t)(T * N));
+        dv_tensor ty = dv_tensor_2d(DV_DTYPE_F32, y, T, N), tx = dv_tensor_2d(DV_DTYPE_F32, x, R, N);
+        dv_tensor ti = dv_tensor_2d(DV_DTYPE_I32, idx, T, k), tw = dv_tensor_2d(DV_DTYPE_F32, w, T, k);
+        be->ops->gather_sum(be, &ty, &tx, &ti, &tw);
+        snprintf(label, sizeof label, "gather_sum t=%d T=%lld k=%lld N=%lld", be->n_threads, (long long)T,
+                 (long long)k, (long long)N);
+        check_rows(label, y, N, ref, T, N, 1e-6);
+        free(x), free(w), free(y), free(idx), free(ref);
+    }
+}
+
 // ---- pool2d: average / max pooling and conv windows of token grids ------------------------------
 
 static void test_pool2d(void) {
@@ -403,6 +436,7 @@ int main(void) {
     test_norms();
     test_elementwise();
     test_embed();
+    test_gather_sum();
     test_convert();
     test_pool2d();
     test_pool2d_bilinear();

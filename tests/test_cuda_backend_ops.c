@@ -215,6 +215,28 @@ static double attn_tol(const dv_tensor *out, const dv_tensor *q, const dv_tensor
 
 static void skip_op(const char *what) { fprintf(stderr, "SKIP %s: not implemented by the CUDA backend\n", what); }
 
+// gather_sum (the MoE combine): k weighted rows per token, repeated sources, odd sizes
+static void test_gather_sum(void) {
+    if (!gpu->ops->gather_sum) {
+        skip_op("gather_sum");
+        return;
+    }
+    const int64_t Tg = 13, kg = 5, Ng = 67, Rg = 40;
+    float *hx = rnd((size_t)(Rg * Ng), -1, 1), *hw = rnd((size_t)(Tg * kg), 0, 1), *hy = malloc((size_t)(Tg * Ng) * 4);
+    int32_t gidx[13 * 5];
+    for (int i = 0; i < Tg * kg; i++) gidx[i] = (int32_t)((i * 11 + 3) % Rg);
+    void *dhx = dev(hx, (size_t)(Rg * Ng) * 4), *dhw = dev(hw, (size_t)(Tg * kg) * 4), *dgi = dev(gidx, sizeof gidx),
+         *dhy = dev_nan((size_t)(Tg * Ng));
+    dv_tensor thx = dv_tensor_2d(DV_DTYPE_F32, hx, Rg, Ng), thw = dv_tensor_2d(DV_DTYPE_F32, hw, Tg, kg),
+              tgi = dv_tensor_2d(DV_DTYPE_I32, gidx, Tg, kg), thy = dv_tensor_2d(DV_DTYPE_F32, hy, Tg, Ng);
+    cpu->ops->gather_sum(cpu, &thy, &thx, &tgi, &thw);
+    dv_tensor ggx = on(thx, dhx), ghw = on(thw, dhw), ggi = on(tgi, dgi), ghy = on(thy, dhy);
+    gpu->ops->gather_sum(gpu, &ghy, &ggx, &ggi, &ghw);
+    compare("gather_sum T=13 k=5 N=67", dhy, hy, (size_t)(Tg * Ng), 1e-6);
+    gpu->ops->free(gpu, dhx); gpu->ops->free(gpu, dhw); gpu->ops->free(gpu, dgi); gpu->ops->free(gpu, dhy);
+    free(hx); free(hw); free(hy);
+}
+
 static void test_attention(void) {
     if (!gpu->ops->attention) {
         skip_op("attention");
@@ -561,8 +583,8 @@ static void test_pool2d_bilinear(void) {
 
 // Gated DeltaNet ops (conv1d_causal, gated_delta_rule, mul_sigmoid): fresh inputs, strided rows as
 // the model's views have them, outputs and the carried states poisoned / compared; the CUDA delta
-// rule runs token by token and is compared with the CPU's chunked form (chunk 5 and 64) and its
-// recurrent one (chunk 0).
+// rule's two forms against the CPU's: recurrent (chunk 0) and chunked at odd chunk sizes and tails
+// (5, 7, 64 over T = 1, 9, 23, 150), and the CUDA chunked form against the CPU recurrence too.
 static void test_delta(void) {
     if (!gpu->ops->conv1d_causal || !gpu->ops->gated_delta_rule || !gpu->ops->mul_sigmoid) {
         skip_op("conv1d_causal / gated_delta_rule / mul_sigmoid");
@@ -589,9 +611,9 @@ static void test_delta(void) {
         free(x); free(st); free(y); free(w);
     }
     const int64_t gdns[][5] = {{1, 2, 4, 16, 24}, {23, 2, 4, 16, 24}, {150, 16, 32, 128, 128}, {9, 1, 3, 64, 40}};
-    const int chunks[] = {0, 5, 64};
+    const int chunks[] = {0, 5, 7, 64, -7}; // -7: the CUDA chunked form (7) against the CPU recurrence
     for (int gi = 0; gi < 4; gi++)
-        for (int ci = 0; ci < 3; ci++) {
+        for (int ci = 0; ci < 5; ci++) {
             const int64_t T = gdns[gi][0], Hk = gdns[gi][1], Hv = gdns[gi][2], dk = gdns[gi][3], dv = gdns[gi][4];
             const int64_t ldq = 2 * Hk * dk + Hv * dv, ldab = Hv + 1; // q, k, v as the conv output's columns
             const size_t nx = (size_t)(T * ldq), nab = (size_t)(T * ldab), ns = (size_t)(Hv * dk * dv),
@@ -611,8 +633,8 @@ static void test_delta(void) {
             dv_tensor gq = on(tq, dx), gk = on(tk, (float *)dx + Hk * dk), gv = on(tv, (float *)dx + 2 * Hk * dk);
             dv_tensor ga = on(ta, da), gb = on(tb, db), gal = on(tal, dal), gdb = on(tdb, ddb), gs = on(ts, dst);
             dv_tensor go = on(to, dout);
-            gpu->ops->gated_delta_rule(gpu, &go, &gq, &gk, &gv, &ga, &gb, &gal, &gdb, &gs, chunks[ci]);
-            cpu->ops->gated_delta_rule(cpu, &to, &tq, &tk, &tv, &ta, &tb, &tal, &tdb, &ts, chunks[ci]);
+            gpu->ops->gated_delta_rule(gpu, &go, &gq, &gk, &gv, &ga, &gb, &gal, &gdb, &gs, abs(chunks[ci]));
+            cpu->ops->gated_delta_rule(cpu, &to, &tq, &tk, &tv, &ta, &tb, &tal, &tdb, &ts, chunks[ci] < 0 ? 0 : chunks[ci]);
             snprintf(label, sizeof label, "gated_delta_rule T=%lld Hk=%lld Hv=%lld dk=%lld dv=%lld chunk=%d", (long long)T,
                      (long long)Hk, (long long)Hv, (long long)dk, (long long)dv, chunks[ci]);
             compare(label, dout, o, no, 1e-4);
@@ -649,6 +671,7 @@ int main(void) {
     test_matmul();
     test_rowwise();
     test_rope_embed();
+    test_gather_sum();
     test_attention();
     test_attention_kv();
     test_kv_store();
@@ -668,6 +691,7 @@ int main(void) {
     test_llm("tests/fixtures/llm/tiny-qwen35", 0, DV_KV_F32); // Gated DeltaNet + gated attention
     test_llm("tests/fixtures/llm/tiny-qwen35", 0, DV_KV_BF16);
     test_llm("tests/fixtures/llm/tiny-qwen35", 0, DV_KV_Q4);
+    test_llm("tests/fixtures/llm/tiny-qwen35-moe", 0, DV_KV_F32); // routed experts (embed + matmul + gather_sum)
     test_encoder("tiny-llava");
     test_encoder("tiny-llava-siglip");
     test_encoder("../vlm/tiny-llava-onevision");

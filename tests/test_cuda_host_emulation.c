@@ -100,6 +100,34 @@ static void test_llm(dv_backend *cpu, dv_backend *fake) {
     dv_duo_pattern_free(pat);
 }
 
+// The Qwen3.5 MoE model on the device path: every expert's weight view uploaded once, the routing on
+// the downloaded router logits, the combine on the backend; equal to the CPU path.
+static void test_moe(dv_backend *cpu, dv_backend *fake) {
+    int32_t ids[23];
+    for (int i = 0; i < 23; i++) ids[i] = 3 + (i * 41) % 500;
+    float *lg[2] = {NULL, NULL};
+    int V = 0;
+    for (int b = 0; b < 2; b++) {
+        dv_llm_params lp = dv_llm_default_params();
+        lp.backend = b ? fake : cpu;
+        lp.n_ctx = 64;
+        lp.n_batch = 5;
+        dv_llm *m = NULL;
+        if (dv_llm_open(dv_test_path("tests/fixtures/llm/tiny-qwen35-moe"), &lp, &m)) {
+            DV_CHECK_MSG(0, "%s", dv_error_message());
+            break;
+        }
+        V = dv_llm_get_config(m)->vocab_size;
+        lg[b] = malloc((size_t)24 * V * 4);
+        DV_CHECK(dv_llm_prefill(m, ids, NULL, 23, lg[b], 1) == 0);
+        DV_CHECK(dv_llm_decode(m, 7, lg[b] + (size_t)23 * V) == 0);
+        dv_llm_free(m);
+    }
+    if (lg[0] && lg[1]) dv_test_close("tiny Qwen3.5 MoE: device path == CPU path", lg[1], lg[0], (size_t)24 * V, 1e-7);
+    free(lg[0]);
+    free(lg[1]);
+}
+
 // The video pipeline on the CPU backend and on the emulated device: the same context (bitwise), the
 // same answer logits (bitwise), and the bytes that crossed: per frame its pixels (im2col patches, 3 *
 // S * S floats) up; per context token its position up (4 bytes), per text token also its id;
@@ -189,6 +217,7 @@ int main(void) {
     test_encoder(cpu, fake, "tiny-llava-next-video");
     test_encoder(cpu, fake, "../vlm/tiny-llava-onevision"); // projector, then bilinear pooling on the device path
     test_llm(cpu, fake);
+    test_moe(cpu, fake);
     test_vlm_handoff(cpu, fake);
     fake->device = DV_DEVICE_CPU;
     dv_backend_free(fake);

@@ -1,5 +1,6 @@
-// test_llm_parity.c: our Llama/Mistral/Qwen2/Qwen3/SmolLM2/Qwen3.5 forward pass against Hugging Face
-// transformers, with default, linear, llama3, yarn and dynamic RoPE.
+// test_llm_parity.c: our Llama/Mistral/Qwen2/Qwen3/SmolLM2/Qwen3.5 (dense, MoE, and the text model of
+// a Qwen3_5ForConditionalGeneration folder) forward pass against Hugging Face transformers, with
+// default, linear, llama3, yarn and dynamic RoPE.
 //
 // Fixtures (tests/fixtures/llm/make_llm_fixtures.py, make_text_fixtures.py) hold, per tiny random
 // checkpoint: the prompt
@@ -34,6 +35,7 @@ static float *embeddings_for(const char *model_dir, const int32_t *ids, int n, i
     dv_safetensors *st = NULL;
     if (dv_safetensors_open(model_dir, &st)) return NULL;
     const dv_st_tensor *t = dv_safetensors_find(st, "model.embed_tokens.weight");
+    if (!t) t = dv_safetensors_find(st, "model.language_model.embed_tokens.weight"); // a VLM's text model
     float *e = t ? malloc((size_t)n * (size_t)H * sizeof *e) : NULL;
     for (int i = 0; e && i < n; i++)
         for (int d = 0; d < H; d++) {
@@ -162,6 +164,9 @@ int main(void) {
     check_model(be, "tiny-smollm2");       // Llama layout, 3 heads / 1 KV head, tied
     check_model(be, "tiny-llama-dynamic"); // dynamic NTK past max_position_embeddings while decoding
     check_model(be, "tiny-qwen35");        // hybrid: Gated DeltaNet + gated attention, partial rotary, tied
+    check_model(be, "tiny-qwen35-vlm");    // the same text model inside a Qwen3_5ForConditionalGeneration folder
+    check_model(be, "tiny-qwen35-moe");    // Qwen3.5 MoE: 8 experts, top 2, shared expert with its gate
+    check_model(be, "tiny-qwen35-moe-fused"); // the same with HF's fused expert tensors
     dv_backend_free(be);
     return dv_test_finish();
 }

@@ -2,7 +2,8 @@
 // Gated DeltaNet layers, 2 attention layers): the config's layer map, the KV cache holding the
 // attention layers only, a state round trip (prefill, write, load into a fresh model, decode:
 // bitwise the logits of the original), rewinds refused (a recurrent state cannot go back) but
-// clearing allowed, streams of another model refused, and the MoE variants refused by name; the
+// clearing allowed, streams of another model refused, Qwen3-Next refused by name, the configs of the
+// Qwen3_5ForConditionalGeneration and MoE layouts (tiny-qwen35-vlm, tiny-qwen35-moe, and a MoE VLM); the
 // synthetic Qwen3.5 shapes (synth-model): the checkpoint written to files and the one built in
 // memory give the same logits.
 #include "core/dv_error.h"
@@ -14,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define N_PROMPT 23
 #define N_DEC 6
@@ -51,11 +53,58 @@ static void test_config(void) {
     DV_CHECK(c.rotary_dim == 8 && c.head_dim == 32 && c.attn_output_gate && c.zero_centered_norm && c.qk_norm);
     DV_CHECK(c.lin.n_k_heads == 2 && c.lin.n_v_heads == 4 && c.lin.k_head_dim == 16 && c.lin.v_head_dim == 24);
     DV_CHECK(c.lin.conv_kernel == 4 && c.n_mtp_layers == 1 && c.tie_word_embeddings);
+    DV_CHECK(c.n_experts == 0);
+
+    // the same text model as a Qwen3_5ForConditionalGeneration's text_config: equal configs
+    dv_llm_config v;
+    DV_CHECK(dv_llm_config_load(dv_test_path("tests/fixtures/llm/tiny-qwen35-vlm"), &v) == 0);
+    DV_CHECK(v.arch == DV_LLM_ARCH_QWEN3_5 && v.n_attn_layers == 2 && v.rotary_dim == 8 && v.mrope &&
+             v.tie_word_embeddings && v.bos_token_id == -1 && v.n_eos == 1 && v.eos_token_ids[0] == c.eos_token_ids[0]);
+    // the MoE text model: experts, top-k, and the shared expert as the MLP width
+    DV_CHECK(dv_llm_config_load(dv_test_path("tests/fixtures/llm/tiny-qwen35-moe"), &v) == 0);
+    DV_CHECK(v.n_experts == 8 && v.n_experts_used == 2 && v.moe_intermediate_size == 40 && v.intermediate_size == 56 &&
+             !v.tie_word_embeddings);
+
+    // a ForConditionalGeneration folder ties lm_head by its outer tie_word_embeddings (HF), whatever
+    // the text_config says; the MoE one reads its experts from the text_config
+    char dir[] = "/tmp/duovid-test-q35cfg-XXXXXX";
+    if (mkdtemp(dir)) {
+        const char *outer[] = {"{\"model_type\": \"qwen3_5_moe\", \"architectures\": [\"Qwen3_5MoeForConditionalGeneration\"], "
+                               "\"vision_config\": {}, \"text_config\": {\"model_type\": \"qwen3_5_moe_text\", "
+                               "\"tie_word_embeddings\": true, \"vocab_size\": 10, \"hidden_size\": 8, "
+                               "\"num_hidden_layers\": 4, \"num_attention_heads\": 2, \"head_dim\": 8, "
+                               "\"linear_conv_kernel_dim\": 4, \"linear_num_key_heads\": 1, \"linear_num_value_heads\": 1, "
+                               "\"linear_key_head_dim\": 4, \"linear_value_head_dim\": 4, \"num_experts\": 4, "
+                               "\"num_experts_per_tok\": 2, \"moe_intermediate_size\": 6, "
+                               "\"shared_expert_intermediate_size\": 5}}",
+                               "{\"model_type\": \"qwen3_5_moe\", \"vision_config\": {}, \"text_config\": "
+                               "{\"model_type\": \"qwen3_5_moe_text\", \"vocab_size\": 10, \"hidden_size\": 8, "
+                               "\"num_hidden_layers\": 4, \"num_attention_heads\": 2, \"head_dim\": 8, "
+                               "\"linear_conv_kernel_dim\": 4, \"linear_num_key_heads\": 1, \"linear_num_value_heads\": 1, "
+                               "\"linear_key_head_dim\": 4, \"linear_value_head_dim\": 4, \"num_experts\": 4, "
+                               "\"num_experts_per_tok\": 5, \"moe_intermediate_size\": 6, "
+                               "\"shared_expert_intermediate_size\": 5}}"};
+        char path[128];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        for (int i = 0; i < 2; i++) {
+            FILE *f = fopen(path, "w");
+            DV_CHECK(f && fputs(outer[i], f) >= 0 && fclose(f) == 0);
+            const int rc = dv_llm_config_load(dir, &v);
+            if (i == 0)
+                DV_CHECK_MSG(rc == 0 && v.n_experts == 4 && v.n_experts_used == 2 && v.intermediate_size == 5 &&
+                                 !v.tie_word_embeddings && v.n_attn_layers == 1,
+                             "MoE text_config: rc %d %s", rc, dv_error_message());
+            else // top-k above the expert count
+                DV_CHECK_MSG(rc == DV_EFORMAT && strstr(dv_error_message(), "num_experts_per_tok"), "%s", dv_error_message());
+        }
+        remove(path);
+        rmdir(dir);
+    }
 
     // MoE variants and unknown layer kinds: refused with a message naming the problem
     const char *bad[][2] = {
-        {"{\"model_type\": \"qwen3_5_moe_text\"}", "mixture-of-experts"},
-        {"{\"architectures\": [\"Qwen3_5MoeForConditionalGeneration\"]}", "mixture-of-experts"},
+        {"{\"model_type\": \"qwen3_next\"}", "mixture-of-experts"},
+        {"{\"architectures\": [\"Qwen3NextForCausalLM\"]}", "mixture-of-experts"},
         {"{\"model_type\": \"qwen3_5_text\", \"vocab_size\": 10, \"hidden_size\": 8, \"intermediate_size\": 8, "
          "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"head_dim\": 8, \"layer_types\": [\"linear_attention\", "
          "\"sliding_attention\"], \"linear_conv_kernel_dim\": 4, \"linear_num_key_heads\": 1, \"linear_num_value_heads\": 1, "

@@ -98,6 +98,7 @@ static const dv_backend_ops dv_cpu_ops = {
     .conv1d_causal = dv_cpu_conv1d_causal,
     .gated_delta_rule = dv_cpu_gated_delta_rule,
     .mul_sigmoid = dv_cpu_mul_sigmoid,
+    .gather_sum = dv_cpu_gather_sum,
     .rope_sections = dv_cpu_rope_sections,
     .kv_store = cpu_kv_store,
 };

@@ -141,6 +141,7 @@ static const dv_backend_ops dv_cuda_ops = {
     .mul_sigmoid = dv_cuda_mul_sigmoid,
     .rope_sections = dv_cuda_rope_sections,
     .kv_store = dv_cuda_kv_store, // compact KV rows (kv_store.cu); the attention kernels read every type
+    .gather_sum = dv_cuda_gather_sum,
 };
 
 static dv_backend *cuda_init(int device, int *status) {

@@ -96,6 +96,7 @@ void dv_cuda_gated_delta_rule(dv_backend *be, dv_tensor *out, const dv_tensor *q
                               const dv_tensor *v, const dv_tensor *a, const dv_tensor *b, const dv_tensor *a_log,
                               const dv_tensor *dt_bias, dv_tensor *state, int chunk);
 void dv_cuda_mul_sigmoid(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *gate);
+void dv_cuda_gather_sum(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *idx, const dv_tensor *w);
 void dv_cuda_pool2d(dv_backend *be, dv_tensor *y, const dv_tensor *x, int grid, int stride, dv_pool mode);
 int dv_cuda_kv_store(dv_backend *be, void *dst, size_t dst_pitch, dv_kv_type t, const float *src, size_t src_pitch,
                      int64_t D, size_t rows);

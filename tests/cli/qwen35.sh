@@ -3,7 +3,9 @@
 # the CLI: `info` names the linear and attention layers and the skipped MTP layer, `generate` runs
 # and reports the recurrent state with --verbose, `identify` writes a pattern over the attention
 # layers that `pattern -m` maps to model layers and `generate --duo` uses, `synth-model` writes a
-# Qwen3.5 shape; the MoE variant and a pattern of the wrong shape are one-line errors.
+# Qwen3.5 shape; a pattern of the wrong shape is a one-line error. The same text model inside a
+# Qwen3_5ForConditionalGeneration folder (tiny-qwen35-vlm) runs, its vision side is a one-line error;
+# the MoE model (tiny-qwen35-moe) shows its experts and runs; Qwen3-Next is refused by name.
 #   bash tests/cli/qwen35.sh build/duovid
 set -u
 bin=${1:?usage: qwen35.sh path/to/duovid}
@@ -40,11 +42,30 @@ one_error "pattern -m with a model of another shape" "layers" -- pattern "$tmp/p
 check "synth-model writes a Qwen3.5 shape that info reads" $?
 one_error "synth-model qwen3.5 with too few layers" "at least 4 layers" -- synth-model --shape qwen3.5-tiny --layers 3 -o "$tmp/s3"
 
-mkdir -p "$tmp/moe" && cp $model/model.safetensors $model/tokenizer* $model/added_tokens.json "$tmp/moe/" &&
-  sed 's/"model_type": "qwen3_5_text"/"model_type": "qwen3_5_moe_text"/; s/Qwen3_5ForCausalLM/Qwen3_5MoeForCausalLM/' \
-    $model/config.json >"$tmp/moe/config.json"
-one_error "a Qwen3.5 MoE checkpoint is refused by name" "mixture-of-experts" -- info "$tmp/moe"
-one_error "generate on the MoE checkpoint" "mixture-of-experts" -- generate -m "$tmp/moe" -p x -n 1
+# a Qwen3_5ForConditionalGeneration folder: its text model runs, its vision side is refused in one line
+vlm=tests/fixtures/llm/tiny-qwen35-vlm
+"$bin" info $vlm >"$tmp/o" 2>&1 && grep -q "6 Gated DeltaNet layers (0-2,4-6)" "$tmp/o" &&
+  grep -q "the text model of Qwen3_5ForConditionalGeneration" "$tmp/o" && grep -q "vision tower is not available yet" "$tmp/o"
+check "info on a Qwen3.5 VLM folder: the text model, the vision side not available" $?
+"$bin" generate -m $vlm -p "Once upon a time" -n 6 --temp 0 --chunk 5 >"$tmp/o" 2>/dev/null && [ -s "$tmp/o" ]
+check "generate on the Qwen3.5 VLM folder's text model" $?
+one_error "ask with a video on a Qwen3.5 VLM folder" "Qwen3.5 vision tower is not available yet" -- \
+  ask -m $vlm -v tests/fixtures/vlm/clip.mp4 "what happens?"
+
+# the MoE text model: info shows the experts, generate runs (chunked prefill); Qwen3-Next is refused
+moe=tests/fixtures/llm/tiny-qwen35-moe
+"$bin" info $moe >"$tmp/o" 2>&1 && grep -q "8 routed experts of 40, top 2 per token" "$tmp/o" &&
+  grep -q "shared expert of 56" "$tmp/o"
+check "info shows the experts and top-k" $?
+"$bin" info $moe --json | grep -q '"experts":8,"experts_per_token":2,"expert_intermediate_size":40'
+check "info --json carries the experts" $?
+"$bin" generate -m $moe -p "Once upon a time" -n 6 --temp 0 --chunk 5 --threads 1 >"$tmp/o" 2>/dev/null && [ -s "$tmp/o" ]
+check "generate on the MoE model" $?
+mkdir -p "$tmp/next" && cp $moe/model.safetensors $moe/tokenizer* $moe/added_tokens.json "$tmp/next/" &&
+  sed 's/"model_type": "qwen3_5_moe_text"/"model_type": "qwen3_next"/; s/Qwen3_5MoeForCausalLM/Qwen3NextForCausalLM/' \
+    $moe/config.json >"$tmp/next/config.json"
+one_error "a Qwen3-Next checkpoint is refused by name" "mixture-of-experts model whose layout" -- info "$tmp/next"
+one_error "generate on the Qwen3-Next checkpoint" "mixture-of-experts" -- generate -m "$tmp/next" -p x -n 1
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
