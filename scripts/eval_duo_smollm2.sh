@@ -24,15 +24,18 @@ pat=$out/pat-$method
 mkdir -p "$out"
 [ -f "$out/jargon.txt" ] || zcat /usr/share/doc/jargon-text/jargon.txt.gz >"$out/jargon.txt"
 t=(-t "${THREADS:-2}")
-niah() { # NAME CTX DEPTHS [duo flags...]
-  local name=$1 c=$2 d=$3; shift 3
-  [ -s "$out/niah-$name.json" ] || "$bin" eval niah -m "$model" --haystack $hay --ctx "$c" --depths "$d" \
-    --samples "$samples" "${t[@]}" --json --png "$out/niah-$name.png" -v "$@" >"$out/niah-$name.json" 2>"$out/niah-$name.log"
+niah() { # NAME CTX_LIST DEPTHS [duo flags...]: one JSON per length, OUT/niah-NAME-LEN.json
+  local name=$1 cs=$2 d=$3 c; shift 3
+  for c in ${cs//,/ }; do
+    [ -s "$out/niah-$name-$c.json" ] || "$bin" eval niah -m "$model" --haystack $hay --ctx "$c" --depths "$d" \
+      --samples "$samples" "${t[@]}" --json --png "$out/niah-$name-$c.png" -v "$@" >"$out/niah-$name-$c.json" \
+      2>"$out/niah-$name-$c.log" || { rm -f "$out/niah-$name-$c.json"; return 1; }
+  done
 }
 ppl() { # NAME [duo flags...]
   local name=$1; shift
   [ -s "$out/ppl-$name.json" ] || "$bin" perplexity -m "$model" -f "$out/jargon.txt" --ctx 2048 --windows $windows "${t[@]}" \
-    --json "$@" >"$out/ppl-$name.json" 2>"$out/ppl-$name.log"
+    --json "$@" >"$out/ppl-$name.json" 2>"$out/ppl-$name.log" || { rm -f "$out/ppl-$name.json"; return 1; }
 }
 [ -f "$pat/full_attention_heads.tsv" ] || { /usr/bin/time -f "identify: %e s wall, %U s user, %M KiB peak RSS" \
   "$bin" identify -m "$model" -o "$pat" --method "$method" "${t[@]}" >"$out/identify-$method.txt"; } 2>"$out/identify-$method.log"
