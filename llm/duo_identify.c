@@ -235,7 +235,8 @@ static void mass_observer(void *vctx, int layer, const dv_tensor *q, const dv_te
 // delta = Wo[:, group heads] (o_f - o_s): exactly the first-order change of the layer's residual
 // update when its gate alpha moves from 1 (full) to 0 (streaming), out = alpha full + (1 - alpha)
 // streaming, as the reference's gates mix them. Scored relative to the layer input's squared norm,
-// since the next RMSNorm only sees the direction of the residual stream.
+// since the next RMSNorm only sees the direction of the residual stream. (Qwen3.5's attention output
+// gate, sigmoid(g) * o, is not applied: the scores then overstate gated-down heads.)
 typedef struct dev_ctx {
     dv_llm *m;
     const uint8_t *is_answer; // (n) 1 at answer positions
@@ -264,7 +265,7 @@ static void dev_observer(void *vctx, int layer, const dv_tensor *q, const dv_ten
     dev_ctx *c = vctx;
     dv_llm *m = c->m;
     const int64_t T = q->ne[0], Hq = q->ne[1], D = q->ne[2], Hkv = k_new->ne[1], grp = Hq / Hkv,
-                  H = m->cfg.hidden_size, N = c->n_max, n = q_pos0 + T;
+                  H = m->cfg.hidden_size, N = c->n_max;
     const dv_tensor *wo = &m->layers[dv_llm_config_attn_layer(&m->cfg, layer)].wo; // (H, Hq*D)
     for (size_t i = 0; i < (size_t)(H * Hq * D); i++) c->wo[i] = weight_at(wo, i);
     for (int64_t g = 0; g < Hkv; g++) { // keys and values of the whole sequence so far, F32
@@ -281,7 +282,6 @@ static void dev_observer(void *vctx, int layer, const dv_tensor *q, const dv_ten
             memcpy(V + (q_pos0 + t) * D, (const float *)v_new->data + (t * Hkv + g) * D, (size_t)D * sizeof(float));
         }
     }
-    (void)n;
     for (int64_t t = 0; t < T; t++) {
         const int64_t p = q_pos0 + t;
         const int ans = c->is_answer[p];
