@@ -26,7 +26,7 @@ static const char *const ordinals[10] = {"first", "second", "third",   "fourth",
 
 dv_duo_id_params dv_duo_id_default_params(void) {
     dv_duo_id_params p = {.method = DV_DUO_ID_ABLATION, .n_samples = 2, .length = 1024, .n_passkeys = 4,
-                          .passkey_words = 8, .sink = 64, .recent = 256, .seed = 1, .filler_path = NULL};
+                          .passkey_words = 8, .sink = 64, .recent = 256, .stride = 4, .seed = 1, .filler_path = NULL};
     return p;
 }
 
@@ -182,8 +182,9 @@ typedef struct mass_ctx {
     float *krow;              // (D) one key row decoded to F32, scratch
 } mass_ctx;
 
-static void mass_observer(void *vctx, int layer, const dv_tensor *q, const dv_tensor *k_new,
+static void mass_observer(void *vctx, int layer, const dv_tensor *q, const dv_tensor *k_new, const dv_tensor *v_new,
                           const dv_kv_head_view *views, int64_t q_pos0) {
+    (void)v_new;
     mass_ctx *c = vctx;
     const int64_t T = q->ne[0], Hq = q->ne[1], D = q->ne[2], Hkv = k_new->ne[1], grp = Hq / Hkv;
     for (int64_t t = 0; t < T; t++) {
@@ -227,8 +228,118 @@ static void mass_observer(void *vctx, int layer, const dv_tensor *q, const dv_te
     }
 }
 
+// ---- output deviation: what making a head streaming changes in the residual stream ----
+// For each query (every `stride`-th position past sink + recent, and every answer token) and each
+// query head: the full-attention output o_f and the streaming output o_s (softmax over the sink +
+// recent keys only, strict rule), both from the same full-attention pass. The KV head's deviation is
+// delta = Wo[:, group heads] (o_f - o_s): exactly the first-order change of the layer's residual
+// update when its gate alpha moves from 1 (full) to 0 (streaming), out = alpha full + (1 - alpha)
+// streaming, as the reference's gates mix them. Scored relative to the layer input's squared norm,
+// since the next RMSNorm only sees the direction of the residual stream. (Qwen3.5's attention output
+// gate, sigmoid(g) * o, is not applied: the scores then overstate gated-down heads.)
+typedef struct dev_ctx {
+    dv_llm *m;
+    const uint8_t *is_answer; // (n) 1 at answer positions
+    double *sum_all, *sum_ans; // (L, Hkv) sums of ||delta||^2 / ||x||^2 over scored / answer queries
+    double *cnt_all, *cnt_ans; // (L, Hkv) their counts
+    int sink, recent, stride;
+    float scale;
+    float *K, *V;   // (Hkv, n_max, D) the layer's keys / values at positions 0 .. p0+T-1, F32
+    float *wo;      // (H, Hq*D) the layer's output projection, F32
+    float *sc;      // (n_max) one query's scores
+    float *diff;    // (grp, D) o_f - o_s of one query for the heads of one group
+    float *delta;   // (H)
+    int n_max;
+} dev_ctx;
+
+static float weight_at(const dv_tensor *w, size_t i) {
+    switch (w->dtype) {
+    case DV_DTYPE_BF16: return dv_bf16_to_f32(((const uint16_t *)w->data)[i]);
+    case DV_DTYPE_F16: return dv_f16_to_f32(((const uint16_t *)w->data)[i]);
+    default: return ((const float *)w->data)[i];
+    }
+}
+
+static void dev_observer(void *vctx, int layer, const dv_tensor *q, const dv_tensor *k_new, const dv_tensor *v_new,
+                         const dv_kv_head_view *views, int64_t q_pos0) {
+    dev_ctx *c = vctx;
+    dv_llm *m = c->m;
+    const int64_t T = q->ne[0], Hq = q->ne[1], D = q->ne[2], Hkv = k_new->ne[1], grp = Hq / Hkv,
+                  H = m->cfg.hidden_size, N = c->n_max;
+    const dv_tensor *wo = &m->layers[dv_llm_config_attn_layer(&m->cfg, layer)].wo; // (H, Hq*D)
+    for (size_t i = 0; i < (size_t)(H * Hq * D); i++) c->wo[i] = weight_at(wo, i);
+    for (int64_t g = 0; g < Hkv; g++) { // keys and values of the whole sequence so far, F32
+        float *K = c->K + g * N * D, *V = c->V + g * N * D;
+        for (int si = 0; si < views[g].n_segs; si++) {
+            const dv_kv_seg *sg = &views[g].segs[si];
+            for (int64_t j = 0; j < sg->n; j++) {
+                dv_kv_dequantize_row(sg->kt, (const char *)sg->k + j * sg->k_stride, D, K + (sg->pos0 + j) * D);
+                dv_kv_dequantize_row(sg->vt, (const char *)sg->v + j * sg->v_stride, D, V + (sg->pos0 + j) * D);
+            }
+        }
+        for (int64_t t = 0; t < T; t++) {
+            memcpy(K + (q_pos0 + t) * D, (const float *)k_new->data + (t * Hkv + g) * D, (size_t)D * sizeof(float));
+            memcpy(V + (q_pos0 + t) * D, (const float *)v_new->data + (t * Hkv + g) * D, (size_t)D * sizeof(float));
+        }
+    }
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t p = q_pos0 + t;
+        const int ans = c->is_answer[p];
+        if (p <= c->sink + c->recent || (!ans && p % c->stride)) continue; // streaming sees everything / skipped
+        const float *xr = m->x + t * H; // the layer's input (CPU backend: host memory)
+        double xn = 0;
+        for (int64_t i = 0; i < H; i++) xn += (double)xr[i] * xr[i];
+        for (int64_t g = 0; g < Hkv; g++) {
+            const float *K = c->K + g * N * D, *V = c->V + g * N * D;
+            for (int64_t hh = 0; hh < grp; hh++) {
+                const float *qv = (const float *)((const char *)q->data + (size_t)t * q->nb[0] +
+                                                  (size_t)(g * grp + hh) * q->nb[1]);
+                float mf = -INFINITY, ms = -INFINITY;
+                for (int64_t j = 0; j <= p; j++) {
+                    float d = 0;
+                    for (int64_t i = 0; i < D; i++) d += qv[i] * K[j * D + i];
+                    c->sc[j] = d * c->scale;
+                    mf = c->sc[j] > mf ? c->sc[j] : mf;
+                    if (dv_attn_mask_visible(p, j, 1, c->sink, c->recent) && c->sc[j] > ms) ms = c->sc[j];
+                }
+                float *of = c->delta, *os = c->diff + hh * D; // delta: scratch for o_f here
+                double zf = 0, zs = 0;
+                for (int64_t i = 0; i < D; i++) of[i] = os[i] = 0;
+                for (int64_t j = 0; j <= p; j++) {
+                    const float ef = expf(c->sc[j] - mf);
+                    zf += ef;
+                    for (int64_t i = 0; i < D; i++) of[i] += ef * V[j * D + i];
+                    if (dv_attn_mask_visible(p, j, 1, c->sink, c->recent)) {
+                        const float es = expf(c->sc[j] - ms);
+                        zs += es;
+                        for (int64_t i = 0; i < D; i++) os[i] += es * V[j * D + i];
+                    }
+                }
+                for (int64_t i = 0; i < D; i++) os[i] = (float)(of[i] / zf - os[i] / zs); // o_f - o_s
+            }
+            double dn = 0; // ||Wo[:, group] diff||^2
+            for (int64_t r = 0; r < H; r++) {
+                const float *w = c->wo + r * Hq * D + g * grp * D;
+                float acc = 0;
+                for (int64_t i = 0; i < grp * D; i++) acc += w[i] * c->diff[i];
+                dn += (double)acc * acc;
+            }
+            const double rel = xn > 0 ? dn / xn : 0;
+            c->sum_all[layer * Hkv + g] += rel;
+            c->cnt_all[layer * Hkv + g] += 1;
+            if (ans) {
+                c->sum_ans[layer * Hkv + g] += rel;
+                c->cnt_ans[layer * Hkv + g] += 1;
+            }
+        }
+    }
+}
+
 const char *dv_duo_id_method_name(dv_duo_id_method m) {
-    return m == DV_DUO_ID_ABLATION ? "ablation" : m == DV_DUO_ID_ATTENTION_MASS ? "attention-mass" : "random";
+    return m == DV_DUO_ID_ABLATION         ? "ablation"
+           : m == DV_DUO_ID_ATTENTION_MASS ? "attention-mass"
+           : m == DV_DUO_ID_DEVIATION      ? "deviation"
+                                           : "random";
 }
 
 int dv_duo_identify(dv_llm *m, dv_tokenizer *tok, const dv_duo_id_params *p, double *scores) {
@@ -281,6 +392,61 @@ int dv_duo_identify(dv_llm *m, dv_tokenizer *tok, const dv_duo_id_params *p, dou
         free(c.krow);
         free(flags);
         free(hidden);
+    } else if (!rc && p->method == DV_DUO_ID_DEVIATION) {
+        if (m->be->device != DV_DEVICE_CPU) rc = dv_error_set(DV_EUNSUPPORTED, "identify --method deviation runs on the CPU backend");
+        const int64_t D = m->cfg.head_dim, Hq = m->cfg.n_heads;
+        dev_ctx c = {.m = m, .sink = p->sink, .recent = p->recent, .stride = p->stride > 0 ? p->stride : 1,
+                     .scale = 1.0f / sqrtf((float)D), .n_max = max_n};
+        c.sum_all = calloc((size_t)NH, sizeof *c.sum_all);
+        c.sum_ans = calloc((size_t)NH, sizeof *c.sum_ans);
+        c.cnt_all = calloc((size_t)NH, sizeof *c.cnt_all);
+        c.cnt_ans = calloc((size_t)NH, sizeof *c.cnt_ans);
+        c.K = malloc((size_t)Hkv * max_n * D * sizeof *c.K);
+        c.V = malloc((size_t)Hkv * max_n * D * sizeof *c.V);
+        c.wo = malloc((size_t)H * Hq * D * sizeof *c.wo);
+        c.sc = malloc((size_t)max_n * sizeof *c.sc);
+        c.diff = malloc((size_t)Hq * D * sizeof *c.diff);
+        c.delta = malloc((size_t)(H > D ? H : D) * sizeof *c.delta);
+        uint8_t *flags = calloc((size_t)max_n, 1);
+        float *hidden = malloc((size_t)max_n * H * sizeof *hidden);
+        if (!rc && (!c.sum_all || !c.sum_ans || !c.cnt_all || !c.cnt_ans || !c.K || !c.V || !c.wo || !c.sc ||
+                    !c.diff || !c.delta || !flags || !hidden))
+            rc = dv_error_set(DV_ENOMEM, "out of memory");
+        dv_progress *pg = dv_progress_init("identify (output deviation)", p->n_samples, "samples");
+        for (int i = 0; !rc && i < p->n_samples; i++) {
+            memset(flags, 0, (size_t)max_n);
+            for (int a = 0; a < smp[i].n_answer; a++) flags[smp[i].answer[a]] = 1;
+            c.is_answer = flags;
+            m->observer = dev_observer;
+            m->observer_ctx = &c;
+            rc = hidden_for(m, &smp[i], NULL, hidden);
+            m->observer = NULL;
+            dv_progress_update(pg, i + 1);
+        }
+        dv_progress_finish(pg);
+        // each half (all scored queries: the language model's needs; the answers: retrieval) scaled to
+        // its largest head, then averaged: a head either kind of query depends on stays full
+        double mx_all = 0, mx_ans = 0;
+        for (int i = 0; !rc && i < NH; i++) {
+            c.sum_all[i] = c.cnt_all[i] > 0 ? c.sum_all[i] / c.cnt_all[i] : 0;
+            c.sum_ans[i] = c.cnt_ans[i] > 0 ? c.sum_ans[i] / c.cnt_ans[i] : 0;
+            mx_all = c.sum_all[i] > mx_all ? c.sum_all[i] : mx_all;
+            mx_ans = c.sum_ans[i] > mx_ans ? c.sum_ans[i] : mx_ans;
+        }
+        for (int i = 0; !rc && i < NH; i++)
+            scores[i] = 0.5 * (mx_all > 0 ? c.sum_all[i] / mx_all : 0) + 0.5 * (mx_ans > 0 ? c.sum_ans[i] / mx_ans : 0);
+        free(c.sum_all);
+        free(c.sum_ans);
+        free(c.cnt_all);
+        free(c.cnt_ans);
+        free(c.K);
+        free(c.V);
+        free(c.wo);
+        free(c.sc);
+        free(c.diff);
+        free(c.delta);
+        free(flags);
+        free(hidden);
     } else if (!rc) {
         // ablation: the error each KV head causes when it alone is made streaming
         dv_duo_pattern *pat = NULL;
@@ -330,6 +496,7 @@ int dv_duo_pattern_write(const char *dir, const double *scores, int L, int H, co
     cJSON_AddNumberToObject(j, "sink_size", p->sink);
     cJSON_AddNumberToObject(j, "recent_size", p->recent);
     cJSON_AddStringToObject(j, "method", dv_duo_id_method_name(p->method));
+    if (p->method == DV_DUO_ID_DEVIATION) cJSON_AddNumberToObject(j, "query_stride", p->stride);
     cJSON_AddNumberToObject(j, "samples", p->n_samples);
     cJSON_AddNumberToObject(j, "context_length", p->length);
     cJSON_AddNumberToObject(j, "num_passkeys", p->n_passkeys);

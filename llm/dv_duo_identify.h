@@ -7,6 +7,11 @@
 //                    divided by the largest increase
 //   attention-mass:  one full-attention pass; score = attention mass the answer tokens' queries put
 //                    outside the sink + recent window, averaged over answers and the head's query group
+//   deviation:       one full-attention pass (CPU backend); score = squared norm of Wo (o_full - o_streaming)
+//                    relative to the layer input's, i.e. the first-order change of the residual stream
+//                    when the head's gate goes from full to streaming; averaged over every stride-th query
+//                    and, separately, over the answer tokens; the two halves each scaled to their largest
+//                    head and averaged
 //   random:          uniform random gates from the seed, no forward pass: the baseline a method must
 //                    beat (a random pattern of the same sparsity)
 #ifndef DV_DUO_IDENTIFY_H
@@ -22,9 +27,14 @@
 extern "C" {
 #endif
 
-typedef enum dv_duo_id_method { DV_DUO_ID_ABLATION = 0, DV_DUO_ID_ATTENTION_MASS, DV_DUO_ID_RANDOM } dv_duo_id_method;
+typedef enum dv_duo_id_method {
+    DV_DUO_ID_ABLATION = 0,
+    DV_DUO_ID_ATTENTION_MASS,
+    DV_DUO_ID_RANDOM,
+    DV_DUO_ID_DEVIATION
+} dv_duo_id_method;
 
-// "ablation", "attention-mass", "random"
+// "ablation", "attention-mass", "random", "deviation"
 const char *dv_duo_id_method_name(dv_duo_id_method m);
 
 typedef struct dv_duo_id_params {
@@ -34,6 +44,7 @@ typedef struct dv_duo_id_params {
     int n_passkeys;     // passkeys per sample (default 4)
     int passkey_words;  // NATO words per passkey (default 8)
     int sink, recent;   // the streaming window the scores assume (default 64, 256)
+    int stride;         // deviation: score every stride-th query past the window, and every answer (default 4)
     uint64_t seed;
     const char *filler_path; // the filler text (required; duovid ships assets/text/filler.txt)
 } dv_duo_id_params;

@@ -164,7 +164,7 @@ int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const
             }
             const int kl = w->kv_layer; // the KV cache holds the attention layers only
             const dv_kv_head_view *views = dv_kv_cache_views(m->kv, kl);
-            if (m->observer) m->observer(m->observer_ctx, kl, &q, &k_new, views, p0);
+            if (m->observer) m->observer(m->observer_ctx, kl, &q, &k_new, &v_new, views, p0);
             op->attention_kv(be, &att, &q, &k_new, &v_new, views, &ap);
             if ((rc = dv_kv_cache_append(m->kv, kl, &k_new, &v_new))) goto fail;
             if (c->attn_output_gate) { // att *= sigmoid(gate)

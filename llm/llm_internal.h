@@ -34,11 +34,11 @@ typedef struct dv_llm_layer {
 } dv_llm_layer;
 #define DV_LLM_LAYER_TENSORS 29       // dv_tensor fields of dv_llm_layer (the weight upload walks them)
 
-// Called in every layer after RoPE, before attention, with the chunk's queries (T, Hq, D), new keys
-// (T, Hkv, D) and the cache views (Hkv): lets analysis code (head identification) look at attention
-// without a second implementation of the model.
+// Called in every attention layer after RoPE, before attention, with the chunk's queries (T, Hq, D),
+// new keys and values (T, Hkv, D) and the cache views (Hkv); `layer` is the KV-cache (attention) layer.
+// Lets analysis code (head identification) look at attention without a second implementation of the model.
 typedef void (*dv_llm_observer)(void *ctx, int layer, const dv_tensor *q, const dv_tensor *k_new,
-                                const dv_kv_head_view *views, int64_t q_pos0);
+                                const dv_tensor *v_new, const dv_kv_head_view *views, int64_t q_pos0);
 
 typedef struct dv_llm_moe_host dv_llm_moe_host;
 

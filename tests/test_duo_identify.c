@@ -3,12 +3,13 @@
 //  - the synthetic samples hold each answer's passkey earlier in the text (the needle);
 //  - a pattern chosen from the ablation scores at sparsity 0.5 loses less (final-hidden error at
 //    the answer tokens) than the mean of 10 random patterns at the same sparsity;
-//  - both methods give scores in [0, 1] (ablation's maximum is 1). On random weights their Spearman
+//  - the same for the output-deviation scores;
+//  - all methods give scores in [0, 1] (ablation's maximum is 1). On random weights their Spearman
 //    correlation is noise (printed only: no head has learned anything), so
 //  - a second model has planted heads: "local" heads whose RoPE'd queries and keys come from one
 //    shared direction, so each token attends to itself and its neighbours, and "global" heads with
-//    zero queries (uniform attention over the whole context). There both methods must put every
-//    global head above every local head, and their Spearman correlation must be positive.
+//    zero queries (uniform attention over the whole context). There all three methods must put every
+//    global head above every local head, and their Spearman correlations with ablation must be positive.
 //  - written pattern folders read back identically.
 #include "core/dv_error.h"
 #include "llm/dv_duo_identify.h"
@@ -125,25 +126,34 @@ static void planted(dv_backend *be, dv_tokenizer *tok, const dv_duo_id_params *b
     lp.backend = be;
     lp.n_ctx = 1024;
     DV_CHECK(dv_llm_open(dir, &lp, &m) == 0);
-    double abl[8], mass[8];
+    double abl[8], mass[8], dev[8];
     dv_duo_id_params p = *base;
     p.method = DV_DUO_ID_ABLATION;
     DV_CHECK(m && dv_duo_identify(m, tok, &p, abl) == 0);
     p.method = DV_DUO_ID_ATTENTION_MASS;
     DV_CHECK(m && dv_duo_identify(m, tok, &p, mass) == 0);
-    double min_global_a = 1e9, max_local_a = -1, min_global_m = 1e9, max_local_m = -1;
+    p.method = DV_DUO_ID_DEVIATION;
+    DV_CHECK(m && dv_duo_identify(m, tok, &p, dev) == 0);
+    double min_global_a = 1e9, max_local_a = -1, min_global_m = 1e9, max_local_m = -1, min_global_d = 1e9,
+           max_local_d = -1;
     for (int i = 0; i < 8; i++) {
         const int local = is_local(i / 4, i % 4);
-        printf("  planted layer %d head %d (%s): ablation %.4f, attention mass %.4f\n", i / 4, i % 4,
-               local ? "local" : "global", abl[i], mass[i]);
-        if (local) max_local_a = fmax(max_local_a, abl[i]), max_local_m = fmax(max_local_m, mass[i]);
-        else min_global_a = fmin(min_global_a, abl[i]), min_global_m = fmin(min_global_m, mass[i]);
+        printf("  planted layer %d head %d (%s): ablation %.4f, attention mass %.4f, deviation %.4f\n", i / 4, i % 4,
+               local ? "local" : "global", abl[i], mass[i], dev[i]);
+        if (local)
+            max_local_a = fmax(max_local_a, abl[i]), max_local_m = fmax(max_local_m, mass[i]),
+            max_local_d = fmax(max_local_d, dev[i]);
+        else
+            min_global_a = fmin(min_global_a, abl[i]), min_global_m = fmin(min_global_m, mass[i]),
+            min_global_d = fmin(min_global_d, dev[i]);
     }
-    double rho = spearman(abl, mass, 8);
-    printf("planted heads: Spearman(ablation, attention-mass) = %.3f\n", rho);
+    double rho = spearman(abl, mass, 8), rho_d = spearman(abl, dev, 8);
+    printf("planted heads: Spearman(ablation, attention-mass) = %.3f, Spearman(ablation, deviation) = %.3f\n", rho,
+           rho_d);
     DV_CHECK_MSG(min_global_a > max_local_a, "ablation: a local head scores above a global one");
     DV_CHECK_MSG(min_global_m > max_local_m, "attention mass: a local head scores above a global one");
-    DV_CHECK(rho > 0.5);
+    DV_CHECK_MSG(min_global_d > max_local_d, "deviation: a local head scores above a global one");
+    DV_CHECK(rho > 0.5 && rho_d > 0.5);
     dv_llm_free(m);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -194,16 +204,19 @@ int main(void) {
            found ? "yes" : "no");
 
     const int NH = cfg.n_layers * cfg.n_kv_heads;
-    double abl[16], mass[16];
+    double abl[16], mass[16], dev[16];
     p.method = DV_DUO_ID_ABLATION;
     DV_CHECK(dv_duo_identify(m, tok, &p, abl) == 0);
     p.method = DV_DUO_ID_ATTENTION_MASS;
     DV_CHECK(dv_duo_identify(m, tok, &p, mass) == 0);
+    p.method = DV_DUO_ID_DEVIATION;
+    DV_CHECK(dv_duo_identify(m, tok, &p, dev) == 0);
     double rho = spearman(abl, mass, NH), mx = 0;
     for (int i = 0; i < NH; i++) mx = fmax(mx, abl[i]);
     printf("ablation vs attention-mass: Spearman %.3f over %d heads (ablation max %.3f)\n", rho, NH, mx);
     DV_CHECK(isfinite(rho) && fabs(mx - 1.0) < 1e-12);
-    for (int i = 0; i < NH; i++) DV_CHECK(abl[i] >= 0 && abl[i] <= 1 && mass[i] >= 0 && mass[i] <= 1);
+    for (int i = 0; i < NH; i++)
+        DV_CHECK(abl[i] >= 0 && abl[i] <= 1 && mass[i] >= 0 && mass[i] <= 1 && dev[i] >= 0 && dev[i] <= 1);
 
     // identified vs random patterns at sparsity 0.5
     dv_duo_pattern *pat = NULL;
@@ -212,8 +225,11 @@ int main(void) {
     pat->recent = p.recent;
     for (int i = 0; i < NH; i++) pat->alpha[i] = abl[i];
     dv_duo_pattern_set_sparsity(pat, 0.5);
-    double e_id = 0, e_rand = 0, e;
+    double e_id = 0, e_dev = 0, e_rand = 0, e;
     DV_CHECK(dv_duo_pattern_error(m, smp, 2, pat, &e_id) == 0);
+    for (int i = 0; i < NH; i++) pat->alpha[i] = dev[i];
+    dv_duo_pattern_set_sparsity(pat, 0.5);
+    DV_CHECK(dv_duo_pattern_error(m, smp, 2, pat, &e_dev) == 0);
     uint64_t s = 5;
     for (int r = 0; r < 10; r++) {
         for (int i = 0; i < NH; i++) {
@@ -224,9 +240,9 @@ int main(void) {
         DV_CHECK(dv_duo_pattern_error(m, smp, 2, pat, &e) == 0);
         e_rand += e / 10;
     }
-    printf("final-hidden error at sparsity 0.5: identified %.4e, mean of 10 random patterns %.4e (%.1fx)\n", e_id,
-           e_rand, e_rand / e_id);
-    DV_CHECK(e_id < e_rand);
+    printf("final-hidden error at sparsity 0.5: ablation %.4e, deviation %.4e, mean of 10 random patterns %.4e "
+           "(%.1fx, %.1fx)\n", e_id, e_dev, e_rand, e_rand / e_id, e_rand / e_dev);
+    DV_CHECK(e_id < e_rand && e_dev < e_rand);
 
     // the written folder reads back to the same gates
     DV_CHECK(dv_duo_pattern_write(pdir, abl, cfg.n_layers, cfg.n_kv_heads, &p) == 0);

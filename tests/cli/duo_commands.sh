@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
 
-for m in ablation attention-mass random; do
+for m in ablation attention-mass deviation random; do
   "$bin" identify -m $model -o "$tmp/p-$m" --method $m --length 64 --passkeys 2 --passkey-words 3 \
     --sink 4 --recent 8 >"$tmp/o" 2>/dev/null; rc=$?
   [ $rc = 0 ] && grep -q "2 layers x 2 KV heads ($m)" "$tmp/o" && [ -f "$tmp/p-$m/full_attention_heads.tsv" ] \
@@ -33,7 +33,8 @@ done
 check "generate --duo uses it" $?
 one_error "identify without -o" "-o PATTERN_DIR" -- identify -m $model
 one_error "identify on a missing model" "nope: no such model folder" -- identify -m "$tmp/nope" -o "$tmp/x"
-one_error "identify bad method" "not one of ablation, attention-mass" -- identify -m $model -o "$tmp/x" --method magic
+one_error "identify bad method" "not one of ablation, attention-mass, deviation" -- identify -m $model -o "$tmp/x" --method magic
+one_error "identify bad stride" "--stride" -- identify -m $model -o "$tmp/x" --method deviation --stride 0
 [ ! -e "$tmp/x" ]; check "no pattern folder left after the errors" $?
 
 "$bin" bench duo -m $model --contexts 64,128 --sparsities 0.5 --chunk 32 --gen-tokens 4 --sink 4 --recent 8 \
