@@ -144,6 +144,27 @@ static int hidden_for(dv_llm *m, const dv_duo_sample *s, const dv_duo_pattern *p
     return rc;
 }
 
+// One full-attention pass per sample with `obs` watching every layer; *is_answer (the observer context's
+// field) points at the sample's answer flags while it runs. flags (max_n) and hidden (max_n, H) are the
+// caller's scratch.
+static int observe_samples(dv_llm *m, const dv_duo_sample *smp, int n_samples, int max_n, dv_llm_observer obs,
+                           void *ctx, const uint8_t **is_answer, uint8_t *flags, float *hidden, const char *label) {
+    int rc = 0;
+    dv_progress *pg = dv_progress_init(label, n_samples, "samples");
+    for (int i = 0; !rc && i < n_samples; i++) {
+        memset(flags, 0, (size_t)max_n);
+        for (int a = 0; a < smp[i].n_answer; a++) flags[smp[i].answer[a]] = 1;
+        *is_answer = flags;
+        m->observer = obs;
+        m->observer_ctx = ctx;
+        rc = hidden_for(m, &smp[i], NULL, hidden);
+        m->observer = NULL;
+        dv_progress_update(pg, i + 1);
+    }
+    dv_progress_finish(pg);
+    return rc;
+}
+
 // mean over answer tokens of the mean squared difference of their hidden states
 static double answer_error(const dv_duo_sample *s, const float *h, const float *ref, int H) {
     double e = 0;
@@ -373,18 +394,7 @@ int dv_duo_identify(dv_llm *m, dv_tokenizer *tok, const dv_duo_id_params *p, dou
         uint8_t *flags = calloc((size_t)max_n, 1);
         float *hidden = malloc((size_t)max_n * H * sizeof *hidden);
         if (!c.sum || !c.count || !c.scores || !c.krow || !flags || !hidden) rc = dv_error_set(DV_ENOMEM, "out of memory");
-        dv_progress *pg = dv_progress_init("identify (attention mass)", p->n_samples, "samples");
-        for (int i = 0; !rc && i < p->n_samples; i++) {
-            memset(flags, 0, (size_t)max_n);
-            for (int a = 0; a < smp[i].n_answer; a++) flags[smp[i].answer[a]] = 1;
-            c.is_answer = flags;
-            m->observer = mass_observer;
-            m->observer_ctx = &c;
-            rc = hidden_for(m, &smp[i], NULL, hidden);
-            m->observer = NULL;
-            dv_progress_update(pg, i + 1);
-        }
-        dv_progress_finish(pg);
+        if (!rc) rc = observe_samples(m, smp, p->n_samples, max_n, mass_observer, &c, &c.is_answer, flags, hidden, "identify (attention mass)");
         for (int i = 0; !rc && i < NH; i++) scores[i] = c.count[i] > 0 ? c.sum[i] / c.count[i] : 0;
         free(c.sum);
         free(c.count);
@@ -412,18 +422,7 @@ int dv_duo_identify(dv_llm *m, dv_tokenizer *tok, const dv_duo_id_params *p, dou
         if (!rc && (!c.sum_all || !c.sum_ans || !c.cnt_all || !c.cnt_ans || !c.K || !c.V || !c.wo || !c.sc ||
                     !c.diff || !c.delta || !flags || !hidden))
             rc = dv_error_set(DV_ENOMEM, "out of memory");
-        dv_progress *pg = dv_progress_init("identify (output deviation)", p->n_samples, "samples");
-        for (int i = 0; !rc && i < p->n_samples; i++) {
-            memset(flags, 0, (size_t)max_n);
-            for (int a = 0; a < smp[i].n_answer; a++) flags[smp[i].answer[a]] = 1;
-            c.is_answer = flags;
-            m->observer = dev_observer;
-            m->observer_ctx = &c;
-            rc = hidden_for(m, &smp[i], NULL, hidden);
-            m->observer = NULL;
-            dv_progress_update(pg, i + 1);
-        }
-        dv_progress_finish(pg);
+        if (!rc) rc = observe_samples(m, smp, p->n_samples, max_n, dev_observer, &c, &c.is_answer, flags, hidden, "identify (output deviation)");
         // each half (all scored queries: the language model's needs; the answers: retrieval) scaled to
         // its largest head, then averaged: a head either kind of query depends on stays full
         double mx_all = 0, mx_ans = 0;
