@@ -35,6 +35,10 @@ typedef struct dv_sample_plan {
     double end_sec;      // < 0: the end of the video (default -1); clamped to the duration
     int64_t max_frames;  // > 0: cap on the number of samples (see above); 0 = no cap (default)
     dv_sample_mode mode; // default DV_SAMPLE_MODE_AUTO
+    // > 0 (with n_frames, and frame_fps the stream's rate): target k is frame nearbyint(k * frame_step)
+    // after start instead of a uniform instant (np.linspace(...).round(), the Qwen3-VL processor's
+    // frames: not evenly spaced, ties to even); default 0
+    double frame_step, frame_fps;
 } dv_sample_plan;
 
 // fps = 1, everything else off.
@@ -46,6 +50,7 @@ typedef struct dv_plan_times {
     double fps;                // fps plans: samples per second; 0 for uniform plans
     int64_t count;             // number of targets; -1: unbounded (fps plan, duration unknown, no end)
     int uniform;               // 1: t_k = start + (k + 0.5) * (end - start) / count
+    double frame_step, frame_fps; // frame_step > 0: t_k just after the start of frame nearbyint(k * frame_step)
 } dv_plan_times;
 
 // Resolves `plan` against a stream of `duration_sec` (< 0 when unknown). Errors (DV_EINVAL, one

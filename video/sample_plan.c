@@ -16,6 +16,8 @@ dv_sample_plan dv_sample_plan_default(void) {
 
 double dv_plan_times_at(const dv_plan_times *pt, int64_t k) {
     DV_ASSERT(k >= 0 && (pt->count < 0 || k < pt->count));
+    if (pt->frame_step > 0) // a thousandth of a frame in, clear of rounding
+        return pt->start_sec + (nearbyint((double)k * pt->frame_step) + 1e-3) / pt->frame_fps;
     if (pt->uniform) return pt->start_sec + ((double)k + 0.5) * (pt->end_sec - pt->start_sec) / (double)pt->count;
     // k / fps rather than k * (1 / fps): exact for integer fps, so t_k lands on frame times.
     return pt->start_sec + (double)k / pt->fps;
@@ -52,6 +54,13 @@ int dv_sample_plan_resolve(const dv_sample_plan *plan, double duration_sec, dv_p
     if (known && (!has_end || end > duration_sec)) end = duration_sec;
 
     *out = (dv_plan_times){.start_sec = plan->start_sec, .end_sec = end};
+    if (plan->n_frames > 0 && plan->frame_step > 0) { // frame indices: known without the duration
+        if (!(isfinite(plan->frame_fps) && plan->frame_fps > 0))
+            return dv_error_set(DV_EINVAL, "sample plan: frame indices need the stream's frame rate (got %g)", plan->frame_fps);
+        out->count = plan->n_frames;
+        out->frame_step = plan->frame_step, out->frame_fps = plan->frame_fps;
+        return DV_OK;
+    }
     if (plan->n_frames > 0) {
         if (end < 0) return dv_error_set(DV_EINVAL, "sample plan: uniform frames need the duration, which this video does not state; give an end time");
         out->uniform = 1;

@@ -42,6 +42,10 @@ struct dv_vlm {
     // next_pos and advance it; a video's rows come with theirs (dv_vlm_qwen_positions)
     int mrope;
     int32_t *feed_pos;             // (3, n_batch) host, owned: the positions of the rows in feed
+    // DeepStack (Qwen3-VL): n_deep rows per fed row, added after the first decoder layers; text rows zero
+    int n_deep;
+    float *feed_deep;              // (n_deep, n_batch, H) on the backend, owned (NULL: no DeepStack)
+    float *zeros;                  // (n_batch, H) on the backend, owned: the text rows' DeepStack rows
     int32_t *vid_pos;              // (3, vid_pos_cap) host, owned: one frame group's positions
     int64_t vid_pos_cap;
     int next_pos;                  // position of the next text row fed
@@ -215,6 +219,15 @@ int dv_vlm_open(const char *model_dir, const dv_vlm_params *p, dv_vlm **out) {
         rc = dv_error_set(DV_ENOMEM, "out of memory");
         goto fail;
     }
+    if (v->qwen && (v->n_deep = dv_vlm_qwen_n_deepstack(v->qwen)) > 0) { // zeros uploaded once
+        float *z = calloc((size_t)v->n_batch * H, sizeof(float));
+        v->feed_deep = v->be->ops->alloc(v->be, (size_t)v->n_deep * v->n_batch * H * sizeof(float));
+        v->zeros = v->be->ops->alloc(v->be, (size_t)v->n_batch * H * sizeof(float));
+        rc = z && v->feed_deep && v->zeros ? v->be->ops->upload(v->be, v->zeros, z, (size_t)v->n_batch * H * sizeof(float))
+                                            : dv_error_set(DV_ENOMEM, "out of memory");
+        free(z);
+        if (rc) goto fail;
+    }
     if (v->qwen) { // the family's text closing the video (<|vision_end|>), counted like OneVision's closing row
         int n = 0;
         if (*dv_vlm_qwen_video_close(v->qwen) && (rc = encode(v, dv_vlm_qwen_video_close(v->qwen), 0, &n))) goto fail;
@@ -238,6 +251,8 @@ void dv_vlm_free(dv_vlm *v) {
     dv_sampler_free(v->smp);
     if (v->snapshot) fclose(v->snapshot);
     if (v->feed) v->be->ops->free(v->be, v->feed);
+    if (v->feed_deep) v->be->ops->free(v->be, v->feed_deep);
+    if (v->zeros) v->be->ops->free(v->be, v->zeros);
     if (v->text_emb) v->be->ops->free(v->be, v->text_emb);
     free(v->ids);
     free(v->logits);
@@ -331,7 +346,7 @@ static int plan_qwen(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_op
     out->asked_frames = asked;
     char before[128], after[128];
     const double tend = info->duration_sec > 0 ? info->duration_sec : 1e5, tmax[2] = {tend, tend};
-    if ((rc = dv_vlm_qwen_group_text(v->qwen, tmax, 2, before, after, sizeof before))) return rc;
+    if ((rc = dv_vlm_qwen_group_text(v->qwen, out, tmax, 2, before, after, sizeof before))) return rc;
     int nb = 0, na = 0; // the widest text a group gets (timestamps), one more for digit-run differences
     if ((*before && (rc = encode(v, before, 0, &nb))) || (*after && (rc = encode(v, after, 0, &na)))) return rc;
     out->ts_tokens = nb + na ? nb + na + 1 : 0;
@@ -429,10 +444,13 @@ static void text_add(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
 void dv_vlm_plan_text(const dv_vlm *v, const dv_vlm_plan *p, char *buf, size_t cap) {
     size_t len = 0;
     if (cap) buf[0] = 0;
-    char a[32], b[32], how[96];
+    char a[32], b[32], how[128];
     fmt_time(p->times.start_sec, a, sizeof a);
     fmt_time(p->times.end_sec, b, sizeof b);
-    if (p->times.uniform) snprintf(how, sizeof how, "uniform over %s-%s", a, b);
+    if (p->times.frame_step > 0) // Qwen3-VL: the processor's frame indices (a rounded linspace)
+        snprintf(how, sizeof how, "%.3g fps, every %.3g frames, over %s-%s", p->times.frame_fps / p->times.frame_step,
+                 p->times.frame_step, a, b);
+    else if (p->times.uniform) snprintf(how, sizeof how, "uniform over %s-%s", a, b);
     else snprintf(how, sizeof how, "%g fps over %s-%s", p->times.fps, a, b);
     char extra[32] = "";
     if (p->ts_tokens) snprintf(extra, sizeof extra, " + %d text", p->ts_tokens);
@@ -486,7 +504,9 @@ static void dv_vlm_plan_key(const dv_vlm *v, const dv_vlm_plan *p, int timestamp
     if (v->qwen && n > 0 && (size_t)n < cap) { // the pixel bounds (--min-pixels / --max-pixels) and the frame size
         char px[64];
         dv_vlm_qwen_key(v->qwen, px, sizeof px);
-        snprintf(buf + n, cap - (size_t)n, " %s size=%dx%d", px, p->frame_w, p->frame_h);
+        int m = snprintf(buf + n, cap - (size_t)n, " %s size=%dx%d", px, p->frame_w, p->frame_h);
+        if (p->plan.frame_step > 0 && m > 0 && (size_t)(n + m) < cap) // Qwen3-VL: the frame indices' step
+            snprintf(buf + n + m, cap - (size_t)(n + m), " step=%.17g", p->plan.frame_step);
     }
 }
 
@@ -514,6 +534,22 @@ static dv_tensor dev_rows(const dv_vlm *v, float *data, int64_t rows) {
     return t;
 }
 
+// feed_deep (n_deep, n_batch, H) -> (n_deep, n_feed, H) in place, as the LLM takes it: layer l moves
+// down by l * (n_batch - n_feed) rows, in pieces no longer than that gap (no copy overlaps itself).
+static int compact_deep(dv_vlm *v) {
+    const size_t H = (size_t)v->cfg->hidden_size, nf = (size_t)v->n_feed, nb = (size_t)v->n_batch;
+    for (size_t l = 1; l < (size_t)v->n_deep && nf < nb; l++) {
+        const size_t gap = l * (nb - nf);
+        for (size_t r = 0; r < nf; r += gap) {
+            const size_t m = nf - r < gap ? nf - r : gap;
+            int rc = v->be->ops->copy(v->be, v->feed_deep + (l * nf + r) * H, v->feed_deep + (l * nb + r) * H,
+                                      m * H * sizeof(float));
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
 static int feed_flush(dv_vlm *v) {
     if (!v->n_feed) return 0;
     dv_tensor t = dev_rows(v, v->feed, v->n_feed);
@@ -522,7 +558,14 @@ static int feed_flush(dv_vlm *v) {
         const int nf = v->n_feed, nb = v->n_batch;
         memmove(v->feed_pos + nf, v->feed_pos + nb, (size_t)nf * sizeof(int32_t));
         memmove(v->feed_pos + 2 * nf, v->feed_pos + 2 * nb, (size_t)nf * sizeof(int32_t));
-        rc = dv_llm_prefill_pos(v->llm, NULL, &t, v->feed_pos, nf, NULL, 0);
+        if (v->n_deep) {
+            dv_tensor add = dv_tensor_3d(DV_DTYPE_F32, v->feed_deep, v->n_deep, nf, v->cfg->hidden_size);
+            add.device = v->be->device;
+            rc = compact_deep(v);
+            if (!rc) rc = dv_llm_prefill_deepstack(v->llm, &t, v->feed_pos, &add, NULL, 0);
+        } else {
+            rc = dv_llm_prefill_pos(v->llm, NULL, &t, v->feed_pos, nf, NULL, 0);
+        }
     } else {
         rc = dv_llm_prefill_tensor(v->llm, &t, NULL, 0);
     }
@@ -541,8 +584,10 @@ static void feed_positions(dv_vlm *v, const int32_t *pos, int64_t stride, int ta
 
 // Appends n rows (n, H) on the backend to the context (device-to-device copies into the feeder),
 // prefilling every full chunk. M-RoPE models: pos (3, n; rows `stride` apart) their positions, NULL
-// for text rows (ignored by other models).
-static int feed_rows(dv_vlm *v, const float *rows, int64_t n, const int32_t *pos, int64_t stride, double *t_prefill) {
+// for text rows (ignored by other models). DeepStack models: deep (n_deep, deep_stride, H) on the
+// backend, the rows' DeepStack inputs (NULL: text rows, zeros).
+static int feed_rows(dv_vlm *v, const float *rows, int64_t n, const int32_t *pos, int64_t stride, const float *deep,
+                     int64_t deep_stride, double *t_prefill) {
     const size_t H = (size_t)v->cfg->hidden_size;
     if (dv_llm_n_past(v->llm) + v->n_feed + n > v->n_ctx)
         return dv_error_set(DV_EINVAL, "context full: %lld tokens exceed the context size %d (raise --ctx)",
@@ -552,7 +597,12 @@ static int feed_rows(dv_vlm *v, const float *rows, int64_t n, const int32_t *pos
         int rc = v->be->ops->copy(v->be, v->feed + (size_t)v->n_feed * H, rows, (size_t)take * H * sizeof(float));
         if (rc) return rc;
         if (v->mrope) feed_positions(v, pos, stride, take);
+        for (int l = 0; l < v->n_deep && !rc; l++)
+            rc = v->be->ops->copy(v->be, v->feed_deep + ((size_t)l * v->n_batch + v->n_feed) * H,
+                                  deep ? deep + (size_t)l * deep_stride * H : v->zeros, (size_t)take * H * sizeof(float));
+        if (rc) return rc;
         if (pos) pos += take;
+        if (deep) deep += (size_t)take * H;
         v->n_feed += take;
         rows += (size_t)take * H;
         n -= take;
@@ -574,7 +624,7 @@ static int feed_text(dv_vlm *v, const char *text, int bos, double *t_prefill) {
         const int m = n - i < v->n_batch ? n - i : v->n_batch;
         dv_tensor t = dev_rows(v, v->text_emb, m);
         if ((rc = dv_llm_embed_tokens_tensor(v->llm, v->ids + i, m, &t)) ||
-            (rc = feed_rows(v, v->text_emb, m, NULL, 0, t_prefill)))
+            (rc = feed_rows(v, v->text_emb, m, NULL, 0, NULL, 0, t_prefill)))
             return rc;
     }
     return 0;
@@ -597,9 +647,9 @@ static int remember_frame(dv_vlm *v, double t) {
 static int encode_batch_qwen(dv_vlm *v, const dv_vlm_plan *p, const dv_image *images, int n, int video_pos0,
                              dv_vlm_stats *st) {
     double t0 = dv_time_now();
-    const float *rows; // (ng * group_tokens, d_model) on the backend
+    const float *rows, *deep; // (ng * group_tokens, d_model), (n_deep, ng * group_tokens, d_model) on the backend
     int ng;
-    int rc = dv_vlm_qwen_encode(v->qwen, images, n, &rows, &ng);
+    int rc = dv_vlm_qwen_encode(v->qwen, images, n, &rows, &deep, &ng);
     st->t_encode += dv_time_now() - t0;
     if (rc) return rc;
     const int tp = p->temporal_patch, T = p->group_tokens;
@@ -608,12 +658,14 @@ static int encode_batch_qwen(dv_vlm *v, const dv_vlm_plan *p, const dv_image *im
         char before[128], after[128];
         const int nf = n - j * tp < tp ? n - j * tp : tp;
         const double *times = v->frame_t + f0 + (int64_t)j * tp;
-        if ((rc = dv_vlm_qwen_group_text(v->qwen, times, nf, before, after, sizeof before)) ||
+        if ((rc = dv_vlm_qwen_group_text(v->qwen, p, times, nf, before, after, sizeof before)) ||
             (*before && (rc = feed_text(v, before, 0, &st->t_prefill))))
             return rc;
         const int g = (int)(f0 / tp) + j;
         const int next = dv_vlm_qwen_positions(v->qwen, p, video_pos0, v->next_pos, g, v->vid_pos, T);
-        if ((rc = feed_rows(v, rows + (size_t)j * T * v->d_model, T, v->vid_pos, T, &st->t_prefill))) return rc;
+        const size_t off = (size_t)j * T * v->d_model;
+        if ((rc = feed_rows(v, rows + off, T, v->vid_pos, T, deep ? deep + off : NULL, (int64_t)ng * T, &st->t_prefill)))
+            return rc;
         v->next_pos = next;
         if (*after && (rc = feed_text(v, after, 0, &st->t_prefill))) return rc;
     }
@@ -639,7 +691,7 @@ static int encode_batch(dv_vlm *v, const dv_image *images, int n, const double *
             timestamp_text(times[i], ts, sizeof ts);
             if ((rc = feed_text(v, ts, 0, &st->t_prefill))) return rc;
         }
-        if ((rc = feed_rows(v, feat + per * (size_t)i, v->tpf, NULL, 0, &st->t_prefill))) return rc;
+        if ((rc = feed_rows(v, feat + per * (size_t)i, v->tpf, NULL, 0, NULL, 0, &st->t_prefill))) return rc;
     }
     return 0;
 }
@@ -739,7 +791,7 @@ int dv_vlm_prefill_video(dv_vlm *v, dv_video *video, const dv_vlm_plan *p, int t
     } else if (v->suffix) { // OneVision: one image_newline row closes the video
         dv_tensor sfx;
         if ((rc = dv_encoder_video_suffix(v->enc, &sfx)) ||
-            (rc = feed_rows(v, sfx.data, sfx.ne[0], NULL, 0, &st->t_prefill)))
+            (rc = feed_rows(v, sfx.data, sfx.ne[0], NULL, 0, NULL, 0, &st->t_prefill)))
             goto done;
     }
     double t0 = dv_time_now();

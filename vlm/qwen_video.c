@@ -18,6 +18,8 @@ struct dv_vlm_qwen {
     dv_qwen_vit *vit;       // owned
     dv_prep *prep;          // owned: the processor's resize filter
     int d_model, merge;
+    int qwen3;              // 1: Qwen3-VL (frames sampled by linspace, timestamps, own grid per group)
+    int n_deep;             // DeepStack inputs of the tower (Qwen3-VL; 0: none)
     double tokens_per_second;
     // per video (dv_vlm_qwen_begin): buffers for `batch` frames of rw x rh
     int rw, rh, batch, group_tokens;
@@ -26,6 +28,8 @@ struct dv_vlm_qwen {
     float *patches;         // (batch / tp * gh * gw, 3 * tp * P * P)
     float *feat;            // (batch / tp * group_tokens, d_model) host
     float *rows;            // (batch / tp * group_tokens, d_model) on the backend
+    float *deep_host;       // (n_deep, batch / tp * group_tokens, d_model) host (DeepStack; NULL: none)
+    float *deep;            // (n_deep, batch / tp * group_tokens, d_model) on the backend
     char desc[320];
 };
 
@@ -60,6 +64,8 @@ int dv_vlm_qwen_open(const char *model_dir, dv_backend *be, int64_t min_pixels, 
     q->d_model = dv_qwen_vit_out_dim(q->vit);
     q->merge = dv_qwen_vit_merge(q->vit);
     q->tokens_per_second = dv_qwen_vit_tokens_per_second(q->vit);
+    q->qwen3 = q->pc.kind == DV_QWEN_PREP_QWEN3_VL;
+    q->n_deep = dv_qwen_vit_n_deepstack(q->vit);
     if (q->merge != q->pc.merge) {
         rc = dv_error_set(DV_EFORMAT, "%s/%s: merge_size %d, but the vision tower merges %d x %d", model_dir,
                           q->pc.source, q->pc.merge, q->merge, q->merge);
@@ -78,8 +84,10 @@ static void qwen_end(dv_vlm_qwen *q) {
     free(q->chw);
     free(q->patches);
     free(q->feat);
+    free(q->deep_host);
     if (q->rows) q->be->ops->free(q->be, q->rows);
-    q->u8 = NULL, q->chw = q->patches = q->feat = q->rows = NULL;
+    if (q->deep) q->be->ops->free(q->be, q->deep);
+    q->u8 = NULL, q->chw = q->patches = q->feat = q->rows = q->deep_host = q->deep = NULL;
     q->batch = 0;
 }
 
@@ -93,6 +101,7 @@ void dv_vlm_qwen_free(dv_vlm_qwen *q) {
 
 int dv_vlm_qwen_d_model(const dv_vlm_qwen *q) { return q->d_model; }
 int dv_vlm_qwen_temporal_patch(const dv_vlm_qwen *q) { return q->pc.temporal_patch; }
+int dv_vlm_qwen_n_deepstack(const dv_vlm_qwen *q) { return q->n_deep; }
 const char *dv_vlm_qwen_describe(const dv_vlm_qwen *q) { return q->desc; }
 
 void dv_vlm_qwen_key(const dv_vlm_qwen *q, char *buf, size_t cap) {
@@ -146,6 +155,13 @@ int dv_vlm_qwen_plan(const dv_vlm_qwen *q, const dv_video_info *info, const dv_s
     sp.fps = (double)n * vfps / (double)total;
     sp.start_sec = start + 1e-3 / vfps;
     sp.end_sec = sp.start_sec + ((double)n - 0.5) / sp.fps;
+    if (q->qwen3) { // Qwen3-VL: frames round(k * (total - 1) / (n - 1)), as dv_qwen_sample_frames
+        sp.n_frames = n;
+        sp.frame_step = n > 1 ? (double)(total - 1) / (n - 1) : 1; // (one frame: frame 0)
+        sp.frame_fps = vfps;
+        sp.start_sec = start;
+        sp.end_sec = end;
+    }
     sp.mode = user->mode;
     p->plan = sp;
     return dv_sample_plan_resolve(&p->plan, info->duration_sec, &p->times);
@@ -163,7 +179,11 @@ int dv_vlm_qwen_begin(dv_vlm_qwen *q, const dv_vlm_plan *p, int batch) {
     q->patches = malloc((size_t)groups * p->grid_h * p->grid_w * K * sizeof(float));
     q->feat = malloc(nrow * sizeof(float));
     q->rows = q->be->ops->alloc(q->be, nrow * sizeof(float));
-    if (!q->u8 || !q->chw || !q->patches || !q->feat || !q->rows) {
+    if (q->n_deep) {
+        q->deep_host = malloc((size_t)q->n_deep * nrow * sizeof(float));
+        q->deep = q->be->ops->alloc(q->be, (size_t)q->n_deep * nrow * sizeof(float));
+    }
+    if (!q->u8 || !q->chw || !q->patches || !q->feat || !q->rows || (q->n_deep && (!q->deep_host || !q->deep))) {
         qwen_end(q);
         return dv_error_set(DV_ENOMEM, "out of memory for a batch of %d frames of %dx%d", batch, p->frame_w,
                             p->frame_h);
@@ -171,7 +191,8 @@ int dv_vlm_qwen_begin(dv_vlm_qwen *q, const dv_vlm_plan *p, int batch) {
     return 0;
 }
 
-int dv_vlm_qwen_encode(dv_vlm_qwen *q, const dv_image *frames, int n, const float **rows, int *n_groups) {
+int dv_vlm_qwen_encode(dv_vlm_qwen *q, const dv_image *frames, int n, const float **rows, const float **deep,
+                       int *n_groups) {
     DV_ASSERT(n > 0 && n <= q->batch);
     const int tp = q->pc.temporal_patch, P = q->pc.patch;
     const size_t plane = (size_t)q->rw * q->rh;
@@ -183,11 +204,13 @@ int dv_vlm_qwen_encode(dv_vlm_qwen *q, const dv_image *frames, int n, const floa
     }
     const int gt = (n + tp - 1) / tp;
     dv_qwen_patchify(&q->pc, q->chw, n, q->rh, q->rw, q->patches);
-    int rc = dv_qwen_vit_encode(q->vit, q->patches, gt, q->rh / P, q->rw / P, q->feat);
+    int rc = dv_qwen_vit_encode_deepstack(q->vit, q->patches, gt, q->rh / P, q->rw / P, q->feat, q->deep_host);
     const size_t bytes = (size_t)gt * q->group_tokens * q->d_model * sizeof(float);
     if (!rc) rc = q->be->ops->upload(q->be, q->rows, q->feat, bytes);
+    if (!rc && q->n_deep) rc = q->be->ops->upload(q->be, q->deep, q->deep_host, (size_t)q->n_deep * bytes);
     if (rc) return rc;
     *rows = q->rows;
+    *deep = q->n_deep ? q->deep : NULL;
     *n_groups = gt;
     return 0;
 }
@@ -195,14 +218,29 @@ int dv_vlm_qwen_encode(dv_vlm_qwen *q, const dv_image *frames, int n, const floa
 const char *dv_vlm_qwen_video_open(const dv_vlm_qwen *q) { return (void)q, "<|vision_start|>"; }
 const char *dv_vlm_qwen_video_close(const dv_vlm_qwen *q) { return (void)q, "<|vision_end|>"; }
 
-int dv_vlm_qwen_group_text(const dv_vlm_qwen *q, const double *t, int n, char *before, char *after, size_t cap) {
-    (void)q, (void)t, (void)n;
+int dv_vlm_qwen_group_text(const dv_vlm_qwen *q, const dv_vlm_plan *p, const double *t, int n, char *before,
+                           char *after, size_t cap) {
     if (cap) before[0] = after[0] = 0;
+    if (!q->qwen3 || n < 1) return 0;
+    // Qwen3VLProcessor: the mean of the group's first and last frame times (the last frame repeated),
+    // each frame index / fps as HF computes it (decoded times snapped to their frame)
+    const double fps = p->plan.frame_fps;
+    const int last = n < q->pc.temporal_patch ? n - 1 : q->pc.temporal_patch - 1;
+    const double a = fps > 0 ? (double)llround(t[0] * fps) / fps : t[0];
+    const double b = fps > 0 ? (double)llround(t[last] * fps) / fps : t[last];
+    char ts[64];
+    dv_qwen_timestamp_text((a + b) / 2, ts, sizeof ts);
+    snprintf(before, cap, "%s<|vision_start|>", ts);
+    snprintf(after, cap, "<|vision_end|>");
     return 0;
 }
 
 int dv_vlm_qwen_positions(const dv_vlm_qwen *q, const dv_vlm_plan *p, int video_start, int text_pos, int g,
                           int32_t *pos, int64_t stride) {
-    (void)q, (void)text_pos; // Qwen2.5-VL: every group on the video's one grid (HF get_rope_index)
+    if (q->qwen3) { // Qwen3-VL get_rope_index: each group its own grid where the text left off
+        const int none = 0;
+        return dv_qwen3_video_positions(text_pos, 1, p->grid_h, p->grid_w, p->merge, &none, 0, pos, stride);
+    }
+    (void)text_pos; // Qwen2.5-VL: every group on the video's one grid (HF get_rope_index)
     return dv_qwen_video_positions_part(video_start, g, 1, p->grid_h, p->grid_w, p->merge, p->t_interval, pos, stride);
 }

@@ -21,6 +21,7 @@ int dv_vlm_qwen_open(const char *model_dir, dv_backend *be, int64_t min_pixels, 
 void dv_vlm_qwen_free(dv_vlm_qwen *q); // accepts NULL
 int dv_vlm_qwen_d_model(const dv_vlm_qwen *q);
 int dv_vlm_qwen_temporal_patch(const dv_vlm_qwen *q);
+int dv_vlm_qwen_n_deepstack(const dv_vlm_qwen *q); // Qwen3-VL's DeepStack inputs (0: none)
 const char *dv_vlm_qwen_describe(const dv_vlm_qwen *q);
 // "px=MIN-MAX": the pixel bounds in force, for the context cache key.
 void dv_vlm_qwen_key(const dv_vlm_qwen *q, char *buf, size_t cap);
@@ -40,19 +41,24 @@ int dv_vlm_qwen_plan(const dv_vlm_qwen *q, const dv_video_info *info, const dv_s
 int dv_vlm_qwen_begin(dv_vlm_qwen *q, const dv_vlm_plan *p, int batch);
 // n <= batch decoded frames (any size: resized to the plan's) -> *rows, a view (n_groups *
 // group_tokens, d_model) F32 on the backend, valid until the next call; *n_groups = ceil(n / tp)
-// (a short last group repeats its last frame, as the processor does).
-int dv_vlm_qwen_encode(dv_vlm_qwen *q, const dv_image *frames, int n, const float **rows, int *n_groups);
+// (a short last group repeats its last frame, as the processor does). *deep: the DeepStack rows
+// (n_deepstack, n_groups * group_tokens, d_model) F32 on the backend, valid as long (NULL: none).
+int dv_vlm_qwen_encode(dv_vlm_qwen *q, const dv_image *frames, int n, const float **rows, const float **deep,
+                       int *n_groups);
 // The family's text around the video, as its processor expands the chat template's
 // "<|vision_start|><|video_pad|><|vision_end|>": before the first row and after the last (static
 // strings; Qwen2.5-VL: the two markers), and before / after each temporal group whose n frames were
-// sampled at times t (Qwen2.5-VL: none, time is in the positions; a family with per-frame timestamps
-// writes them here). Each text goes in at the text positions.
+// sampled at times t of plan p (Qwen2.5-VL: none, time is in the positions; Qwen3-VL: "<t seconds>"
+// and <|vision_start|> before, <|vision_end|> after, the template's markers staying around the whole
+// video). Each text goes in at the text positions.
 const char *dv_vlm_qwen_video_open(const dv_vlm_qwen *q);
 const char *dv_vlm_qwen_video_close(const dv_vlm_qwen *q);
-int dv_vlm_qwen_group_text(const dv_vlm_qwen *q, const double *t, int n, char *before, char *after, size_t cap);
+int dv_vlm_qwen_group_text(const dv_vlm_qwen *q, const dv_vlm_plan *p, const double *t, int n, char *before,
+                           char *after, size_t cap);
 // Positions of temporal group g of the video: pos (3 rows, `stride` apart, group_tokens columns), given
 // the text position of the video's first row (video_start) and of the row about to be fed (text_pos);
-// the family's rule picks (Qwen2.5-VL: one grid from video_start, t scaled by t_interval). Returns
+// the family's rule picks (Qwen2.5-VL: one grid from video_start, t scaled by t_interval; Qwen3-VL:
+// each group its own grid at text_pos, after its timestamp). Returns
 // the text position after the group.
 int dv_vlm_qwen_positions(const dv_vlm_qwen *q, const dv_vlm_plan *p, int video_start, int text_pos, int g,
                           int32_t *pos, int64_t stride);

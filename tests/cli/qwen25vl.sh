@@ -25,11 +25,8 @@ q="What is moving in this video?"
   grep -q "^prompt format: *chatml" "$tmp/info"
 check "info: the Qwen2.5-VL vision tower, its pixel bounds and the chatml prompt" $?
 
-# HF's greedy answer, from the fixture's metadata (safetensors: 8-byte header length, JSON header)
-want=$(python3 -c '
-import json, struct, sys
-f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]
-sys.stdout.write(json.loads(f.read(n))["__metadata__"]["answer_turn1"])' "$ref")
+# HF's greedy answer, from the fixture's metadata
+want=$(fixture_meta "$ref" answer_turn1)
 
 a1=$(DUOVID_LOG=info "$bin" ask "${common[@]}" -v "$clip" "$q" 2>"$tmp/err1"); rc=$?
 [ $rc = 0 ] && [ "$a1" = "$want" ]; check "ask: HF's greedy answer" $?
@@ -50,16 +47,7 @@ assert j["tokens"]["video_context"] == 30 + 60 + 1, j["tokens"]  # prefix (with 
 PY
 check "ask --json: 91 context cells (30 prefix + 4 x 15 + vision_end)" $?
 
-printf '%s\n/reset\n%s\nWhat colour is it?\n/quit\n' "$q" "$q" |
-  "$bin" chat "${common[@]}" -v "$clip" >"$tmp/chat.out" 2>"$tmp/chat.err"; rc=$?
-[ $rc = 0 ] && [ "$(wc -l <"$tmp/chat.out")" = 3 ] && [ "$(sed -n 1p "$tmp/chat.out")" = "$a1" ] &&
-  [ "$(sed -n 2p "$tmp/chat.out")" = "$a1" ] && grep -q "conversation cleared" "$tmp/chat.err"
-check "chat: an answer, /reset, the same answer, a second turn" $?
-[ $rc = 0 ] || sed 's/^/     | /' "$tmp/chat.err"
-
-"$bin" summarize "${common[@]}" -o "$tmp/s.jsonl" "$clip" >/dev/null 2>"$tmp/serr"; rc=$?
-[ $rc = 0 ] && python3 -c "import json,sys; r=json.loads(open(sys.argv[1]).read()); assert r['status']=='ok' and r['summary']" "$tmp/s.jsonl"
-check "summarize: one ok line" $?
+chat_and_summarize "$a1" "$q" "$clip" "${common[@]}"
 
 mkdir "$tmp/noproc" && cp "$model"/* "$tmp/noproc/" && rm "$tmp/noproc/video_preprocessor_config.json"
 one_error "ask: Qwen folder without its video processor" "noproc/video_preprocessor_config.json" -- \

@@ -1,0 +1,121 @@
+// test_vlm_qwen.h: the checks a Qwen-VL model goes through in the VLM library (vlm/dv_vlm.h) against
+// its Hugging Face fixture, shared by tests/test_vlm_qwen25.c and tests/test_vlm_qwen3.c: two turns as
+// HF (16 greedy tokens after the video, 8 after the second question) in full attention, after a reset,
+// from a saved state, from the context cache, in 16-cell chunks, with a DuoAttention pattern at sparsity
+// 0 (identical) and 0.5 (deterministic, also through a reset).
+#ifndef DV_TEST_VLM_QWEN_H
+#define DV_TEST_VLM_QWEN_H
+
+#include "llm/dv_duo_pattern.h"
+#include "tests/test_vlm_util.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define QVLM_CLIP "tests/fixtures/vlm/clip.mp4"
+#define QVLM_Q1 "What is moving in this video?"
+#define QVLM_Q2 "What colour is it?"
+
+typedef struct qvlm_ref {
+    const char *model;           // the tiny checkpoint's folder
+    int vocab, n_layers, n_kv_heads;
+    const int32_t *want, *want2; // greedy ids of turns 1 (16) and 2 (8)
+    const float *logits, *logits2; // (16, vocab), (8, vocab)
+} qvlm_ref;
+
+static inline int qvlm_load(dv_vlm *v, dv_vlm_video *vc) {
+    dv_vlm_video_opts o = {.plan = dv_sample_plan_default(), .model_fps = 1}; // the processor's fps, as HF
+    int rc = dv_vlm_load_video(v, dv_test_path(QVLM_CLIP), &o, NULL, vc);
+    DV_CHECK_MSG(rc == 0, "load video: %s", dv_error_message());
+    return rc;
+}
+
+static inline void qvlm_two_turns(const qvlm_ref *r, dv_vlm *v, const char *label) {
+    char what[96];
+    snprintf(what, sizeof what, "%s, turn 1", label);
+    vlm_check_answer(v, r->vocab, QVLM_Q1, 1, 16, r->want, r->logits, what);
+    snprintf(what, sizeof what, "%s, turn 2", label);
+    vlm_check_answer(v, r->vocab, QVLM_Q2, 0, 8, r->want2, r->logits2, what);
+}
+
+// Greedy answer ids and the logits of each step.
+static inline int qvlm_answer(dv_vlm *v, int n, int32_t *ids, float *logits) {
+    dv_vlm_gen g = {.sampler = dv_sampler_default_params(), .max_new = n, .ignore_eos = 1, .logits_trace = logits};
+    g.sampler.temperature = 0;
+    dv_vlm_answer a;
+    int rc = dv_vlm_ask(v, QVLM_Q1, 1, &g, NULL, &a);
+    if (!rc) memcpy(ids, a.ids, (size_t)n * sizeof *ids);
+    return rc;
+}
+
+// v: a model with the video loaded (plan p, context cache folder `cache`), freed here.
+static inline void qvlm_check_all(const qvlm_ref *r, dv_backend *be, dv_vlm *v, const char *cache) {
+    dv_vlm_video vc;
+    // ---- two turns, a reset, a saved state ----
+    DV_CHECK(dv_vlm_take_snapshot(v) == 0);
+    dv_vlm_state *s0 = NULL;
+    DV_CHECK(dv_vlm_state_save(v, &s0) == 0);
+    qvlm_two_turns(r, v, "full attention");
+    DV_CHECK(dv_vlm_reset_conversation(v) == 0 && dv_llm_n_past(dv_vlm_llm(v)) == dv_vlm_video_tokens(v));
+    qvlm_two_turns(r, v, "after /reset");
+    DV_CHECK(s0 && dv_vlm_state_restore(v, s0) == 0);
+    qvlm_two_turns(r, v, "restored state");
+    dv_vlm_state_free(s0);
+    dv_vlm_free(v);
+
+    // ---- the context cache: a second model loads the file ----
+    v = vlm_test_open(r->model, be, 256, NULL, cache);
+    if (v && qvlm_load(v, &vc) == 0) {
+        DV_CHECK_MSG(vc.cache_hit == 1, "no cache hit: %s", vc.cache_path);
+        qvlm_two_turns(r, v, "cache hit");
+    }
+    dv_vlm_free(v);
+
+    // ---- chunked prefill: 16 cells a chunk (video rows and text in the same chunks) ----
+    v = vlm_test_open(r->model, be, 16, NULL, NULL);
+    if (v && qvlm_load(v, &vc) == 0) qvlm_two_turns(r, v, "chunks of 16");
+    dv_vlm_free(v);
+
+    // ---- DuoAttention: sparsity 0 is full attention; 0.5 (sink 4, recent 16 cells) repeats itself ----
+    dv_duo_pattern *pat = NULL;
+    DV_CHECK(dv_duo_pattern_full(r->n_layers, r->n_kv_heads, &pat) == 0);
+    if (!pat) return;
+    pat->sink = 4, pat->recent = 16;
+    dv_duo_pattern_set_sparsity(pat, 0);
+    v = vlm_test_open(r->model, be, 32, pat, NULL);
+    if (v && qvlm_load(v, &vc) == 0) qvlm_two_turns(r, v, "DuoAttention sparsity 0");
+    dv_vlm_free(v);
+    for (int i = 0; i < r->n_layers * r->n_kv_heads; i++) pat->alpha[i] = 0.1 * (i + 1);
+    dv_duo_pattern_set_sparsity(pat, 0.5);
+    const int V = r->vocab;
+    int32_t ga[16], gb[16], gc[16];
+    float *la = malloc(3 * 16 * (size_t)V * sizeof(float)), *lb = la ? la + 16 * V : NULL, *lc = la ? lb + 16 * V : NULL;
+    int ok = la != NULL;
+    for (int k = 0; ok && k < 2; k++) {
+        v = vlm_test_open(r->model, be, 32, pat, NULL);
+        ok = ok && v && qvlm_load(v, &vc) == 0 && dv_vlm_take_snapshot(v) == 0 &&
+             qvlm_answer(v, 16, k ? gb : ga, k ? lb : la) == 0;
+        // a reset reloads the snapshot (the streaming windows have moved on): the same answer again
+        ok = ok && dv_vlm_reset_conversation(v) == 0 && qvlm_answer(v, 16, gc, lc) == 0 && !memcmp(gc, ga, sizeof gc) &&
+             !memcmp(lc, la, 16 * (size_t)V * sizeof(float));
+        dv_vlm_free(v);
+    }
+    DV_CHECK_MSG(ok && !memcmp(la, lb, 16 * (size_t)V * sizeof(float)) && !memcmp(ga, gb, sizeof ga),
+                 "sparsity 0.5 not deterministic");
+    double diff = 0;
+    for (int i = 0; ok && i < V; i++) diff = fmax(diff, fabs(la[i] - r->logits[i]));
+    printf("DuoAttention sparsity 0.5: deterministic, max |logit - HF full| %.3g\n", diff);
+    DV_CHECK(diff > 0); // the streaming heads dropped cells
+    free(la);
+    dv_duo_pattern_free(pat);
+}
+
+static inline dv_vlm *qvlm_open_px(const char *model, dv_backend *be, int64_t min_px, int64_t max_px) {
+    dv_vlm_params p = dv_vlm_default_params();
+    p.backend = be, p.min_pixels = min_px, p.max_pixels = max_px;
+    dv_vlm *v = NULL;
+    if (dv_vlm_open(dv_test_path(model), &p, &v)) return NULL;
+    return v;
+}
+
+#endif

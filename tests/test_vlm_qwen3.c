@@ -1,0 +1,93 @@
+// test_vlm_qwen3.c: Qwen3-VL through the VLM library (vlm/dv_vlm.h) end to end against Hugging Face
+// (tests/fixtures/qwenvl/make_qwen3vl_fixture.py): dv_vlm_open detects the Qwen3VL folder,
+// dv_vlm_load_video samples the processor's frames of clip.mp4 at its 1.75 fps (7 frames
+// np.linspace(0, 39, 7).round(): 0 6 13 20 26 32 39, not evenly spaced; the last repeated to fill the
+// 4th temporal patch), smart-resizes them (128x96: grid 4 x 6 x 8), encodes them with DeepStack and
+// prefills each group as "<t seconds><|vision_start|>" + its rows (own grid) + "<|vision_end|>", the
+// DeepStack rows added after the first text layers through the feeder's chunks. Then the shared
+// checks (tests/test_vlm_qwen.h): HF's logits (rel L2 < 1e-4) and greedy tokens for two turns, after a
+// reset, from a saved state, from the context cache, in 16-cell chunks, DuoAttention at sparsity 0
+// and 0.5; and --max-pixels giving a smaller grid.
+#include "tests/test_vlm_qwen.h"
+
+#define FIX "tests/fixtures/qwenvl/"
+#define MODEL FIX "tiny-qwen3-vl"
+#define V 1207
+#define VIDEO_PAD 1206
+
+int main(void) {
+    dv_safetensors *st = NULL;
+    if (dv_safetensors_open(dv_test_path(FIX "tiny-qwen3-vl.ref.safetensors"), &st)) {
+        fprintf(stderr, "FAIL fixture: %s\n", dv_error_message());
+        return 1;
+    }
+    int64_t n_ids = 0, n_g = 0, n_g2 = 0, n_idx = 0;
+    const int32_t *want_ids = vlm_ref_i32(st, "input_ids", &n_ids), *want_idx = vlm_ref_i32(st, "frame_indices", &n_idx);
+    qvlm_ref r = {.model = MODEL, .vocab = V, .n_layers = 3, .n_kv_heads = 2};
+    r.want = vlm_ref_i32(st, "greedy_ids", &n_g);
+    r.want2 = vlm_ref_i32(st, "greedy_ids_turn2", &n_g2);
+    r.logits = vlm_ref_f32(st, "greedy_logits", 2, (int64_t[]){16, V});
+    r.logits2 = vlm_ref_f32(st, "greedy_logits_turn2", 2, (int64_t[]){8, V});
+    if (!want_ids || !want_idx || !r.want || !r.want2 || !r.logits || !r.logits2 || n_g != 16 || n_g2 != 8 || n_idx != 7)
+        return 1;
+
+    char cache[] = "/tmp/dv_test_qwen3_XXXXXX";
+    DV_CHECK(mkdtemp(cache) != NULL);
+    dv_backend *be = dv_backend_cpu_init(2);
+    vlm_test_use_kv(DV_KV_F32);
+
+    // ---- the plan, the frames, the prompt ids ----
+    dv_vlm *v = vlm_test_open(MODEL, be, 256, NULL, cache);
+    if (!v) return 1;
+    DV_CHECK(dv_vlm_encoder(v) == NULL && strstr(dv_vlm_describe_vision(v), "qwen3 vision") &&
+             strstr(dv_vlm_describe_vision(v), "2 deepstack"));
+    dv_vlm_video vc;
+    if (qvlm_load(v, &vc)) return 1;
+    const dv_vlm_plan *p = &vc.plan;
+    DV_CHECK_MSG(p->n_frames == 7 && p->grid_t == 4 && p->grid_h == 6 && p->grid_w == 8 && p->group_tokens == 12,
+                 "plan: %lld frames, grid %d x %d x %d", (long long)p->n_frames, p->grid_t, p->grid_h, p->grid_w);
+    DV_CHECK(p->frame_w == 128 && p->frame_h == 96 && !vc.cache_hit);
+    int64_t nft = 0;
+    const double *ft = dv_vlm_frame_times(v, &nft);
+    DV_CHECK(nft == 7);
+    for (int i = 0; i < nft; i++) // HF's frame indices of the 10 fps clip
+        DV_CHECK_MSG(fabs(ft[i] - want_idx[i] / 10.0) < 0.01, "frame %d at %.3f s, HF frame %d", i, ft[i], want_idx[i]);
+    int32_t *pre = NULL, *q = NULL;
+    int npre = 0, nq = 0;
+    DV_CHECK(dv_vlm_prefix_ids(v, &pre, &npre) == 0 && dv_vlm_question_ids(v, QVLM_Q1, 1, &q, &nq) == 0);
+    int pads = 0;
+    for (int i = 0; i < n_ids; i++) pads += want_ids[i] == VIDEO_PAD;
+    // the video's cells: HF's ids between the prefix and the question (timestamps, markers, 48 rows);
+    // the plan budgets each group's text at its widest timestamp (a bound, not the count)
+    DV_CHECK_MSG(pre && q && pads == 48 && !memcmp(pre, want_ids, (size_t)npre * 4) &&
+                     !memcmp(q, want_ids + n_ids - nq, (size_t)nq * 4) && dv_vlm_video_tokens(v) == n_ids - nq &&
+                     p->context_tokens >= n_ids - nq,
+                 "prompt: prefix %d, question %d, context %lld cells; HF %lld ids", npre, nq,
+                 (long long)dv_vlm_video_tokens(v), (long long)n_ids);
+    free(pre), free(q);
+    char text[1024];
+    dv_vlm_plan_text(v, p, text, sizeof text);
+    printf("%s", text);
+    DV_CHECK(strstr(text, "grid 4 x 6 x 8") && strstr(text, "12 tokens/2 frames"));
+
+    qvlm_check_all(&r, be, v, cache);
+
+    // ---- --max-pixels: a smaller grid, still answering ----
+    v = qvlm_open_px(MODEL, be, 0, 40000);
+    DV_CHECK_MSG(v != NULL, "max_pixels 40000: %s", dv_error_message());
+    if (v && qvlm_load(v, &vc) == 0) {
+        printf("max_pixels 40000: grid %d x %d x %d\n", vc.plan.grid_t, vc.plan.grid_h, vc.plan.grid_w);
+        DV_CHECK(vc.plan.grid_h * vc.plan.grid_w < 6 * 8 && vc.plan.grid_t == 4);
+        int32_t ids[4];
+        static float lg[4 * V];
+        DV_CHECK(qvlm_answer(v, 4, ids, lg) == 0);
+    }
+    dv_vlm_free(v);
+
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
+    DV_CHECK(system(cmd) == 0);
+    dv_backend_free(be);
+    dv_safetensors_free(st);
+    return dv_test_finish();
+}
