@@ -20,6 +20,8 @@ one_error "--ctx 10 (too small)" "--ctx must be in" -- --ctx 10 --duovid "$duovi
 one_error "--threads 0" "--threads wants a positive integer" -- --threads 0 --duovid "$duovid"
 one_error "--gen without a value" "--gen needs a value" -- --gen
 one_error "unknown flag" "unknown argument '--bogus'" -- --bogus
+# CI itself sets $CI; the script refuses then, before the checks below: they run as on a desk
+unset CI
 one_error "missing duovid binary" "no duovid binary" -- --duovid "$tmp/none" --cache-dir "$tmp/c"
 one_error "cache folder inside the repository" "must be outside the repository" -- --duovid "$duovid" \
     --cache-dir "$repo/build-llamacpp-test"
