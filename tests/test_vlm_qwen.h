@@ -23,6 +23,17 @@ typedef struct qvlm_ref {
     const float *logits, *logits2; // (16, vocab), (8, vocab)
 } qvlm_ref;
 
+// The HF reference's two turns (16 greedy ids + logits, then 8) into r; 0, or -1 when the fixture lacks
+// them or has other sizes.
+static inline int qvlm_ref_turns(const dv_safetensors *st, qvlm_ref *r) {
+    int64_t n_g = 0, n_g2 = 0;
+    r->want = vlm_ref_i32(st, "greedy_ids", &n_g);
+    r->want2 = vlm_ref_i32(st, "greedy_ids_turn2", &n_g2);
+    r->logits = vlm_ref_f32(st, "greedy_logits", 2, (int64_t[]){16, r->vocab});
+    r->logits2 = vlm_ref_f32(st, "greedy_logits_turn2", 2, (int64_t[]){8, r->vocab});
+    return r->want && r->want2 && r->logits && r->logits2 && n_g == 16 && n_g2 == 8 ? 0 : -1;
+}
+
 static inline int qvlm_load(dv_vlm *v, dv_vlm_video *vc) {
     dv_vlm_video_opts o = {.plan = dv_sample_plan_default(), .model_fps = 1}; // the processor's fps, as HF
     int rc = dv_vlm_load_video(v, dv_test_path(QVLM_CLIP), &o, NULL, vc);

@@ -21,15 +21,10 @@ int main(void) {
         fprintf(stderr, "FAIL fixture: %s\n", dv_error_message());
         return 1;
     }
-    int64_t n_ids = 0, n_g = 0, n_g2 = 0, n_idx = 0;
+    int64_t n_ids = 0, n_idx = 0;
     const int32_t *want_ids = vlm_ref_i32(st, "input_ids", &n_ids), *want_idx = vlm_ref_i32(st, "frame_indices", &n_idx);
     qvlm_ref r = {.model = MODEL, .vocab = V, .n_layers = 3, .n_kv_heads = 2};
-    r.want = vlm_ref_i32(st, "greedy_ids", &n_g);
-    r.want2 = vlm_ref_i32(st, "greedy_ids_turn2", &n_g2);
-    r.logits = vlm_ref_f32(st, "greedy_logits", 2, (int64_t[]){16, V});
-    r.logits2 = vlm_ref_f32(st, "greedy_logits_turn2", 2, (int64_t[]){8, V});
-    if (!want_ids || !want_idx || !r.want || !r.want2 || !r.logits || !r.logits2 || n_g != 16 || n_g2 != 8 || n_idx != 7)
-        return 1;
+    if (qvlm_ref_turns(st, &r) || !want_ids || !want_idx || n_idx != 7) return 1;
 
     char cache[] = "/tmp/dv_test_qwen3_XXXXXX";
     DV_CHECK(mkdtemp(cache) != NULL);
