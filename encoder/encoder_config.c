@@ -52,9 +52,9 @@ int enc_config_load(const char *model_dir, enc_config *c) {
     } else if (!strcmp(mt, "llava_onevision")) {
         c->arch = ENC_ARCH_LLAVA_ONEVISION;
     } else if (!strcmp(mt, "qwen3_5") || !strcmp(mt, "qwen3_5_moe")) {
-        // the text model of these folders runs (generate, chat); the vision side does not yet
-        rc = dv_error_set(DV_EUNSUPPORTED, "%s: model_type '%s': the Qwen3.5 vision tower is not available yet "
-                          "(its text model runs: duovid generate -m on this folder)", path, mt);
+        // Qwen3.5's vision side is the Qwen-VL family's (encoder/dv_qwen_vision.h through vlm/qwen_video)
+        rc = dv_error_set(DV_EUNSUPPORTED, "%s: model_type '%s': a Qwen-VL family model (its vision tower is "
+                          "encoder/dv_qwen_vision.h, run by the video commands), not a LLaVA encoder", path, mt);
         goto done;
     } else {
         rc = dv_error_set(DV_EUNSUPPORTED, "%s: model_type '%s' has no supported vision encoder "

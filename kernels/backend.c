@@ -265,10 +265,12 @@ int dv_rope_sec_mrope(dv_rope_sec *sec, int head_dim, const int *sections, int n
         if (sections[j] < 0) return dv_error_set(DV_EFORMAT, "mrope_section: negative section %d", sections[j]);
         sum += sections[j];
     }
-    if (sum != half) return dv_error_set(DV_EFORMAT, "mrope_section sums to %d, the rotary dim / 2 is %d", sum, half);
     memset(sec, 0, sizeof *sec);
     sec->n_sec = n < 3 ? n : 3;
-    if (interleaved) { // HF Qwen3-VL: t everywhere, then h at 1, 4, .. < 3 s_h and w at 2, 5, .. < 3 s_w
+    // HF Qwen3-VL / Qwen3.5: t everywhere, then h at 1, 4, .. < 3 s_h and w at 2, 5, .. < 3 s_w; the
+    // sections are only bounds of those strides (HF slices, clipped at rotary dim / 2: Qwen3.5's default
+    // [11, 11, 10] applies to any partial rotary width), so no sum is required
+    if (interleaved) {
         if (n != 3) return dv_error_set(DV_EFORMAT, "mrope_section: interleaved M-RoPE needs 3 sections, not %d", n);
         for (int i = 0; i < half; i++) {
             if (i % 3 == 1 && i < 3 * sections[1]) sec->sec[i] = 1;
@@ -276,6 +278,7 @@ int dv_rope_sec_mrope(dv_rope_sec *sec, int head_dim, const int *sections, int n
         }
         return 0;
     }
+    if (sum != half) return dv_error_set(DV_EFORMAT, "mrope_section sums to %d, the rotary dim / 2 is %d", sum, half);
     for (int j = 0, i = 0; j < n; j++) // Qwen2-VL: the j-th run of frequencies from row j % 3
         for (int k = 0; k < sections[j]; k++) sec->sec[i++] = (uint8_t)(j % 3);
     return 0;

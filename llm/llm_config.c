@@ -288,6 +288,10 @@ int dv_llm_config_from_json(const cJSON *j, const char *what, dv_llm_config *cfg
             snprintf(cfg->rope_type, sizeof cfg->rope_type, "default"); // "mrope" in old configs: plain freqs
         }
     }
+    if (cfg->arch == DV_LLM_ARCH_QWEN3_5) { // HF Qwen3_5TextRotaryEmbedding: M-RoPE always, interleaved always
+        if (!cfg->mrope) memcpy(cfg->mrope_section, (const int[]){11, 11, 10}, sizeof cfg->mrope_section);
+        cfg->mrope = cfg->mrope_interleaved = 1; // (its recomposition reads no mrope_interleaved flag)
+    }
     cfg->rope_scaling.max_position_embeddings = cfg->max_position_embeddings;
     if (!(cfg->rope_theta > 0)) return dv_error_set(DV_EFORMAT, "%s: rope_theta must be > 0", what);
     // partial rotary (Qwen3.5: the first quarter of each head); HF takes int(head_dim * factor)

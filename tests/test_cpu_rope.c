@@ -224,6 +224,12 @@ static void test_rope_sec_errors(void) {
     DV_CHECK(dv_rope_sec_mrope(&sec, 128, (const int[]){24, 20, 20}, 3, 1) == 0);
     DV_CHECK(sec.sec[0] == 0 && sec.sec[1] == 1 && sec.sec[2] == 2 && sec.sec[60] == 0 && sec.sec[61] == 0);
     DV_CHECK(dv_rope_sec_mrope(&sec, 128, (const int[]){16, 24, 20}, 3, 0) == DV_EFORMAT); // sums to 60
+    // interleaved: HF's strided slices clipped at rotary dim / 2 (Qwen3.5's default [11, 11, 10] on a
+    // rotary dim of 8: t h w t; on 64: h at 1 .. 31, w at 2 .. 29, t the rest)
+    DV_CHECK(dv_rope_sec_mrope(&sec, 8, (const int[]){11, 11, 10}, 3, 1) == 0);
+    DV_CHECK(sec.sec[0] == 0 && sec.sec[1] == 1 && sec.sec[2] == 2 && sec.sec[3] == 0);
+    DV_CHECK(dv_rope_sec_mrope(&sec, 64, (const int[]){11, 11, 10}, 3, 1) == 0);
+    DV_CHECK(sec.sec[29] == 2 && sec.sec[30] == 0 && sec.sec[31] == 1);
     DV_CHECK(dv_rope_sec_mrope(&sec, 128, (const int[]){32, 32}, 2, 1) == DV_EFORMAT);
     DV_CHECK(dv_rope_init_vision_2d(&r, &sec, 18, 10000.0) == DV_EUNSUPPORTED);
 }

@@ -43,7 +43,11 @@ int dv_vlm_qwen_detect(const char *model_dir) {
     }
     const char *mt = dv_json_get_string(j, "model_type");
     const size_t n = mt ? strlen(mt) : 0;
-    const int yes = n > 7 && !strncmp(mt, "qwen", 4) && !strcmp(mt + n - 3, "_vl");
+    // qwen2_5_vl, qwen3_vl; Qwen3.5 (qwen3_5, qwen3_5_moe: natively multimodal) when it has its vision
+    // tower (a text-only Qwen3_5ForConditionalGeneration folder is an LLM)
+    const int q35 = mt && (!strcmp(mt, "qwen3_5") || !strcmp(mt, "qwen3_5_moe")) &&
+                    cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "vision_config"));
+    const int yes = q35 || (n > 7 && !strncmp(mt, "qwen", 4) && !strcmp(mt + n - 3, "_vl"));
     cJSON_Delete(j);
     return yes;
 }

@@ -12,7 +12,8 @@
 
 typedef struct dv_vlm_qwen dv_vlm_qwen;
 
-// 1: MODEL_DIR/config.json names a Qwen-VL model (model_type qwen*_vl), which dv_vlm_qwen_open opens.
+// 1: MODEL_DIR/config.json names a Qwen-VL model (model_type qwen*_vl, or Qwen3.5's qwen3_5 /
+// qwen3_5_moe with a vision_config: the Qwen3-VL path without DeepStack), which dv_vlm_qwen_open opens.
 int dv_vlm_qwen_detect(const char *model_dir);
 // The vision tower on `be` (not owned) and the video processor config (video_preprocessor_config.json;
 // min_pixels / max_pixels > 0 override it). Errors name the file.
