@@ -4,7 +4,8 @@
 # and reports the recurrent state with --verbose, `identify` writes a pattern over the attention
 # layers that `pattern -m` maps to model layers and `generate --duo` uses, `synth-model` writes a
 # Qwen3.5 shape; a pattern of the wrong shape is a one-line error. The same text model inside a
-# Qwen3_5ForConditionalGeneration folder (tiny-qwen35-vlm) runs, its vision side is a one-line error;
+# Qwen3_5ForConditionalGeneration folder (tiny-qwen35-vlm) runs, its video side without the video
+# processor config is a one-line error (tests/cli/qwen35vl.sh runs a whole one);
 # the MoE model (tiny-qwen35-moe) shows its experts and runs; Qwen3-Next is refused by name.
 #   bash tests/cli/qwen35.sh build/duovid
 set -u
@@ -42,14 +43,15 @@ one_error "pattern -m with a model of another shape" "layers" -- pattern "$tmp/p
 check "synth-model writes a Qwen3.5 shape that info reads" $?
 one_error "synth-model qwen3.5 with too few layers" "at least 4 layers" -- synth-model --shape qwen3.5-tiny --layers 3 -o "$tmp/s3"
 
-# a Qwen3_5ForConditionalGeneration folder: its text model runs, its vision side is refused in one line
+# a Qwen3_5ForConditionalGeneration folder: its text model runs; no video processor config: one line
 vlm=tests/fixtures/llm/tiny-qwen35-vlm
 "$bin" info $vlm >"$tmp/o" 2>&1 && grep -q "6 Gated DeltaNet layers (0-2,4-6)" "$tmp/o" &&
-  grep -q "the text model of Qwen3_5ForConditionalGeneration" "$tmp/o" && grep -q "vision tower is not available yet" "$tmp/o"
-check "info on a Qwen3.5 VLM folder: the text model, the vision side not available" $?
+  grep -q "the text model of Qwen3_5ForConditionalGeneration" "$tmp/o" &&
+  grep -q "vision:.*unusable: .*video_preprocessor_config.json: missing" "$tmp/o"
+check "info on a Qwen3.5 VLM folder without its video processor: the text model, the vision side unusable" $?
 "$bin" generate -m $vlm -p "Once upon a time" -n 6 --temp 0 --chunk 5 >"$tmp/o" 2>/dev/null && [ -s "$tmp/o" ]
 check "generate on the Qwen3.5 VLM folder's text model" $?
-one_error "ask with a video on a Qwen3.5 VLM folder" "Qwen3.5 vision tower is not available yet" -- \
+one_error "ask with a video on a Qwen3.5 VLM folder lacking its video processor" "video_preprocessor_config.json: missing" -- \
   ask -m $vlm -v tests/fixtures/vlm/clip.mp4 "what happens?"
 
 # the MoE text model: info shows the experts, generate runs (chunked prefill); Qwen3-Next is refused
