@@ -1,5 +1,5 @@
 // test_vlm_qwen.h: the checks a Qwen-VL model goes through in the VLM library (vlm/dv_vlm.h) against
-// its Hugging Face fixture, shared by tests/test_vlm_qwen25.c and tests/test_vlm_qwen3.c: two turns as
+// its Hugging Face fixture, shared by tests/test_vlm_qwen25.c, test_vlm_qwen3.c and test_vlm_qwen35.c: two turns as
 // HF (16 greedy tokens after the video, 8 after the second question) in full attention, after a reset,
 // from a saved state, from the context cache, in 16-cell chunks, with a DuoAttention pattern at sparsity
 // 0 (identical) and 0.5 (deterministic, also through a reset).
@@ -119,6 +119,41 @@ static inline void qvlm_check_all(const qvlm_ref *r, dv_backend *be, dv_vlm *v, 
     DV_CHECK(diff > 0); // the streaming heads dropped cells
     free(la);
     dv_duo_pattern_free(pat);
+}
+
+// The Qwen3VLVideoProcessor fixtures (Qwen3-VL, Qwen3.5) on clip.mp4: v has the video loaded (vc)
+// from a fresh context; its plan (7 frames 128x96, grid 4 x 6 x 8, 12 rows a group), HF's frame indices
+// want_idx (7), HF's prompt ids want_ids (n_ids, 48 of them video_pad) around the video. Returns the
+// question's id count (0 on failure).
+static inline int qvlm_check_qwen3_prompt(dv_vlm *v, const dv_vlm_video *vc, const int32_t *want_idx,
+                                          const int32_t *want_ids, int64_t n_ids, int video_pad) {
+    const dv_vlm_plan *p = &vc->plan;
+    DV_CHECK_MSG(p->n_frames == 7 && p->grid_t == 4 && p->grid_h == 6 && p->grid_w == 8 && p->group_tokens == 12,
+                 "plan: %lld frames, grid %d x %d x %d", (long long)p->n_frames, p->grid_t, p->grid_h, p->grid_w);
+    DV_CHECK(p->frame_w == 128 && p->frame_h == 96 && !vc->cache_hit);
+    int64_t nft = 0;
+    const double *ft = dv_vlm_frame_times(v, &nft);
+    DV_CHECK(nft == 7);
+    for (int i = 0; i < nft && i < 7; i++) // HF's frame indices of the 10 fps clip
+        DV_CHECK_MSG(fabs(ft[i] - want_idx[i] / 10.0) < 0.01, "frame %d at %.3f s, HF frame %d", i, ft[i], want_idx[i]);
+    int32_t *pre = NULL, *q = NULL;
+    int npre = 0, nq = 0;
+    DV_CHECK(dv_vlm_prefix_ids(v, &pre, &npre) == 0 && dv_vlm_question_ids(v, QVLM_Q1, 1, &q, &nq) == 0);
+    int pads = 0;
+    for (int i = 0; i < n_ids; i++) pads += want_ids[i] == video_pad;
+    // the video's cells: HF's ids between the prefix and the question (timestamps, markers, 48 rows);
+    // the plan budgets each group's text at its widest timestamp (a bound, not the count)
+    const int ok = pre && q && pads == 48 && !memcmp(pre, want_ids, (size_t)npre * 4) &&
+                   !memcmp(q, want_ids + n_ids - nq, (size_t)nq * 4) && dv_vlm_video_tokens(v) == n_ids - nq &&
+                   p->context_tokens >= n_ids - nq;
+    DV_CHECK_MSG(ok, "prompt: prefix %d, question %d, context %lld cells; HF %lld ids", npre, nq,
+                 (long long)dv_vlm_video_tokens(v), (long long)n_ids);
+    free(pre), free(q);
+    char text[1024];
+    dv_vlm_plan_text(v, p, text, sizeof text);
+    printf("%s", text);
+    DV_CHECK(strstr(text, "grid 4 x 6 x 8") && strstr(text, "12 tokens/2 frames"));
+    return ok ? nq : 0;
 }
 
 static inline dv_vlm *qvlm_open_px(const char *model, dv_backend *be, int64_t min_px, int64_t max_px) {

@@ -38,32 +38,7 @@ int main(void) {
              strstr(dv_vlm_describe_vision(v), "2 deepstack"));
     dv_vlm_video vc;
     if (qvlm_load(v, &vc)) return 1;
-    const dv_vlm_plan *p = &vc.plan;
-    DV_CHECK_MSG(p->n_frames == 7 && p->grid_t == 4 && p->grid_h == 6 && p->grid_w == 8 && p->group_tokens == 12,
-                 "plan: %lld frames, grid %d x %d x %d", (long long)p->n_frames, p->grid_t, p->grid_h, p->grid_w);
-    DV_CHECK(p->frame_w == 128 && p->frame_h == 96 && !vc.cache_hit);
-    int64_t nft = 0;
-    const double *ft = dv_vlm_frame_times(v, &nft);
-    DV_CHECK(nft == 7);
-    for (int i = 0; i < nft; i++) // HF's frame indices of the 10 fps clip
-        DV_CHECK_MSG(fabs(ft[i] - want_idx[i] / 10.0) < 0.01, "frame %d at %.3f s, HF frame %d", i, ft[i], want_idx[i]);
-    int32_t *pre = NULL, *q = NULL;
-    int npre = 0, nq = 0;
-    DV_CHECK(dv_vlm_prefix_ids(v, &pre, &npre) == 0 && dv_vlm_question_ids(v, QVLM_Q1, 1, &q, &nq) == 0);
-    int pads = 0;
-    for (int i = 0; i < n_ids; i++) pads += want_ids[i] == VIDEO_PAD;
-    // the video's cells: HF's ids between the prefix and the question (timestamps, markers, 48 rows);
-    // the plan budgets each group's text at its widest timestamp (a bound, not the count)
-    DV_CHECK_MSG(pre && q && pads == 48 && !memcmp(pre, want_ids, (size_t)npre * 4) &&
-                     !memcmp(q, want_ids + n_ids - nq, (size_t)nq * 4) && dv_vlm_video_tokens(v) == n_ids - nq &&
-                     p->context_tokens >= n_ids - nq,
-                 "prompt: prefix %d, question %d, context %lld cells; HF %lld ids", npre, nq,
-                 (long long)dv_vlm_video_tokens(v), (long long)n_ids);
-    free(pre), free(q);
-    char text[1024];
-    dv_vlm_plan_text(v, p, text, sizeof text);
-    printf("%s", text);
-    DV_CHECK(strstr(text, "grid 4 x 6 x 8") && strstr(text, "12 tokens/2 frames"));
+    qvlm_check_qwen3_prompt(v, &vc, want_idx, want_ids, n_ids, VIDEO_PAD);
 
     qvlm_check_all(&r, be, v, cache);
 
