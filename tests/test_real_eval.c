@@ -7,7 +7,10 @@
 //     measured band, and the pattern at sparsity 0.5 within 2% of it (the target; measured
 //     2026-12-02: 44.3169 vs 44.1266, +0.43%; the attention-mass pattern it replaced gave +0.89%);
 //   - passkey retrieval at 512 tokens, needle at depth 0.5: full attention and the pattern at 0.5 both
-//     answer the passkey.
+//     answer the passkey;
+//   - one cell of docs/PERF.md's grid, 2K tokens at depth 0.5 with the deployed sink 64 / recent 256:
+//     the pattern at 0.5 answers, and every head streaming (sparsity 1: the needle outside every
+//     window) does not, so the cell shows the pattern's retrieval heads at work.
 #include "core/dv_error.h"
 #include "kernels/dv_backend.h"
 #include "llm/dv_eval.h"
@@ -60,7 +63,7 @@ int main(void) {
     pat->recent = 64;
     dv_llm_params lp = dv_llm_default_params();
     lp.backend = be;
-    lp.n_ctx = 1024;
+    lp.n_ctx = 2048 + 64; // the 2K prompt and its answer
     lp.n_batch = 128;
     if (dv_llm_open(dir, &lp, &m) || !(hay = tokenize(tok, dv_test_path("assets/text/jargon-essays.txt"), &n_hay))) {
         DV_CHECK_MSG(0, "%s", dv_error_message());
@@ -90,6 +93,22 @@ int main(void) {
         printf("niah 512 tokens, depth 0.5, %s: key %s, answer \"%s\"\n", k ? "duo 0.5" : "full", pr.passkey, answer);
         DV_CHECK_MSG(correct, "%s: key %s, answer \"%s\"", k ? "duo" : "full", pr.passkey, answer);
         DV_CHECK(pr.n == 512 && pr.needle_pos > 200 && pr.needle_pos < 400);
+        dv_niah_prompt_free(&pr);
+    }
+    pat->sink = 64;
+    pat->recent = 256;
+    for (int k = 0; k < 2; k++) { // the pattern at 0.5, then every head streaming
+        DV_CHECK(dv_duo_pattern_set_sparsity(pat, k ? 1.0 : 0.5) == 0);
+        DV_CHECK(dv_llm_set_duo(m, pat, DV_DUO_PREFILL_REFERENCE) == 0);
+        dv_niah_prompt pr;
+        char answer[256];
+        int correct = 0;
+        DV_CHECK(dv_niah_prompt_make(tok, &tpl, hay, n_hay, 2048, 0.5, 1000003u, &pr) == 0);
+        DV_CHECK(dv_niah_trial(m, tok, &tpl, &pr, answer, sizeof answer, &correct) == 0);
+        printf("niah 2048 tokens, depth 0.5, sink 64, recent 256, %s: key %s, answer \"%s\"\n",
+               k ? "all streaming" : "duo 0.5", pr.passkey, answer);
+        DV_CHECK_MSG(correct == !k, "%s: key %s, answer \"%s\"", k ? "all streaming" : "duo 0.5", pr.passkey, answer);
+        DV_CHECK(pr.n == 2048 && pr.needle_pos > 256 + 64 && pr.needle_pos < 2048 - 256 - 256);
         dv_niah_prompt_free(&pr);
     }
 done:
