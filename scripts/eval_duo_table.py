@@ -62,30 +62,41 @@ def main():
     sps = sorted({n.rsplit("-", 1)[1] for n in cells if n.startswith(method + "-")}, key=float)
     rand = {sp: sorted(n for n in cells if re.match(r"rand\d+-%s$" % re.escape(sp), n)) for sp in sps}
 
-    def row(label, c):
-        return "| %s | " % label + " | ".join(fmt(c.get((l, d))) for l in lengths for d in depths) + " |"
-
-    print("| attention | " + " | ".join("%dK d=%g" % (l // 1024, d) for l in lengths for d in depths) + " |")
-    print("|---|" + "---|" * (len(lengths) * len(depths)))
+    # one table per pattern: rows = lengths, columns = depths, then the bucket
     names = ["full"] + ["%s-%s" % (method, sp) for sp in sps]
     for n in names:
-        if n in cells:
-            print(row("%s (seeds %s)" % (n, ",".join(map(str, sorted(seeds[n])))), cells[n]))
+        if n not in cells:
+            continue
+        c = cells[n]
+        print("**%s** (seeds %s)\n" % (n, ",".join(map(str, sorted(seeds[n])))))
+        print("| length | " + " | ".join("d=%g" % d for d in depths) + " | bucket |")
+        print("|---|" + "---|" * (len(depths) + 1))
+        for l in [l for l in lengths if bucket(c, l)]:
+            print("| %dK | " % (l // 1024) + " | ".join(fmt(c.get((l, d))) for d in depths) + " | %s |" % fmt(bucket(c, l)))
+        print()
+    # the random patterns: rows = patterns, columns = the cells they ran, then their mean
     for sp in sps:
+        rc = sorted({k for n in rand[sp] for k in cells[n]})
+        if not rc:
+            rand[sp] = {}
+            continue
+        print("**random patterns, sparsity %s** (seeds %s)\n" %
+              (sp, ",".join(map(str, sorted(set().union(*(seeds[n] for n in rand[sp])))))))
+        print("| pattern | " + " | ".join("%dK d=%g" % (l // 1024, d) for l, d in rc) + " |")
+        print("|---|" + "---|" * len(rc))
         for n in rand[sp]:
-            print(row(n, cells[n]))
-        mean = {}
-        for l in lengths:
-            for d in depths:
-                ps = [pct(cells[n].get((l, d))) for n in rand[sp]]
-                ps = [p for p in ps if p is not None]
-                if ps:
-                    mean[(l, d)] = sum(ps) / len(ps)
-        print("| random mean %s (%d patterns) | " % (sp, len(rand[sp])) +
-              " | ".join("%.0f%%" % mean[(l, d)] if (l, d) in mean else "" for l in lengths for d in depths) + " |")
-        rand[sp] = mean
+            print("| %s | " % n + " | ".join(fmt(cells[n].get(k)) for k in rc) + " |")
+        mean, cols, part = {}, [], {}
+        for k in rc:
+            ps = [pct(cells[n].get(k)) for n in rand[sp]]
+            ps = [p for p in ps if p is not None]
+            mean[k] = sum(ps) / len(ps)
+            part[k] = "" if len(ps) == len(rand[sp]) else " (%d of %d patterns)" % (len(ps), len(rand[sp]))
+            cols.append("%.0f%%" % mean[k] + part[k])
+        print("| **mean** | " + " | ".join(cols) + " |\n")
+        rand[sp] = {k: (m, part[k]) for k, m in mean.items()}
 
-    print("\n| length | full bucket | pattern | bucket | >= 90% of full | depth: pattern vs random mean | >= 25 points |")
+    print("| length | full bucket | pattern | bucket | >= 90% of full | depth: pattern vs random mean | >= 25 points |")
     print("|---|---|---|---|---|---|---|")
     full = cells.get("full", {})
     for sp in sps:
@@ -99,9 +110,9 @@ def main():
             else:
                 t90 = "met" if pct(pb) >= 0.9 * pct(fb) else "**not met**"
             vs, ok = [], True
-            for (ll, d), m in sorted(rand[sp].items()):
+            for (ll, d), (m, why) in sorted(rand[sp].items()):
                 if ll == l and (l, d) in c:
-                    vs.append("d=%g: %.0f%% vs %.0f%%" % (d, pct(c[(l, d)]), m))
+                    vs.append("d=%g: %.0f%% vs %.0f%%%s" % (d, pct(c[(l, d)]), m, why))
                     ok = ok and pct(c[(l, d)]) >= m + 25
             t25 = ("met" if ok else "**not met**") if vs else "no random run"
             print("| %dK | %s | %s %s | %s | %s | %s | %s |" % (l // 1024, fmt(fb), method, sp, fmt(pb), t90,
