@@ -43,6 +43,26 @@ static int32_t *tokenize(dv_tokenizer *tok, const char *path, int *n) {
     return ids;
 }
 
+// One NIAH trial at `length` tokens, needle at depth 0.5 (passkey of seed 1, sample 0, as `eval niah`),
+// under pattern `pat` (NULL: full attention); checks the answer is right (want 1) or wrong (want 0) and
+// that the needle lies outside sink + recent and the last prefill chunks (so streaming heads miss it).
+static void niah_cell(dv_llm *m, dv_tokenizer *tok, const dv_template *tpl, const int32_t *hay, int n_hay,
+                      const dv_duo_pattern *pat, int length, const char *what, int want) {
+    dv_niah_prompt pr;
+    char answer[256];
+    int correct = 0;
+    DV_CHECK(dv_llm_set_duo(m, pat, DV_DUO_PREFILL_REFERENCE) == 0);
+    if (dv_niah_prompt_make(tok, tpl, hay, n_hay, length, 0.5, 1000003u, &pr)) {
+        DV_CHECK_MSG(0, "%s", dv_error_message());
+        return;
+    }
+    DV_CHECK(dv_niah_trial(m, tok, tpl, &pr, answer, sizeof answer, &correct) == 0);
+    printf("niah %d tokens, depth 0.5, %s: key %s, answer \"%s\"\n", length, what, pr.passkey, answer);
+    DV_CHECK_MSG(correct == want, "%s: key %s, answer \"%s\"", what, pr.passkey, answer);
+    DV_CHECK(pr.n == length && pr.needle_pos > length * 2 / 5 && pr.needle_pos < length * 4 / 5);
+    dv_niah_prompt_free(&pr);
+}
+
 int main(void) {
     char dir[4096];
     dv_test_require_smollm2(dir, sizeof dir);
@@ -83,34 +103,13 @@ int main(void) {
     dv_template tpl;
     const char *why;
     DV_CHECK(dv_template_load(dir, -1, NULL, &tpl, &why) == 0);
-    for (int k = 0; k < 2; k++) { // full attention, then the pattern
-        DV_CHECK(dv_llm_set_duo(m, k ? pat : NULL, DV_DUO_PREFILL_REFERENCE) == 0);
-        dv_niah_prompt pr;
-        char answer[256];
-        int correct = 0;
-        DV_CHECK(dv_niah_prompt_make(tok, &tpl, hay, n_hay, 512, 0.5, 1000003u, &pr) == 0);
-        DV_CHECK(dv_niah_trial(m, tok, &tpl, &pr, answer, sizeof answer, &correct) == 0);
-        printf("niah 512 tokens, depth 0.5, %s: key %s, answer \"%s\"\n", k ? "duo 0.5" : "full", pr.passkey, answer);
-        DV_CHECK_MSG(correct, "%s: key %s, answer \"%s\"", k ? "duo" : "full", pr.passkey, answer);
-        DV_CHECK(pr.n == 512 && pr.needle_pos > 200 && pr.needle_pos < 400);
-        dv_niah_prompt_free(&pr);
-    }
+    niah_cell(m, tok, &tpl, hay, n_hay, NULL, 512, "full", 1);
+    niah_cell(m, tok, &tpl, hay, n_hay, pat, 512, "duo 0.5", 1);
     pat->sink = 64;
     pat->recent = 256;
-    for (int k = 0; k < 2; k++) { // the pattern at 0.5, then every head streaming
-        DV_CHECK(dv_duo_pattern_set_sparsity(pat, k ? 1.0 : 0.5) == 0);
-        DV_CHECK(dv_llm_set_duo(m, pat, DV_DUO_PREFILL_REFERENCE) == 0);
-        dv_niah_prompt pr;
-        char answer[256];
-        int correct = 0;
-        DV_CHECK(dv_niah_prompt_make(tok, &tpl, hay, n_hay, 2048, 0.5, 1000003u, &pr) == 0);
-        DV_CHECK(dv_niah_trial(m, tok, &tpl, &pr, answer, sizeof answer, &correct) == 0);
-        printf("niah 2048 tokens, depth 0.5, sink 64, recent 256, %s: key %s, answer \"%s\"\n",
-               k ? "all streaming" : "duo 0.5", pr.passkey, answer);
-        DV_CHECK_MSG(correct == !k, "%s: key %s, answer \"%s\"", k ? "all streaming" : "duo 0.5", pr.passkey, answer);
-        DV_CHECK(pr.n == 2048 && pr.needle_pos > 256 + 64 && pr.needle_pos < 2048 - 256 - 256);
-        dv_niah_prompt_free(&pr);
-    }
+    niah_cell(m, tok, &tpl, hay, n_hay, pat, 2048, "duo 0.5, sink 64, recent 256", 1);
+    DV_CHECK(dv_duo_pattern_set_sparsity(pat, 1.0) == 0);
+    niah_cell(m, tok, &tpl, hay, n_hay, pat, 2048, "all streaming, sink 64, recent 256", 0);
 done:
     free(hay);
     dv_duo_pattern_free(pat);
