@@ -85,7 +85,7 @@ void dv_vlm_cli_help(FILE *f) {
             "                           Qwen2.5-VL's positions carry the time)\n"
             "      --min-pixels N, --max-pixels N  Qwen-VL: bounds of a frame's pixels after smart_resize (default:\n"
             "                           video_preprocessor_config.json); Qwen-VL samples at the processor's fps\n"
-            "                           unless --fps or --frames is given, with its rules (even count, min/max frames)"
+            "                           unless --fps or --frames is given, with its rules (even count, min/max frames)\n"
             "context:\n"
             "      --max-tokens-context N  token budget of the whole context in KV cells (M-RoPE positions advance\n"
             "                           slower than cells): the frame count is lowered to fit\n"
