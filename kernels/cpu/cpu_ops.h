@@ -1,8 +1,9 @@
 // cpu_ops.h: the CPU backend's op functions (one .c file per op family), its private state and the
 // small helpers they share. Internal to kernels/cpu/.
 //
-// Threading: every parallel region is `#pragma omp parallel for num_threads(DV_CPU_NT(be))`, so the
-// backend's thread count holds whichever thread calls the op. OpenBLAS runs single-threaded inside
+// Threading: every parallel region is `#pragma omp parallel for num_threads(DV_CPU_NT(be))` (or
+// DV_CPU_NT_FOR(be, work): one thread for small work), so the backend's thread count holds whichever
+// thread calls the op. OpenBLAS runs single-threaded inside
 // our threads (see cpu_backend.c).
 #ifndef DV_CPU_OPS_H
 #define DV_CPU_OPS_H
@@ -28,6 +29,12 @@ typedef struct dv_cpu_ctx {
 } dv_cpu_ctx;
 
 #define DV_CPU_NT(be) (((dv_cpu_ctx *)(be)->ctx)->n_threads)
+
+// Threads for a region of about `work` element operations: one below DV_CPU_MIN_WORK. A fork/join
+// wakes every thread and waits for the slowest, which costs more than a decode row of a norm, an add
+// or a rope; on a loaded machine each one can wait a whole scheduler slice for a descheduled thread.
+#define DV_CPU_MIN_WORK 32768
+#define DV_CPU_NT_FOR(be, work) ((int64_t)(work) >= DV_CPU_MIN_WORK ? DV_CPU_NT(be) : 1)
 
 // Returns a 64-byte aligned buffer of at least n floats in *buf (reallocated only when it must grow;
 // old contents are dropped). Aborts on out-of-memory: ops have no error path, and the sizes involved

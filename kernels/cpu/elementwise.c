@@ -10,6 +10,6 @@ void dv_cpu_add(dv_backend *be, dv_tensor *y, const dv_tensor *a, const dv_tenso
     const int64_t n = dv_tensor_nelem(y);
     const float *as = a->data, *bs = b->data;
     float *ys = y->data;
-#pragma omp parallel for simd schedule(static) num_threads(DV_CPU_NT(be))
+#pragma omp parallel for simd schedule(static) num_threads(DV_CPU_NT_FOR(be, n))
     for (int64_t i = 0; i < n; i++) ys[i] = as[i] + bs[i];
 }

@@ -11,7 +11,7 @@ void dv_cpu_embed(dv_backend *be, dv_tensor *y, const dv_tensor *table, const dv
     DV_ASSERT(y->dtype == DV_DTYPE_F32 && y->ne[0] == T && y->ne[1] == D && y->nb[1] == sizeof(float));
     const int32_t *id = ids->data;
     for (int64_t t = 0; t < T; t++) DV_ASSERT(id[t] >= 0 && id[t] < V);
-#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))
+#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT_FOR(be, T * D))
     for (int64_t t = 0; t < T; t++)
         dv_cpu_to_f32(dv_cpu_row(y, t), (const char *)table->data + (size_t)id[t] * table->nb[0], table->dtype,
                       (size_t)D);
@@ -27,7 +27,7 @@ void dv_cpu_gather_sum(dv_backend *be, dv_tensor *y, const dv_tensor *x, const d
     const int32_t *id = idx->data;
     const float *wt = w->data, *xs = x->data;
     for (int64_t i = 0; i < T * k; i++) DV_ASSERT(id[i] >= 0 && id[i] < R);
-#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))
+#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT_FOR(be, T * k * N))
     for (int64_t t = 0; t < T; t++) {
         float *yr = (float *)y->data + t * N;
         for (int64_t n = 0; n < N; n++) yr[n] = 0.0f;

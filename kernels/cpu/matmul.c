@@ -18,6 +18,7 @@
 #define DV_TILE_N 256
 #define DV_DOT_LANES 32   // independent partial sums: 4 AVX2 (2 AVX-512) accumulators, no FMA latency chain
 #define DV_GEMV_CHUNK 512 // weight elements widened at once when M > 1 (2 KiB on the stack, stays in L1)
+#define DV_GEMV_ROWS 16   // weight rows per scheduling chunk (24 KiB of a bf16 768-wide matrix)
 
 // ---- dot products: fixed-width inner loops so gcc vectorizes them without -ffast-math ----
 
@@ -80,7 +81,9 @@ static inline float bias_at(const dv_tensor *b, int64_t i) {
 DV_CPU_CLONES static void gemv(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *bias,
                  int64_t M, int64_t N, int64_t K) {
     const dv_dtype dt = w->dtype;
-#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))
+    // chunks of rows handed out as threads come free: a thread that was descheduled (a loaded
+    // machine) does not leave its fixed half for the others to wait on at the join
+#pragma omp parallel for schedule(dynamic, DV_GEMV_ROWS) num_threads(DV_CPU_NT(be))
     for (int64_t n = 0; n < N; n++) {
         const char *wr = (const char *)w->data + (size_t)n * w->nb[0];
         const float b = bias ? bias_at(bias, n) : 0.0f;

@@ -21,7 +21,7 @@ static void check_norm_args(const dv_tensor *y, const dv_tensor *x, const dv_ten
 void dv_cpu_rms_norm(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, float eps) {
     check_norm_args(y, x, w, NULL);
     const int64_t M = x->ne[0], D = x->ne[1];
-#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))
+#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT_FOR(be, M * D))
     for (int64_t m = 0; m < M; m++) {
         const float *xr = dv_cpu_row(x, m);
         float *yr = dv_cpu_row(y, m);
@@ -41,7 +41,7 @@ void dv_cpu_layer_norm(dv_backend *be, dv_tensor *y, const dv_tensor *x, const d
                        float eps) {
     check_norm_args(y, x, w, b);
     const int64_t M = x->ne[0], D = x->ne[1];
-#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))
+#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT_FOR(be, M * D))
     for (int64_t m = 0; m < M; m++) {
         const float *xr = dv_cpu_row(x, m);
         float *yr = dv_cpu_row(y, m);

@@ -15,7 +15,7 @@ static void rope_rows(dv_backend *be, dv_tensor *x, const int32_t *p, int n_sec,
     const int64_t T = x->ne[0], H = x->ne[1], D = x->ne[2], half = D / 2;
     DV_ASSERT(x->dtype == DV_DTYPE_F32 && x->n_dims == 3 && x->nb[2] == sizeof(float));
     DV_ASSERT(D == rope->head_dim && D % 2 == 0 && half <= DV_ROPE_MAX_HALF);
-#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT(be))
+#pragma omp parallel for schedule(static) num_threads(DV_CPU_NT_FOR(be, T * H * D))
     for (int64_t t = 0; t < T; t++) {
         float c[DV_ROPE_MAX_HALF], s[DV_ROPE_MAX_HALF]; // (half) cos/sin for this token
         for (int64_t i = 0; i < half; i++) {

@@ -1,8 +1,9 @@
 // kv_store.cu: the kv_store op on the device: F32 key/value rows -> KV rows of a compact type
 // (kernels/dv_kv_type.h), what a KV cache's append does for bf16/f16/q8/q4. The arithmetic is
-// dv_kv_quantize_row's, step for step (IEEE division, round half to even, the q4 codes chosen for the
-// f16-rounded scale and offset), so the device writes the bytes the CPU backend writes. One warp per
-// row: q8's max |x| and q4's per-group min / max are warp reductions (a q4 group is one warp's 32 lanes).
+// dv_kv_quantize_row's, step for step (IEEE division, round half to even, no fused multiply-adds),
+// so the device writes the bytes the CPU backend writes. One warp per row: q8's max |x| is a warp
+// reduction; a q4 group's scale / offset search is dv_kv_q4_group itself (the header's one copy,
+// host and device), one lane per group.
 #include "kernels/cuda/common.cuh"
 #include "kernels/dv_kv_type.h"
 
@@ -25,10 +26,6 @@ __device__ __forceinline__ void put_u16(unsigned char *p, unsigned short h) {
 
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-__device__ __forceinline__ float warp_min(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fminf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
@@ -62,22 +59,9 @@ static __global__ void kv_store_kernel(unsigned char *dst, long long dp, const c
         }
         return;
     }
-    case DV_KV_Q4:
-        for (int g = 0; g < D / DV_KV_Q4_GROUP; g++) {
-            const float v = x[g * DV_KV_Q4_GROUP + lane];
-            const float lo = warp_min(v), hi = warp_max(v);
-            const __half dh = __float2half_rn((hi - lo) / 15.0f), mh = __float2half_rn(lo);
-            const float dq = __half2float(dh), mq = __half2float(mh), inv = dq > 0.0f ? 1.0f / dq : 0.0f;
-            float a = rintf(__fmul_rn(v - mq, inv));
-            a = a < 0.0f ? 0.0f : a > 15.0f ? 15.0f : a;
-            const int code = (int)a, up = __shfl_down_sync(0xffffffffu, code, 16); // element lane + 16
-            unsigned char *og = o + g * DV_KV_Q4_GROUP_BYTES;
-            if (lane == 0) {
-                put_u16(og, __half_as_ushort(dh));
-                put_u16(og + 2, __half_as_ushort(mh));
-            }
-            if (lane < 16) og[4 + lane] = (unsigned char)(code | up << 4);
-        }
+    case DV_KV_Q4: // one lane per group, dv_kv_q4_group's search as the host runs it
+        for (int g = lane; g < D / DV_KV_Q4_GROUP; g += 32)
+            dv_kv_q4_group(x + g * DV_KV_Q4_GROUP, o + g * DV_KV_Q4_GROUP_BYTES);
         return;
     default: // f32
         for (int d = lane; d < D; d += 32) {
