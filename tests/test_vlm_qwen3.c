@@ -53,12 +53,12 @@ int main(void) {
     int pads = 0;
     for (int i = 0; i < n_ids; i++) pads += want_ids[i] == VIDEO_PAD;
     // the video's cells: HF's ids between the prefix and the question (timestamps, markers, 48 rows);
-    // the plan budgets each group's text at its widest timestamp (a bound, not the count)
+    // the plan counts them exactly (each group's timestamp text from the planned frame times)
     DV_CHECK_MSG(pre && q && pads == 48 && !memcmp(pre, want_ids, (size_t)npre * 4) &&
                      !memcmp(q, want_ids + n_ids - nq, (size_t)nq * 4) && dv_vlm_video_tokens(v) == n_ids - nq &&
-                     p->context_tokens >= n_ids - nq,
-                 "prompt: prefix %d, question %d, context %lld cells; HF %lld ids", npre, nq,
-                 (long long)dv_vlm_video_tokens(v), (long long)n_ids);
+                     p->context_tokens == n_ids - nq,
+                 "prompt: prefix %d, question %d, context %lld cells, plan %lld; HF %lld ids", npre, nq,
+                 (long long)dv_vlm_video_tokens(v), (long long)p->context_tokens, (long long)n_ids);
     free(pre), free(q);
     char text[1024];
     dv_vlm_plan_text(v, p, text, sizeof text);
@@ -73,6 +73,8 @@ int main(void) {
     if (v && qvlm_load(v, &vc) == 0) {
         printf("max_pixels 40000: grid %d x %d x %d\n", vc.plan.grid_t, vc.plan.grid_h, vc.plan.grid_w);
         DV_CHECK(vc.plan.grid_h * vc.plan.grid_w < 6 * 8 && vc.plan.grid_t == 4);
+        DV_CHECK_MSG(vc.plan.context_tokens == dv_vlm_video_tokens(v), "plan %lld cells, context %lld",
+                     (long long)vc.plan.context_tokens, (long long)dv_vlm_video_tokens(v));
         int32_t ids[4];
         static float lg[4 * V];
         DV_CHECK(qvlm_answer(v, 4, ids, lg) == 0);

@@ -9,6 +9,7 @@ bin=${1:?usage: bench_synthetic.sh path/to/duovid}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
+gpu_sh=$(cd "$(dirname "${BASH_SOURCE[0]}")/../gpu" && pwd)/run.sh
 field() { grep -Eo "\"$1\":[^,}]+" "$2" | cut -d: -f2; }
 
 cd "$tmp" || exit 1
@@ -40,6 +41,16 @@ check "same shape as the synth-model checkpoint" $?
 [ $? = 0 ] && [ "$(grep -c '"context":128' o5)" = 3 ]; check "bench duo --synthetic tiny" $?
 [ "$(grep -c '"floor_ratio":[0-9]' o5)" = 3 ] && [ "$(grep -c '"read_gb_s":0.000' o5)" = 0 ]
 check "bench duo reports the memory floor per row" $?
+
+# tests/gpu/run.sh never runs here (no GPU): it must parse, and name only shapes bench llm builds
+bash -n "$gpu_sh"; check "tests/gpu/run.sh parses (bash -n)" $?
+shapes=$("$bin" bench llm --help 2>&1 | grep -Eo 'no file \([^)]*\)' | sed 's/^no file (/, /; s/)$/,/')
+gpu_bad=
+for m in $(grep -Eo '"[a-z0-9.-]+ [0-9.]+"' "$gpu_sh" | tr -d '"' | cut -d' ' -f1 | sort -u); do
+  case "$shapes" in *", $m,"*) ;; *) gpu_bad="$gpu_bad $m" ;; esac
+done
+[ -n "$shapes" ] && [ -z "$gpu_bad" ] && grep -q '"qwen3-vl-8b 0.5"' "$gpu_sh"
+check "tests/gpu/run.sh's table shapes are bench llm shapes (the Qwen-VL ones included)${gpu_bad:+:$gpu_bad}" $?
 
 one_error "unknown shape" "unknown model shape 'nope'" -- bench llm --synthetic nope --device cpu
 one_error "both -m and --synthetic" "exactly one of" -- bench llm --synthetic tiny -m "$tmp/m" --device cpu

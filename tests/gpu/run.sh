@@ -8,7 +8,9 @@
 #     token / measured copy bandwidth). The KV cache is filled synthetically (random keys/values, no
 #     model run: a 1M-token prefill would not fit the time budget); decode is timed over 24 steps.
 #     Contexts whose KV cache does not fit the GPU's memory are reported as "no fit".
-#   - prefill seconds of one 32K chunk for the same eight configurations (a real prefill).
+#   - prefill seconds of one 32K chunk for the same eight configurations (a real prefill), and for the
+#     two Qwen-VL shapes also 32K cells in 256-token chunks (duovid's default --chunk, the way a video
+#     context is prefilled; the CPU figures in docs/PERF.md are for this form).
 #   - ViT (clip-l336 shape) frames/s.
 #   - KV row types (f32/bf16/f16/q8/q4): the op test's attention_kv cases per type (worst relative L2
 #     vs the CPU over the same stored rows) and its kv_store checks, then decode ms/token of llama3-8b
@@ -88,6 +90,15 @@ for cfg in "llama2-7b 0" "llama2-7b 0.75" "llama3-8b 0" "llama3-8b 0.5" \
       "$(field "$r" device_peak_gib)"
   else
     echo "| prefill s (one 32K chunk) | $m | $sp | 32768 | error: $(tail -1 "$tmp/err" | cut -c1-60) | | |"
+  fi
+  case $m in qwen*) ;; *) continue ;; esac
+  r=$($B bench llm --synthetic "$m" --device cuda --sparsity "$sp" --prompt-tokens 32768 --batch 256 --gen-tokens 0 \
+      --json 2>"$tmp/err")
+  if [ -n "$r" ]; then
+    printf "| prefill s (32K, 256-token chunks) | %s | %s | 32768 | %.2f | %.1f | |\n" "$m" "$sp" "$(field "$r" prefill_s)" \
+      "$(field "$r" device_peak_gib)"
+  else
+    echo "| prefill s (32K, 256-token chunks) | $m | $sp | 32768 | error: $(tail -1 "$tmp/err" | cut -c1-60) | | |"
   fi
 done
 # ViT: clip-l336-shaped synthetic encoder (LLaVA-NeXT-Video-7B's tower), batches of 32 frames
