@@ -116,7 +116,7 @@ double dv_app_read_gb_s(dv_backend *be) {
 double dv_app_decode_read_bytes(const dv_llm *m, double ctx_tokens) {
     dv_kv_memory km;
     dv_kv_cache_memory(dv_llm_kv_cache(m), &km);
-    return (double)dv_llm_weight_bytes(m) + (double)km.bytes_per_token * ctx_tokens + (double)km.streaming_bytes;
+    return (double)dv_llm_decode_weight_bytes(m) + (double)km.bytes_per_token * ctx_tokens + (double)km.streaming_bytes;
 }
 
 int dv_app_find_data(const char *rel, const char *flag, char *out, size_t cap) {

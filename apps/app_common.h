@@ -22,7 +22,8 @@ double dv_app_cpu_seconds(void);
 double dv_app_device_used_gib(dv_backend *be);
 // The memory floor of decode, measured in the calling run: read bandwidth in GB/s (CPU: a parallel
 // streaming read over 256 MiB with the backend's threads; a device: its copy bandwidth), and the
-// bytes one decode step reads at a context of ctx_tokens (every weight byte once, the retrieval
+// bytes one decode step reads at a context of ctx_tokens (every weight byte once but an untied
+// embedding table's, of which one row: dv_llm_decode_weight_bytes; the retrieval
 // heads' K/V rows of the context, the streaming heads' sink + ring). floor tok/s = GB/s * 1e9 / bytes.
 double dv_app_read_gb_s(dv_backend *be);
 double dv_app_decode_read_bytes(const dv_llm *m, double ctx_tokens);

@@ -206,6 +206,7 @@ static int bench_llm(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "prefill_cpu_s", cpu_pf);
         cJSON_AddNumberToObject(o, "decode_cpu_ms", n_gen > 0 ? 1000.0 * cpu_dec / n_gen : 0);
         cJSON_AddNumberToObject(o, "weight_bytes", (double)dv_llm_weight_bytes(llm));
+        cJSON_AddNumberToObject(o, "decode_weight_bytes", (double)dv_llm_decode_weight_bytes(llm)); // one step reads
         cJSON_AddNumberToObject(o, "kv_bytes", (double)dv_llm_kv_bytes(llm));
         const dv_linear_state *ls = dv_llm_linear_state(llm); // hybrid models: the Gated DeltaNet states
         cJSON_AddNumberToObject(o, "state_bytes", ls ? (double)dv_linear_state_bytes(ls) : 0);

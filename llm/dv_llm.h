@@ -64,6 +64,9 @@ const dv_linear_state *dv_llm_linear_state(const dv_llm *m);
 size_t dv_llm_kv_bytes(const dv_llm *m);
 const dv_kv_cache *dv_llm_kv_cache(const dv_llm *m);
 size_t dv_llm_weight_bytes(const dv_llm *m);
+// The weight bytes one decode step reads: all of them, less an untied token-embedding table, of which
+// a step reads one row (the memory floor of `bench llm`; with few layers the table is a large share).
+size_t dv_llm_decode_weight_bytes(const dv_llm *m);
 int64_t dv_llm_param_count(const dv_llm *m);
 
 // Appends n tokens to the context, given as token ids (ids != NULL) or as input embeddings

@@ -415,6 +415,13 @@ int dv_llm_n_past(const dv_llm *m) { return m->n_past; }
 int64_t dv_llm_param_count(const dv_llm *m) { return m->n_params; }
 size_t dv_llm_weight_bytes(const dv_llm *m) { return m->st ? dv_safetensors_total_bytes(m->st) : m->synth_bytes; }
 
+size_t dv_llm_decode_weight_bytes(const dv_llm *m) {
+    const size_t all = dv_llm_weight_bytes(m);
+    if (!m->tok_embd.data || m->tok_embd.data == m->lm_head.data) return all; // tied: the table is the lm_head
+    const size_t table = dv_tensor_nbytes(&m->tok_embd), row = table / (size_t)m->cfg.vocab_size;
+    return all > table ? all - table + row : all;
+}
+
 size_t dv_llm_kv_bytes(const dv_llm *m) {
     dv_kv_memory mem;
     dv_kv_cache_memory(m->kv, &mem);

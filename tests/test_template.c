@@ -2,7 +2,8 @@
 // chat-template renderer makes of the models' own templates (tests/fixtures/llm/chat_templates.json,
 // written by make_text_fixtures.py: SmolLM2-135M-Instruct's template, Qwen2.5's and Qwen3's), for
 // one-turn, system-prompt and two-turn conversations; detection from chat_template in
-// tokenizer_config.json and from config.json; --template chatml forced; the default system prompt.
+// tokenizer_config.json and from config.json; --template chatml forced; the default system prompt;
+// the Qwen-VL fixtures' templates (Qwen3-VL-Instruct's from the Hub: no default system turn).
 #include "core/dv_error.h"
 #include "core/dv_fs.h"
 #include "core/dv_json.h"
@@ -115,6 +116,13 @@ int main(void) {
              !strcmp(got, "<|im_start|>user \nHi<|im_end|><|im_start|>assistant\n"));
     DV_CHECK(!strcmp(dv_template_end_of_turn(DV_TEMPLATE_ONEVISION), "<|im_end|>"));
     DV_CHECK(dv_template_parse("onevision", &k) == 0 && k == DV_TEMPLATE_ONEVISION);
+    // the Qwen-VL fixtures: Qwen3-VL-Instruct's Hub template (chat_template.json; its system strings are
+    // Jinja, so no default system turn) and the Qwen2.5-VL one (chat_template.jinja, a literal default)
+    DV_CHECK(dv_template_load(dv_test_path("tests/fixtures/qwenvl/tiny-qwen3-vl"), -1, NULL, &t, &why) == 0 &&
+             t.kind == DV_TEMPLATE_CHATML && !*t.default_system && t.video_inline);
+    DV_CHECK(dv_template_prefix(&t, got, sizeof got) == 0 && !strcmp(got, "<|im_start|>user\n"));
+    DV_CHECK(dv_template_load(dv_test_path("tests/fixtures/qwenvl/tiny-qwen2_5-vl"), -1, NULL, &t, &why) == 0 &&
+             t.kind == DV_TEMPLATE_CHATML && !strcmp(t.default_system, "You are a helpful assistant.") && t.video_inline);
     // a vicuna chat prompt without a video has no stray newline
     t.kind = DV_TEMPLATE_VICUNA;
     t.system[0] = 0;

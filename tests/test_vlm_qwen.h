@@ -142,12 +142,12 @@ static inline int qvlm_check_qwen3_prompt(dv_vlm *v, const dv_vlm_video *vc, con
     int pads = 0;
     for (int i = 0; i < n_ids; i++) pads += want_ids[i] == video_pad;
     // the video's cells: HF's ids between the prefix and the question (timestamps, markers, 48 rows);
-    // the plan budgets each group's text at its widest timestamp (a bound, not the count)
+    // the plan counts them exactly (each group's timestamp text from the planned frame times)
     const int ok = pre && q && pads == 48 && !memcmp(pre, want_ids, (size_t)npre * 4) &&
                    !memcmp(q, want_ids + n_ids - nq, (size_t)nq * 4) && dv_vlm_video_tokens(v) == n_ids - nq &&
-                   p->context_tokens >= n_ids - nq;
-    DV_CHECK_MSG(ok, "prompt: prefix %d, question %d, context %lld cells; HF %lld ids", npre, nq,
-                 (long long)dv_vlm_video_tokens(v), (long long)n_ids);
+                   p->context_tokens == n_ids - nq;
+    DV_CHECK_MSG(ok, "prompt: prefix %d, question %d, context %lld cells, plan %lld; HF %lld ids", npre, nq,
+                 (long long)dv_vlm_video_tokens(v), (long long)p->context_tokens, (long long)n_ids);
     free(pre), free(q);
     char text[1024];
     dv_vlm_plan_text(v, p, text, sizeof text);

@@ -48,6 +48,8 @@ int main(void) {
     if (v && qvlm_load(v, &vc) == 0) {
         printf("max_pixels 40000: grid %d x %d x %d\n", vc.plan.grid_t, vc.plan.grid_h, vc.plan.grid_w);
         DV_CHECK(vc.plan.grid_h * vc.plan.grid_w < 6 * 8 && vc.plan.grid_t == 4);
+        DV_CHECK_MSG(vc.plan.context_tokens == dv_vlm_video_tokens(v), "plan %lld cells, context %lld",
+                     (long long)vc.plan.context_tokens, (long long)dv_vlm_video_tokens(v));
         int32_t ids[4];
         static float lg[4 * V];
         DV_CHECK(qvlm_answer(v, 4, ids, lg) == 0);

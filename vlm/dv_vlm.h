@@ -127,8 +127,10 @@ struct dv_vlm_plan {
     double t_interval;        // M-RoPE temporal position step per group
     int ts_tokens;            // text tokens per frame (Qwen-VL: per group) besides its image tokens (at most):
                               // the timestamp (--timestamps) and, for image models, the "\n" between frames
+    int64_t text_tokens;      // Qwen-VL: the text cells of all groups, exact (Qwen3-VL's timestamps and markers;
+                              // ts_tokens, the widest, is what the budget fit assumed)
     int64_t prefix_tokens;    // template text before the video (BOS included)
-    int64_t context_tokens;   // KV cells: prefix + frames (upper bound) + the rows closing a video (OneVision's
+    int64_t context_tokens;   // KV cells: prefix + frames (upper bound; Qwen-VL: exact) + the rows closing a video (OneVision's
                               // image_newline, Qwen-VL's <|vision_end|>). M-RoPE positions advance slower
                               // than cells; budgets and the KV estimate count cells.
     int64_t budget;           // the budget it had to fit (max_tokens - reserve)

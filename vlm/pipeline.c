@@ -323,11 +323,32 @@ static void timestamp_text(double t, char *buf, size_t cap) { snprintf(buf, cap,
 
 // ---- plan ----
 
-// Context cells n_frames frames take (Qwen-VL: whole temporal-patch groups; else each frame's tokens
-// and its text).
+// Context cells n_frames frames take (Qwen-VL: whole temporal-patch groups, their text as plan_qwen
+// counted it for the plan's own frames, else at its widest; other models: each frame's tokens and its
+// text).
 static int64_t frames_cells(const dv_vlm *v, const dv_vlm_plan *p, int64_t n_frames) {
-    if (v->qwen) return (n_frames + p->temporal_patch - 1) / p->temporal_patch * (p->group_tokens + p->ts_tokens);
+    if (v->qwen) {
+        const int64_t groups = (n_frames + p->temporal_patch - 1) / p->temporal_patch;
+        return groups * p->group_tokens + (n_frames == p->n_frames ? p->text_tokens : groups * p->ts_tokens);
+    }
     return n_frames * (p->tokens_per_frame + p->ts_tokens);
+}
+
+// Qwen-VL: the text cells of plan p's groups, each group's text (Qwen3-VL: "<t seconds>" and its
+// markers) from the planned times of its frames, tokenized as the feeder will.
+static int qwen_text_tokens(dv_vlm *v, dv_vlm_plan *p) {
+    const int tp = p->temporal_patch; // <= 8 (encoder/qwen_prep.c checks the processor config)
+    double t[8];
+    char before[128], after[128];
+    p->text_tokens = 0;
+    for (int64_t f0 = 0; f0 < p->n_frames; f0 += tp) {
+        const int nf = p->n_frames - f0 < tp ? (int)(p->n_frames - f0) : tp;
+        for (int i = 0; i < nf; i++) t[i] = dv_plan_times_at(&p->times, f0 + i);
+        int nb = 0, na = 0, rc = dv_vlm_qwen_group_text(v->qwen, p, t, nf, before, after, sizeof before);
+        if (rc || (*before && (rc = encode(v, before, 0, &nb))) || (*after && (rc = encode(v, after, 0, &na)))) return rc;
+        p->text_tokens += nb + na;
+    }
+    return 0;
 }
 
 static int no_fit(int64_t max_tokens, int64_t reserve, int64_t prompt, int64_t per, const char *unit) {
@@ -357,7 +378,7 @@ static int plan_qwen(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_op
         if ((rc = dv_vlm_qwen_plan(v->qwen, info, &o->plan, o->model_fps, fit, out, &asked))) return rc;
         out->capped = 1;
     }
-    return 0;
+    return out->ts_tokens ? qwen_text_tokens(v, out) : 0;
 }
 
 int dv_vlm_plan_video(dv_vlm *v, const dv_video_info *info, const dv_vlm_video_opts *o, dv_vlm_plan *out) {

@@ -8,7 +8,9 @@
 #     token / measured copy bandwidth). The KV cache is filled synthetically (random keys/values, no
 #     model run: a 1M-token prefill would not fit the time budget); decode is timed over 24 steps.
 #     Contexts whose KV cache does not fit the GPU's memory are reported as "no fit".
-#   - prefill seconds of one 32K chunk for the same eight configurations (a real prefill).
+#   - prefill seconds of one 32K chunk for the same eight configurations (a real prefill), and for the
+#     two Qwen-VL shapes also 32K cells in 256-token chunks (duovid's default --chunk, the way a video
+#     context is prefilled; the CPU figures in docs/PERF.md are for this form).
 #   - ViT (clip-l336 shape) frames/s.
 #   - KV row types (f32/bf16/f16/q8/q4): the op test's attention_kv cases per type (worst relative L2
 #     vs the CPU over the same stored rows) and its kv_store checks, then decode ms/token of llama3-8b
@@ -64,6 +66,17 @@ for sp in 0 0.5; do
       "$(field "$r" kv_bytes_per_token)" "$sp" "$(field "$r" decode_ms)" "$(field "$r" device_peak_gib)" "$floor"
   done
 done
+# prefill_row LABEL BATCH: a real 32K-token prefill of $m at sparsity $sp in chunks of BATCH, one table row
+prefill_row() {
+  r=$($B bench llm --synthetic "$m" --device cuda --sparsity "$sp" --prompt-tokens 32768 --batch "$2" --gen-tokens 0 \
+      --json 2>"$tmp/err")
+  if [ -n "$r" ]; then
+    printf "| prefill s (%s) | %s | %s | 32768 | %.2f | %.1f | |\n" "$1" "$m" "$sp" "$(field "$r" prefill_s)" \
+      "$(field "$r" device_peak_gib)"
+  else
+    echo "| prefill s ($1) | $m | $sp | 32768 | error: $(tail -1 "$tmp/err" | cut -c1-60) | | |"
+  fi
+}
 for cfg in "llama2-7b 0" "llama2-7b 0.75" "llama3-8b 0" "llama3-8b 0.5" \
            "qwen2.5-vl-7b 0" "qwen2.5-vl-7b 0.5" "qwen3-vl-8b 0" "qwen3-vl-8b 0.5"; do
   set -- $cfg; m=$1; sp=$2
@@ -81,14 +94,8 @@ for cfg in "llama2-7b 0" "llama2-7b 0.75" "llama3-8b 0" "llama3-8b 0.5" \
     floor=$(awk -v w="$wb" -v k="$kb" -v b="$bw" 'BEGIN { if (b > 0) printf "%.2f ms", (w + k) / (b * 1e9) * 1e3; else print "n/a" }')
     printf "| decode ms/tok (filled) | %s | %s | %s | %.2f | %.1f | %s |\n" "$m" "$sp" "$ctx" "$ms" "$gib" "$floor"
   done
-  r=$($B bench llm --synthetic "$m" --device cuda --sparsity "$sp" --prompt-tokens 32768 --batch 32768 --gen-tokens 0 \
-      --json 2>"$tmp/err")
-  if [ -n "$r" ]; then
-    printf "| prefill s (one 32K chunk) | %s | %s | 32768 | %.2f | %.1f | |\n" "$m" "$sp" "$(field "$r" prefill_s)" \
-      "$(field "$r" device_peak_gib)"
-  else
-    echo "| prefill s (one 32K chunk) | $m | $sp | 32768 | error: $(tail -1 "$tmp/err" | cut -c1-60) | | |"
-  fi
+  prefill_row "one 32K chunk" 32768
+  case $m in qwen*) prefill_row "32K, 256-token chunks" 256 ;; esac
 done
 # ViT: clip-l336-shaped synthetic encoder (LLaVA-NeXT-Video-7B's tower), batches of 32 frames
 r=$($B bench encoder --synthetic clip-l336 --device cuda --frames 256 --batch 32 --repeat 2 --json 2>"$tmp/err")

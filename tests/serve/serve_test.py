@@ -1,6 +1,6 @@
 """serve_test.py: end-to-end tests of `duovid serve` on 127.0.0.1 with the tiny demo model.
 
-usage: serve_test.py PART DUOVID_BIN WORKDIR   (PART: api | bad | load | page | schema)
+usage: serve_test.py PART DUOVID_BIN WORKDIR   (PART: api | bad | load | page | schema | qwen)
   api    the official `openai` client: a streamed answer about the demo video equals `duovid ask` with
          the same settings (progress chunks come before the first token), a second turn resumes the
          conversation's KV cache, a second conversation on the same video is a context cache hit (in
@@ -10,6 +10,10 @@ usage: serve_test.py PART DUOVID_BIN WORKDIR   (PART: api | bad | load | page | 
   page   headless Chromium drives the page at / (pick the demo video, ask, wait for the streamed
          answer, timings shown) and saves WORKDIR/page.png.
   schema schemathesis against docs/openapi.yaml for a bounded number of examples: no 5xx.
+  qwen   the tiny Qwen2.5-VL and Qwen3-VL fixtures (tests/fixtures/qwenvl) at the processor's frame rate,
+         greedy, f32 KV: the answer about the committed clip equals `duovid ask` (and HF's, from the
+         fixture), a second turn in the same conversation resumes its KV cache and equals the second
+         answer of `duovid chat`.
 Exit 0 pass, 1 fail, 77 skipped (a python package or chromium is missing).
 """
 import atexit
@@ -52,11 +56,10 @@ def skip(why):
 class Server:
     """`duovid serve` on a free port of 127.0.0.1; stopped with SIGTERM."""
 
-    def __init__(self, bin_, work, *extra, name="srv"):
+    def __init__(self, bin_, work, *extra, name="srv", model_args=("-m", MODEL, "--duo", PATTERN, "--fps", "1")):
         self.log = os.path.join(work, name + ".log")
-        self.cmd = [bin_, "serve", "-m", MODEL, "--duo", PATTERN, "--port", "0", "--media-path",
-                    os.path.join(work, "media"), "--cache-dir", os.path.join(work, "cache"), "-n", str(N),
-                    "--fps", "1"] + list(extra)
+        self.cmd = [bin_, "serve"] + list(model_args) + ["--port", "0", "--media-path", os.path.join(work, "media"),
+                                                         "--cache-dir", os.path.join(work, "cache"), "-n", str(N)] + list(extra)
         self.p = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
         atexit.register(lambda p=self.p: p.poll() is None and p.kill())  # a test that raised leaves none behind
         self.port = None
@@ -566,6 +569,64 @@ def part_page(bin_, work):
         check("SIGTERM: exit 0", srv.stop() == 0)
 
 
+# --------------------------------------------------------------------------------------------- qwen
+def fixture_meta(path, key):
+    """A value of a safetensors file's metadata (8-byte header length, JSON header)."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return json.loads(f.read(n))["__metadata__"][key]
+
+
+def part_qwen(bin_, work):
+    try:
+        import openai
+    except ImportError:
+        skip("the python package openai is missing (pip install openai)")
+    clip = os.path.join(ROOT, "tests/fixtures/vlm/clip.mp4")
+    media = os.path.join(work, "media")
+    os.makedirs(media, exist_ok=True)
+    shutil.copy(clip, os.path.join(media, "clip.mp4"))
+    url = "file://" + os.path.join(media, "clip.mp4")
+    q2 = "What colour is it?"
+    for name in ("tiny-qwen2_5-vl", "tiny-qwen3-vl"):
+        model = os.path.join(ROOT, "tests/fixtures/qwenvl", name)
+        ref = model + ".ref.safetensors"
+        if not os.path.exists(os.path.join(model, "model.safetensors")) or not os.path.exists(ref):
+            skip(model + " is missing")
+        # greedy, f32 KV (the fixtures' exact-parity setting), the processor's frames (no --fps)
+        common = ["-m", model, "--kv-type", "f32", "--temp", "0"]
+        ask = subprocess.run([bin_, "ask"] + common + ["-n", str(N), "-v", clip, "--no-cache", QUESTION],
+                             capture_output=True, text=True, timeout=300)
+        check(name + ": duovid ask runs", ask.returncode == 0, ask.stderr)
+        want = ask.stdout[:-1] if ask.stdout.endswith("\n") else ask.stdout
+        hf = fixture_meta(ref, "answer_turn1").split("<|im_end|>")[0]  # the CLI stops at the end of the turn
+        check(name + ": duovid ask gives HF's answer", want == hf, "%r vs %r" % (want, hf))
+        chat = subprocess.run([bin_, "chat"] + common + ["-n", str(N), "-v", clip, "--no-cache"],
+                              input="%s\n%s\n/quit\n" % (QUESTION, q2), capture_output=True, text=True, timeout=300)
+        lines = chat.stdout.split("\n")
+        check(name + ": duovid chat answers two turns", chat.returncode == 0 and len(lines) == 3 and lines[0] == want,
+              (lines, chat.stderr[-500:]))
+        want2 = lines[1] if len(lines) > 1 else None
+
+        srv = Server(bin_, work, name="srv-" + name, model_args=common)
+        cl = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=300)
+        msgs = [{"role": "user", "content": [video_part(url), {"type": "text", "text": QUESTION}]}]
+        r1 = cl.chat.completions.create(model=name, messages=msgs, max_tokens=N, temperature=0)
+        t1 = r1.model_extra["timings"]
+        check(name + ": chat.completions answer equals `duovid ask`", r1.choices[0].message.content == want,
+              "%r vs %r" % (r1.choices[0].message.content, want))
+        check(name + ": the processor's frames, context built", t1["cache"] == "miss" and t1["frames"] ==
+              (8 if "2_5" in name else 7), t1)
+        msgs2 = msgs + [{"role": "assistant", "content": r1.choices[0].message.content}, {"role": "user", "content": q2}]
+        r2 = cl.chat.completions.create(model=name, messages=msgs2, max_tokens=N, temperature=0)
+        t2 = r2.model_extra["timings"]
+        check(name + ": second turn resumes the conversation", t2["cache"] == "conversation" and
+              t2["conversation_resumed"] and r2.model_extra["conversation_id"] == r1.model_extra["conversation_id"], t2)
+        check(name + ": second turn equals `duovid chat`'s", r2.choices[0].message.content == want2,
+              "%r vs %r" % (r2.choices[0].message.content, want2))
+        check(name + ": SIGTERM: exit 0", srv.stop() == 0, open(srv.log).read()[-1500:])
+
+
 # ------------------------------------------------------------------------------------------- schema
 def part_schema(bin_, work):
     try:
@@ -593,7 +654,8 @@ def main():
     part, bin_, work = sys.argv[1], os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3])
     shutil.rmtree(work, ignore_errors=True)  # a fresh context cache: the first answer must build its context
     os.makedirs(work)
-    {"api": part_api, "bad": part_bad, "load": part_load, "page": part_page, "schema": part_schema}[part](bin_, work)
+    {"api": part_api, "bad": part_bad, "load": part_load, "page": part_page, "schema": part_schema,
+     "qwen": part_qwen}[part](bin_, work)
     print("%s: %s" % (part, "FAILED (%d)" % failed if failed else "passed"))
     sys.exit(1 if failed else 0)
 
