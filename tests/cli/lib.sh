@@ -3,7 +3,10 @@
 # exactly one stderr line, matching the extended regex PATTERN; on failure that stderr is shown);
 # for the VLM fixtures `fixture_meta REF KEY` (a safetensors file's metadata value) and
 # `chat_and_summarize ANSWER QUESTION CLIP ARGS...` (chat: an answer, /reset, the same, a second turn;
-# summarize: one ok line).
+# summarize: one ok line); for the Qwen-VL fixtures `qwenvl_fixture NAME` (model/ref/clip, skip when
+# missing, tmp, the greedy f32 `common` flags and the question `q`) and `ask_matches_hf PLAN ARGS...`
+# (ask answers with HF's 16 greedy tokens, prints a plan matching PLAN, and a second ask hits the
+# context cache with the same answer; sets a1, leaves ask's stderr in $tmp/err1).
 # Not a test itself (ctest registers tests/cli/*.sh except this file).
 pass=0 fail=0
 check() { if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "ok   $1"; else fail=$((fail + 1)); echo "FAIL $1"; fi; }
@@ -31,4 +34,24 @@ chat_and_summarize() {
   "$bin" summarize "$@" -o "$tmp/s.jsonl" "$clip" >/dev/null 2>"$tmp/serr"; rc=$?
   [ $rc = 0 ] && python3 -c "import json,sys; r=json.loads(open(sys.argv[1]).read()); assert r['status']=='ok' and r['summary']" "$tmp/s.jsonl"
   check "summarize: one ok line" $?
+}
+qwenvl_fixture() {
+  model=tests/fixtures/qwenvl/$1 ref=tests/fixtures/qwenvl/$1.ref.safetensors clip=tests/fixtures/vlm/clip.mp4
+  [ -f "$model/model.safetensors" ] && [ -f "$clip" ] && [ -f "$ref" ] || { echo "SKIPPED: $model or $clip missing"; exit 77; }
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  export DUOVID_LOG=warn
+  common=(-m "$model" -n 16 --temp 0 --kv-type f32 --cache-dir "$tmp/cache")
+  q="What is moving in this video?"
+}
+ask_matches_hf() {
+  local plan=$1 want rc a2; shift
+  want=$(fixture_meta "$ref" answer_turn1) # HF's greedy answer, from the fixture's metadata
+  want=${want%%<|im_end|>*} # the CLI stops at the end-of-turn token HF generated through
+  a1=$(DUOVID_LOG=info "$bin" ask "${common[@]}" "$@" -v "$clip" "$q" 2>"$tmp/err1"); rc=$?
+  [ $rc = 0 ] && [ "$a1" = "$want" ]; check "ask: HF's greedy answer" $?
+  [ "$a1" = "$want" ] || { printf '     | got  %q\n     | want %q\n' "$a1" "$want"; sed 's/^/     | /' "$tmp/err1"; }
+  grep -q -- "$plan" "$tmp/err1"; check "ask: the plan prints frames, grid and tokens per frame" $?
+  a2=$(DUOVID_LOG=info "$bin" ask "${common[@]}" -v "$clip" "$q" 2>"$tmp/err2")
+  [ "$a2" = "$a1" ] && grep -q "context cache hit" "$tmp/err2"; check "ask again: context cache hit, same answer" $?
 }

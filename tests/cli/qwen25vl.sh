@@ -10,31 +10,14 @@
 #   bash tests/cli/qwen25vl.sh build/duovid
 set -u
 bin=${1:?usage: qwen25vl.sh path/to/duovid}
-model=tests/fixtures/qwenvl/tiny-qwen2_5-vl
-ref=tests/fixtures/qwenvl/tiny-qwen2_5-vl.ref.safetensors
-clip=tests/fixtures/vlm/clip.mp4
-[ -f "$model/model.safetensors" ] && [ -f "$clip" ] && [ -f "$ref" ] || { echo "SKIPPED: $model or $clip missing"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/lib.sh"
-export DUOVID_LOG=warn
-common=(-m "$model" -n 16 --temp 0 --kv-type f32 --cache-dir "$tmp/cache")
-q="What is moving in this video?"
+qwenvl_fixture tiny-qwen2_5-vl
 
 "$bin" info "$model" >"$tmp/info" 2>&1 && grep -q "^vision: *qwen2_5_vl vision, 3 blocks x 32 .*pixels 3136..15680" "$tmp/info" &&
   grep -q "^prompt format: *chatml" "$tmp/info"
 check "info: the Qwen2.5-VL vision tower, its pixel bounds and the chatml prompt" $?
 
-# HF's greedy answer, from the fixture's metadata
-want=$(fixture_meta "$ref" answer_turn1)
-
-a1=$(DUOVID_LOG=info "$bin" ask "${common[@]}" -v "$clip" "$q" 2>"$tmp/err1"); rc=$?
-[ $rc = 0 ] && [ "$a1" = "$want" ]; check "ask: HF's greedy answer" $?
-[ "$a1" = "$want" ] || { printf '     | got  %q\n     | want %q\n' "$a1" "$want"; sed 's/^/     | /' "$tmp/err1"; }
-grep -q "plan: 8 frames .*grid 4 x 6 x 10 .*frames 140x84), 15 tokens/2 frames (7.5/frame), 91 context tokens" "$tmp/err1"
-check "ask: the plan prints frames, grid and tokens per frame" $?
-a2=$(DUOVID_LOG=info "$bin" ask "${common[@]}" -v "$clip" "$q" 2>"$tmp/err2")
-[ "$a2" = "$a1" ] && grep -q "context cache hit" "$tmp/err2"; check "ask again: context cache hit, same answer" $?
+ask_matches_hf "plan: 8 frames .*grid 4 x 6 x 10 .*frames 140x84), 15 tokens/2 frames (7.5/frame), 91 context tokens"
 DUOVID_LOG=info "$bin" ask "${common[@]}" --max-pixels 6000 -v "$clip" "$q" >/dev/null 2>"$tmp/err3"
 grep -q "grid 4 x 4 x 6 .*frames 84x56), 6 tokens/2 frames" "$tmp/err3" && ! grep -q "context cache hit" "$tmp/err3"
 check "ask --max-pixels 6000: grid 4 x 4 x 6, another cache file" $?
