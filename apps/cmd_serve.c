@@ -39,7 +39,7 @@ static void usage(FILE *f) {
                "      --upload-dir DIR     where uploads and contact sheets go (default: a temporary folder,\n"
                "                           removed at exit)\n"
                "      --timeout SEC        idle connection timeout (default 60)\n"
-               "      --request-timeout SEC  a request running longer is cancelled (default 600)\n"
+               "      --request-timeout SEC  a request running longer is cancelled, with a 504 (default 600; fractions allowed)\n"
                "      --model-id NAME      the model's name in the API (default: the folder's name)\n"
                "  -h, --help               this help\n"
                "The frame, budget and answer options below are the defaults; requests override them per call\n"
@@ -65,7 +65,7 @@ static int own_opt(void *ctx, int code, const char *v) {
     case O_UPLOAD: bad = dv_arg_i64("--max-upload", v, 1024, (int64_t)1 << 50, &y); o->max_upload = y; break;
     case O_UPDIR: o->upload_dir = v; break;
     case O_TIMEOUT: bad = dv_arg_int("--timeout", v, 1, 86400, &x); o->timeout = x; break;
-    case O_RTIMEOUT: bad = dv_arg_int("--request-timeout", v, 1, 7 * 86400, &x); o->request_timeout = x; break;
+    case O_RTIMEOUT: bad = dv_arg_double("--request-timeout", v, 0.001, 7 * 86400, &o->request_timeout); break;
     case O_MODEL_ID: o->model_id = v; break;
     default: return 0;
     }

@@ -23,7 +23,7 @@ typedef struct dv_srv_opts {
     int queue;                // requests waiting at most (more: 503)
     int conversations;        // conversations kept in memory (LRU)
     int timeout;              // idle connection seconds
-    int request_timeout;      // seconds a request may run before it is cancelled
+    double request_timeout;   // seconds a request may run before it is cancelled (fractions allowed)
     int64_t max_body;         // request body bytes at most (JSON)
     int64_t max_upload;       // upload bytes at most
 } dv_srv_opts;
