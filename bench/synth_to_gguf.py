@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """synth_to_gguf.py: a Llama checkpoint written by `duovid synth-model` (config.json +
-model.safetensors, no tokenizer) -> a bf16 GGUF file llama.cpp loads, for bench/llamacpp_compare.sh.
+model.safetensors, no tokenizer) -> a bf16 or f16 GGUF file llama.cpp loads, for bench/llamacpp_compare.sh.
 
-The weight matrices are copied bit for bit (bf16 stays bf16; norm vectors become f32, as
-convert_hf_to_gguf.py writes them); q_proj / k_proj rows are permuted as llama.cpp's
+The weight matrices are copied bit for bit (bf16 stays bf16), or rounded to f16 with --type f16 (the
+type llama.cpp's CPU matrix-vector path converts natively with F16C, where a host without AVX-512 BF16
+widens bf16 in software); norm vectors become f32, as convert_hf_to_gguf.py writes them; q_proj / k_proj rows are permuted as llama.cpp's
 convert_hf_to_gguf.py does (HF's rotate-half rotary layout -> GGML's interleaved one), so both engines
 compute the same model. A synthetic checkpoint has no tokenizer, which convert_hf_to_gguf.py
 requires, so the vocabulary written here is a placeholder SentencePiece-style list of vocab_size
 tokens (<unk>, <s>, </s>, the 256 byte tokens, then t<i>): benchmarks feed token ids, never text.
 
-usage: synth_to_gguf.py MODEL_DIR OUT.gguf   (needs the gguf and numpy packages)
+usage: synth_to_gguf.py [--type bf16|f16] MODEL_DIR OUT.gguf   (needs the gguf and numpy packages)
 """
 import json
 import struct
@@ -36,10 +37,17 @@ def read_safetensors(path, np):
 
 
 def main() -> int:
-    if len(sys.argv) != 3 or sys.argv[1] in ("-h", "--help"):
+    args = sys.argv[1:]
+    wtype = "bf16"
+    if len(args) >= 2 and args[0] == "--type":
+        wtype, args = args[1], args[2:]
+        if wtype not in ("bf16", "f16"):
+            print(f"synth_to_gguf: --type: {wtype!r} is not bf16 or f16", file=sys.stderr)
+            return 1
+    if len(args) != 2 or args[0] in ("-h", "--help"):
         print(__doc__.strip(), file=sys.stderr)
         return 1
-    src, out = sys.argv[1], sys.argv[2]
+    src, out = args
     try:
         import gguf
         import numpy as np
@@ -62,7 +70,9 @@ def main() -> int:
     def permute(t, n_head):  # convert_hf_to_gguf.py's LlamaModel.permute
         return t.reshape(n_head, 2, t.shape[0] // n_head // 2, *t.shape[1:]).swapaxes(1, 2).reshape(t.shape)
 
-    def raw(dt, t):  # bf16 matrix -> its bits; norms (1-D) and others as f32, as convert_hf_to_gguf.py
+    def raw(dt, t):  # bf16 matrix -> its bits (or f16); norms (1-D) and others as f32, as convert_hf_to_gguf.py
+        if dt == "BF16" and t.ndim > 1 and wtype == "f16":
+            return (t.astype(np.uint32) << 16).view(np.float32).astype(np.float16), None
         if dt == "BF16" and t.ndim > 1:
             return t, gguf.GGMLQuantizationType.BF16
         if dt == "BF16":
@@ -91,7 +101,7 @@ def main() -> int:
     wr.add_rope_freq_base(float(cfg.get("rope_theta", 10000.0)))
     wr.add_layer_norm_rms_eps(float(cfg["rms_norm_eps"]))
     wr.add_vocab_size(V)
-    wr.add_file_type(gguf.LlamaFileType.MOSTLY_BF16)
+    wr.add_file_type(gguf.LlamaFileType.MOSTLY_BF16 if wtype == "bf16" else gguf.LlamaFileType.MOSTLY_F16)
     toks = [b"<unk>", b"<s>", b"</s>"] + [f"<0x{b:02X}>".encode() for b in range(256)]
     toks += [f"t{i}".encode() for i in range(len(toks), V)]
     types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL] + [gguf.TokenType.BYTE] * 256
@@ -120,7 +130,7 @@ def main() -> int:
     wr.write_kv_data_to_file()
     wr.write_tensors_to_file()
     wr.close()
-    print(f"synth_to_gguf: wrote {out} ({len(names)} tensors, bf16 matrices, f32 norms)", file=sys.stderr)
+    print(f"synth_to_gguf: wrote {out} ({len(names)} tensors, {wtype} matrices, f32 norms)", file=sys.stderr)
     return 0
 
 
