@@ -19,6 +19,7 @@ one_error "--ctx abc" "--ctx wants a positive integer" -- --ctx abc --duovid "$d
 one_error "--ctx 10 (too small)" "--ctx must be in" -- --ctx 10 --duovid "$duovid"
 one_error "--threads 0" "--threads wants a positive integer" -- --threads 0 --duovid "$duovid"
 one_error "--gen without a value" "--gen needs a value" -- --gen
+one_error "--gguf-type q4" "--gguf-type wants bf16 or f16" -- --gguf-type q4 --duovid "$duovid"
 one_error "unknown flag" "unknown argument '--bogus'" -- --bogus
 # CI itself sets $CI; the script refuses then, before the checks below: they run as on a desk
 unset CI
@@ -56,6 +57,25 @@ assert (bits("blk.0.attn_q.weight") == perm).all() and not (perm == q).all()
 assert t["output_norm.weight"].tensor_type == gguf.GGMLQuantizationType.F32
 EOF
     check "GGUF tensors: bf16 bits kept, q rows permuted, norms f32" $?
+    "$py" "$repo/bench/synth_to_gguf.py" --type f16 "$tmp/m" "$tmp/m16.gguf" 2>/dev/null &&
+    "$py" - "$tmp/m" "$tmp/m16.gguf" "$repo/bench" <<'EOF'
+import sys
+import gguf, numpy as np
+sys.path.insert(0, sys.argv[3])
+from synth_to_gguf import read_safetensors
+w = read_safetensors(sys.argv[1] + "/model.safetensors", np)
+t = {x.name: x for x in gguf.GGUFReader(sys.argv[2]).tensors}
+x = t["blk.0.ffn_down.weight"]
+assert x.tensor_type == gguf.GGMLQuantizationType.F16, x.tensor_type
+want = (w["model.layers.0.mlp.down_proj.weight"][1].astype(np.uint32) << 16).view(np.float32)
+got = np.asarray(x.data).view(np.float16).reshape(want.shape).astype(np.float32)
+assert np.abs(got - want).max() <= np.abs(want).max() * 2.0**-10, "f16 rounding error too large"
+assert t["output_norm.weight"].tensor_type == gguf.GGMLQuantizationType.F32
+EOF
+    check "--type f16: matrices f16 (within f16 rounding of the bf16 values), norms f32" $?
+    "$py" "$repo/bench/synth_to_gguf.py" --type q4 "$tmp/m" "$tmp/mq.gguf" 2>"$tmp/e"
+    [ $? = 1 ] && [ "$(wc -l <"$tmp/e")" = 1 ] && grep -q "is not bf16 or f16" "$tmp/e" && [ ! -e "$tmp/mq.gguf" ]
+    check "synth_to_gguf.py --type q4: one error line, no file" $?
 else
     echo "skip synth_to_gguf.py checks: $py lacks gguf / numpy"
 fi
