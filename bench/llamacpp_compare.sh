@@ -6,8 +6,8 @@
 # cache folder outside the repository: pip downloads the sdist, cmake builds only llama-bench with
 # GGML_NATIVE=OFF and the host's AVX/AVX2/FMA/F16C (AVX-512 only where the CPU has it, never AMX), -j2.
 # Never run in CI (it refuses when $CI is set). The checkpoint is `duovid synth-model --shape 100m`
-# (12 layers, hidden 768, GQA 12/4, head dim 64, bf16), converted to a bf16 GGUF by
-# bench/synth_to_gguf.py. Runs, each decoding --gen tokens after --ctx tokens of context:
+# (12 layers, hidden 768, GQA 12/4, head dim 64, bf16), converted to a bf16 (or, --gguf-type f16, f16)
+# GGUF by bench/synth_to_gguf.py. Runs, each decoding --gen tokens after --ctx tokens of context:
 #   - llama.cpp: llama-bench -d CTX -n GEN -p 0 with f16 KV both without and with flash attention (-fa 0
 #     / -fa 1: on a CPU the first is faster, and the targets are judged against the faster), and with
 #     q8_0 KV (-fa 1, which a quantized V cache requires); each does a real prefill of CTX tokens first,
@@ -23,8 +23,9 @@ usage() {
 usage: bench/llamacpp_compare.sh [options]
 
 Builds llama.cpp (llama-bench) from the llama-cpp-python sdist into a cache folder, writes duovid's
-100m synthetic checkpoint and its bf16 GGUF, then times decode of both engines at one context with
-the same threads and prints a markdown table (duovid bf16 / q8 / sparsity 0.5 vs llama.cpp f16 / q8_0).
+100m synthetic checkpoint and its GGUF, then times decode of both engines at one context with the
+same threads and prints a markdown table (duovid bf16 / q8 / sparsity 0.5 vs llama.cpp f16 KV with
+-fa 0 and -fa 1, q8_0 KV).
 
   --ctx N          context length before decoding (default 16384)
   --threads N      threads for both engines (default: all cores)

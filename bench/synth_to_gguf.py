@@ -4,8 +4,8 @@ model.safetensors, no tokenizer) -> a bf16 or f16 GGUF file llama.cpp loads, for
 
 The weight matrices are copied bit for bit (bf16 stays bf16), or rounded to f16 with --type f16 (the
 type llama.cpp's CPU matrix-vector path converts natively with F16C, where a host without AVX-512 BF16
-widens bf16 in software); norm vectors become f32, as convert_hf_to_gguf.py writes them; q_proj / k_proj rows are permuted as llama.cpp's
-convert_hf_to_gguf.py does (HF's rotate-half rotary layout -> GGML's interleaved one), so both engines
+widens bf16 in software); norm vectors become f32, as convert_hf_to_gguf.py writes them; q_proj /
+k_proj rows are permuted as llama.cpp's convert_hf_to_gguf.py does (HF's rotate-half rotary layout -> GGML's interleaved one), so both engines
 compute the same model. A synthetic checkpoint has no tokenizer, which convert_hf_to_gguf.py
 requires, so the vocabulary written here is a placeholder SentencePiece-style list of vocab_size
 tokens (<unk>, <s>, </s>, the 256 byte tokens, then t<i>): benchmarks feed token ids, never text.
@@ -70,13 +70,16 @@ def main() -> int:
     def permute(t, n_head):  # convert_hf_to_gguf.py's LlamaModel.permute
         return t.reshape(n_head, 2, t.shape[0] // n_head // 2, *t.shape[1:]).swapaxes(1, 2).reshape(t.shape)
 
+    def bf16_f32(t):  # bf16 bits -> the f32 values they are
+        return (t.astype(np.uint32) << 16).view(np.float32)
+
     def raw(dt, t):  # bf16 matrix -> its bits (or f16); norms (1-D) and others as f32, as convert_hf_to_gguf.py
         if dt == "BF16" and t.ndim > 1 and wtype == "f16":
-            return (t.astype(np.uint32) << 16).view(np.float32).astype(np.float16), None
+            return bf16_f32(t).astype(np.float16), None
         if dt == "BF16" and t.ndim > 1:
             return t, gguf.GGMLQuantizationType.BF16
         if dt == "BF16":
-            return (t.astype(np.uint32) << 16).view(np.float32), None
+            return bf16_f32(t), None
         return t.astype(np.float32), None
 
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
