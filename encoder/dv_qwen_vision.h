@@ -34,7 +34,8 @@
 extern "C" {
 #endif
 
-// Which processor video_preprocessor_config.json names (video_processor_type).
+// Which processor the folder names: video_preprocessor_config.json's video_processor_type, else HF's
+// fallbacks (its image_processor_type, config.json's video_processor_type, then model_type).
 typedef enum dv_qwen_prep_kind {
     DV_QWEN_PREP_QWEN2_VL = 0, // Qwen2VLVideoProcessor (Qwen2-VL, Qwen2.5-VL)
     DV_QWEN_PREP_QWEN3_VL,     // Qwen3VLVideoProcessor (Qwen3-VL, Qwen3.5): linspace sampling, video-volume

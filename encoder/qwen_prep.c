@@ -27,6 +27,72 @@ static int read_pixels(const cJSON *root, const char *what, dv_qwen_prep_config 
     return 0;
 }
 
+// The processor a Hugging Face class name selects (-1: neither); `fast`: transformers 4's *Fast names too.
+static int kind_of_class(const char *name, int fast) {
+    static const char *const names[2] = {"Qwen2VLVideoProcessor", "Qwen3VLVideoProcessor"};
+    static const dv_qwen_prep_kind kinds[2] = {DV_QWEN_PREP_QWEN2_VL, DV_QWEN_PREP_QWEN3_VL};
+    for (int i = 0; name && i < 2; i++) {
+        const size_t n = strlen(names[i]);
+        if (!strncmp(name, names[i], n) && (!name[n] || (fast && !strcmp(name + n, "Fast")))) return (int)kinds[i];
+    }
+    return -1;
+}
+
+// AutoVideoProcessor's order (transformers 5): the processor file's video_processor_type; else its
+// image_processor_type with "ImageProcessor" -> "VideoProcessor" when that names a processor (else
+// passed over); else config.json's video_processor_type; else config.json's model_type. A type naming
+// neither Qwen processor is an error (duovid runs only these two).
+static int read_kind(const cJSON *root, const char *path, const char *model_dir, dv_qwen_prep_kind *kind) {
+    const char *type = dv_json_get_string(root, "video_processor_type");
+    const char *img = type ? NULL : dv_json_get_string(root, "image_processor_type");
+    int k = -1;
+    if (type) {
+        if ((k = kind_of_class(type, 1)) < 0)
+            return dv_error_set(DV_EUNSUPPORTED, "%s: video_processor_type '%s' is not Qwen2VLVideoProcessor or "
+                                "Qwen3VLVideoProcessor", path, type);
+        *kind = (dv_qwen_prep_kind)k;
+        return 0;
+    }
+    const char *at = img ? strstr(img, "ImageProcessor") : NULL;
+    if (at) {
+        char inferred[128];
+        snprintf(inferred, sizeof inferred, "%.*sVideoProcessor%s", (int)(at - img), img, at + 14);
+        if ((k = kind_of_class(inferred, 0)) >= 0) {
+            *kind = (dv_qwen_prep_kind)k;
+            return 0;
+        }
+    }
+    char cpath[4096];
+    snprintf(cpath, sizeof cpath, "%s/config.json", model_dir);
+    cJSON *cfg = NULL;
+    int rc = dv_json_load(cpath, &cfg);
+    if (rc) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", dv_error_message());
+        return dv_error_set(rc, "%s: no video_processor_type, and no model_type to infer it from (%s)", path, why);
+    }
+    const char *ctype = cJSON_IsObject(cfg) ? dv_json_get_string(cfg, "video_processor_type") : NULL;
+    const char *mt = cJSON_IsObject(cfg) ? dv_json_get_string(cfg, "model_type") : NULL;
+    static const char *const q2[] = {"qwen2_vl", "qwen2_5_vl", "qwen2_5_omni", "qwen3_omni_moe"};
+    static const char *const q3[] = {"qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe"};
+    if (ctype) {
+        if ((k = kind_of_class(ctype, 1)) < 0)
+            rc = dv_error_set(DV_EUNSUPPORTED, "%s: video_processor_type '%s' is not Qwen2VLVideoProcessor or "
+                              "Qwen3VLVideoProcessor", cpath, ctype);
+    } else {
+        for (int i = 0; mt && i < 4 && k < 0; i++) {
+            if (!strcmp(mt, q2[i])) k = DV_QWEN_PREP_QWEN2_VL;
+            if (!strcmp(mt, q3[i])) k = DV_QWEN_PREP_QWEN3_VL;
+        }
+        if (k < 0)
+            rc = dv_error_set(DV_EUNSUPPORTED, "%s: no video_processor_type, and %s model_type '%s' names no Qwen "
+                              "video processor", path, cpath, mt ? mt : "(none)");
+    }
+    if (k >= 0) *kind = (dv_qwen_prep_kind)k;
+    cJSON_Delete(cfg);
+    return rc;
+}
+
 int dv_qwen_prep_config_load(const char *model_dir, int64_t min_pixels, int64_t max_pixels, dv_qwen_prep_config *out) {
     static const char name[] = "video_preprocessor_config.json";
     char path[4096];
@@ -47,17 +113,16 @@ int dv_qwen_prep_config_load(const char *model_dir, int64_t min_pixels, int64_t 
     };
     snprintf(c.source, sizeof c.source, "%s", name);
     snprintf(c.px.source, sizeof c.px.source, "%s", name);
-    const char *type = cJSON_IsObject(root) ? dv_json_get_string(root, "video_processor_type") : NULL;
-    if (type && (!strcmp(type, "Qwen3VLVideoProcessor") || !strcmp(type, "Qwen3VLVideoProcessorFast"))) {
-        c.kind = DV_QWEN_PREP_QWEN3_VL;
-        c.patch = 16, c.min_pixels = 128 * 32 * 32, c.max_pixels = 32 * 32 * 768, c.max_video_tokens = 768;
-        for (int i = 0; i < 3; i++) c.px.mean[i] = c.px.std[i] = 0.5; // IMAGENET_STANDARD
-    }
-    int64_t patch = c.patch, tp = c.temporal_patch, merge = c.merge, minf = c.min_frames, maxf = c.max_frames;
     if (!cJSON_IsObject(root)) {
         rc = dv_error_set(DV_EFORMAT, "%s: not a JSON object", path);
         goto done;
     }
+    if ((rc = read_kind(root, path, model_dir, &c.kind))) goto done;
+    if (c.kind == DV_QWEN_PREP_QWEN3_VL) {
+        c.patch = 16, c.min_pixels = 128 * 32 * 32, c.max_pixels = 32 * 32 * 768, c.max_video_tokens = 768;
+        for (int i = 0; i < 3; i++) c.px.mean[i] = c.px.std[i] = 0.5; // IMAGENET_STANDARD
+    }
+    int64_t patch = c.patch, tp = c.temporal_patch, merge = c.merge, minf = c.min_frames, maxf = c.max_frames;
     if ((rc = read_pixels(root, name, &c)) || (rc = dv_json_get_int_opt(root, "patch_size", name, &patch)) ||
         (rc = dv_json_get_int_opt(root, "temporal_patch_size", name, &tp)) ||
         (rc = dv_json_get_int_opt(root, "merge_size", name, &merge)) ||

@@ -3,7 +3,8 @@
 // defaults, its frame sampling (int(total / video_fps * fps) clamped, round(linspace) half to even, no
 // even count), its video-volume smart_resize (frames below the factor scaled up, the per-frame cap),
 // the frame timestamps and their "<t seconds>" text, the per-frame prompt positions; the one-line
-// errors (a frame smaller than one patch, a video too short for the temporal patch); and the Qwen3.5
+// errors (a frame smaller than one patch, a video too short for the temporal patch); the processor
+// choice when video_processor_type is missing (AutoVideoProcessor's fallbacks); and the Qwen3.5
 // tower (Qwen3-VL's without DeepStack, tests/fixtures/qwenvl/make_qwen35_vision_fixture.py) opened from
 // a Qwen3_5ForConditionalGeneration folder: features rel L2 < 1e-4 from the Qwen3-VL fixture's pixels.
 // The expected numbers are HF's outputs for the same inputs (written next to each check).
@@ -19,14 +20,60 @@
 
 #define FIX "tests/fixtures/qwenvl/"
 
-// A folder whose video_preprocessor_config.json holds `json`.
-static int write_config(char *dir, const char *json) {
+// dir/name holding `json`.
+static int write_file(const char *dir, const char *name, const char *json) {
     char path[512];
-    snprintf(path, sizeof path, "%s/video_preprocessor_config.json", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
     if (!f) return -1;
     fputs(json, f);
     return fclose(f);
+}
+
+// A folder whose video_preprocessor_config.json holds `json`.
+static int write_config(char *dir, const char *json) { return write_file(dir, "video_preprocessor_config.json", json); }
+
+// The processor chosen for `proc` (video_preprocessor_config.json) and `cfg` (config.json; NULL: none),
+// -1 on error.
+static int kind_for(char *dir, const char *proc, const char *cfg) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    if (write_config(dir, proc) || (cfg && write_file(dir, "config.json", cfg))) return -2;
+    dv_qwen_prep_config c;
+    if (dv_qwen_prep_config_load(dir, 0, 0, &c)) return -1;
+    return c.patch == (c.kind == DV_QWEN_PREP_QWEN3_VL ? 16 : 14) ? (int)c.kind : -3;
+}
+
+// AutoVideoProcessor.from_pretrained (transformers 5.24) on the same two files picked the class written
+// next to each check.
+static void test_fallback(char *dir) {
+    const int q2 = DV_QWEN_PREP_QWEN2_VL, q3 = DV_QWEN_PREP_QWEN3_VL;
+    // no type: config.json's model_type -> Qwen3VLVideoProcessor (qwen3_vl, qwen3_5), Qwen2VL (qwen2_5_vl)
+    DV_CHECK_MSG(kind_for(dir, "{}", "{\"model_type\": \"qwen3_vl\"}") == q3, "%s", dv_error_message());
+    DV_CHECK(kind_for(dir, "{}", "{\"model_type\": \"qwen3_5_moe\"}") == q3);
+    DV_CHECK(kind_for(dir, "{}", "{\"model_type\": \"qwen2_5_vl\"}") == q2);
+    // image_processor_type Qwen2VLImageProcessor -> Qwen2VLVideoProcessor, before the model_type
+    DV_CHECK(kind_for(dir, "{\"image_processor_type\": \"Qwen2VLImageProcessor\"}", "{\"model_type\": \"qwen3_vl\"}") == q2);
+    // Qwen2VLImageProcessorFast -> Qwen2VLVideoProcessorFast names no class: passed over -> Qwen3VL
+    DV_CHECK(kind_for(dir, "{\"image_processor_type\": \"Qwen2VLImageProcessorFast\"}", "{\"model_type\": \"qwen3_5\"}") == q3);
+    // config.json's video_processor_type before its model_type; the file's own type before both
+    DV_CHECK(kind_for(dir, "{}", "{\"model_type\": \"qwen3_vl\", \"video_processor_type\": \"Qwen2VLVideoProcessor\"}") == q2);
+    DV_CHECK(kind_for(dir, "{\"video_processor_type\": \"Qwen2VLVideoProcessor\"}", "{\"model_type\": \"qwen3_vl\"}") == q2);
+    // errors, one line naming the file: a type naming another processor, a model_type naming none
+    // (HF: "Unrecognized video processor"), no config.json to fall back on
+    DV_CHECK(kind_for(dir, "{\"video_processor_type\": \"LlavaNextVideoVideoProcessor\"}", "{\"model_type\": \"qwen3_vl\"}") == -1);
+    DV_CHECK(strstr(dv_error_message(), "video_preprocessor_config.json: video_processor_type 'LlavaNextVideoVideoProcessor'"));
+    DV_CHECK(kind_for(dir, "{}", "{\"model_type\": \"qwen3_vl\", \"video_processor_type\": \"Foo\"}") == -1);
+    DV_CHECK(strstr(dv_error_message(), "config.json: video_processor_type 'Foo'"));
+    DV_CHECK(kind_for(dir, "{}", "{\"model_type\": \"llama\"}") == -1);
+    DV_CHECK(strstr(dv_error_message(), "model_type 'llama' names no Qwen video processor") && !strchr(dv_error_message(), '\n'));
+    DV_CHECK(kind_for(dir, "{\"image_processor_type\": \"GotOCR2ImageProcessor\"}", NULL) == -1);
+    DV_CHECK(strstr(dv_error_message(), "video_preprocessor_config.json: no video_processor_type, and no model_type"));
+    printf("fallback error: %s\n", dv_error_message());
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
 }
 
 static void test_defaults(char *dir) {
@@ -154,6 +201,7 @@ int main(void) {
     char dir[] = "/tmp/duovid_qwen3_vision_XXXXXX";
     DV_CHECK(mkdtemp(dir) != NULL);
     test_defaults(dir);
+    test_fallback(dir);
     char path[512];
     snprintf(path, sizeof path, "%s/video_preprocessor_config.json", dir);
     unlink(path);
