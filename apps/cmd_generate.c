@@ -23,8 +23,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: duovid generate -m MODEL_DIR -p PROMPT [options]\n\n"
             "Streams a continuation of PROMPT to stdout; timings go to stderr.\n\n"
-            "  -m, --model DIR        Hugging Face Llama/Mistral/Qwen2/Qwen3/SmolLM2 folder (config.json,\n"
-            "                         *.safetensors, tokenizer)\n"
+            "  -m, --model DIR        Hugging Face Llama/Mistral/Qwen2/Qwen3/SmolLM2 or Qwen3.5 (dense or MoE)\n"
+            "                         folder (config.json, *.safetensors, tokenizer); a VLM folder runs its\n"
+            "                         language model\n"
             "  -p, --prompt TEXT      the prompt (use -f to read it from a file)\n"
             "  -f, --file FILE        read the prompt from FILE ('-' = stdin)\n"
             "      --chat             PROMPT is a user message: wrap it in the model's chat format and\n"

@@ -37,6 +37,9 @@ for cmd in ask chat summarize; do
      grep -q -- "--cache-dir" "$tmp/help" && grep -q "usage: duovid $cmd" "$tmp/help"; then ok "$cmd --help"; else bad "$cmd --help"; fi
 done
 "$bin" --help | grep -q "^  ask " && ok "duovid --help lists ask" || bad "duovid --help lists ask"
+# the model list names every Qwen VL family the video commands run
+"$bin" ask --help >"$tmp/help" 2>&1 && grep -q "Qwen2.5-VL, Qwen3-VL" "$tmp/help" && grep -q "Qwen3.5 (dense or MoE" "$tmp/help" &&
+  ok "ask --help names Qwen2.5-VL, Qwen3-VL and Qwen3.5" || bad "ask --help names Qwen2.5-VL, Qwen3-VL and Qwen3.5"
 
 "$bin" info "$model" >"$tmp/info" 2>&1 && grep -q "^vision: *llava_next_video" "$tmp/info" && grep -q "^prompt format: *vicuna" "$tmp/info" \
   && ok "info: a LLaVA folder shows its vision tower and prompt format" || { bad "info on $model"; cat "$tmp/info"; }
