@@ -228,11 +228,15 @@ static size_t kv_row_formula(dv_kv_type t, int D) {
     return t == DV_KV_F32 ? 4 * d : t == DV_KV_Q8 ? 4 + d : t == DV_KV_Q4 ? d / 32 * 20 : 2 * d;
 }
 // Logits rel L2 bounds vs the float64 reference: f32 the engine's own arithmetic; bf16, f16 and q8
-// held at the logits to the attention-output bounds of issue #13 (1e-2, 1e-2, 2e-2). q4 has no
-// logits bound: its attention-output bound (1e-1, tests/test_cpu_attention.c) is of the order of
-// what two layers turn into logits error, so here it is measured and reported only (its memory
-// layout is checked like every type's).
-static const double kv_bound[DV_KV_TYPE_COUNT] = {1e-5, 1e-2, 1e-2, 2e-2, INFINITY};
+// held at the logits to the attention-output bounds of issue #13 (1e-2, 1e-2, 2e-2). q4's
+// attention-output bound (1e-1, tests/test_cpu_attention.c) is the size of its own rounding (4 bits
+// over a group's range: ~8% of a row's norm for Gaussian rows, min/max grid), so it cannot also hold at the logits
+// after several layers; there each layer adds its attention error to the residual stream, and the
+// bound is the layers' sum, n_layers x 1e-1 (0.2 for the 2-layer fixtures).
+static double kv_bound(dv_kv_type t, int n_layers) {
+    static const double per_type[DV_KV_TYPE_COUNT] = {1e-5, 1e-2, 1e-2, 2e-2, 1e-1};
+    return t == DV_KV_Q4 ? per_type[t] * n_layers : per_type[t];
+}
 
 static double rel_l2_f64(const float *a, const double *b, size_t n) {
     double num = 0, den = 0;
@@ -309,7 +313,7 @@ static void check_model(dv_backend *be, const char *rel_dir) {
                     double rel = rel_l2_f64(lg, ref, (size_t)N * V);
                     worst = fmax(worst, rel);
                     n++;
-                    int ok = rel < kv_bound[kt];
+                    int ok = rel < kv_bound(kt, cfg.n_layers);
                     // memory: streaming heads hold exactly sink + recent; retrieval pages of 256 tokens;
                     // a (token, head) takes a K row and a V row of the type's layout (docs/FORMATS.md)
                     const size_t row = 2 * kv_row_formula(kt, cfg.head_dim);
@@ -338,7 +342,7 @@ static void check_model(dv_backend *be, const char *rel_dir) {
                 }
         printf("%s: KV %s: %d/%d cases match the dense-mask float64 reference, worst logits rel_l2 = %.3e (bound "
                "%.0g), bytes per token = the layout formula (prompt %d + %d decode steps)\n",
-               rel_dir, dv_kv_type_name(kt), n_ok, n, worst, kv_bound[kt], N_PROMPT, N_GEN);
+               rel_dir, dv_kv_type_name(kt), n_ok, n, worst, kv_bound(kt, cfg.n_layers), N_PROMPT, N_GEN);
     }
     // the last f32 case again, for the check below
     for (int i = 0; i < cfg.n_layers * cfg.n_kv_heads; i++) {
