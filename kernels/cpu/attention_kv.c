@@ -25,11 +25,6 @@ static void kv_keys(dv_cpu_attn *a, int64_t g, const void *vctx) {
     a->causal = 1;
     a->sink = view->sink;
     a->window = view->window;
-    for (int s = 0; s < view->n_segs; s++) {
-        const dv_kv_seg *sg = &view->segs[s];
-        const dv_cpu_kv_run run = {sg->k, sg->v, sg->pos0, sg->n, sg->k_stride, sg->v_stride, sg->kt, sg->vt};
-        dv_cpu_attn_run(a, &run);
-    }
     const dv_cpu_kv_run own = {(const char *)c->k_new->data + (size_t)g * c->k_new->nb[1],
                                (const char *)c->v_new->data + (size_t)g * c->v_new->nb[1],
                                c->pos0,
@@ -38,6 +33,17 @@ static void kv_keys(dv_cpu_attn *a, int64_t g, const void *vctx) {
                                (int64_t)c->v_new->nb[0],
                                DV_KV_F32,
                                DV_KV_F32};
+    // each segment's last step prefetches the next segment's first rows (the chunk's own after the last)
+    for (int s = 0; s < view->n_segs; s++) {
+        const dv_kv_seg *sg = &view->segs[s], *nx = s + 1 < view->n_segs ? sg + 1 : NULL;
+        const dv_cpu_kv_run run = {sg->k, sg->v, sg->pos0, sg->n, sg->k_stride, sg->v_stride, sg->kt, sg->vt};
+        const dv_cpu_kv_run next = nx ? (dv_cpu_kv_run){nx->k, nx->v, nx->pos0, nx->n, nx->k_stride, nx->v_stride,
+                                                        nx->kt, nx->vt}
+                                      : own;
+        a->next = &next;
+        dv_cpu_attn_run(a, &run);
+    }
+    a->next = NULL;
     dv_cpu_attn_run(a, &own);
 }
 

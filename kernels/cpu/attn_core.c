@@ -40,6 +40,7 @@ void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
     }
     a->k_lo = 0;
     a->k_hi = INT64_MAX;
+    a->next = NULL;
 }
 
 // The step loop, once per instruction set: the plain-C reference (attn_rows.inc) built for the
@@ -73,7 +74,8 @@ void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
 #pragma GCC pop_options
 #endif
 
-typedef void (*attend_rows_fn)(dv_cpu_attn *a, const dv_cpu_kv_run *run, int64_t r0, int64_t r1);
+typedef void (*attend_rows_fn)(dv_cpu_attn *a, const dv_cpu_kv_run *run, int64_t r0, int64_t r1,
+                               dv_cpu_kv_next nx);
 typedef struct attn_isa {
     const char *name;
     attend_rows_fn fn;
@@ -128,9 +130,17 @@ void dv_cpu_attn_run(dv_cpu_attn *a, const dv_cpu_kv_run *run) {
     int64_t lo[2], hi[2];
     const int ni = dv_attn_mask_run(run->pos0, run->n, a->p_lo, a->p_hi, a->causal, a->sink, a->window, lo, hi);
     const attend_rows_fn fn = isa_get()->fn;
+    int64_t l[2], h[2];
+    for (int i = 0; i < ni; i++) { // this task's range
+        l[i] = lo[i] > a->k_lo ? lo[i] : a->k_lo;
+        h[i] = hi[i] < a->k_hi ? hi[i] : a->k_hi;
+    }
     for (int i = 0; i < ni; i++) {
-        const int64_t l = lo[i] > a->k_lo ? lo[i] : a->k_lo, h = hi[i] < a->k_hi ? hi[i] : a->k_hi; // this task's range
-        if (l < h) fn(a, run, l - run->pos0, h - run->pos0);
+        if (l[i] >= h[i]) continue;
+        // after this interval: the run's second one, else the caller's next run
+        const dv_cpu_kv_next nx = i + 1 < ni && l[i + 1] < h[i + 1] ? (dv_cpu_kv_next){run, l[i + 1] - run->pos0}
+                                                                     : (dv_cpu_kv_next){a->next, 0};
+        fn(a, run, l[i] - run->pos0, h[i] - run->pos0, nx);
     }
 }
 

@@ -88,6 +88,8 @@ void dv_cpu_to_f32(float *dst, const void *src, dv_dtype dtype, size_t n);
 // lanes hold zeros, so the vector loops need no tails).
 static inline int64_t dv_cpu_attn_dpad(int64_t D) { return (D + 15) & ~(int64_t)15; }
 
+typedef struct dv_cpu_kv_run dv_cpu_kv_run;
+
 typedef struct dv_cpu_attn {
     int nq;                     // query vectors in the block
     int64_t D, Dp;              // head dim, and padded (dv_cpu_attn_dpad)
@@ -103,15 +105,23 @@ typedef struct dv_cpu_attn {
     int64_t k_lo, k_hi;         // key positions this block attends to: [k_lo, k_hi)
     int causal;                 // the mask, as kernels/dv_attn_mask.h states it: key j visible to query p
     int64_t sink, window;       // iff dv_attn_mask_visible(p, j, causal, sink, window)
+    const dv_cpu_kv_run *next;  // the run the caller attends to after the current one, or NULL: its
+                                // first rows are prefetched during the current run's last step
 } dv_cpu_attn;
 
 // A run of keys/values at positions pos0 .. pos0+n-1 in their stored types: row r of K at
 // (char *)k + r * k_stride (bytes), V likewise (dv_kv_seg's fields; f32 strides multiples of 4).
-typedef struct dv_cpu_kv_run {
+struct dv_cpu_kv_run {
     const void *k, *v;
     int64_t pos0, n, k_stride, v_stride;
     dv_kv_type kt, vt;
-} dv_cpu_kv_run;
+};
+
+// Rows the step loop prefetches after its range: rows r0 .. of run (NULL: nothing).
+typedef struct dv_cpu_kv_next {
+    const dv_cpu_kv_run *run;
+    int64_t r0;
+} dv_cpu_kv_next;
 
 // Workspace floats one block needs for head dim D.
 size_t dv_cpu_attn_ws_floats(int64_t D);
