@@ -73,17 +73,21 @@ static int read_kind(const cJSON *root, const char *path, const char *model_dir,
     }
     const char *ctype = cJSON_IsObject(cfg) ? dv_json_get_string(cfg, "video_processor_type") : NULL;
     const char *mt = cJSON_IsObject(cfg) ? dv_json_get_string(cfg, "model_type") : NULL;
-    static const char *const q2[] = {"qwen2_vl", "qwen2_5_vl", "qwen2_5_omni", "qwen3_omni_moe"};
-    static const char *const q3[] = {"qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe"};
+    // HF's VIDEO_PROCESSOR_MAPPING_NAMES entries for the Qwen processors
+    static const struct {
+        const char *model_type;
+        dv_qwen_prep_kind kind;
+    } by_model[] = {{"qwen2_vl", DV_QWEN_PREP_QWEN2_VL},     {"qwen2_5_vl", DV_QWEN_PREP_QWEN2_VL},
+                    {"qwen2_5_omni", DV_QWEN_PREP_QWEN2_VL}, {"qwen3_omni_moe", DV_QWEN_PREP_QWEN2_VL},
+                    {"qwen3_vl", DV_QWEN_PREP_QWEN3_VL},     {"qwen3_vl_moe", DV_QWEN_PREP_QWEN3_VL},
+                    {"qwen3_5", DV_QWEN_PREP_QWEN3_VL},      {"qwen3_5_moe", DV_QWEN_PREP_QWEN3_VL}};
     if (ctype) {
         if ((k = kind_of_class(ctype, 1)) < 0)
             rc = dv_error_set(DV_EUNSUPPORTED, "%s: video_processor_type '%s' is not Qwen2VLVideoProcessor or "
                               "Qwen3VLVideoProcessor", cpath, ctype);
     } else {
-        for (int i = 0; mt && i < 4 && k < 0; i++) {
-            if (!strcmp(mt, q2[i])) k = DV_QWEN_PREP_QWEN2_VL;
-            if (!strcmp(mt, q3[i])) k = DV_QWEN_PREP_QWEN3_VL;
-        }
+        for (size_t i = 0; mt && i < sizeof by_model / sizeof by_model[0] && k < 0; i++)
+            if (!strcmp(mt, by_model[i].model_type)) k = (int)by_model[i].kind;
         if (k < 0)
             rc = dv_error_set(DV_EUNSUPPORTED, "%s: no video_processor_type, and %s model_type '%s' names no Qwen "
                               "video processor", path, cpath, mt ? mt : "(none)");

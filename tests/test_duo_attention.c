@@ -230,9 +230,9 @@ static size_t kv_row_formula(dv_kv_type t, int D) {
 // Logits rel L2 bounds vs the float64 reference: f32 the engine's own arithmetic; bf16, f16 and q8
 // held at the logits to the attention-output bounds of issue #13 (1e-2, 1e-2, 2e-2). q4's
 // attention-output bound (1e-1, tests/test_cpu_attention.c) is the size of its own rounding (4 bits
-// over a group's range: ~8% of a row's norm for Gaussian rows, min/max grid), so it cannot also hold at the logits
-// after several layers; there each layer adds its attention error to the residual stream, and the
-// bound is the layers' sum, n_layers x 1e-1 (0.2 for the 2-layer fixtures).
+// over a group's range: ~8% of a row's norm for Gaussian rows on a min/max grid), so it cannot also
+// hold at the logits after several layers; there each layer adds its attention error to the
+// residual stream, and the bound is the layers' sum, n_layers x 1e-1 (0.2 for the 2-layer fixtures).
 static double kv_bound(dv_kv_type t, int n_layers) {
     static const double per_type[DV_KV_TYPE_COUNT] = {1e-5, 1e-2, 1e-2, 2e-2, 1e-1};
     return t == DV_KV_Q4 ? per_type[t] * n_layers : per_type[t];
