@@ -56,6 +56,12 @@ typedef struct dv_prep_config {
 // OpenAI CLIP mean/std, resize + crop on).
 int dv_prep_config_load(const char *model_dir, dv_prep_config *out);
 
+// The processor file AutoVideoProcessor reads in MODEL_DIR: video_preprocessor_config.json when present,
+// else preprocessor_config.json (older checkpoints ship only the image processor's, and the video
+// processor is built from it). path (size bytes) gets its path, *name its file name (static storage).
+// Neither -> DV_ENOTFOUND naming both. dv_prep_config_load and the Qwen-VL processor config use it.
+int dv_prep_config_find_file(const char *model_dir, char *path, size_t size, const char **name);
+
 // The keys every processor family shares (resample, do_rescale, rescale_factor, do_normalize,
 // image_mean, image_std) from a parsed config into c (keys absent keep c's values); errors name path.
 // dv_prep_config_load uses it; so does the Qwen-VL processor config (encoder/qwen_prep.c).

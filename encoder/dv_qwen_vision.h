@@ -16,7 +16,7 @@
 // at the same rows (dv_llm_prefill_deepstack).
 //
 // Usage:
-//   dv_qwen_prep_config pc; dv_qwen_prep_config_load(dir, &pc);      // video_preprocessor_config.json
+//   dv_qwen_prep_config pc; dv_qwen_prep_config_load(dir, &pc);      // (video_)preprocessor_config.json
 //   dv_qwen_sample_frames(&pc, total_frames, fps, idx, cap, &n);       // which frames
 //   dv_qwen_frame_size(&pc, w, h, &rw, &rh);                           // smart_resize
 //   dv_qwen_patchify(&pc, chw, n, rh, rw, patches);                    // (grid_t*gh*gw, 3*tp*P*P)
@@ -34,7 +34,7 @@
 extern "C" {
 #endif
 
-// Which processor the folder names: video_preprocessor_config.json's video_processor_type, else HF's
+// Which processor the folder names: its processor file's video_processor_type, else HF's
 // fallbacks (its image_processor_type, config.json's video_processor_type, then model_type).
 typedef enum dv_qwen_prep_kind {
     DV_QWEN_PREP_QWEN2_VL = 0, // Qwen2VLVideoProcessor (Qwen2-VL, Qwen2.5-VL)
@@ -53,11 +53,12 @@ typedef struct dv_qwen_prep_config {
     int cap_pixels_per_frame;          // qwen-vl-utils' total-pixel cap (0: off, HF's current default)
     int64_t max_video_tokens;          // 128000: the budget of that cap (Qwen3: 768 tokens per frame)
     dv_prep_config px;                 // resample, rescale, mean/std (no crop; size set per video)
-    char source[64];                   // "video_preprocessor_config.json", for messages
+    char source[64];                   // the file read ("video_preprocessor_config.json"), for messages
 } dv_qwen_prep_config;
 
-// Reads MODEL_DIR/video_preprocessor_config.json (missing -> DV_ENOTFOUND naming it); min_pixels /
-// max_pixels > 0 override the file's (the --min-pixels / --max-pixels flags). Bad values -> DV_EFORMAT.
+// Reads MODEL_DIR/video_preprocessor_config.json, else preprocessor_config.json as AutoVideoProcessor
+// does (dv_prep_config_find_file; neither -> DV_ENOTFOUND naming both); min_pixels / max_pixels > 0
+// override the file's (the --min-pixels / --max-pixels flags). Bad values -> DV_EFORMAT.
 int dv_qwen_prep_config_load(const char *model_dir, int64_t min_pixels, int64_t max_pixels, dv_qwen_prep_config *out);
 
 // smart_resize: h x w -> multiples of factor = patch * merge with min_pixels <= rh * rw <= max_pixels,

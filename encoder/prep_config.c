@@ -83,20 +83,27 @@ int dv_prep_config_read_pixels(const cJSON *root, const char *path, dv_prep_conf
     return 0;
 }
 
+int dv_prep_config_find_file(const char *model_dir, char *path, size_t size, const char **name) {
+    // transformers' get_video_processor_dict order: the video processor's file, else the image processor's
+    static const char *const names[] = {"video_preprocessor_config.json", "preprocessor_config.json"};
+    struct stat st;
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, size, "%s/%s", model_dir, names[i]);
+        if (stat(path, &st) == 0) {
+            *name = names[i];
+            return 0;
+        }
+    }
+    return dv_error_set(DV_ENOTFOUND, "%s: no %s or %s", model_dir, names[0], names[1]);
+}
+
 int dv_prep_config_load(const char *model_dir, dv_prep_config *out) {
-    static const char *names[] = {"video_preprocessor_config.json", "preprocessor_config.json"};
     char path[4096];
     const char *name = NULL;
-    struct stat st;
-    for (int i = 0; i < 2 && !name; i++) {
-        snprintf(path, sizeof path, "%s/%s", model_dir, names[i]);
-        if (stat(path, &st) == 0) name = names[i];
-    }
-    if (!name)
-        return dv_error_set(DV_ENOTFOUND, "%s: no video_preprocessor_config.json or preprocessor_config.json",
-                            model_dir);
+    int rc = dv_prep_config_find_file(model_dir, path, sizeof path, &name);
+    if (rc) return rc;
     cJSON *root = NULL;
-    int rc = dv_json_load(path, &root);
+    rc = dv_json_load(path, &root);
     if (rc) return rc;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

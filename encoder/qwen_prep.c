@@ -10,7 +10,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 // size: {"shortest_edge": min_pixels, "longest_edge": max_pixels}; older files: min_pixels / max_pixels.
 static int read_pixels(const cJSON *root, const char *what, dv_qwen_prep_config *c) {
@@ -98,14 +97,12 @@ static int read_kind(const cJSON *root, const char *path, const char *model_dir,
 }
 
 int dv_qwen_prep_config_load(const char *model_dir, int64_t min_pixels, int64_t max_pixels, dv_qwen_prep_config *out) {
-    static const char name[] = "video_preprocessor_config.json";
     char path[4096];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", model_dir, name);
-    if (stat(path, &st) != 0)
-        return dv_error_set(DV_ENOTFOUND, "%s: missing (a Qwen-VL folder needs its video processor config)", path);
+    const char *name = NULL;
+    int rc = dv_prep_config_find_file(model_dir, path, sizeof path, &name);
+    if (rc) return rc;
     cJSON *root = NULL;
-    int rc = dv_json_load(path, &root);
+    rc = dv_json_load(path, &root);
     if (rc) return rc;
     // Qwen2VLVideoProcessor's class defaults (Qwen3VLVideoProcessor's below)
     dv_qwen_prep_config c = {

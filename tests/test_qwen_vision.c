@@ -4,8 +4,9 @@
 // the patchified pixel values from frames duovid's video/ decodes, and the vision tower (window
 // attention with a full-attention block, 2-D rotary, merger) from the processor's pixels: features
 // rel L2 < 1e-4. Also smart_resize's rules on other sizes, the sampling rules (min/max frames, even
-// count) and the one-line errors: a folder without video_preprocessor_config.json, a frame smaller than
-// a patch, a video too short for the temporal patch.
+// count), the fallback to preprocessor_config.json when the video processor's file is absent (the
+// same settings from the fixture's image processor file) and the one-line errors: a folder with neither
+// file, a frame smaller than a patch, a video too short for the temporal patch.
 #include "encoder/dv_qwen_vision.h"
 #include "core/dv_error.h"
 #include "core/dv_safetensors.h"
@@ -53,10 +54,48 @@ static void test_rules(const dv_qwen_prep_config *c) {
     DV_CHECK(dv_qwen_frame_size(c, 13, 240, 8, &rw, &rh) == DV_EINVAL);
     printf("     13x240 frame: %s\n", dv_error_message());
     DV_CHECK(strstr(dv_error_message(), "smaller than one 14x14 patch") != NULL);
+    // llava's preprocessor_config.json (CLIPImageProcessor) read for want of a video one: no Qwen processor
     dv_qwen_prep_config bad;
-    DV_CHECK(dv_qwen_prep_config_load(dv_test_path("tests/fixtures/vlm/tiny-llava"), 0, 0, &bad) == DV_ENOTFOUND);
-    printf("     no video config: %s\n", dv_error_message());
-    DV_CHECK(strstr(dv_error_message(), "video_preprocessor_config.json: missing") != NULL);
+    DV_CHECK(dv_qwen_prep_config_load(dv_test_path("tests/fixtures/vlm/tiny-llava"), 0, 0, &bad) == DV_EUNSUPPORTED);
+    printf("     llava folder: %s\n", dv_error_message());
+    DV_CHECK(strstr(dv_error_message(), "preprocessor_config.json: no video_processor_type") != NULL);
+}
+
+// AutoVideoProcessor without video_preprocessor_config.json reads preprocessor_config.json (older
+// Qwen2.5-VL checkpoints ship only the image processor's) and builds the video processor from it:
+// Qwen2VLImageProcessor -> Qwen2VLVideoProcessor. The fixture's image file holds the video file's
+// settings but its video keys, which take the same values as class defaults, except do_sample_frames
+// (class default False). A folder with neither file is an error naming both.
+static void test_image_processor_file(const dv_qwen_prep_config *c) {
+    char dir[] = "/tmp/duovid_qwen_vision_XXXXXX", cmd[1024];
+    DV_CHECK(mkdtemp(dir) != NULL);
+    dv_qwen_prep_config g = {0}; // compared below even when a load fails
+    DV_CHECK(dv_qwen_prep_config_load(dir, 0, 0, &g) == DV_ENOTFOUND);
+    printf("     no processor file: %s\n", dv_error_message());
+    DV_CHECK(strstr(dv_error_message(), ": no video_preprocessor_config.json or preprocessor_config.json") != NULL);
+    snprintf(cmd, sizeof cmd, "cp '%s/preprocessor_config.json' '%s/'", dv_test_path(MODEL), dir);
+    DV_CHECK(system(cmd) == 0); // no config.json: the type must come from image_processor_type
+    DV_CHECK_MSG(dv_qwen_prep_config_load(dir, 0, 0, &g) == 0, "%s", dv_error_message());
+    DV_CHECK(!strcmp(c->source, "video_preprocessor_config.json") && !strcmp(g.source, "preprocessor_config.json") &&
+             !strcmp(g.px.source, "preprocessor_config.json"));
+    DV_CHECK(g.kind == c->kind && g.patch == c->patch && g.temporal_patch == c->temporal_patch && g.merge == c->merge);
+    DV_CHECK(g.min_pixels == c->min_pixels && g.max_pixels == c->max_pixels && g.fps == c->fps);
+    DV_CHECK(g.min_frames == c->min_frames && g.max_frames == c->max_frames);
+    DV_CHECK(g.cap_pixels_per_frame == c->cap_pixels_per_frame && g.max_video_tokens == c->max_video_tokens);
+    DV_CHECK(c->do_sample_frames == 1 && g.do_sample_frames == 0);
+    const dv_prep_config *a = &g.px, *b = &c->px;
+    DV_CHECK(a->do_resize == b->do_resize && a->resample == b->resample && a->do_rescale == b->do_rescale &&
+             a->rescale_factor == b->rescale_factor && a->do_normalize == b->do_normalize);
+    for (int i = 0; i < 3; i++) DV_CHECK(a->mean[i] == b->mean[i] && a->std[i] == b->std[i]);
+    // the same frames at the same size
+    int32_t want[16], got[16];
+    int nw = 0, ng = 0, ww = 0, wh = 0, gw = 0, gh = 0;
+    DV_CHECK(dv_qwen_sample_frames(c, 40, 10.0, want, 16, &nw) == 0 && dv_qwen_sample_frames(&g, 40, 10.0, got, 16, &ng) == 0);
+    DV_CHECK(nw == ng && nw <= 16 && !memcmp(want, got, (size_t)nw * sizeof want[0]));
+    DV_CHECK(dv_qwen_frame_size(c, 320, 240, nw, &ww, &wh) == 0 && dv_qwen_frame_size(&g, 320, 240, ng, &gw, &gh) == 0);
+    DV_CHECK(ww == gw && wh == gh);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    DV_CHECK(system(cmd) == 0);
 }
 
 int main(void) {
@@ -69,6 +108,7 @@ int main(void) {
     DV_CHECK_MSG(dv_qwen_prep_config_load(dv_test_path(MODEL), 0, 0, &c) == 0, "%s", dv_error_message());
     DV_CHECK(c.min_pixels == 3136 && c.max_pixels == 15680 && c.fps == 2.0 && c.temporal_patch == 2);
     test_rules(&c);
+    test_image_processor_file(&c);
     dv_qwen_prep_config o;
     DV_CHECK(dv_qwen_prep_config_load(dv_test_path(MODEL), 1000, 50000, &o) == 0 && o.min_pixels == 1000 &&
              o.max_pixels == 50000);

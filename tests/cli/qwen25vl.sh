@@ -4,9 +4,10 @@
 # x 10), prints the plan and answers
 # with HF's 16 greedy tokens (the fixture's answer_turn1); a second run loads the context cache for the
 # same answer; --max-pixels changes the grid (and the cache file); `chat` answers, forgets with /reset
-# and answers the same again, then a second turn; `summarize` writes its line. Bad input: a Qwen folder
-# without video_preprocessor_config.json, absurd pixel bounds, a video smaller than one patch and one
-# too short for the temporal patch give one error line and exit 1.
+# and answers the same again, then a second turn; `summarize` writes its line. A folder with only the
+# image processor's preprocessor_config.json (older checkpoints; transformers builds the video processor
+# from it) answers the same. Bad input: a Qwen folder with neither processor file, absurd pixel bounds,
+# a video smaller than one patch and one too short for the temporal patch give one error line and exit 1.
 #   bash tests/cli/qwen25vl.sh build/duovid
 set -u
 bin=${1:?usage: qwen25vl.sh path/to/duovid}
@@ -33,7 +34,11 @@ check "ask --json: 91 context cells (30 prefix + 4 x 15 + vision_end)" $?
 chat_and_summarize "$a1" "$q" "$clip" "${common[@]}"
 
 mkdir "$tmp/noproc" && cp "$model"/* "$tmp/noproc/" && rm "$tmp/noproc/video_preprocessor_config.json"
-one_error "ask: Qwen folder without its video processor" "noproc/video_preprocessor_config.json" -- \
+a3=$("$bin" ask -m "$tmp/noproc" -n 16 --temp 0 --kv-type f32 --no-cache -v "$clip" "$q" 2>"$tmp/e3")
+[ "$a3" = "$a1" ]; check "ask: Qwen folder with only preprocessor_config.json: the same answer" $?
+[ "$a3" = "$a1" ] || sed 's/^/     | /' "$tmp/e3"
+rm "$tmp/noproc/preprocessor_config.json"
+one_error "ask: Qwen folder without a processor file" "noproc: no video_preprocessor_config.json or preprocessor_config.json" -- \
   ask -m "$tmp/noproc" -v "$clip" "hi"
 one_error "ask: --max-pixels 0" "--max-pixels" -- ask -m "$model" -v "$clip" --max-pixels 0 "hi"
 one_error "ask: --max-pixels -5" "--max-pixels" -- ask -m "$model" -v "$clip" --max-pixels -5 "hi"

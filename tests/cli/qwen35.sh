@@ -47,11 +47,11 @@ one_error "synth-model qwen3.5 with too few layers" "at least 4 layers" -- synth
 vlm=tests/fixtures/llm/tiny-qwen35-vlm
 "$bin" info $vlm >"$tmp/o" 2>&1 && grep -q "6 Gated DeltaNet layers (0-2,4-6)" "$tmp/o" &&
   grep -q "the text model of Qwen3_5ForConditionalGeneration" "$tmp/o" &&
-  grep -q "vision:.*unusable: .*video_preprocessor_config.json: missing" "$tmp/o"
+  grep -q "vision:.*unusable: .*no video_preprocessor_config.json or preprocessor_config.json" "$tmp/o"
 check "info on a Qwen3.5 VLM folder without its video processor: the text model, the vision side unusable" $?
 "$bin" generate -m $vlm -p "Once upon a time" -n 6 --temp 0 --chunk 5 >"$tmp/o" 2>/dev/null && [ -s "$tmp/o" ]
 check "generate on the Qwen3.5 VLM folder's text model" $?
-one_error "ask with a video on a Qwen3.5 VLM folder lacking its video processor" "video_preprocessor_config.json: missing" -- \
+one_error "ask with a video on a Qwen3.5 VLM folder lacking its video processor" "no video_preprocessor_config.json or preprocessor_config.json" -- \
   ask -m $vlm -v tests/fixtures/vlm/clip.mp4 "what happens?"
 
 # the MoE text model: info shows the experts, generate runs (chunked prefill); Qwen3-Next is refused

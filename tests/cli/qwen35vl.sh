@@ -7,7 +7,7 @@
 # second run loads the context cache (with the recurrent states) for the same answer; a pattern over the
 # 2 attention layers maps to model layers 3 and 7 (`pattern -m`) and answers (`ask --duo`); `chat`
 # answers, forgets with /reset, answers the same again, then a second turn; `summarize` writes its line.
-# A folder without video_preprocessor_config.json, a frame smaller than one patch and a video too short
+# A folder with neither processor file, a frame smaller than one patch and a video too short
 # for the temporal patch give one error line and exit 1.
 #   bash tests/cli/qwen35vl.sh build/duovid
 set -u
@@ -39,8 +39,8 @@ one_error "ask --duo with a pattern of all 8 layers" "layers" -- \
 
 chat_and_summarize "$a1" "$q" "$clip" "${common[@]}"
 
-mkdir "$tmp/noproc" && cp "$model"/* "$tmp/noproc/" && rm "$tmp/noproc/video_preprocessor_config.json"
-one_error "ask: Qwen3.5 folder without its video processor" "noproc/video_preprocessor_config.json: missing" -- \
+mkdir "$tmp/noproc" && cp "$model"/* "$tmp/noproc/" && rm "$tmp/noproc/"*preprocessor_config.json
+one_error "ask: Qwen3.5 folder without a processor file" "noproc: no video_preprocessor_config.json or preprocessor_config.json" -- \
   ask -m "$tmp/noproc" -v "$clip" "hi"
 if command -v ffmpeg >/dev/null; then
   ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i "color=c=red:s=12x12:r=10:d=1,format=yuv420p" \
