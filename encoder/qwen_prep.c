@@ -26,15 +26,29 @@ static int read_pixels(const cJSON *root, const char *what, dv_qwen_prep_config 
     return 0;
 }
 
+// The two processors duovid runs, by their Hugging Face class names.
+static const char *const class_names[2] = {"Qwen2VLVideoProcessor", "Qwen3VLVideoProcessor"};
+static const dv_qwen_prep_kind class_kinds[2] = {DV_QWEN_PREP_QWEN2_VL, DV_QWEN_PREP_QWEN3_VL};
+
 // The processor a Hugging Face class name selects (-1: neither); `fast`: transformers 4's *Fast names too.
 static int kind_of_class(const char *name, int fast) {
-    static const char *const names[2] = {"Qwen2VLVideoProcessor", "Qwen3VLVideoProcessor"};
-    static const dv_qwen_prep_kind kinds[2] = {DV_QWEN_PREP_QWEN2_VL, DV_QWEN_PREP_QWEN3_VL};
     for (int i = 0; name && i < 2; i++) {
-        const size_t n = strlen(names[i]);
-        if (!strncmp(name, names[i], n) && (!name[n] || (fast && !strcmp(name + n, "Fast")))) return (int)kinds[i];
+        const size_t n = strlen(class_names[i]);
+        if (!strncmp(name, class_names[i], n) && (!name[n] || (fast && !strcmp(name + n, "Fast"))))
+            return (int)class_kinds[i];
     }
     return -1;
+}
+
+// *kind from a video_processor_type read in `file` (the processor file or config.json); a type naming
+// neither processor is an error naming the file.
+static int kind_of_type(const char *type, const char *file, dv_qwen_prep_kind *kind) {
+    const int k = kind_of_class(type, 1);
+    if (k < 0)
+        return dv_error_set(DV_EUNSUPPORTED, "%s: video_processor_type '%s' is not %s or %s", file, type,
+                            class_names[0], class_names[1]);
+    *kind = (dv_qwen_prep_kind)k;
+    return 0;
 }
 
 // AutoVideoProcessor's order (transformers 5): the processor file's video_processor_type; else its
@@ -45,13 +59,7 @@ static int read_kind(const cJSON *root, const char *path, const char *model_dir,
     const char *type = dv_json_get_string(root, "video_processor_type");
     const char *img = type ? NULL : dv_json_get_string(root, "image_processor_type");
     int k = -1;
-    if (type) {
-        if ((k = kind_of_class(type, 1)) < 0)
-            return dv_error_set(DV_EUNSUPPORTED, "%s: video_processor_type '%s' is not Qwen2VLVideoProcessor or "
-                                "Qwen3VLVideoProcessor", path, type);
-        *kind = (dv_qwen_prep_kind)k;
-        return 0;
-    }
+    if (type) return kind_of_type(type, path, kind);
     const char *at = img ? strstr(img, "ImageProcessor") : NULL;
     if (at) {
         char inferred[128];
@@ -81,17 +89,16 @@ static int read_kind(const cJSON *root, const char *path, const char *model_dir,
                     {"qwen3_vl", DV_QWEN_PREP_QWEN3_VL},     {"qwen3_vl_moe", DV_QWEN_PREP_QWEN3_VL},
                     {"qwen3_5", DV_QWEN_PREP_QWEN3_VL},      {"qwen3_5_moe", DV_QWEN_PREP_QWEN3_VL}};
     if (ctype) {
-        if ((k = kind_of_class(ctype, 1)) < 0)
-            rc = dv_error_set(DV_EUNSUPPORTED, "%s: video_processor_type '%s' is not Qwen2VLVideoProcessor or "
-                              "Qwen3VLVideoProcessor", cpath, ctype);
+        rc = kind_of_type(ctype, cpath, kind);
     } else {
         for (size_t i = 0; mt && i < sizeof by_model / sizeof by_model[0] && k < 0; i++)
             if (!strcmp(mt, by_model[i].model_type)) k = (int)by_model[i].kind;
         if (k < 0)
             rc = dv_error_set(DV_EUNSUPPORTED, "%s: no video_processor_type, and %s model_type '%s' names no Qwen "
                               "video processor", path, cpath, mt ? mt : "(none)");
+        else
+            *kind = (dv_qwen_prep_kind)k;
     }
-    if (k >= 0) *kind = (dv_qwen_prep_kind)k;
     cJSON_Delete(cfg);
     return rc;
 }
