@@ -265,6 +265,11 @@ dv_backend *dv_backend_cpu_init(int n_threads);
 // every available one).
 const char *dv_backend_cpu_isa(void);
 int dv_backend_cpu_set_isa(const char *name);
+// 1 when the CPU attention kernels, with the instruction set chosen, score cached keys of type kt
+// (head dim D) in integers against the softmax-scaled queries rounded to int16, one scale per query
+// vector (q16 = round(q / s), s = max|q| / 32767): the vector copies do for q8 keys when D is a
+// multiple of 32 up to 512; "generic" always scores in F32. Else 0.
+int dv_backend_cpu_attn_q16(dv_kv_type kt, int64_t D);
 // CUDA backend on `device` (an ordinal), from the run-time module libduovid-cuda.so (loaded on the
 // first call: $DUOVID_CUDA_MODULE, else next to the executable, else the install's module folder;
 // kernels/dv_backend_module.h). NULL with *status and a message when it cannot be had:

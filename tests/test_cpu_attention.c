@@ -19,9 +19,11 @@ static int ref_visible(const ref_mask *mk, int64_t p, int64_t j) {
     return mk->window <= 0 || j < mk->sink || p - j <= mk->window;
 }
 
-// k, v: dense (Tk, Hkv, D) doubles. Keys j are at positions j.
+// k, v: dense (Tk, Hkv, D) doubles. Keys j are at positions j; keys j < n_qc are scored against qc
+// instead of q (the cached keys of a KV cache that the kernel scores against rounded queries).
 static void ref_attention(double *out, const double *q, const double *k, const double *v, int64_t Tq, int64_t Hq,
-                          int64_t Tk, int64_t Hkv, int64_t D, double scale, int64_t q_pos0, const ref_mask *mk) {
+                          int64_t Tk, int64_t Hkv, int64_t D, double scale, int64_t q_pos0, const ref_mask *mk,
+                          const double *qc, int64_t n_qc) {
     double *w = ref_xmalloc((size_t)(Tk ? Tk : 1) * 8);
     for (int64_t t = 0; t < Tq; t++)
         for (int64_t h = 0; h < Hq; h++) {
@@ -31,7 +33,8 @@ static void ref_attention(double *out, const double *q, const double *k, const d
                 w[j] = -INFINITY;
                 if (!ref_visible(mk, p, j)) continue;
                 double d = 0;
-                for (int64_t i = 0; i < D; i++) d += q[(t * Hq + h) * D + i] * k[(j * Hkv + g) * D + i];
+                const double *qt = j < n_qc ? qc : q;
+                for (int64_t i = 0; i < D; i++) d += qt[(t * Hq + h) * D + i] * k[(j * Hkv + g) * D + i];
                 w[j] = d * scale;
                 mx = fmax(mx, w[j]);
             }
@@ -68,7 +71,7 @@ static void attention_case(dv_backend *be, int64_t Tq, int64_t Hq, int64_t Tk, i
             }
     const double scale = 1.0 / sqrt((double)D);
     ref_mask mk = {causal, 0, 0, 0, 0};
-    ref_attention(ref, qe, ke, ve, Tq, Hq, Tk, Hkv, D, (float)scale, q_pos0, &mk);
+    ref_attention(ref, qe, ke, ve, Tq, Hq, Tk, Hkv, D, (float)scale, q_pos0, &mk, NULL, 0);
     float *out = ref_xmalloc((size_t)(Tq * Hq * D) * 4);
     ref_poison(out, (size_t)(Tq * Hq * D));
     dv_tensor to = dv_tensor_3d(DV_DTYPE_F32, out, Tq, Hq, D), tq = dv_tensor_3d(DV_DTYPE_F32, q, Tq, Hq, D);
@@ -126,30 +129,36 @@ static double kv_bound(dv_kv_type kt, dv_kv_type vt) {
 }
 
 static double worst_rel[DV_KV_TYPE_COUNT]; // measured rel L2 vs the float64 reference, per type (K = V)
+static double worst_q16;                   // the same over the cases whose keys were scored in integers
 
 // The float64 softmax reference per kv head (each has its own mask) on single-kv-head slices of
-// k/v (Tk, Hkv, D), into ref (T, Hq, D).
-static void ref_kv_heads(double *ref, const double *qe, const double *ke, const double *ve, int64_t T, int64_t Hq,
-                         int64_t Hkv, int64_t D, int64_t q_pos0, const int64_t (*masks)[2], const int64_t *ring) {
+// k/v (Tk, Hkv, D), into ref (T, Hq, D); the cached keys (positions < q_pos0) scored against qce
+// (T, Hq, D) when not NULL.
+static void ref_kv_heads(double *ref, const double *qe, const double *qce, const double *ke, const double *ve,
+                         int64_t T, int64_t Hq, int64_t Hkv, int64_t D, int64_t q_pos0, const int64_t (*masks)[2],
+                         const int64_t *ring) {
     const int64_t Tk = q_pos0 + T, group = Hq / Hkv;
     const double scale = 1.0 / sqrt((double)D);
     for (int64_t g = 0; g < Hkv; g++) {
         double *qg = ref_xmalloc((size_t)(T * group * D) * 8), *kg = ref_xmalloc((size_t)(Tk * D) * 8);
         double *vg = ref_xmalloc((size_t)(Tk * D) * 8), *og = ref_xmalloc((size_t)(T * group * D) * 8);
+        double *qcg = ref_xmalloc((size_t)(T * group * D) * 8);
         for (int64_t t = 0; t < T; t++)
-            for (int64_t hh = 0; hh < group; hh++)
+            for (int64_t hh = 0; hh < group; hh++) {
                 memcpy(qg + (t * group + hh) * D, qe + (t * Hq + g * group + hh) * D, (size_t)D * 8);
+                memcpy(qcg + (t * group + hh) * D, (qce ? qce : qe) + (t * Hq + g * group + hh) * D, (size_t)D * 8);
+            }
         for (int64_t j = 0; j < Tk; j++) {
             memcpy(kg + j * D, ke + (j * Hkv + g) * D, (size_t)D * 8);
             memcpy(vg + j * D, ve + (j * Hkv + g) * D, (size_t)D * 8);
         }
         ref_mask mk = {1, masks[g][0], masks[g][1], 0, 0};
         if (ring && ring[g]) mk.gap_lo = masks[g][0], mk.gap_hi = q_pos0 - ring[g];
-        ref_attention(og, qg, kg, vg, T, group, Tk, 1, D, (float)scale, q_pos0, &mk);
+        ref_attention(og, qg, kg, vg, T, group, Tk, 1, D, (float)scale, q_pos0, &mk, qcg, q_pos0);
         for (int64_t t = 0; t < T; t++)
             for (int64_t hh = 0; hh < group; hh++)
                 memcpy(ref + (t * Hq + g * group + hh) * D, og + (t * group + hh) * D, (size_t)D * 8);
-        free(qg), free(kg), free(vg), free(og);
+        free(qg), free(kg), free(vg), free(og), free(qcg);
     }
 }
 
@@ -214,8 +223,24 @@ static void attention_kv_case(dv_backend *be, int64_t T, int64_t Hq, int64_t Hkv
     // k_new, v_new (T, Hkv, D): the last T positions of kall/vall
     const float *kn = kall + q_pos0 * Hkv * D, *vn = vall + q_pos0 * Hkv * D;
     const double scale = 1.0 / sqrt((double)D);
-    ref_kv_heads(ref_st, qe, kst, vst, T, Hq, Hkv, D, q_pos0, masks, ring);
-    ref_kv_heads(ref, qe, ke, ve, T, Hq, Hkv, D, q_pos0, masks, ring);
+    // the kernel's arithmetic: where it scores cached keys in integers (dv_backend_cpu_attn_q16),
+    // against the queries as it rounds them, in F32: the query times the softmax scale, then int16
+    // with a scale per query vector, max|q| / 32767 (the ref multiplies by the scale again: divided out)
+    double *qce = NULL;
+    if (dv_backend_cpu_attn_q16(kt, D)) {
+        qce = ref_xmalloc((size_t)(T * Hq * D) * 8);
+        const float fs = (float)scale;
+        for (int64_t i = 0; i < T * Hq; i++) {
+            float amax = 0;
+            for (int64_t d = 0; d < D; d++) amax = fmaxf(amax, fabsf(q[i * D + d] * fs));
+            const float inv = amax > 0 ? 32767.0f / amax : 0.0f;
+            for (int64_t d = 0; d < D; d++)
+                qce[i * D + d] = (double)nearbyintf(q[i * D + d] * fs * inv) * (double)(amax / 32767.0f) / (double)fs;
+        }
+    }
+    ref_kv_heads(ref_st, qe, qce, kst, vst, T, Hq, Hkv, D, q_pos0, masks, ring);
+    ref_kv_heads(ref, qe, NULL, ke, ve, T, Hq, Hkv, D, q_pos0, masks, ring);
+    free(qce);
     float *out = ref_xmalloc((size_t)(T * Hq * D) * 4);
     ref_poison(out, (size_t)(T * Hq * D));
     dv_tensor to = dv_tensor_3d(DV_DTYPE_F32, out, T, Hq, D), tq = dv_tensor_3d(DV_DTYPE_F32, q, T, Hq, D);
@@ -236,6 +261,7 @@ static void attention_kv_case(dv_backend *be, int64_t T, int64_t Hq, int64_t Hkv
     DV_CHECK_MSG(e < kv_bound(kt, vt), "%s: rel L2 %.3g vs float64 over the original values, bound %.3g", label, e,
                  kv_bound(kt, vt));
     if (kt == vt && e > worst_rel[kt]) worst_rel[kt] = e;
+    if (kt == vt && dv_backend_cpu_attn_q16(kt, D) && e > worst_q16) worst_q16 = e;
     for (int i = 0; i < n_bufs; i++) free(bufs[i]);
     free(qe), free(ke), free(ve), free(ref), free(q), free(kall), free(vall), free(segs), free(bufs), free(views);
     free(out), free(kst), free(vst), free(ref_st);
@@ -374,6 +400,8 @@ int main(void) {
     for (int t = 0; t < DV_KV_TYPE_COUNT; t++)
         printf("INFO attention_kv with %s K and V: worst rel L2 vs float64 %.3g (bound %.3g)\n",
                dv_kv_type_name((dv_kv_type)t), worst_rel[t], kv_bound((dv_kv_type)t, (dv_kv_type)t));
+    printf("INFO attention_kv with q8 K and V, keys scored in integers (vector copies): worst rel L2 vs float64 %.3g\n",
+           worst_q16);
     ref_backends_free();
     return dv_test_finish();
 }

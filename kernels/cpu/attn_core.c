@@ -20,7 +20,8 @@
 
 size_t dv_cpu_attn_ws_floats(int64_t D) {
     const size_t Dp = (size_t)dv_cpu_attn_dpad(D);
-    return (size_t)DV_ATT_MAXQ * (2 * Dp + DV_ATT_KB) + (size_t)DV_ATT_KB * Dp;
+    // q, acc, s, tile, then q16 (int16: half a float per element)
+    return (size_t)DV_ATT_MAXQ * (2 * Dp + DV_ATT_KB) + (size_t)DV_ATT_KB * Dp + (size_t)DV_ATT_MAXQ * Dp / 2;
 }
 
 void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
@@ -33,6 +34,8 @@ void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
     a->acc = ws + (size_t)DV_ATT_MAXQ * (size_t)Dp;
     a->s = ws + 2 * (size_t)DV_ATT_MAXQ * (size_t)Dp;
     a->tile = a->s + (size_t)DV_ATT_MAXQ * DV_ATT_KB;
+    a->q16 = (int16_t *)(a->tile + (size_t)DV_ATT_KB * (size_t)Dp);
+    a->q16_ready = 0;
     memset(a->acc, 0, (size_t)nq * (size_t)Dp * sizeof(float));
     for (int i = 0; i < nq; i++) {
         a->m[i] = -INFINITY;
@@ -124,6 +127,8 @@ static const attn_isa *isa_get(void) {
 }
 
 const char *dv_backend_cpu_isa(void) { return isa_get()->name; }
+
+int dv_backend_cpu_attn_q16(dv_kv_type kt, int64_t D) { return strcmp(isa_get()->name, "generic") && DV_ATT_Q8I(kt, D); }
 
 void dv_cpu_attn_run(dv_cpu_attn *a, const dv_cpu_kv_run *run) {
     // only the rows some query of the block can see (the sink part and the window part, disjoint)

@@ -88,6 +88,12 @@ void dv_cpu_to_f32(float *dst, const void *src, dv_dtype dtype, size_t n);
 // lanes hold zeros, so the vector loops need no tails).
 static inline int64_t dv_cpu_attn_dpad(int64_t D) { return (D + 15) & ~(int64_t)15; }
 
+// The vector step loops (attn_simd.inc: AVX2, AVX-512) score keys of type kt in integers against
+// the queries rounded to int16 (a scale per query) when this holds; the plain-C reference
+// (attn_rows.inc) always scores in F32. D <= DV_ATT_Q8I_MAXD keeps the integer dot within int32.
+#define DV_ATT_Q8I_MAXD 512
+#define DV_ATT_Q8I(kt, D) ((kt) == DV_KV_Q8 && (D) % 32 == 0 && (D) <= DV_ATT_Q8I_MAXD)
+
 typedef struct dv_cpu_kv_run dv_cpu_kv_run;
 
 typedef struct dv_cpu_attn {
@@ -98,6 +104,9 @@ typedef struct dv_cpu_attn {
     float *s;                   // (nq, DV_ATT_KB) scores, then weights, of the current key step (workspace)
     float *tile;                // (DV_ATT_KB, Dp) one step's key rows, then its value rows, decoded to
                                 // F32 (workspace)
+    int16_t *q16;               // (nq, Dp) q as int16 with a scale per query, q ~ q16 * q16_scale
+    float q16_scale[DV_ATT_MAXQ]; // (workspace): the AVX2 step loop scores q8 keys in integers; set
+    int q16_ready;              // at the block's first q8 run, cleared by dv_cpu_attn_begin
     float m[DV_ATT_MAXQ];       // running max score per query
     float l[DV_ATT_MAXQ];       // running sum of exp(s - m) per query
     int64_t pos[DV_ATT_MAXQ];   // absolute position per query
