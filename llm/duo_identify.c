@@ -274,14 +274,6 @@ typedef struct dev_ctx {
     int n_max;
 } dev_ctx;
 
-static float weight_at(const dv_tensor *w, size_t i) {
-    switch (w->dtype) {
-    case DV_DTYPE_BF16: return dv_bf16_to_f32(((const uint16_t *)w->data)[i]);
-    case DV_DTYPE_F16: return dv_f16_to_f32(((const uint16_t *)w->data)[i]);
-    default: return ((const float *)w->data)[i];
-    }
-}
-
 static void dev_observer(void *vctx, int layer, const dv_tensor *q, const dv_tensor *k_new, const dv_tensor *v_new,
                          const dv_kv_head_view *views, int64_t q_pos0) {
     dev_ctx *c = vctx;
@@ -289,7 +281,7 @@ static void dev_observer(void *vctx, int layer, const dv_tensor *q, const dv_ten
     const int64_t T = q->ne[0], Hq = q->ne[1], D = q->ne[2], Hkv = k_new->ne[1], grp = Hq / Hkv,
                   H = m->cfg.hidden_size, N = c->n_max;
     const dv_tensor *wo = &m->layers[dv_llm_config_attn_layer(&m->cfg, layer)].wo; // (H, Hq*D)
-    for (size_t i = 0; i < (size_t)(H * Hq * D); i++) c->wo[i] = weight_at(wo, i);
+    for (size_t i = 0; i < (size_t)(H * Hq * D); i++) c->wo[i] = dv_llm_weight_at(wo, i);
     for (int64_t g = 0; g < Hkv; g++) { // keys and values of the whole sequence so far, F32
         float *K = c->K + g * N * D, *V = c->V + g * N * D;
         for (int si = 0; si < views[g].n_segs; si++) {

@@ -93,20 +93,12 @@ static void transpose(float *dst, const float *src, int64_t rows, int64_t cols) 
                 for (int64_t c = c0; c < c0 + 32 && c < cols; c++) dst[c * rows + r] = src[r * cols + c];
 }
 
-static float weight_f32(const dv_tensor *w, size_t i) {
-    switch (w->dtype) {
-    case DV_DTYPE_BF16: return dv_bf16_to_f32(((const uint16_t *)w->data)[i]);
-    case DV_DTYPE_F16: return dv_f16_to_f32(((const uint16_t *)w->data)[i]);
-    default: return ((const float *)w->data)[i];
-    }
-}
-
 static int wt_make(const dv_tensor *w, dv_tensor *out) { // w (out, in) in its file type -> F32 (in, out)
     const int64_t O = w->ne[0], I = w->ne[1];
     float *p = malloc((size_t)(O * I) * sizeof *p);
     if (!p) return dv_error_set(DV_ENOMEM, "identify --method gates: out of memory for the transposed weights");
     for (int64_t o = 0; o < O; o++)
-        for (int64_t i = 0; i < I; i++) p[i * O + o] = weight_f32(w, (size_t)(o * I + i));
+        for (int64_t i = 0; i < I; i++) p[i * O + o] = dv_llm_weight_at(w, (size_t)(o * I + i));
     *out = t2(p, I, O);
     return 0;
 }
@@ -119,13 +111,13 @@ static void rms_norm_bwd(const float *x, const dv_tensor *w, float eps, int64_t 
         float *dxr = dx + t * n;
         double ss = 0, dot = 0;
         for (int64_t i = 0; i < n; i++) {
-            const double wd = (double)weight_f32(w, (size_t)i) * dyr[i];
+            const double wd = (double)dv_llm_weight_at(w, (size_t)i) * dyr[i];
             ss += (double)xr[i] * xr[i];
             dot += (double)xr[i] * wd;
         }
         const double r = 1.0 / sqrt(ss / n + eps), c = r * r * r * dot / n;
         for (int64_t i = 0; i < n; i++) {
-            const float g = (float)(r * weight_f32(w, (size_t)i) * dyr[i] - c * xr[i]);
+            const float g = (float)(r * dv_llm_weight_at(w, (size_t)i) * dyr[i] - c * xr[i]);
             dxr[i] = accumulate ? dxr[i] + g : g;
         }
     }
