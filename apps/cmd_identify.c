@@ -31,10 +31,23 @@ static void usage(FILE *f) {
             "                         ablation (default): final-hidden error each head causes when it alone\n"
             "                         is made streaming; one forward per KV head and sample (90 x 2 for\n"
             "                         SmolLM2-135M: tens of minutes);\n"
+            "                         gates: the DuoAttention reference's optimization: a gate per KV head\n"
+            "                         mixing full and streaming attention, trained (AdamW, a fresh sample per\n"
+            "                         step, forward + backward through the frozen model) to keep the answers'\n"
+            "                         final hidden states equal to full attention's, with --reg pushing gates\n"
+            "                         toward streaming; the trained gates are the scores (CPU; dense Llama-family\n"
+            "                         text models; SmolLM2-135M: ~13 s a step, 14 min, on 2 cores);\n"
             "                         attention-mass: one pass, attention the answers put outside the window;\n"
             "                         random: uniform random gates from --seed (a baseline pattern)\n"
             "  --stride N             deviation: score every N-th query past the window (default 4)\n"
-            "  --samples N            synthetic samples (default 2)\n"
+            "  --samples N            synthetic samples (default 2; gates: one per step)\n"
+            "  --steps N              gates: training steps (default 64)\n"
+            "  --lr X                 gates: AdamW learning rate (default 0.05; warm-up over the first fifth of\n"
+            "                         the steps, decay over the last fifth, as the reference)\n"
+            "  --reg X                gates: weight of the mean gate in the loss (default 0.05, the reference's)\n"
+            "  --supervise S          gates: answers (default, the reference): match full attention's hidden\n"
+            "                         states at the answer tokens; all: and, weighted equally, at every\n"
+            "                         position past the streaming window (language modelling too)\n"
             "  --length N             filler tokens per sample (default 1024)\n"
             "  --passkeys N           passkeys per sample (default 4)\n"
             "  --passkey-words N      NATO words per passkey (default 8)\n"
@@ -57,7 +70,9 @@ int dv_cmd_identify(int argc, char **argv) {
         {"passkey-words", required_argument, 0, 5}, {"sink", required_argument, 0, 6},
         {"recent", required_argument, 0, 7},    {"seed", required_argument, 0, 8},
         {"filler", required_argument, 0, 9},    {"threads", required_argument, 0, 't'},
-        {"stride", required_argument, 0, 10},
+        {"stride", required_argument, 0, 10},   {"steps", required_argument, 0, 11},
+        {"lr", required_argument, 0, 12},       {"reg", required_argument, 0, 13},
+        {"supervise", required_argument, 0, 14},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -71,8 +86,9 @@ int dv_cmd_identify(int argc, char **argv) {
             else if (!strcmp(optarg, "attention-mass")) p.method = DV_DUO_ID_ATTENTION_MASS;
             else if (!strcmp(optarg, "random")) p.method = DV_DUO_ID_RANDOM;
             else if (!strcmp(optarg, "deviation")) p.method = DV_DUO_ID_DEVIATION;
+            else if (!strcmp(optarg, "gates")) p.method = DV_DUO_ID_GATES;
             else {
-                dv_app_usage_error("identify", "--method: '%s' is not one of ablation, attention-mass, deviation, random",
+                dv_app_usage_error("identify", "--method: '%s' is not one of ablation, attention-mass, deviation, gates, random",
                                    optarg);
                 return 1;
             }
@@ -86,6 +102,16 @@ int dv_cmd_identify(int argc, char **argv) {
         case 8: bad = dv_arg_u64("--seed", optarg, &p.seed); break;
         case 9: p.filler_path = optarg; break;
         case 10: bad = dv_arg_int("--stride", optarg, 1, 1 << 20, &p.stride); break;
+        case 11: bad = dv_arg_int("--steps", optarg, 1, 1000000, &p.steps); break;
+        case 12: bad = dv_arg_double("--lr", optarg, 1e-6, 10, &p.lr); break;
+        case 13: bad = dv_arg_double("--reg", optarg, 0, 100, &p.reg); break;
+        case 14:
+            if (!strcmp(optarg, "answers") || !strcmp(optarg, "all")) p.supervise_all = !strcmp(optarg, "all");
+            else {
+                dv_app_usage_error("identify", "--supervise: '%s' is not answers or all", optarg);
+                return 1;
+            }
+            break;
         case 't': bad = dv_arg_threads(optarg, &threads); break;
         case 'h': usage(stdout); return 0;
         case ':': dv_app_usage_error("identify", "%s needs a value", argv[optind - 1]); return 1;
@@ -112,6 +138,9 @@ int dv_cmd_identify(int argc, char **argv) {
     dv_llm_params lp = dv_llm_default_params();
     lp.backend = be;
     lp.n_ctx = p.length + p.n_passkeys * (64 + 8 * p.passkey_words) * 2 + 256; // filler + needles + questions
+    // the gates' teacher is the model's own forward: F32 rows make it equal to the training forward at
+    // gates 1 (loss 0 there, not bf16 rounding)
+    if (p.method == DV_DUO_ID_GATES) lp.kv_type_k = lp.kv_type_v = DV_KV_F32;
     if (dv_tokenizer_open(model_dir, &tok) || dv_llm_open(model_dir, &lp, &m)) goto fail_msg;
     const dv_llm_config *cfg = dv_llm_get_config(m);
     const int L = cfg->n_attn_layers, NH = L * cfg->n_kv_heads; // a pattern covers the attention layers only

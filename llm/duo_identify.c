@@ -26,7 +26,8 @@ static const char *const ordinals[10] = {"first", "second", "third",   "fourth",
 
 dv_duo_id_params dv_duo_id_default_params(void) {
     dv_duo_id_params p = {.method = DV_DUO_ID_ABLATION, .n_samples = 2, .length = 1024, .n_passkeys = 4,
-                          .passkey_words = 8, .sink = 64, .recent = 256, .stride = 4, .seed = 1, .filler_path = NULL};
+                          .passkey_words = 8, .sink = 64, .recent = 256, .stride = 4, .steps = 64, .lr = 0.05, .reg = 0.05,
+                          .seed = 1, .filler_path = NULL};
     return p;
 }
 
@@ -273,14 +274,6 @@ typedef struct dev_ctx {
     int n_max;
 } dev_ctx;
 
-static float weight_at(const dv_tensor *w, size_t i) {
-    switch (w->dtype) {
-    case DV_DTYPE_BF16: return dv_bf16_to_f32(((const uint16_t *)w->data)[i]);
-    case DV_DTYPE_F16: return dv_f16_to_f32(((const uint16_t *)w->data)[i]);
-    default: return ((const float *)w->data)[i];
-    }
-}
-
 static void dev_observer(void *vctx, int layer, const dv_tensor *q, const dv_tensor *k_new, const dv_tensor *v_new,
                          const dv_kv_head_view *views, int64_t q_pos0) {
     dev_ctx *c = vctx;
@@ -288,7 +281,7 @@ static void dev_observer(void *vctx, int layer, const dv_tensor *q, const dv_ten
     const int64_t T = q->ne[0], Hq = q->ne[1], D = q->ne[2], Hkv = k_new->ne[1], grp = Hq / Hkv,
                   H = m->cfg.hidden_size, N = c->n_max;
     const dv_tensor *wo = &m->layers[dv_llm_config_attn_layer(&m->cfg, layer)].wo; // (H, Hq*D)
-    for (size_t i = 0; i < (size_t)(H * Hq * D); i++) c->wo[i] = weight_at(wo, i);
+    for (size_t i = 0; i < (size_t)(H * Hq * D); i++) c->wo[i] = dv_llm_weight_at(wo, i);
     for (int64_t g = 0; g < Hkv; g++) { // keys and values of the whole sequence so far, F32
         float *K = c->K + g * N * D, *V = c->V + g * N * D;
         for (int si = 0; si < views[g].n_segs; si++) {
@@ -360,6 +353,7 @@ const char *dv_duo_id_method_name(dv_duo_id_method m) {
     return m == DV_DUO_ID_ABLATION         ? "ablation"
            : m == DV_DUO_ID_ATTENTION_MASS ? "attention-mass"
            : m == DV_DUO_ID_DEVIATION      ? "deviation"
+           : m == DV_DUO_ID_GATES          ? "gates"
                                            : "random";
 }
 
@@ -369,6 +363,10 @@ int dv_duo_identify(dv_llm *m, dv_tokenizer *tok, const dv_duo_id_params *p, dou
         uint64_t s = p->seed * 2654435761u + 7;
         for (int i = 0; i < NH; i++) scores[i] = (double)(rnd(&s) & 0x3fffffff) / (double)0x40000000;
         return 0;
+    }
+    if (p->method == DV_DUO_ID_GATES) {
+        int rc = dv_duo_gates_train(m, tok, p, scores), rc2 = dv_llm_set_duo(m, NULL, DV_DUO_PREFILL_REFERENCE);
+        return rc ? rc : rc2;
     }
     if (p->n_samples < 1 || p->length < 16 || p->n_passkeys < 1 || p->passkey_words < 1 || p->sink < 0 ||
         p->recent < 1)
@@ -496,7 +494,14 @@ int dv_duo_pattern_write(const char *dir, const double *scores, int L, int H, co
     cJSON_AddNumberToObject(j, "recent_size", p->recent);
     cJSON_AddStringToObject(j, "method", dv_duo_id_method_name(p->method));
     if (p->method == DV_DUO_ID_DEVIATION) cJSON_AddNumberToObject(j, "query_stride", p->stride);
-    cJSON_AddNumberToObject(j, "samples", p->n_samples);
+    if (p->method == DV_DUO_ID_GATES) { // the reference's names
+        cJSON_AddNumberToObject(j, "num_steps", p->steps);
+        cJSON_AddNumberToObject(j, "lr", p->lr);
+        cJSON_AddNumberToObject(j, "reg_weight", p->reg);
+        cJSON_AddStringToObject(j, "supervision", p->supervise_all ? "distill-all" : "distill");
+    } else {
+        cJSON_AddNumberToObject(j, "samples", p->n_samples);
+    }
     cJSON_AddNumberToObject(j, "context_length", p->length);
     cJSON_AddNumberToObject(j, "num_passkeys", p->n_passkeys);
     cJSON_AddNumberToObject(j, "passkey_words", p->passkey_words);

@@ -2,6 +2,7 @@
 #ifndef DV_LLM_INTERNAL_H
 #define DV_LLM_INTERNAL_H
 
+#include "core/dv_dtype.h"
 #include "core/dv_safetensors.h"
 #include "llm/dv_linear_state.h"
 #include "llm/dv_llm.h"
@@ -121,6 +122,16 @@ int dv_llm_open_finish(dv_llm *m, const dv_llm_params *params, const char *model
 int dv_llm_moe_init(dv_llm *m);
 void dv_llm_moe_free(dv_llm *m);
 int dv_llm_moe_ffn(dv_llm *m, const dv_llm_layer *w, int T);
+
+// Element i of a weight in its file type (F32, BF16, F16) as F32: analysis code (identify) reading
+// host-resident weights one value at a time.
+static inline float dv_llm_weight_at(const dv_tensor *w, size_t i) {
+    switch (w->dtype) {
+    case DV_DTYPE_BF16: return dv_bf16_to_f32(((const uint16_t *)w->data)[i]);
+    case DV_DTYPE_F16: return dv_f16_to_f32(((const uint16_t *)w->data)[i]);
+    default: return ((const float *)w->data)[i];
+    }
+}
 
 int dv_llm_forward_chunk(dv_llm *m, const int32_t *ids, const float *embd, const float *embd_dev, int T,
                          float *logits_out, int all_logits, float *hidden_out);

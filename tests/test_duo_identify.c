@@ -9,7 +9,8 @@
 //  - a second model has planted heads: "local" heads whose RoPE'd queries and keys come from one
 //    shared direction, so each token attends to itself and its neighbours, and "global" heads with
 //    zero queries (uniform attention over the whole context). There all three methods must put every
-//    global head above every local head, and their Spearman correlations with ablation must be positive.
+//    global head above every local head, and their Spearman correlations with ablation must be positive;
+//    the trained gates (--method gates, 40 steps) too.
 //  - written pattern folders read back identically.
 #include "core/dv_error.h"
 #include "llm/dv_duo_identify.h"
@@ -134,18 +135,26 @@ static void planted(dv_backend *be, dv_tokenizer *tok, const dv_duo_id_params *b
     DV_CHECK(m && dv_duo_identify(m, tok, &p, mass) == 0);
     p.method = DV_DUO_ID_DEVIATION;
     DV_CHECK(m && dv_duo_identify(m, tok, &p, dev) == 0);
+    double gates[8];
+    p.method = DV_DUO_ID_GATES;
+    p.steps = 40;
+    // the planted heads write small updates (Wo ~ 0.03), so the distillation loss is ~1e-4 of a
+    // real model's: the push toward streaming is scaled with it (--reg is relative to that loss)
+    p.reg = 3e-5;
+    DV_CHECK(m && dv_duo_identify(m, tok, &p, gates) == 0);
     double min_global_a = 1e9, max_local_a = -1, min_global_m = 1e9, max_local_m = -1, min_global_d = 1e9,
-           max_local_d = -1;
+           max_local_d = -1, min_global_g = 1e9, max_local_g = -1;
     for (int i = 0; i < 8; i++) {
         const int local = is_local(i / 4, i % 4);
-        printf("  planted layer %d head %d (%s): ablation %.4f, attention mass %.4f, deviation %.4f\n", i / 4, i % 4,
-               local ? "local" : "global", abl[i], mass[i], dev[i]);
+        printf("  planted layer %d head %d (%s): ablation %.4f, attention mass %.4f, deviation %.4f, gates %.4f\n",
+               i / 4, i % 4, local ? "local" : "global", abl[i], mass[i], dev[i], gates[i]);
+        DV_CHECK(gates[i] >= 0 && gates[i] <= 1);
         if (local)
             max_local_a = fmax(max_local_a, abl[i]), max_local_m = fmax(max_local_m, mass[i]),
-            max_local_d = fmax(max_local_d, dev[i]);
+            max_local_d = fmax(max_local_d, dev[i]), max_local_g = fmax(max_local_g, gates[i]);
         else
             min_global_a = fmin(min_global_a, abl[i]), min_global_m = fmin(min_global_m, mass[i]),
-            min_global_d = fmin(min_global_d, dev[i]);
+            min_global_d = fmin(min_global_d, dev[i]), min_global_g = fmin(min_global_g, gates[i]);
     }
     double rho = spearman(abl, mass, 8), rho_d = spearman(abl, dev, 8);
     printf("planted heads: Spearman(ablation, attention-mass) = %.3f, Spearman(ablation, deviation) = %.3f\n", rho,
@@ -153,6 +162,7 @@ static void planted(dv_backend *be, dv_tokenizer *tok, const dv_duo_id_params *b
     DV_CHECK_MSG(min_global_a > max_local_a, "ablation: a local head scores above a global one");
     DV_CHECK_MSG(min_global_m > max_local_m, "attention mass: a local head scores above a global one");
     DV_CHECK_MSG(min_global_d > max_local_d, "deviation: a local head scores above a global one");
+    DV_CHECK_MSG(min_global_g > max_local_g, "gates: a local head's trained gate is above a global one's");
     DV_CHECK(rho > 0.5 && rho_d > 0.5);
     dv_llm_free(m);
     char cmd[128];

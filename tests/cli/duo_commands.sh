@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# duo_commands.sh: `identify` writes a pattern folder that `pattern` and `generate --duo` accept (Llama,
+# duo_commands.sh: `identify` (each method, gates for 4 steps) writes a pattern folder that `pattern` and `generate --duo` accept (Llama,
 # Qwen2, Qwen3, SmolLM2);
 # `bench duo` and `bench encoder` run on tiny settings and print their JSON; bad input gives one
 # error line, exit 1, and no output folder.
@@ -12,9 +12,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # pass/fail counters, check, one_error
 
-for m in ablation attention-mass deviation random; do
+for m in ablation attention-mass deviation gates random; do
+  steps=(); [ $m = gates ] && steps=(--steps 4)
   "$bin" identify -m $model -o "$tmp/p-$m" --method $m --length 64 --passkeys 2 --passkey-words 3 \
-    --sink 4 --recent 8 >"$tmp/o" 2>/dev/null; rc=$?
+    --sink 4 --recent 8 "${steps[@]}" >"$tmp/o" 2>/dev/null; rc=$?
   [ $rc = 0 ] && grep -q "2 layers x 2 KV heads ($m)" "$tmp/o" && [ -f "$tmp/p-$m/full_attention_heads.tsv" ] \
     && grep -q "\"method\":.*\"$m\"" "$tmp/p-$m/config.json"
   check "identify --method $m writes a pattern folder" $?
@@ -35,6 +36,9 @@ one_error "identify without -o" "-o PATTERN_DIR" -- identify -m $model
 one_error "identify on a missing model" "nope: no such model folder" -- identify -m "$tmp/nope" -o "$tmp/x"
 one_error "identify bad method" "not one of ablation, attention-mass, deviation" -- identify -m $model -o "$tmp/x" --method magic
 one_error "identify bad stride" "--stride" -- identify -m $model -o "$tmp/x" --method deviation --stride 0
+one_error "identify bad supervision" "--supervise: 'most' is not answers or all" -- identify -m $model -o "$tmp/x" --method gates --supervise most
+one_error "identify gates, bad lr" "--lr" -- identify -m $model -o "$tmp/x" --method gates --lr 0
+one_error "identify gates on a hybrid model" "not a dense Llama-family text model" -- identify -m tests/fixtures/llm/tiny-qwen35-moe -o "$tmp/x" --method gates --length 64
 [ ! -e "$tmp/x" ]; check "no pattern folder left after the errors" $?
 
 "$bin" bench duo -m $model --contexts 64,128 --sparsities 0.5 --chunk 32 --gen-tokens 4 --sink 4 --recent 8 \
