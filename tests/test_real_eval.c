@@ -10,7 +10,8 @@
 //     answer the passkey;
 //   - one cell of docs/PERF.md's grid, 2K tokens at depth 0.5 with the deployed sink 64 / recent 256:
 //     the pattern at 0.5 answers, and every head streaming (sparsity 1: the needle outside every
-//     window) does not, so the cell shows the pattern's retrieval heads at work.
+//     window) does not, so the cell shows the pattern's retrieval heads at work; the trained-gates
+//     pattern (assets/patterns/SmolLM2-135M-Instruct-gates) at 0.75 answers it too.
 #include "core/dv_error.h"
 #include "kernels/dv_backend.h"
 #include "llm/dv_eval.h"
@@ -110,6 +111,12 @@ int main(void) {
     niah_cell(m, tok, &tpl, hay, n_hay, pat, 2048, "duo 0.5, sink 64, recent 256", 1);
     DV_CHECK(dv_duo_pattern_set_sparsity(pat, 1.0) == 0);
     niah_cell(m, tok, &tpl, hay, n_hay, pat, 2048, "all streaming, sink 64, recent 256", 0);
+    // the trained-gates pattern (identify --method gates) at 0.75 in the same cell, deployed window
+    dv_duo_pattern *gates = NULL;
+    DV_CHECK(dv_duo_pattern_load(dv_test_path("assets/patterns/SmolLM2-135M-Instruct-gates"), &gates) == 0);
+    if (gates && dv_duo_pattern_set_sparsity(gates, 0.75) == 0)
+        niah_cell(m, tok, &tpl, hay, n_hay, gates, 2048, "gates pattern 0.75, sink 64, recent 256", 1);
+    dv_duo_pattern_free(gates);
 done:
     free(hay);
     dv_duo_pattern_free(pat);
