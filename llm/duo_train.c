@@ -132,6 +132,12 @@ static void head_add(float *dst, const float *src, int T, int nh, int h, int D) 
         for (int d = 0; d < D; d++) dst[((size_t)t * nh + h) * D + d] += src[(size_t)t * D + d];
 }
 
+// y (rows, n) += b: the backend's add
+static void add_into(trainer *tr, float *y, const float *b, int64_t rows, int64_t n) {
+    dv_tensor yt = t2(y, rows, n), bt = t2((float *)b, rows, n);
+    tr->be->ops->add(tr->be, &yt, &yt, &bt);
+}
+
 // y (T, N) = x (T, K) W^T for a plain F32 matrix W (N, K).
 static void mm_f32(trainer *tr, float *y, const float *x, int64_t T, int64_t K, const float *W, int64_t N) {
     dv_tensor w = t2((float *)W, N, K);
@@ -281,17 +287,15 @@ static void train_forward(trainer *tr, const int32_t *ids, int T) {
             }
         }
         mm(tr, tr->xb, tr->att, T, (int64_t)Hq * D, &w->wo, &w->bo);
-        for (int64_t i = 0; i < (int64_t)T * H; i++) tr->x[i] += tr->xb[i];
+        add_into(tr, tr->x, tr->xb, T, H);
         memcpy(a->xm, tr->x, (size_t)T * H * sizeof(float));
         rms_norm_fwd(tr, tr->xb, tr->x, T, H, &w->ffn_norm);
         mm(tr, a->g, tr->xb, T, H, &w->w_gate, &w->b_gate);
         mm(tr, a->u, tr->xb, T, H, &w->w_up, &w->b_up);
-        for (int64_t i = 0; i < (int64_t)T * F; i++) {
-            const float g = a->g[i];
-            tr->gate[i] = g / (1 + expf(-g)) * a->u[i];
-        }
+        dv_tensor act = t2(tr->gate, T, F), gt = t2(a->g, T, F), ut = t2(a->u, T, F);
+        tr->be->ops->swiglu(tr->be, &act, &gt, &ut); // silu(g) * u, as the model's forward
         mm(tr, tr->xb, tr->gate, T, F, &w->w_down, &w->b_down);
-        for (int64_t i = 0; i < (int64_t)T * H; i++) tr->x[i] += tr->xb[i];
+        add_into(tr, tr->x, tr->xb, T, H);
     }
     rms_norm_fwd(tr, tr->h, tr->x, T, H, &m->out_norm);
 }
@@ -315,7 +319,7 @@ static void train_backward(trainer *tr, const float *dh, int T) {
         }
         mm(tr, tr->dxb, tr->dgate, T, F, &wt->g, NULL);
         mm(tr, tr->xb, tr->dup, T, F, &wt->u, NULL);
-        for (int64_t i = 0; i < (int64_t)T * H; i++) tr->dxb[i] += tr->xb[i];
+        add_into(tr, tr->dxb, tr->xb, T, H);
         rms_norm_bwd(a->xm, &w->ffn_norm, tr->eps, T, H, tr->dxb, tr->dx, 1); // dx is now d xm
         // ---- attention: xm = x + att Wo, att = alpha full + (1 - alpha) streaming ----
         mm(tr, tr->datt, tr->dx, T, H, &wt->o, NULL);
@@ -361,9 +365,9 @@ static void train_backward(trainer *tr, const float *dh, int T) {
         }
         mm(tr, tr->dxb, tr->dq, T, (int64_t)Hq * D, &wt->q, NULL);
         mm(tr, tr->xb, tr->dk, T, (int64_t)Hkv * D, &wt->k, NULL);
-        for (int64_t i = 0; i < (int64_t)T * H; i++) tr->dxb[i] += tr->xb[i];
+        add_into(tr, tr->dxb, tr->xb, T, H);
         mm(tr, tr->xb, tr->dv, T, (int64_t)Hkv * D, &wt->v, NULL);
-        for (int64_t i = 0; i < (int64_t)T * H; i++) tr->dxb[i] += tr->xb[i];
+        add_into(tr, tr->dxb, tr->xb, T, H);
         rms_norm_bwd(a->x, &w->attn_norm, tr->eps, T, H, tr->dxb, tr->dx, 1); // dx is now d x_in
     }
 }
