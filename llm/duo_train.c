@@ -34,6 +34,7 @@
 #include "llm/llm_internal.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,16 @@ typedef struct tr_wt {
     dv_tensor q, k, v, o, g, u, d;
 } tr_wt;
 
+// One thread's scratch for the attention work items (a query head and a block of TR_BQ queries).
+typedef struct tr_ws {
+    float *S, *Pf, *Ps; // (TR_BQ, T) the block's scores (then their gradient), full / streaming probabilities
+    float *Tt;          // (T, TR_BQ) one of them transposed
+    float *QbT, *dObT;  // (D, TR_BQ) the block's queries / output gradient transposed
+    float *tmp;         // (T, D) a product before it is added
+    float *dK, *dV;     // (Hkv, T, D) this thread's share of the key / value gradients
+    double *ga;         // (Hkv) its share of d distill / d alpha
+} tr_ws;
+
 typedef struct trainer {
     dv_llm *m;
     dv_backend *be;
@@ -68,13 +79,9 @@ typedef struct trainer {
     float *x, *xb, *att, *gate;                // (T, H), (T, H), (T, Hq*D), (T, F)
     float *dx, *dxb, *datt, *dq, *dk, *dv;     // (T, H), (T, H), (T, Hq*D), (T, Hq*D), (T, Hkv*D) x2
     float *dgate, *dup;                        // (T, F) x2
-    float *S, *P, *dP, *St;                    // (TR_BQ, T) a query block's scores, probabilities, their
-                                               // gradient; (T, TR_BQ) a transpose
-    float *Qh, *Kh, *Vh;                       // one head's (T, D) rows
-    float *Ks, *Vs, *KsT, *VsT, *dKs, *dVs;    // (T, D) a block's visible keys / values, (D, T) transposed
-    float *QbT, *dObT;                         // (D, TR_BQ) a block's queries / output gradient transposed
-    float *dOh, *dOs, *dQh, *dKh, *dVh, *tmp;  // (T, D) gradients
-    int32_t *kidx;                             // (T) positions of a block's visible keys
+    float *KT, *VT;                            // (Hkv, D, T_max) the layer's keys / values transposed
+    tr_ws *ws;                                 // (n_ws) one per OpenMP thread
+    int n_ws;
     int32_t *pos, *npos;                       // (T) positions 0 .. T-1 and their negatives (RoPE's backward)
     float *h, *dh;                             // (T, H) final hidden states and their gradient
 } trainer;
@@ -84,13 +91,6 @@ static dv_tensor t2(float *p, int64_t r, int64_t c) { return dv_tensor_2d(DV_DTY
 static void mm(trainer *tr, float *y, const float *x, int64_t T, int64_t K, const dv_tensor *w, const dv_tensor *b) {
     dv_tensor yt = t2(y, T, w->ne[0]), xt = t2((float *)x, T, K);
     tr->be->ops->matmul(tr->be, &yt, &xt, w, b && b->data ? b : NULL);
-}
-
-static void transpose(float *dst, const float *src, int64_t rows, int64_t cols) { // dst (cols, rows)
-    for (int64_t r0 = 0; r0 < rows; r0 += 32)
-        for (int64_t c0 = 0; c0 < cols; c0 += 32)
-            for (int64_t r = r0; r < r0 + 32 && r < rows; r++)
-                for (int64_t c = c0; c < c0 + 32 && c < cols; c++) dst[c * rows + r] = src[r * cols + c];
 }
 
 static int wt_make(const dv_tensor *w, dv_tensor *out) { // w (out, in) in its file type -> F32 (in, out)
@@ -106,6 +106,7 @@ static int wt_make(const dv_tensor *w, dv_tensor *out) { // w (out, in) in its f
 // y = rms_norm(x) * w row by row; backward: dx += r (w dy) - x r^3 / n sum(x w dy), r = 1/rms(x).
 static void rms_norm_bwd(const float *x, const dv_tensor *w, float eps, int64_t rows, int64_t n, const float *dy,
                          float *dx, int accumulate) {
+#pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < rows; t++) {
         const float *xr = x + t * n, *dyr = dy + t * n;
         float *dxr = dx + t * n;
@@ -123,116 +124,244 @@ static void rms_norm_bwd(const float *x, const dv_tensor *w, float eps, int64_t 
     }
 }
 
-// Gathers head h's rows (T, D) from a (T, n_heads*D) buffer, or scatters (adds) them back.
-static void head_get(float *dst, const float *src, int T, int nh, int h, int D) {
-    for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * D, src + ((size_t)t * nh + h) * D, (size_t)D * sizeof *dst);
-}
-static void head_add(float *dst, const float *src, int T, int nh, int h, int D) {
-    for (int t = 0; t < T; t++)
-        for (int d = 0; d < D; d++) dst[((size_t)t * nh + h) * D + d] += src[(size_t)t * D + d];
-}
-
 // y (rows, n) += b: the backend's add
 static void add_into(trainer *tr, float *y, const float *b, int64_t rows, int64_t n) {
     dv_tensor yt = t2(y, rows, n), bt = t2((float *)b, rows, n);
     tr->be->ops->add(tr->be, &yt, &yt, &bt);
 }
 
-// y (T, N) = x (T, K) W^T for a plain F32 matrix W (N, K).
-static void mm_f32(trainer *tr, float *y, const float *x, int64_t T, int64_t K, const float *W, int64_t N) {
-    dv_tensor w = t2((float *)W, N, K);
-    mm(tr, y, x, T, K, &w, NULL);
+// An F32 matrix view (r, c) with a row pitch of ld floats.
+static dv_tensor tv(const float *p, int64_t r, int64_t c, int64_t ld) {
+    dv_tensor t = t2((float *)p, r, c);
+    t.nb[0] = (size_t)ld * sizeof(float);
+    return t;
 }
 
-// Attention runs in blocks of TR_BQ queries; a block reads only the keys some query in it may see
-// (dv_attn_mask_run: all earlier keys for full attention, the sink and the window for streaming),
-// gathered into Ks / Vs (nk, D).
+// y (M, N) = x (M, K) w (N, K)^T over views with row pitches ldy, ldx, ldw (floats): the backend's
+// matmul. Called inside the attention's parallel loop, where OpenMP runs the matmul's own loop on the
+// calling thread (nested regions get one thread).
+static void mmv(trainer *tr, float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t K, const float *w,
+                int64_t ldw, int64_t N) {
+    dv_tensor yt = tv(y, M, N, ldy), xt = tv(x, M, K, ldx), wt = tv(w, N, K, ldw);
+    tr->be->ops->matmul(tr->be, &yt, &xt, &wt, NULL);
+}
+
+// dst (cols, rows) pitch ldd = src (rows, cols) pitch lds transposed, in 32 x 32 tiles.
+static void transpose_v(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t cols) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 32)
+        for (int64_t c0 = 0; c0 < cols; c0 += 32)
+            for (int64_t r = r0; r < r0 + 32 && r < rows; r++)
+                for (int64_t c = c0; c < c0 + 32 && c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+}
+
+// Attention runs in work items of one query head and a block of TR_BQ queries [i0, i1), spread over
+// the threads. A block's scores S (bq, i1) against keys [0, i1) are computed once and serve both
+// branches: full attention reads every causal key, streaming only the sink and the window, whose
+// probabilities are normalized separately (their own log-sum-exp). Which keys a query sees comes from
+// the one mask rule (dv_attn_mask_run for that query alone: at most two runs of keys).
 #define TR_BQ 128
 
-// Gathers the keys of query block [i0, i1) of the current head into Ks, Vs (nk, D) and their
-// transposes; returns nk and the keys' positions in kidx.
-static int block_keys(trainer *tr, int64_t i0, int64_t i1, int streaming) {
-    const int D = tr->D;
-    int64_t lo[2], hi[2];
-    const int n_iv = dv_attn_mask_run(0, i1, i0, i1 - 1, 1, tr->sink, streaming ? tr->recent : 0, lo, hi);
-    int nk = 0;
-    for (int r = 0; r < n_iv; r++)
-        for (int64_t j = lo[r]; j < hi[r]; j++) {
-            memcpy(tr->Ks + (size_t)nk * D, tr->Kh + j * D, (size_t)D * sizeof(float));
-            memcpy(tr->Vs + (size_t)nk * D, tr->Vh + j * D, (size_t)D * sizeof(float));
-            tr->kidx[nk++] = (int32_t)j;
-        }
-    transpose(tr->KsT, tr->Ks, nk, D);
-    transpose(tr->VsT, tr->Vs, nk, D);
-    return nk;
+static int row_keys(const trainer *tr, int64_t i, int streaming, int64_t lo[2], int64_t hi[2]) {
+    return dv_attn_mask_run(0, i + 1, i, i, 1, tr->sink, streaming ? tr->recent : 0, lo, hi);
 }
 
-// P (bq, nk) = softmax of the block's scaled scores S over the keys each query may see (the one mask
-// rule, dv_attn_mask_visible; zero elsewhere). lse (bq) is written (forward) or read (backward: P
-// recomputed from the saved log-sum-exps).
-static void block_softmax(trainer *tr, int64_t i0, int bq, int nk, int streaming, float *lse, int have_lse) {
-    const int64_t win = streaming ? tr->recent : 0;
-#pragma omp parallel for schedule(static)
+// p[0, n) = softmax of the scaled scores s over the runs of visible keys, 0 elsewhere. Forward
+// (have_lse 0): returns the log-sum-exp; backward: p recomputed from the saved one.
+static float row_softmax(const float *s, float *p, int64_t n, const int64_t *lo, const int64_t *hi, int nr, float scale,
+                         float lse, int have_lse) {
+    if (!have_lse) {
+        float mx = -INFINITY;
+        for (int k = 0; k < nr; k++)
+            for (int64_t c = lo[k]; c < hi[k]; c++) mx = s[c] > mx ? s[c] : mx;
+        double z = 0;
+        for (int k = 0; k < nr; k++)
+            for (int64_t c = lo[k]; c < hi[k]; c++) z += (p[c] = expf(scale * (s[c] - mx)));
+        lse = scale * mx + (float)log(z);
+        const float inv = (float)(1 / z);
+        for (int k = 0; k < nr; k++)
+            for (int64_t c = lo[k]; c < hi[k]; c++) p[c] *= inv;
+    } else {
+        for (int k = 0; k < nr; k++)
+            for (int64_t c = lo[k]; c < hi[k]; c++) p[c] = expf(scale * s[c] - lse);
+    }
+    int64_t c = 0; // zero the gaps between and after the runs
+    for (int k = 0; k < nr; c = hi[k++]) memset(p + c, 0, (size_t)(lo[k] - c) * sizeof *p);
+    memset(p + c, 0, (size_t)(n - c) * sizeof *p);
+    return lse;
+}
+
+// Work item it of n_items: query head h, query block [i0, i0 + bq). The largest blocks come first and
+// the threads take the items in turn (schedule(static, 1)): an even split that is the same on every
+// run, so the summed gradients are reproducible.
+static void work_item(const trainer *tr, int T, int it, int *h, int64_t *i0, int *bq) {
+    const int nb = (T + TR_BQ - 1) / TR_BQ;
+    *h = it % tr->Hq;
+    *i0 = (int64_t)(nb - 1 - it / tr->Hq) * TR_BQ;
+    *bq = T - *i0 < TR_BQ ? (int)(T - *i0) : TR_BQ;
+}
+
+// Forward of one work item: both branches' outputs and log-sum-exps of query head h (a->of, a->os
+// (Hq, T, D), a->lf, a->ls (Hq, T)) and their gated mix into tr->att (T, Hq*D), rows [i0, i0 + bq).
+static void item_fwd(trainer *tr, tr_ws *w, const tr_acts *a, int T, int h, int64_t i0, int bq, float al) {
+    const int D = tr->D, g = h / tr->grp;
+    const int64_t QD = (int64_t)tr->Hq * D, KD = (int64_t)tr->Hkv * D, n = i0 + bq, Tm = tr->T_max;
+    const float *Q = a->q + i0 * QD + (int64_t)h * D, *K = a->k + (int64_t)g * D, *VT = tr->VT + (size_t)g * D * Tm;
+    float *Of = a->of + (size_t)h * T * D, *Os = a->os + (size_t)h * T * D, *lf = a->lf + (size_t)h * T,
+          *ls = a->ls + (size_t)h * T;
+    mmv(tr, w->S, n, Q, QD, bq, D, K, KD, n); // S (bq, n) = Q_b K[0:n]^T
     for (int r = 0; r < bq; r++) {
-        const int64_t i = i0 + r;
-        const float *sr = tr->S + (size_t)r * nk;
-        float *pr = tr->P + (size_t)r * nk;
-        float l = lse[r];
-        if (!have_lse) {
-            float mx = -INFINITY;
-            for (int c = 0; c < nk; c++)
-                if (dv_attn_mask_visible(i, tr->kidx[c], 1, tr->sink, win) && sr[c] > mx) mx = sr[c];
-            double z = 0;
-            for (int c = 0; c < nk; c++)
-                if (dv_attn_mask_visible(i, tr->kidx[c], 1, tr->sink, win)) z += expf(tr->scale * (sr[c] - mx));
-            l = lse[r] = tr->scale * mx + (float)log(z);
+        int64_t lo[2], hi[2];
+        int nr = row_keys(tr, i0 + r, 0, lo, hi);
+        lf[i0 + r] = row_softmax(w->S + r * n, w->Pf + r * n, n, lo, hi, nr, tr->scale, 0, 0);
+        nr = row_keys(tr, i0 + r, 1, lo, hi);
+        ls[i0 + r] = row_softmax(w->S + r * n, w->Ps + r * n, n, lo, hi, nr, tr->scale, 0, 0);
+    }
+    mmv(tr, Of + i0 * D, D, w->Pf, n, bq, n, VT, Tm, D); // O_f = Pf V[0:n]
+    int64_t lo[2], hi[2]; // the block's streaming keys: the sink, the window
+    const int nr = dv_attn_mask_run(0, n, i0, n - 1, 1, tr->sink, tr->recent, lo, hi);
+    for (int k = 0; k < nr; k++) { // O_s = Ps V over those runs only
+        float *y = k ? w->tmp : Os + i0 * D;
+        mmv(tr, y, D, w->Ps + lo[k], n, bq, hi[k] - lo[k], VT + lo[k], Tm, D);
+        if (k) add_into(tr, Os + i0 * D, w->tmp, bq, D);
+    }
+    for (int r = 0; r < bq; r++)
+        for (int d = 0; d < D; d++) {
+            const int64_t t = i0 + r;
+            tr->att[t * QD + (int64_t)h * D + d] = al * Of[t * D + d] + (1 - al) * Os[t * D + d];
         }
-        for (int c = 0; c < nk; c++)
-            pr[c] = dv_attn_mask_visible(i, tr->kidx[c], 1, tr->sink, win) ? expf(tr->scale * sr[c] - l) : 0.0f;
+}
+
+// Backward of one work item for dO = tr->datt (the gradient of the mixed output): writes dq's rows of
+// the block for head h, adds the block's key / value gradients and d / d alpha to the thread's w.
+// With dO_f = al dO and dO_s = (1 - al) dO, each branch's softmax backward is
+//   dS = P (dO V^T - rowdot(dO_b, O_b)) scale; and both branches share the one score matrix, so
+//   dS = scale (al Pf (G - Df) + (1 - al) Ps (G - Ds)),  G = dO V^T, Df = rowdot(dO, O_f), Ds likewise,
+//   dQ = dS K, dK = dS^T Q, dV = (al Pf + (1 - al) Ps)^T dO, d / d alpha = sum (Df - Ds).
+static void item_bwd(trainer *tr, tr_ws *w, const tr_acts *a, int T, int h, int64_t i0, int bq, float al) {
+    const int D = tr->D, g = h / tr->grp;
+    const int64_t QD = (int64_t)tr->Hq * D, KD = (int64_t)tr->Hkv * D, n = i0 + bq, Tm = tr->T_max;
+    const float bl = 1 - al;
+    const float *Q = a->q + i0 * QD + (int64_t)h * D, *K = a->k + (int64_t)g * D, *V = a->v + (int64_t)g * D,
+                *KT = tr->KT + (size_t)g * D * Tm, *dO = tr->datt + i0 * QD + (int64_t)h * D,
+                *Of = a->of + ((size_t)h * T + i0) * D, *Os = a->os + ((size_t)h * T + i0) * D,
+                *lf = a->lf + (size_t)h * T, *ls = a->ls + (size_t)h * T;
+    mmv(tr, w->S, n, Q, QD, bq, D, K, KD, n); // S again; P from the saved log-sum-exps
+    for (int r = 0; r < bq; r++) {
+        int64_t lo[2], hi[2];
+        int nr;
+        if (al != 0) {
+            nr = row_keys(tr, i0 + r, 0, lo, hi);
+            row_softmax(w->S + r * n, w->Pf + r * n, n, lo, hi, nr, tr->scale, lf[i0 + r], 1);
+        }
+        if (bl != 0) {
+            nr = row_keys(tr, i0 + r, 1, lo, hi);
+            row_softmax(w->S + r * n, w->Ps + r * n, n, lo, hi, nr, tr->scale, ls[i0 + r], 1);
+        }
+    }
+    float *dS = w->S;
+    mmv(tr, dS, n, dO, QD, bq, D, V, KD, n); // G (bq, n) = dO V[0:n]^T, turned into dS in place
+    double ga = 0;
+    for (int r = 0; r < bq; r++) {
+        double df = 0, ds = 0;
+        for (int d = 0; d < D; d++) {
+            df += (double)dO[r * QD + d] * Of[r * D + d];
+            ds += (double)dO[r * QD + d] * Os[r * D + d];
+        }
+        ga += df - ds;
+        float *sr = dS + r * n;
+        const float *pf = w->Pf + r * n, *ps = w->Ps + r * n, cf = al * tr->scale, cs = bl * tr->scale;
+        if (bl == 0)
+            for (int64_t c = 0; c < n; c++) sr[c] = cf * pf[c] * (sr[c] - (float)df);
+        else if (al == 0)
+            for (int64_t c = 0; c < n; c++) sr[c] = cs * ps[c] * (sr[c] - (float)ds);
+        else
+            for (int64_t c = 0; c < n; c++) sr[c] = cf * pf[c] * (sr[c] - (float)df) + cs * ps[c] * (sr[c] - (float)ds);
+    }
+    w->ga[g] += ga;
+    mmv(tr, tr->dq + i0 * QD + (int64_t)h * D, QD, dS, n, bq, n, KT, Tm, D); // dQ_b = dS K[0:n]
+    float *dK = w->dK + (size_t)g * Tm * D, *dV = w->dV + (size_t)g * Tm * D;
+    transpose_v(w->Tt, bq, dS, n, bq, n);
+    transpose_v(w->QbT, bq, Q, QD, bq, D);
+    mmv(tr, w->tmp, D, w->Tt, bq, n, bq, w->QbT, bq, D); // dK[0:n] += dS^T Q_b
+    add_into(tr, dK, w->tmp, n, D);
+    for (int64_t r0 = 0; r0 < bq; r0 += 32) // Tt (n, bq) = (al Pf + (1 - al) Ps)^T
+        for (int64_t c0 = 0; c0 < n; c0 += 32)
+            for (int64_t r = r0; r < r0 + 32 && r < bq; r++)
+                for (int64_t c = c0; c < c0 + 32 && c < n; c++)
+                    w->Tt[c * bq + r] = (al != 0 ? al * w->Pf[r * n + c] : 0) + (bl != 0 ? bl * w->Ps[r * n + c] : 0);
+    transpose_v(w->dObT, bq, dO, QD, bq, D);
+    mmv(tr, w->tmp, D, w->Tt, bq, n, bq, w->dObT, bq, D); // dV[0:n] += P^T dO_b
+    add_into(tr, dV, w->tmp, n, D);
+}
+
+// The layer's keys or values (T, Hkv*D) transposed per KV head into dst (Hkv, D, T_max).
+static void kv_transpose(trainer *tr, float *dst, const float *src, int T) {
+    const int64_t KD = (int64_t)tr->Hkv * tr->D;
+    for (int g = 0; g < tr->Hkv; g++)
+        transpose_v(dst + (size_t)g * tr->D * tr->T_max, tr->T_max, src + (int64_t)g * tr->D, KD, T, tr->D);
+}
+
+// Both attention branches of every query head of layer l, forward (a->of, os, lf, ls and tr->att).
+static void attn_fwd(trainer *tr, int l, int T) {
+    const tr_acts *a = &tr->a[l];
+    kv_transpose(tr, tr->VT, a->v, T);
+    const int n_items = tr->Hq * ((T + TR_BQ - 1) / TR_BQ);
+#pragma omp parallel for schedule(static, 1)
+    for (int it = 0; it < n_items; it++) {
+        int h, bq;
+        int64_t i0;
+        work_item(tr, T, it, &h, &i0, &bq);
+        item_fwd(tr, &tr->ws[omp_get_thread_num()], a, T, h, i0, bq, tr->alpha[l * tr->Hkv + h / tr->grp]);
     }
 }
 
-// One attention branch of the gathered head (Qh, Kh, Vh (T, D)): O (T, D) and lse (T).
-static void attn_fwd(trainer *tr, int T, int streaming, float *O, float *lse) {
-    const int D = tr->D;
-    for (int64_t i0 = 0; i0 < T; i0 += TR_BQ) {
-        const int bq = T - i0 < TR_BQ ? (int)(T - i0) : TR_BQ, nk = block_keys(tr, i0, i0 + bq, streaming);
-        mm_f32(tr, tr->S, tr->Qh + i0 * D, bq, D, tr->Ks, nk); // S = Q Ks^T
-        block_softmax(tr, i0, bq, nk, streaming, lse + i0, 0);
-        mm_f32(tr, O + i0 * D, tr->P, bq, nk, tr->VsT, D);     // O = P Vs
-    }
-}
-
-// Its backward for dO (T, D) (the gate's share already applied), O and lse from the forward:
-// dQh, dKh, dVh (T, D) += the branch's gradients.
-static void attn_bwd(trainer *tr, int T, int streaming, const float *dO, const float *O, const float *lse) {
-    const int D = tr->D;
-    for (int64_t i0 = 0; i0 < T; i0 += TR_BQ) {
-        const int bq = T - i0 < TR_BQ ? (int)(T - i0) : TR_BQ, nk = block_keys(tr, i0, i0 + bq, streaming);
-        const float *q = tr->Qh + i0 * D, *dOb = dO + i0 * D, *Ob = O + i0 * D;
-        mm_f32(tr, tr->S, q, bq, D, tr->Ks, nk); // S again, P from the saved lse
-        block_softmax(tr, i0, bq, nk, streaming, (float *)lse + i0, 1);
-        mm_f32(tr, tr->dP, dOb, bq, D, tr->Vs, nk); // dP = dO Vs^T
-        for (int r = 0; r < bq; r++) { // dS = P (dP - rowdot(dO, O)) * scale (the scores' scale)
-            double di = 0;
-            for (int d = 0; d < D; d++) di += (double)dOb[r * D + d] * Ob[r * D + d];
-            float *ds = tr->dP + (size_t)r * nk;
-            const float *pr = tr->P + (size_t)r * nk;
-            for (int c = 0; c < nk; c++) ds[c] = pr[c] * (ds[c] - (float)di) * tr->scale;
+// Their backward from tr->datt: tr->dq (T, Hq*D), tr->dk, tr->dv (T, Hkv*D) and the gates' gradients;
+// only the gates' (d / d alpha = sum over rows of rowdot(dO, O_f - O_s)) for the first layer, below
+// which no gate sits.
+static void attn_bwd(trainer *tr, int l, int T) {
+    const tr_acts *a = &tr->a[l];
+    const int D = tr->D, Hkv = tr->Hkv, n_items = tr->Hq * ((T + TR_BQ - 1) / TR_BQ);
+    const size_t per = (size_t)Hkv * tr->T_max * D;
+    if (l == 0) {
+        const int64_t QD = (int64_t)tr->Hq * D;
+        for (int h = 0; h < tr->Hq; h++) {
+            double ga = 0;
+            for (int64_t t = 0; t < T; t++)
+                for (int d = 0; d < D; d++)
+                    ga += (double)tr->datt[t * QD + (int64_t)h * D + d] *
+                          (a->of[((size_t)h * T + t) * D + d] - a->os[((size_t)h * T + t) * D + d]);
+            tr->grad[h / tr->grp] += ga;
         }
-        mm_f32(tr, tr->tmp, tr->dP, bq, nk, tr->KsT, D); // dQ += dS Ks
-        for (int64_t e = 0; e < (int64_t)bq * D; e++) tr->dQh[i0 * D + e] += tr->tmp[e];
-        transpose(tr->QbT, q, bq, D);
-        transpose(tr->dObT, dOb, bq, D);
-        transpose(tr->St, tr->dP, bq, nk);
-        mm_f32(tr, tr->dKs, tr->St, nk, bq, tr->QbT, D); // dKs = dS^T Q
-        transpose(tr->St, tr->P, bq, nk);
-        mm_f32(tr, tr->dVs, tr->St, nk, bq, tr->dObT, D); // dVs = P^T dO
-        for (int c = 0; c < nk; c++) {
-            float *dk = tr->dKh + (size_t)tr->kidx[c] * D, *dv = tr->dVh + (size_t)tr->kidx[c] * D;
-            for (int d = 0; d < D; d++) dk[d] += tr->dKs[c * D + d], dv[d] += tr->dVs[c * D + d];
-        }
+        return;
     }
+    kv_transpose(tr, tr->KT, a->k, T);
+    for (int i = 0; i < tr->n_ws; i++) {
+        memset(tr->ws[i].dK, 0, per * sizeof(float));
+        memset(tr->ws[i].dV, 0, per * sizeof(float));
+        memset(tr->ws[i].ga, 0, (size_t)Hkv * sizeof(double));
+    }
+#pragma omp parallel for schedule(static, 1)
+    for (int it = 0; it < n_items; it++) {
+        int h, bq;
+        int64_t i0;
+        work_item(tr, T, it, &h, &i0, &bq);
+        item_bwd(tr, &tr->ws[omp_get_thread_num()], a, T, h, i0, bq, tr->alpha[l * Hkv + h / tr->grp]);
+    }
+    // the threads' shares, summed in thread order: with the static schedule a thread count gives the
+    // same split, so the same sums, on every run
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++)
+        for (int g = 0; g < Hkv; g++)
+            for (int d = 0; d < D; d++) {
+                float sk = 0, sv = 0;
+                for (int i = 0; i < tr->n_ws; i++) {
+                    const size_t o = ((size_t)g * tr->T_max + t) * D + d;
+                    sk += tr->ws[i].dK[o], sv += tr->ws[i].dV[o];
+                }
+                tr->dk[((size_t)t * Hkv + g) * D + d] = sk, tr->dv[((size_t)t * Hkv + g) * D + d] = sv;
+            }
+    for (int g = 0; g < Hkv; g++)
+        for (int i = 0; i < tr->n_ws; i++) tr->grad[l * Hkv + g] += tr->ws[i].ga[g];
 }
 
 static void rope_apply(trainer *tr, float *x, int T, int nh, const int32_t *pos) {
@@ -271,21 +400,7 @@ static void train_forward(trainer *tr, const int32_t *ids, int T) {
         }
         rope_apply(tr, a->q, T, Hq, tr->pos);
         rope_apply(tr, a->k, T, Hkv, tr->pos);
-        for (int g = 0; g < Hkv; g++) {
-            head_get(tr->Kh, a->k, T, Hkv, g, D);
-            head_get(tr->Vh, a->v, T, Hkv, g, D);
-            const float al = tr->alpha[l * Hkv + g];
-            for (int hh = 0; hh < tr->grp; hh++) {
-                const int h = g * tr->grp + hh;
-                float *of = a->of + (size_t)h * T * D, *os = a->os + (size_t)h * T * D;
-                head_get(tr->Qh, a->q, T, Hq, h, D);
-                attn_fwd(tr, T, 0, of, a->lf + (size_t)h * T);
-                attn_fwd(tr, T, 1, os, a->ls + (size_t)h * T);
-                for (int t = 0; t < T; t++)
-                    for (int d = 0; d < D; d++)
-                        tr->att[((size_t)t * Hq + h) * D + d] = al * of[t * D + d] + (1 - al) * os[t * D + d];
-            }
-        }
+        attn_fwd(tr, l, T);
         mm(tr, tr->xb, tr->att, T, (int64_t)Hq * D, &w->wo, &w->bo);
         add_into(tr, tr->x, tr->xb, T, H);
         memcpy(a->xm, tr->x, (size_t)T * H * sizeof(float));
@@ -312,6 +427,7 @@ static void train_backward(trainer *tr, const float *dh, int T) {
         const tr_wt *wt = &tr->wt[l];
         // ---- MLP: x = xm + (silu(g) u) Wd, g = xb Wg, u = xb Wu, xb = rms_norm(xm) ----
         mm(tr, tr->dgate, tr->dx, T, H, &wt->d, NULL); // d(silu(g) u)
+#pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < (int64_t)T * F; i++) {
             const float g = a->g[i], s = 1 / (1 + expf(-g)), da = tr->dgate[i];
             tr->dup[i] = da * g * s;
@@ -323,35 +439,8 @@ static void train_backward(trainer *tr, const float *dh, int T) {
         rms_norm_bwd(a->xm, &w->ffn_norm, tr->eps, T, H, tr->dxb, tr->dx, 1); // dx is now d xm
         // ---- attention: xm = x + att Wo, att = alpha full + (1 - alpha) streaming ----
         mm(tr, tr->datt, tr->dx, T, H, &wt->o, NULL);
-        memset(tr->dq, 0, (size_t)T * Hq * D * sizeof(float));
-        memset(tr->dk, 0, (size_t)T * Hkv * D * sizeof(float));
-        memset(tr->dv, 0, (size_t)T * Hkv * D * sizeof(float));
-        for (int g = 0; g < Hkv; g++) {
-            head_get(tr->Kh, a->k, T, Hkv, g, D);
-            head_get(tr->Vh, a->v, T, Hkv, g, D);
-            memset(tr->dKh, 0, (size_t)T * D * sizeof(float));
-            memset(tr->dVh, 0, (size_t)T * D * sizeof(float));
-            const float al = tr->alpha[l * Hkv + g];
-            double ga = 0;
-            for (int hh = 0; hh < tr->grp; hh++) {
-                const int h = g * tr->grp + hh;
-                const float *of = a->of + (size_t)h * T * D, *os = a->os + (size_t)h * T * D;
-                head_get(tr->dOh, tr->datt, T, Hq, h, D);
-                for (int64_t i = 0; i < (int64_t)T * D; i++) ga += (double)tr->dOh[i] * (of[i] - os[i]);
-                head_get(tr->Qh, a->q, T, Hq, h, D);
-                memset(tr->dQh, 0, (size_t)T * D * sizeof(float));
-                for (int br = 0; br < 2; br++) { // full, then streaming, each with its share of dO
-                    const float c = br ? 1 - al : al;
-                    if (c == 0) continue;
-                    for (int64_t i = 0; i < (int64_t)T * D; i++) tr->dOs[i] = c * tr->dOh[i];
-                    attn_bwd(tr, T, br, tr->dOs, br ? os : of, (br ? a->ls : a->lf) + (size_t)h * T);
-                }
-                head_add(tr->dq, tr->dQh, T, Hq, h, D);
-            }
-            tr->grad[l * Hkv + g] += ga;
-            head_add(tr->dk, tr->dKh, T, Hkv, g, D);
-            head_add(tr->dv, tr->dVh, T, Hkv, g, D);
-        }
+        attn_bwd(tr, l, T);
+        if (l == 0) break; // nothing below the first layer's gates needs a gradient
         // RoPE is a rotation: its transpose turns by the opposite angle
         rope_apply(tr, tr->dq, T, Hq, tr->npos);
         rope_apply(tr, tr->dk, T, Hkv, tr->npos);
@@ -383,17 +472,21 @@ static void trainer_free(trainer *tr) {
         dv_tensor *w[] = {&tr->wt[l].q, &tr->wt[l].k, &tr->wt[l].v, &tr->wt[l].o, &tr->wt[l].g, &tr->wt[l].u, &tr->wt[l].d};
         for (size_t i = 0; i < sizeof w / sizeof *w; i++) free(w[i]->data);
     }
-    float *bufs[] = {tr->x,  tr->xb,  tr->att, tr->gate, tr->dx,  tr->dxb, tr->datt, tr->dq,  tr->dk,  tr->dv,
-                     tr->dgate, tr->dup, tr->S, tr->P,   tr->dP,  tr->St,  tr->Qh,   tr->Kh,  tr->Vh,  tr->Ks,
-                     tr->Vs, tr->KsT, tr->VsT, tr->dKs, tr->dVs, tr->QbT, tr->dObT, tr->dOh, tr->dOs, tr->dQh,
-                     tr->dKh, tr->dVh, tr->tmp, tr->h, tr->dh, tr->alpha};
+    float *bufs[] = {tr->x,  tr->xb,  tr->att, tr->gate, tr->dx, tr->dxb, tr->datt, tr->dq, tr->dk,
+                     tr->dv, tr->dgate, tr->dup, tr->KT, tr->VT, tr->h, tr->dh, tr->alpha};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    for (int i = 0; tr->ws && i < tr->n_ws; i++) {
+        tr_ws *w = &tr->ws[i];
+        float *wb[] = {w->S, w->Pf, w->Ps, w->Tt, w->QbT, w->dObT, w->tmp, w->dK, w->dV};
+        for (size_t j = 0; j < sizeof wb / sizeof *wb; j++) free(wb[j]);
+        free(w->ga);
+    }
+    free(tr->ws);
     free(tr->a);
     free(tr->wt);
     free(tr->grad);
     free(tr->pos);
     free(tr->npos);
-    free(tr->kidx);
     free(tr);
 }
 
@@ -447,14 +540,18 @@ static int trainer_init(dv_llm *m, int T_max, int sink, int recent, trainer **ou
     if (!(tr->dk = malloc(T * KD * 4)) || !(tr->dv = malloc(T * KD * 4)) || !(tr->gate = malloc(T * F * 4)) ||
         !(tr->dgate = malloc(T * F * 4)) || !(tr->dup = malloc(T * F * 4)) || !(tr->alpha = malloc(NH * 4)))
         goto oom;
-    float **st[] = {&tr->S, &tr->P, &tr->dP, &tr->St, &tr->QbT, &tr->dObT};
-    for (size_t i = 0; i < sizeof st / sizeof *st; i++)
-        if (!(*st[i] = malloc(T * (TR_BQ > D ? TR_BQ : D) * 4))) goto oom;
-    if (!(tr->kidx = malloc(T * sizeof *tr->kidx))) goto oom;
-    float **sd[] = {&tr->Qh, &tr->Kh, &tr->Vh, &tr->Ks, &tr->Vs, &tr->KsT, &tr->VsT, &tr->dKs,
-                    &tr->dVs, &tr->dOh, &tr->dOs, &tr->dQh, &tr->dKh, &tr->dVh, &tr->tmp};
-    for (size_t i = 0; i < sizeof sd / sizeof *sd; i++)
-        if (!(*sd[i] = malloc(T * D * 4))) goto oom;
+    if (!(tr->KT = malloc(KD * T * 4)) || !(tr->VT = malloc(KD * T * 4))) goto oom;
+    tr->n_ws = omp_get_max_threads();
+    if (!(tr->ws = calloc((size_t)tr->n_ws, sizeof *tr->ws))) goto oom;
+    for (int i = 0; i < tr->n_ws; i++) {
+        tr_ws *w = &tr->ws[i];
+        const size_t BT = (size_t)TR_BQ * T;
+        if (!(w->S = malloc(BT * 4)) || !(w->Pf = malloc(BT * 4)) || !(w->Ps = malloc(BT * 4)) ||
+            !(w->Tt = malloc(BT * 4)) || !(w->QbT = malloc(D * TR_BQ * 4)) || !(w->dObT = malloc(D * TR_BQ * 4)) ||
+            !(w->tmp = malloc(T * D * 4)) || !(w->dK = malloc(KD * T * 4)) || !(w->dV = malloc(KD * T * 4)) ||
+            !(w->ga = malloc((size_t)tr->Hkv * sizeof *w->ga)))
+            goto oom;
+    }
     for (int t = 0; t < T_max; t++) tr->pos[t] = t, tr->npos[t] = -t;
     for (size_t i = 0; i < NH; i++) tr->alpha[i] = 1;
     *out = tr;
