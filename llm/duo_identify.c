@@ -26,8 +26,8 @@ static const char *const ordinals[10] = {"first", "second", "third",   "fourth",
 
 dv_duo_id_params dv_duo_id_default_params(void) {
     dv_duo_id_params p = {.method = DV_DUO_ID_ABLATION, .n_samples = 2, .length = 1024, .n_passkeys = 4,
-                          .passkey_words = 8, .sink = 64, .recent = 256, .stride = 4, .steps = 64, .lr = 0.05, .reg = 0.05,
-                          .seed = 1, .filler_path = NULL};
+                          .passkey_words = 8, .sink = 64, .recent = 256, .stride = 4, .steps = 128, .lr = 0.05, .reg = 0.05,
+                          .supervise_all = 1, .seed = 1, .filler_path = NULL};
     return p;
 }
 

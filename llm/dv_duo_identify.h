@@ -50,10 +50,10 @@ typedef struct dv_duo_id_params {
     int passkey_words;  // NATO words per passkey (default 8)
     int sink, recent;   // the streaming window the scores assume (default 64, 256)
     int stride;         // deviation: score every stride-th query past the window, and every answer (default 4)
-    int steps;          // gates: training steps, one fresh sample each (default 64)
+    int steps;          // gates: training steps, one fresh sample each (default 128)
     double lr, reg;     // gates: AdamW learning rate (default 0.05), weight of the mean gate (default 0.05)
-    int supervise_all;  // gates: 0 = the answers' hidden states (the reference); 1 = and, equally weighted,
-                        // every position past the streaming window
+    int supervise_all;  // gates: 0 = the answers' hidden states (the reference); 1 (default) = and, equally
+                        // weighted, every position past the streaming window (made the shipped pattern)
     uint64_t seed;
     const char *filler_path; // the filler text (required; duovid ships assets/text/filler.txt)
 } dv_duo_id_params;

@@ -138,6 +138,7 @@ static void planted(dv_backend *be, dv_tokenizer *tok, const dv_duo_id_params *b
     double gates[8];
     p.method = DV_DUO_ID_GATES;
     p.steps = 40;
+    p.supervise_all = 0; // the reference's loss: the answers only
     // the planted heads write small updates (Wo ~ 0.03), so the distillation loss is ~1e-4 of a
     // real model's: the push toward streaming is scaled with it (--reg is relative to that loss)
     p.reg = 3e-5;
