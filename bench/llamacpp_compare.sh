@@ -4,7 +4,8 @@
 #
 # llama.cpp is built from the PyPI llama-cpp-python source distribution (its vendored llama.cpp) in a
 # cache folder outside the repository: pip downloads the sdist, cmake builds only llama-bench with
-# GGML_NATIVE=OFF and the host's AVX/AVX2/FMA/F16C (AVX-512 only where the CPU has it, never AMX), -j2.
+# GGML_NATIVE=OFF and the host's AVX/AVX2/FMA/F16C (AVX-512 and its VBMI, VNNI and BF16 extensions
+# only where the CPU has them, never AMX), -j2.
 # Never run in CI (it refuses when $CI is set). The checkpoint is `duovid synth-model --shape 100m`
 # (12 layers, hidden 768, GQA 12/4, head dim 64, bf16), converted to a bf16 (or, --gguf-type f16, f16)
 # GGUF by bench/synth_to_gguf.py. Runs, each decoding --gen tokens after --ctx tokens of context:
@@ -15,6 +16,7 @@
 #   - duovid: bench llm --fill CTX (the KV cache filled with random rows, no model run: decode reads
 #     the same bytes whatever their values) with bf16 KV, q8 KV, and bf16 KV at DuoAttention sparsity 0.5.
 # usage: bench/llamacpp_compare.sh [--ctx N] [--threads N] [--gen N] [--gguf-type bf16|f16] [--cache-dir DIR] [--duovid BIN]
+#        [--build-only]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -36,6 +38,7 @@ same threads and prints a markdown table (duovid bf16 / q8 / sparsity 0.5 vs lla
                    must be outside the repository)
   --duovid BIN     the duovid binary (default build/duovid)
   --version V      llama-cpp-python version to build (default 0.3.36)
+  --build-only     only download and build llama-bench (e.g. while the machine is busy), then exit
   -h, --help       this help
 Environment: PYTHON (default /work/venv/bin/python, else python3) runs pip and bench/synth_to_gguf.py.
 EOF
@@ -44,12 +47,13 @@ EOF
 die() { echo "llamacpp_compare: $*" >&2; exit 1; }
 posint() { [[ $2 =~ ^[1-9][0-9]{0,7}$ ]] || die "$1 wants a positive integer, got '$2'"; }
 
-ctx=16384 threads=$(nproc) gen=16 version=0.3.36 gtype=bf16
+ctx=16384 threads=$(nproc) gen=16 version=0.3.36 gtype=bf16 build_only=0
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/duovid/llamacpp
 bin=$repo/build/duovid
 while [ $# -gt 0 ]; do
     case $1 in
     -h | --help) usage; exit 0 ;;
+    --build-only) build_only=1; shift; continue ;;
     --ctx | --threads | --gen | --gguf-type | --cache-dir | --duovid | --version)
         [ $# -ge 2 ] || die "$1 needs a value"
         case $1 in
@@ -88,16 +92,26 @@ has() { grep -qw "$1" /proc/cpuinfo; }
 onoff() { if has "$1"; then echo ON; else echo OFF; fi; }
 avx512=OFF
 has avx512f && has avx512bw && has avx512vl && avx512=ON
-bdir=$cache/build-$version
+# AVX-512 extensions only with AVX-512 itself (ggml's BF16 path turns bf16 weights into native dot products)
+ext() { if [ "$avx512" = ON ] && has "$1"; then echo ON; else echo OFF; fi; }
+isa_flags="-DGGML_AVX=$(onoff avx) -DGGML_AVX2=$(onoff avx2) -DGGML_FMA=$(onoff fma) -DGGML_F16C=$(onoff f16c)
+ -DGGML_BMI2=$(onoff bmi2) -DGGML_AVX512=$avx512 -DGGML_AVX512_VBMI=$(ext avx512vbmi)
+ -DGGML_AVX512_VNNI=$(ext avx512_vnni) -DGGML_AVX512_BF16=$(ext avx512_bf16)"
+# one build folder per version and instruction-set choice (a VM that moved hosts gets its own)
+bdir=$cache/build-$version-$(echo "$isa_flags" | cksum | cut -d' ' -f1)
 lb=$bdir/bin/llama-bench
 if [ ! -x "$lb" ]; then
     echo "llamacpp_compare: building llama-bench in $bdir (this takes a while on 2 cores)" >&2
+    # shellcheck disable=SC2086 # isa_flags: one word per flag
     cmake -S "$src" -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF \
-        -DGGML_AVX="$(onoff avx)" -DGGML_AVX2="$(onoff avx2)" -DGGML_FMA="$(onoff fma)" -DGGML_F16C="$(onoff f16c)" \
-        -DGGML_BMI2="$(onoff bmi2)" -DGGML_AVX512="$avx512" -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
+        $isa_flags -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
         -DLLAMA_BUILD_TOOLS=ON -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF >&2 || die "cmake configure of llama.cpp failed"
     cmake --build "$bdir" --target llama-bench -j2 >&2 || die "llama-bench build failed"
+fi
+if [ "$build_only" = 1 ]; then
+    echo "llamacpp_compare: llama-bench is $lb" >&2
+    exit 0
 fi
 
 # ---- the same checkpoint for both ----

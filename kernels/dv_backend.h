@@ -259,10 +259,11 @@ struct dv_backend {
 // CPU backend with n_threads worker threads (<= 0: one per core). NULL on failure (message set).
 dv_backend *dv_backend_cpu_init(int n_threads);
 // The instruction set the CPU attention kernels run with, chosen once at run time from what the CPU
-// supports: "avx512" (F, BW, VL, DQ), else "avx2" (with FMA and F16C), else "generic" (the build's
-// target; portable with DUOVID_NATIVE=OFF). $DUOVID_CPU_ISA names one to use instead (ignored when
-// the CPU lacks it). dv_backend_cpu_set_isa: 0, or -1 when this CPU cannot run `name` (tests run
-// every available one).
+// supports: "avx512bf16" (AVX-512 with BF16: bf16 K/V rows, and bf16 weights in the single-row
+// matmul, read by bf16 dot products against the other operand split into bf16 terms), else "avx512"
+// (F, BW, VL, DQ), else "avx2" (with FMA and F16C), else "generic" (the build's target; portable
+// with DUOVID_NATIVE=OFF). $DUOVID_CPU_ISA names one to use instead (ignored when the CPU lacks it).
+// dv_backend_cpu_set_isa: 0, or -1 when this CPU cannot run `name` (tests run every available one).
 const char *dv_backend_cpu_isa(void);
 int dv_backend_cpu_set_isa(const char *name);
 // 1 when the CPU attention kernels, with the instruction set chosen, score cached keys of type kt

@@ -73,6 +73,10 @@ static void test_matmul(void) {
             matmul_case(ref_backends[bi], wdts[di], DV_DTYPE_F32, 4, 4099, 40, 0, 5, 0);
             matmul_case(ref_backends[bi], wdts[di], DV_DTYPE_F32, 17, 1000, 600, 1, 0, 0);
             matmul_case(ref_backends[bi], wdts[di], DV_DTYPE_F32, 33, 2048, 200, 0, 0, 7);
+            // one row, K a multiple of 32: bf16 weights take bf16 dot products under "avx512bf16"
+            // (rows in chunks of 16, 4 at a time: the tails; K % 64 == 32: the odd chunk)
+            matmul_case(ref_backends[bi], wdts[di], DV_DTYPE_BF16, 1, 768, 301, 1, 0, 0);
+            matmul_case(ref_backends[bi], wdts[di], DV_DTYPE_F32, 1, 96, 7, 0, 3, 0);
         }
 }
 
@@ -432,7 +436,15 @@ static void test_convert(void) {
 
 int main(void) {
     if (ref_backends_init()) return 1;
+    // the matmul with the CPU's own instruction set (its vector loops: target_clones), then, where
+    // the CPU has AVX-512 BF16, again with the single-row bf16 dot products off ("avx512")
     test_matmul();
+    if (!strcmp(dv_backend_cpu_isa(), "avx512bf16") && !dv_backend_cpu_set_isa("avx512")) {
+        test_matmul();
+        dv_backend_cpu_set_isa("avx512bf16");
+    } else {
+        printf("SKIP matmul with bf16 dot products: this CPU lacks AVX-512 BF16\n");
+    }
     test_norms();
     test_elementwise();
     test_embed();

@@ -10,6 +10,7 @@
 #include "kernels/cpu/cpu_ops.h"
 
 #include "core/dv_error.h"
+#include "kernels/cpu/bf16_split.h"
 #include "kernels/dv_attn_mask.h"
 
 #include <math.h>
@@ -20,8 +21,9 @@
 
 size_t dv_cpu_attn_ws_floats(int64_t D) {
     const size_t Dp = (size_t)dv_cpu_attn_dpad(D);
-    // q, acc, s, tile, then q16 (int16: half a float per element)
-    return (size_t)DV_ATT_MAXQ * (2 * Dp + DV_ATT_KB) + (size_t)DV_ATT_KB * Dp + (size_t)DV_ATT_MAXQ * Dp / 2;
+    // q, acc, s, tile, then q16 (int16: half a float per element), qbf and wbf (two bf16 halves each)
+    return (size_t)DV_ATT_MAXQ * (2 * Dp + DV_ATT_KB) + (size_t)DV_ATT_KB * Dp + (size_t)DV_ATT_MAXQ * Dp / 2 +
+           (size_t)DV_ATT_MAXQ * (Dp + DV_ATT_KB);
 }
 
 void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
@@ -36,6 +38,9 @@ void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
     a->tile = a->s + (size_t)DV_ATT_MAXQ * DV_ATT_KB;
     a->q16 = (int16_t *)(a->tile + (size_t)DV_ATT_KB * (size_t)Dp);
     a->q16_ready = 0;
+    a->qbf = (uint16_t *)(a->q16 + (size_t)DV_ATT_MAXQ * (size_t)Dp);
+    a->wbf = a->qbf + 2 * (size_t)DV_ATT_MAXQ * (size_t)Dp;
+    a->qbf_ready = 0;
     memset(a->acc, 0, (size_t)nq * (size_t)Dp * sizeof(float));
     for (int i = 0; i < nq; i++) {
         a->m[i] = -INFINITY;
@@ -75,6 +80,16 @@ void dv_cpu_attn_begin(dv_cpu_attn *a, float *ws, int nq, int64_t D) {
 #undef DV_VW
 #undef DV_ISA
 #pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")
+#define DV_ISA avx512bf16
+#define DV_VW 16
+#define DV_ATT_BF16DP 1
+#include "kernels/cpu/attn_simd.inc"
+#undef DV_ATT_BF16DP
+#undef DV_VW
+#undef DV_ISA
+#pragma GCC pop_options
 #endif
 
 typedef void (*attend_rows_fn)(dv_cpu_attn *a, const dv_cpu_kv_run *run, int64_t r0, int64_t r1,
@@ -88,6 +103,7 @@ static const attn_isa isas[] = {
 #ifdef DV_ATTN_X86
     {"avx2", attend_rows_avx2},
     {"avx512", attend_rows_avx512},
+    {"avx512bf16", attend_rows_avx512bf16},
 #endif
 };
 static int isa_chosen = -1; // index into isas; set once (first use) or by dv_backend_cpu_set_isa
@@ -100,6 +116,7 @@ static int isa_supported(int i) {
     if (!strcmp(isas[i].name, "avx512"))
         return isa_supported(1) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    if (!strcmp(isas[i].name, "avx512bf16")) return isa_supported(2) && __builtin_cpu_supports("avx512bf16");
 #endif
     return i == 0;
 }
@@ -127,6 +144,8 @@ static const attn_isa *isa_get(void) {
 }
 
 const char *dv_backend_cpu_isa(void) { return isa_get()->name; }
+
+int dv_cpu_bf16dp(void) { return !strcmp(isa_get()->name, "avx512bf16"); }
 
 int dv_backend_cpu_attn_q16(dv_kv_type kt, int64_t D) { return strcmp(isa_get()->name, "generic") && DV_ATT_Q8I(kt, D); }
 

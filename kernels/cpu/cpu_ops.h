@@ -93,6 +93,12 @@ static inline int64_t dv_cpu_attn_dpad(int64_t D) { return (D + 15) & ~(int64_t)
 // (attn_rows.inc) always scores in F32. D <= DV_ATT_Q8I_MAXD keeps the integer dot within int32.
 #define DV_ATT_Q8I_MAXD 512
 #define DV_ATT_Q8I(kt, D) ((kt) == DV_KV_Q8 && (D) % 32 == 0 && (D) <= DV_ATT_Q8I_MAXD)
+// 1 when the instruction set chosen (dv_backend_cpu_isa) is "avx512bf16": the attention step loop
+// and the single-row bf16 matmul then use bf16 dot products (attn_simd.inc, matmul.c).
+int dv_cpu_bf16dp(void);
+// The AVX-512 BF16 step loop reads rows of type kt (keys or values) in bf16 dot products, without
+// decoding them to F32, when this holds (D <= DV_ATT_Q8I_MAXD: the shared zero row's size).
+#define DV_ATT_BFDP(t, D) ((t) == DV_KV_BF16 && (D) % 32 == 0 && (D) <= DV_ATT_Q8I_MAXD)
 
 typedef struct dv_cpu_kv_run dv_cpu_kv_run;
 
@@ -107,6 +113,10 @@ typedef struct dv_cpu_attn {
     int16_t *q16;               // (nq, Dp) q as int16 with a scale per query, q ~ q16 * q16_scale
     float q16_scale[DV_ATT_MAXQ]; // (workspace): the AVX2 step loop scores q8 keys in integers; set
     int q16_ready;              // at the block's first q8 run, cleared by dv_cpu_attn_begin
+    uint16_t *qbf;              // (2, DV_ATT_MAXQ, Dp) q as bf16 halves, q ~ hi + lo (workspace; the
+    int qbf_ready;              // AVX-512 BF16 loop, at the block's first bf16 key run)
+    uint16_t *wbf;              // (nq, DV_ATT_KB / 2, 2, 2) a step's weights as bf16 halves: per query and
+                                // key pair, the pair's two hi halves, then its two lo halves (workspace)
     float m[DV_ATT_MAXQ];       // running max score per query
     float l[DV_ATT_MAXQ];       // running sum of exp(s - m) per query
     int64_t pos[DV_ATT_MAXQ];   // absolute position per query

@@ -10,6 +10,7 @@
 #include "kernels/cpu/cpu_ops.h"
 
 #include "core/dv_error.h"
+#include "kernels/cpu/bf16_split.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -117,6 +118,64 @@ DV_CPU_CLONES static void gemv(dv_backend *be, dv_tensor *y, const dv_tensor *x,
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// One x row against bf16 weights with AVX-512 BF16 dot products (vdpbf16ps: 32 bf16 products summed
+// pairwise into 16 F32 lanes, each product exact), the weights read as stored: x is split once into
+// three bf16 terms (bf16_split.h: |x - sum| <= 2^-27 |x|, so the sums are as F32's), three
+// instructions per 32 weights where widening them costs six. Used when the CPU attention's
+// instruction set is "avx512bf16" (dv_cpu_bf16dp), for K a multiple of 32.
+#define DV_XT 3 // bf16 terms of x
+
+// y[r] = the weight row at w0 + r * ws bytes . x (xt: DV_XT rows of K bf16), r < NR
+DV_BF16_SPLIT_TARGET static inline __attribute__((always_inline)) void gemv_bfdp_rows(
+    float *restrict y, const char *w0, size_t ws, const uint16_t *xt, int64_t K, const int NR) {
+    __m512 acc[4][2]; // [row][even / odd 32-wide chunk]: independent chains cover the instruction's latency
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t k0 = 0; k0 < K; k0 += 64)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const int64_t k = k0 + 32 * h;
+            if (k >= K) break; // K % 64 == 32: the last chunk alone
+            __m512bh xv[DV_XT];
+#pragma GCC unroll 3
+            for (int t = 0; t < DV_XT; t++) xv[t] = (__m512bh)_mm512_loadu_si512(xt + t * K + k);
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) {
+                const __m512bh wv = (__m512bh)_mm512_loadu_si512((const uint16_t *)(w0 + r * ws) + k);
+                // smallest term first: the large one lands on a sum that already holds the small ones
+                acc[r][h] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r][h], xv[2], wv), xv[1], wv), xv[0], wv);
+            }
+        }
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+}
+
+DV_BF16_SPLIT_TARGET static void gemv_bfdp(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w,
+                                           const dv_tensor *bias, int64_t N, int64_t K) {
+    dv_cpu_ctx *c = be->ctx;
+    // (DV_XT, K) bf16 terms of x (K / 2 floats each)
+    uint16_t *xt = (uint16_t *)dv_cpu_grow(&c->mm_scratch, &c->mm_scratch_cap, (size_t)(DV_XT * K + 1) / 2);
+    const float *xr = dv_cpu_row(x, 0);
+    for (int64_t k = 0; k < K; k += 16) {
+        __m256i t[DV_XT];
+        dv_bf16_split3(_mm512_loadu_ps(xr + k), &t[0], &t[1], &t[2]);
+        for (int i = 0; i < DV_XT; i++) _mm256_storeu_si256((__m256i *)(xt + i * K + k), t[i]);
+    }
+    float *yr = dv_cpu_row(y, 0);
+    const int64_t n_chunks = (N + DV_GEMV_ROWS - 1) / DV_GEMV_ROWS;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(DV_CPU_NT(be))
+    for (int64_t ch = 0; ch < n_chunks; ch++) {
+        const int64_t n1 = (ch + 1) * DV_GEMV_ROWS < N ? (ch + 1) * DV_GEMV_ROWS : N;
+        int64_t n = ch * DV_GEMV_ROWS;
+        for (; n + 4 <= n1; n += 4) gemv_bfdp_rows(yr + n, (const char *)w->data + (size_t)n * w->nb[0], w->nb[0], xt, K, 4);
+        for (; n < n1; n++) gemv_bfdp_rows(yr + n, (const char *)w->data + (size_t)n * w->nb[0], w->nb[0], xt, K, 1);
+        if (bias)
+            for (int64_t j = ch * DV_GEMV_ROWS; j < n1; j++) yr[j] += bias_at(bias, j);
+    }
+}
+#endif
+
 // ---- prefill path: per-thread tiles of N, single-threaded sgemm each ----
 
 static void gemm_tiles(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_tensor *w, const dv_tensor *bias,
@@ -174,6 +233,12 @@ void dv_cpu_matmul(dv_backend *be, dv_tensor *y, const dv_tensor *x, const dv_te
     DV_ASSERT(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX && x->nb[0] / 4 < INT32_MAX && y->nb[0] / 4 < INT32_MAX);
     DV_ASSERT(!bias || (dv_cpu_is_float(bias->dtype) && dv_tensor_nelem(bias) == N));
     if (M == 0 || N == 0) return;
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    if (M == 1 && w->dtype == DV_DTYPE_BF16 && K % 32 == 0 && dv_cpu_bf16dp()) {
+        gemv_bfdp(be, y, x, w, bias, N, K);
+        return;
+    }
+#endif
     if (M <= DV_GEMV_MAX_M)
         gemv(be, y, x, w, bias, M, N, K);
     else
