@@ -99,6 +99,8 @@ int dv_cpu_bf16dp(void);
 // The AVX-512 BF16 step loop reads rows of type kt (keys or values) in bf16 dot products, without
 // decoding them to F32, when this holds (D <= DV_ATT_Q8I_MAXD: the shared zero row's size).
 #define DV_ATT_BFDP(t, D) ((t) == DV_KV_BF16 && (D) % 32 == 0 && (D) <= DV_ATT_Q8I_MAXD)
+// ... and value rows of type t so, q8 too (their int8 are bf16 exactly; the scale goes to the weights).
+#define DV_ATT_BFDP_V(t, D) (((t) == DV_KV_BF16 || (t) == DV_KV_Q8) && (D) % 32 == 0 && (D) <= DV_ATT_Q8I_MAXD)
 
 typedef struct dv_cpu_kv_run dv_cpu_kv_run;
 
