@@ -13,8 +13,9 @@ trap 'rm -rf "$tmp"' EXIT
 bin=$repo/bench/llamacpp_compare.sh
 
 "$bin" --help >"$tmp/h" 2>&1
-[ $? = 0 ] && grep -q -- "--ctx N" "$tmp/h" && grep -q -- "--cache-dir DIR" "$tmp/h" && grep -q -- "--threads N" "$tmp/h"
-check "--help lists --ctx, --threads, --cache-dir" $?
+[ $? = 0 ] && grep -q -- "--ctx N" "$tmp/h" && grep -q -- "--cache-dir DIR" "$tmp/h" && grep -q -- "--threads N" "$tmp/h" &&
+    grep -q -- "--build-only" "$tmp/h"
+check "--help lists --ctx, --threads, --cache-dir, --build-only" $?
 one_error "--ctx abc" "--ctx wants a positive integer" -- --ctx abc --duovid "$duovid"
 one_error "--ctx 10 (too small)" "--ctx must be in" -- --ctx 10 --duovid "$duovid"
 one_error "--threads 0" "--threads wants a positive integer" -- --threads 0 --duovid "$duovid"
