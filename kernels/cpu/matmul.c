@@ -3,7 +3,8 @@
 // One thread pool: our OpenMP threads split the output columns N and OpenBLAS runs single-threaded
 // inside them (cpu_backend.c). Half-precision weights are never converted whole:
 //  - few rows (decode, M <= DV_GEMV_MAX_M): a dot-product kernel reads each weight row once, in its
-//    file dtype, converting on the fly (decode is memory-bound: bytes of weights are the cost);
+//    file dtype, converting on the fly (decode is memory-bound: bytes of weights are the cost); one
+//    row against bf16 weights on an AVX-512 BF16 CPU: bf16 dot products, no conversion (gemv_bfdp);
 //  - many rows (prefill, ViT): each thread converts a tile of DV_TILE_N weight rows into its slice of
 //    the backend's scratch and multiplies it with cblas_sgemm, so the conversion is amortized over M.
 // x and y rows may be strided (nb[0]); elements within a row are contiguous.
