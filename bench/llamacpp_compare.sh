@@ -127,8 +127,10 @@ t0=$(date -u '+%Y-%m-%d %H:%M')
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 rows=()
-# duovid first: llama.cpp's q8_0 row prefills for minutes at full load, and duovid's rows run after it
-# decoded at ~0.55x their speed on a 2-core VM (39 and 34 tok/s at 16K against 57-69 by themselves)
+# duovid first (its rows take seconds; llama.cpp's q8_0 row prefills for minutes at full load).
+# `bench llm` times decode after one untimed step, as llama-bench warms up: without it, the first
+# step's page faults on the mapped weights (from disk when the page cache was cold) cost a 16-step
+# run at 16K up to half its speed (31-47 tok/s against 73).
 for cfg in "bf16 0" "q8 0" "bf16 0.5"; do
     set -- $cfg
     echo "llamacpp_compare: duovid, $1 KV, sparsity $2, $ctx context" >&2
